@@ -1,0 +1,83 @@
+//! Building guest components: the `wasm32-wasip2` target check and the cargo call.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+pub const TARGET: &str = "wasm32-wasip2";
+
+/// A component crate in the components workspace.
+#[derive(Debug, Clone)]
+pub struct ComponentCrate {
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+impl ComponentCrate {
+    pub fn wasm(&self, workspace: &Path) -> PathBuf {
+        workspace.join("target").join(TARGET).join("release").join(format!("{}.wasm", self.name.replace('-', "_")))
+    }
+}
+
+/// Make sure the guest target is installed, adding it with rustup if it is not.
+pub fn ensure_target() -> anyhow::Result<()> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("running `rustup target list --installed` (is rustup installed?)")?;
+    if String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.trim() == TARGET) {
+        return Ok(());
+    }
+    eprintln!("oberon: the {TARGET} target is missing; adding it with `rustup target add {TARGET}`");
+    let status = Command::new("rustup").args(["target", "add", TARGET]).status().context("running rustup")?;
+    if !status.success() {
+        bail!("`rustup target add {TARGET}` failed; components cannot be built without it");
+    }
+    Ok(())
+}
+
+/// The crates under `<workspace>/examples`.
+pub fn example_crates(workspace: &Path) -> anyhow::Result<Vec<ComponentCrate>> {
+    let dir = workspace.join("examples");
+    let mut crates = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        let manifest = path.join("Cargo.toml");
+        if !manifest.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&manifest)?;
+        let name = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name").map(|r| r.trim_start_matches([' ', '=']).trim().trim_matches('"').to_string()))
+            .with_context(|| format!("{}: no package name", manifest.display()))?;
+        crates.push(ComponentCrate { name, dir: path });
+    }
+    crates.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(crates)
+}
+
+/// `cargo build --release --target wasm32-wasip2` for `crates`.
+pub fn build(workspace: &Path, crates: &[ComponentCrate]) -> anyhow::Result<()> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace).args(["build", "--release", "--target", TARGET]);
+    for c in crates {
+        cmd.args(["-p", &c.name]);
+    }
+    let status = cmd.status().context("running cargo")?;
+    if !status.success() {
+        bail!("building the components failed (see cargo's output above)");
+    }
+    Ok(())
+}
+
+/// Install every crate's built component into `dest` (atomically, per component).
+pub fn install_all(workspace: &Path, crates: &[ComponentCrate], dest: &Path) -> anyhow::Result<()> {
+    for c in crates {
+        let wasm = c.wasm(workspace);
+        oberon_renderer::registry::install(dest, &c.name, &wasm, Some(&c.dir.join("assets")))
+            .with_context(|| format!("installing {} from {}", c.name, wasm.display()))?;
+    }
+    Ok(())
+}

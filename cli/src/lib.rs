@@ -1,0 +1,5 @@
+//! The `oberon` command's implementation, as a library so tests can drive it.
+
+pub mod build;
+pub mod dev;
+pub mod fixture_bff;

@@ -1,0 +1,25 @@
+//! `oberon`: the platform's command line. Parses flags and calls into [`oberon_cli`].
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "oberon", version, about = "Oberon: micro-frontends composed at the edge from WebAssembly components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the example components and serve the demo site locally, rebuilding
+    /// components when their sources change.
+    Dev(oberon_cli::dev::DevArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    oberon_renderer::init_tracing();
+    match Cli::parse().command {
+        Command::Dev(args) => oberon_cli::dev::run(args).await,
+    }
+}

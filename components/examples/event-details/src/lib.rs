@@ -1,0 +1,139 @@
+//! `event-details` (team events): the event's name, place, date and description.
+//!
+//! Subscribes `event` (the page's data source). Public. Assets: `event-details.css`.
+
+use oberon_sdk::{Component, Context, Fragment, HeadEntry, Metadata, Props, bus, html};
+use serde::Deserialize;
+
+/// The part of the `event` topic this component reads.
+#[derive(Deserialize)]
+struct Event {
+    name: String,
+    venue: String,
+    city: String,
+    starts_at: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    image: Option<String>,
+}
+
+struct EventDetails;
+
+impl Component for EventDetails {
+    fn describe() -> Metadata {
+        Metadata::new("event-details")
+            .subscribes(["event"])
+            .assets(["event-details.css"])
+    }
+
+    fn render(_ctx: &Context, _props: Props) -> Result<Fragment, String> {
+        let Some(event) = bus::get::<Event>("event") else {
+            return Ok(Fragment::html(
+                r#"<section class="event-details event-details--unavailable"><p>Event details are unavailable right now.</p></section>"#,
+            ));
+        };
+        let name = html::escape(&event.name);
+        let image = event
+            .image
+            .as_deref()
+            .map(|src| {
+                format!(
+                    r#"<img class="event-image" src="{}" alt="{name}">"#,
+                    html::escape(src)
+                )
+            })
+            .unwrap_or_default();
+        let html = format!(
+            concat!(
+                r#"<section class="event-details">"#,
+                "{image}",
+                "<h1>{name}</h1>",
+                r#"<p class="event-place">{venue}, {city}</p>"#,
+                r#"<p class="event-date"><time datetime="{datetime}">{date}</time></p>"#,
+                r#"<div class="event-description"><p>{description}</p></div>"#,
+                "</section>"
+            ),
+            image = image,
+            name = name,
+            venue = html::escape(&event.venue),
+            city = html::escape(&event.city),
+            datetime = html::escape(&event.starts_at),
+            date = html::escape(&format_date(&event.starts_at)),
+            description = html::escape(&event.description),
+        );
+        Ok(Fragment::html(html)
+            .with_head(HeadEntry::title(format!("{} · Oberon Tickets", event.name)))
+            .with_head(HeadEntry::meta_name("description", summary(&event))))
+    }
+}
+
+/// `2026-12-05T20:00:00Z` → `5 December 2026, 20:00 UTC`; anything else as is.
+fn format_date(starts_at: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let parsed = (|| {
+        let (date, time) = starts_at.split_once('T')?;
+        let mut parts = date.splitn(3, '-');
+        let year = parts.next()?;
+        let month: usize = parts.next()?.parse().ok()?;
+        let day: u32 = parts.next()?.parse().ok()?;
+        let month = MONTHS.get(month.checked_sub(1)?)?;
+        let hhmm = time.get(..5)?;
+        let zone = if time.ends_with('Z') { " UTC" } else { "" };
+        Some(format!("{day} {month} {year}, {hhmm}{zone}"))
+    })();
+    parsed.unwrap_or_else(|| starts_at.to_string())
+}
+
+/// The meta description: the event's own description, or its place and date.
+fn summary(event: &Event) -> String {
+    let text = event.description.trim();
+    if text.is_empty() {
+        format!(
+            "{} at {}, {} on {}",
+            event.name,
+            event.venue,
+            event.city,
+            format_date(&event.starts_at)
+        )
+    } else if text.chars().count() > 160 {
+        let cut: String = text.chars().take(157).collect();
+        format!("{}...", cut.trim_end())
+    } else {
+        text.to_string()
+    }
+}
+
+oberon_sdk::export_component!(EventDetails);
+
+#[cfg(test)]
+mod tests {
+    use super::format_date;
+
+    #[test]
+    fn formats_dates() {
+        assert_eq!(
+            format_date("2026-12-05T20:00:00Z"),
+            "5 December 2026, 20:00 UTC"
+        );
+        assert_eq!(
+            format_date("2026-01-15T09:30:00+01:00"),
+            "15 January 2026, 09:30"
+        );
+        assert_eq!(format_date("soon"), "soon");
+        assert_eq!(format_date("2026-13-05T20:00:00Z"), "2026-13-05T20:00:00Z");
+    }
+}

@@ -1,0 +1,22 @@
+//! `site-footer` (team platform): a static footer. No topics, public.
+
+use oberon_sdk::{Component, Context, Fragment, Metadata, Props};
+
+struct SiteFooter;
+
+impl Component for SiteFooter {
+    fn describe() -> Metadata {
+        Metadata::new("site-footer")
+    }
+
+    fn render(_ctx: &Context, _props: Props) -> Result<Fragment, String> {
+        Ok(Fragment::html(concat!(
+            r#"<footer class="site-footer">"#,
+            r#"<nav><a href="/">Home</a> · <a href="/checkout">Checkout</a> · <a href="/help">Help</a></nav>"#,
+            "<p>© Oberon Tickets · Rendered by Oberon components</p>",
+            "</footer>"
+        )))
+    }
+}
+
+oberon_sdk::export_component!(SiteFooter);

@@ -1,0 +1,68 @@
+//! `misbehave`: a component that misbehaves on request, for the renderer's
+//! isolation tests. Props: `{"mode": "ok"|"loop"|"oom"|"trap"|"panic"|"error"|"env"}`.
+
+use std::hint::black_box;
+
+use oberon_sdk::{Component, Context, Fragment, Metadata, Props, html};
+
+struct Misbehave;
+
+impl Component for Misbehave {
+    fn describe() -> Metadata {
+        Metadata::new("misbehave")
+    }
+
+    fn render(_ctx: &Context, props: Props) -> Result<Fragment, String> {
+        match props.str("mode").unwrap_or("ok") {
+            "ok" => Ok(Fragment::html("<p>misbehave ok</p>")),
+            "loop" => spin(),
+            "oom" => exhaust_memory(),
+            "trap" => trap(),
+            "panic" => panic!("misbehave asked to panic"),
+            "error" => Err("misbehave asked to fail".to_string()),
+            "env" => {
+                let vars = std::env::vars().count();
+                let fs = if std::fs::read_dir("/").is_ok() {
+                    "ok"
+                } else {
+                    "err"
+                };
+                Ok(Fragment::html(format!("<p>env={vars} fs={fs}</p>")))
+            }
+            other => Err(format!("unknown mode {}", html::escape(other))),
+        }
+    }
+}
+
+/// Loops forever; `black_box` keeps the optimiser from removing the loop.
+fn spin() -> ! {
+    let mut i: u64 = 0;
+    loop {
+        i = black_box(i.wrapping_add(1));
+    }
+}
+
+/// Allocates and writes 1 MiB chunks, keeping them all alive, until allocation
+/// fails (which aborts, i.e. traps).
+fn exhaust_memory() -> ! {
+    const CHUNK: usize = 1 << 20;
+    let mut kept: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut chunk = vec![0xA5u8; CHUNK];
+        chunk[CHUNK - 1] = kept.len() as u8;
+        kept.push(black_box(chunk));
+        black_box(&kept);
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn trap() -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn trap() -> ! {
+    std::process::abort()
+}
+
+oberon_sdk::export_component!(Misbehave);

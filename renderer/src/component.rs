@@ -1,0 +1,179 @@
+//! Host-side domain types for components: what `describe` declares, what a render gets
+//! and what it returns. Independent of wasmtime so the rest of the renderer (bus
+//! planning, layout, caching) can be tested without compiling a component.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::bindings::oberon::component::types as wit;
+
+/// How cacheable a component's (or a page's) output is; ordered from most to least
+/// cacheable so that "the least cacheable wins" is `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cacheability {
+    Public,
+    Volatile,
+    Personal,
+}
+
+/// A component's declaration, read once per component version from `describe`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentMetadata {
+    pub name: Arc<str>,
+    pub subscribes: BTreeSet<Arc<str>>,
+    pub publishes: BTreeSet<Arc<str>>,
+    pub assets: Vec<String>,
+    pub cacheability: Cacheability,
+}
+
+/// Names a topic may have: lower-case ASCII letters, digits, `-`, `_` and `.`, 1 to 64
+/// characters. Strict so topic names are safe in logs, headers and the embedded state.
+pub fn is_valid_topic(topic: &str) -> bool {
+    (1..=64).contains(&topic.len())
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Component names: lower-case kebab case, 1 to 64 characters.
+pub fn is_valid_component_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// Asset paths: relative, no `..`, no backslashes, ordinary file name characters.
+fn is_valid_asset(path: &str) -> bool {
+    !path.is_empty()
+        && path.len() <= 200
+        && !path.starts_with('/')
+        && path.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && path.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+}
+
+impl ComponentMetadata {
+    pub(crate) fn from_wit(m: wit::Metadata) -> Result<Self, String> {
+        if !is_valid_component_name(&m.name) {
+            return Err(format!(
+                "name {:?} must be lower-case kebab case (a-z, 0-9, '-'), 1 to 64 characters",
+                m.name
+            ));
+        }
+        let topics = |kind: &str, list: Vec<String>| -> Result<BTreeSet<Arc<str>>, String> {
+            list.into_iter()
+                .map(|t| {
+                    if is_valid_topic(&t) {
+                        Ok(Arc::from(t))
+                    } else {
+                        Err(format!(
+                            "{kind} topic {t:?} must be 1 to 64 characters of a-z, 0-9, '-', '_' or '.'"
+                        ))
+                    }
+                })
+                .collect()
+        };
+        let subscribes = topics("subscribed", m.subscribes)?;
+        let publishes = topics("published", m.publishes)?;
+        if let Some(t) = subscribes.intersection(&publishes).next() {
+            return Err(format!("topic {t:?} is both subscribed and published by the same component"));
+        }
+        for asset in &m.assets {
+            if !is_valid_asset(asset) {
+                return Err(format!("asset path {asset:?} must be relative, without '..', of a-z A-Z 0-9 - _ . /"));
+            }
+        }
+        Ok(Self {
+            name: Arc::from(m.name),
+            subscribes,
+            publishes,
+            assets: m.assets,
+            cacheability: m.cacheability.into(),
+        })
+    }
+}
+
+/// The signed-in user, when the gateway has verified one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub roles: Vec<String>,
+}
+
+/// What a component knows of the request.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub path: String,
+    pub params: Vec<(String, String)>,
+    pub query: Vec<(String, String)>,
+    pub locale: String,
+    pub user: Option<User>,
+    pub request_id: Arc<str>,
+}
+
+impl RequestContext {
+    pub(crate) fn to_wit(&self) -> wit::Context {
+        wit::Context {
+            path: self.path.clone(),
+            params: self.params.clone(),
+            query: self.query.clone(),
+            locale: self.locale.clone(),
+            user: self.user.as_ref().map(|u| wit::User { id: u.id.clone(), roles: u.roles.clone() }),
+            request_id: self.request_id.to_string(),
+        }
+    }
+}
+
+/// One element for the document head, as a component returned it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HeadEntry {
+    pub tag: String,
+    pub attrs: Vec<(String, String)>,
+    pub content: Option<String>,
+}
+
+/// A component's rendered output.
+#[derive(Debug, Clone, Default)]
+pub struct Fragment {
+    pub html: String,
+    pub head: Vec<HeadEntry>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        assert!(is_valid_topic("ticket-selection"));
+        assert!(is_valid_topic("event.v2"));
+        assert!(!is_valid_topic(""));
+        assert!(!is_valid_topic("Ticket"));
+        assert!(!is_valid_topic("a b"));
+        assert!(!is_valid_topic(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn component_names() {
+        assert!(is_valid_component_name("ticket-picker"));
+        assert!(!is_valid_component_name("-x"));
+        assert!(!is_valid_component_name("Ticket"));
+        assert!(!is_valid_component_name("a/b"));
+    }
+
+    #[test]
+    fn asset_paths() {
+        assert!(is_valid_asset("picker.js"));
+        assert!(is_valid_asset("css/picker.css"));
+        assert!(!is_valid_asset("../secret"));
+        assert!(!is_valid_asset("/etc/passwd"));
+        assert!(!is_valid_asset("a//b"));
+    }
+
+    #[test]
+    fn least_cacheable_wins() {
+        assert_eq!(Cacheability::Public.max(Cacheability::Volatile), Cacheability::Volatile);
+        assert_eq!(Cacheability::Personal.max(Cacheability::Volatile), Cacheability::Personal);
+    }
+}

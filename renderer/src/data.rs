@@ -1,0 +1,274 @@
+//! Data sources: `topic ← URL template`, fetched over HTTP before components run.
+//!
+//! A source that fails, answers late, answers garbage or answers too much leaves its
+//! topic absent; it never fails the page by itself. The caching, coalescing and circuit
+//! breaking data client the design calls for grows from [`DataClient`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::component::RequestContext;
+
+/// Characters left as they are in an expanded value: RFC 3986 unreserved.
+const VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// A parsed URL template. BFF base URLs are resolved when the page is loaded; route
+/// parameters and query values are filled per request, percent-encoded, so a request
+/// can never change a URL's host or path structure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlTemplate {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Param(String),
+    Query(String),
+}
+
+/// Why a URL template is invalid; `offset` is the byte offset within the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    pub offset: usize,
+    pub message: String,
+    pub help: String,
+}
+
+impl UrlTemplate {
+    /// Parse `template`, resolving `{bff.NAME}` with `bff_url` and checking that every
+    /// `{params.NAME}` is one of the route's `params`.
+    pub fn parse(
+        template: &str,
+        bff_url: impl Fn(&str) -> Option<String>,
+        params: &[String],
+    ) -> Result<Self, TemplateError> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut rest = template;
+        let mut offset = 0;
+        while let Some(open) = rest.find('{') {
+            literal.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('}') else {
+                return Err(TemplateError {
+                    offset: offset + open,
+                    message: "unclosed `{` in data source url".into(),
+                    help: "close the placeholder, e.g. `{params.id}`".into(),
+                });
+            };
+            let name = &after[..close];
+            let at = offset + open;
+            match name.split_once('.') {
+                Some(("bff", bff)) => match bff_url(bff) {
+                    Some(url) => literal.push_str(url.trim_end_matches('/')),
+                    None => {
+                        return Err(TemplateError {
+                            offset: at,
+                            message: format!("unknown BFF {bff:?} in data source url"),
+                            help: format!("add `{bff} = \"http://...\"` under [bffs] in site.toml"),
+                        });
+                    }
+                },
+                Some(("params", p)) if params.iter().any(|x| x == p) => {
+                    flush(&mut parts, &mut literal);
+                    parts.push(Part::Param(p.to_string()));
+                }
+                Some(("params", p)) => {
+                    return Err(TemplateError {
+                        offset: at,
+                        message: format!("route has no parameter {p:?}"),
+                        help: format!(
+                            "use one of the route's parameters: {}",
+                            if params.is_empty() { "(none)".to_string() } else { params.join(", ") }
+                        ),
+                    });
+                }
+                Some(("query", q)) if !q.is_empty() => {
+                    flush(&mut parts, &mut literal);
+                    parts.push(Part::Query(q.to_string()));
+                }
+                _ => {
+                    return Err(TemplateError {
+                        offset: at,
+                        message: format!("unknown placeholder {{{name}}} in data source url"),
+                        help: "placeholders are {bff.NAME}, {params.NAME} and {query.NAME}".into(),
+                    });
+                }
+            }
+            offset += open + 1 + close + 1;
+            rest = &after[close + 1..];
+        }
+        literal.push_str(rest);
+        flush(&mut parts, &mut literal);
+        let parsed = Self { parts };
+        // The part before any per-request value must already be an absolute http(s) URL.
+        let prefix = match parsed.parts.first() {
+            Some(Part::Literal(s)) => s.as_str(),
+            _ => "",
+        };
+        if !(prefix.starts_with("http://") || prefix.starts_with("https://")) {
+            return Err(TemplateError {
+                offset: 0,
+                message: "data source url must start with http:// or https:// (or a {bff.NAME} that does)".into(),
+                help: "begin the url with a BFF base, e.g. `{bff.events}/v1/...`".into(),
+            });
+        }
+        Ok(parsed)
+    }
+
+    /// The URL for one request.
+    pub fn expand(&self, ctx: &RequestContext) -> String {
+        let mut url = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Literal(s) => url.push_str(s),
+                Part::Param(p) => {
+                    let v = ctx.params.iter().find(|(k, _)| k == p).map_or("", |(_, v)| v.as_str());
+                    url.extend(utf8_percent_encode(v, VALUE));
+                }
+                Part::Query(q) => {
+                    let v = ctx.query.iter().find(|(k, _)| k == q).map_or("", |(_, v)| v.as_str());
+                    url.extend(utf8_percent_encode(v, VALUE));
+                }
+            }
+        }
+        url
+    }
+}
+
+fn flush(parts: &mut Vec<Part>, literal: &mut String) {
+    if !literal.is_empty() {
+        parts.push(Part::Literal(std::mem::take(literal)));
+    }
+}
+
+/// Why a data source left its topic absent.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("no answer within {0} ms")]
+    Timeout(u128),
+    #[error("request failed: {0}")]
+    Request(String),
+    #[error("answered HTTP {0}")]
+    Status(u16),
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("body is not JSON: {0}")]
+    NotJson(String),
+}
+
+/// Fetches data sources. Shared by all requests; cheap to clone.
+#[derive(Clone)]
+pub struct DataClient {
+    http: reqwest::Client,
+    max_bytes: usize,
+}
+
+impl DataClient {
+    pub fn new(max_bytes: usize) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self { http, max_bytes })
+    }
+
+    /// GET `url` and return its JSON body, within `deadline`.
+    pub async fn fetch(&self, url: &str, deadline: Duration, request_id: &str) -> Result<Arc<str>, DataError> {
+        match tokio::time::timeout(deadline, self.fetch_inner(url, request_id)).await {
+            Ok(result) => result,
+            Err(_) => Err(DataError::Timeout(deadline.as_millis())),
+        }
+    }
+
+    async fn fetch_inner(&self, url: &str, request_id: &str) -> Result<Arc<str>, DataError> {
+        let mut response = self
+            .http
+            .get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .header("x-request-id", request_id)
+            .send()
+            .await
+            .map_err(|e| DataError::Request(error_chain(&e)))?;
+        if !response.status().is_success() {
+            return Err(DataError::Status(response.status().as_u16()));
+        }
+        if response.content_length().is_some_and(|n| n > self.max_bytes as u64) {
+            return Err(DataError::TooLarge(self.max_bytes));
+        }
+        // Read in chunks so an unannounced huge body is cut off at the limit rather
+        // than buffered whole.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| DataError::Request(error_chain(&e)))? {
+            if body.len() + chunk.len() > self.max_bytes {
+                return Err(DataError::TooLarge(self.max_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        // Parsed once here (and re-serialised compactly) so that components and the
+        // embedded client state only ever see valid, minimal JSON.
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| DataError::NotJson(e.to_string()))?;
+        Ok(Arc::from(value.to_string()))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bff(name: &str) -> Option<String> {
+        (name == "events").then(|| "http://127.0.0.1:9/".to_string())
+    }
+
+    fn ctx(params: &[(&str, &str)], query: &[(&str, &str)]) -> RequestContext {
+        let own = |v: &[(&str, &str)]| v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        RequestContext {
+            path: "/".into(),
+            params: own(params),
+            query: own(query),
+            locale: "en".into(),
+            user: None,
+            request_id: Arc::from("r"),
+        }
+    }
+
+    #[test]
+    fn expands_and_encodes() {
+        let t = UrlTemplate::parse("{bff.events}/v1/events/{params.id}?q={query.q}", bff, &["id".into()]).unwrap();
+        assert_eq!(
+            t.expand(&ctx(&[("id", "../admin?x=1")], &[("q", "a b&c")])),
+            "http://127.0.0.1:9/v1/events/..%2Fadmin%3Fx%3D1?q=a%20b%26c"
+        );
+        assert_eq!(t.expand(&ctx(&[("id", "42")], &[])), "http://127.0.0.1:9/v1/events/42?q=");
+    }
+
+    #[test]
+    fn rejects_bad_templates() {
+        let e = UrlTemplate::parse("{bff.nope}/x", bff, &[]).unwrap_err();
+        assert!(e.message.contains("unknown BFF \"nope\""));
+        let e = UrlTemplate::parse("{bff.events}/{params.slug}", bff, &["id".into()]).unwrap_err();
+        assert!(e.message.contains("no parameter \"slug\"") && e.help.contains("id"));
+        assert_eq!(e.offset, 13);
+        let e = UrlTemplate::parse("{bff.events}/{params.id", bff, &["id".into()]).unwrap_err();
+        assert!(e.message.contains("unclosed"));
+        let e = UrlTemplate::parse("{params.id}/x", bff, &["id".into()]).unwrap_err();
+        assert!(e.message.contains("must start with http"));
+        let e = UrlTemplate::parse("{bff.events}/{env.HOME}", bff, &[]).unwrap_err();
+        assert!(e.message.contains("unknown placeholder"));
+    }
+}

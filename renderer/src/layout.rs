@@ -1,0 +1,294 @@
+//! Composition: a page's fragments placed into its minijinja layout.
+//!
+//! The layout sees `slots.NAME` (each slot's HTML), `head` (merged head entries and
+//! stylesheets), `scripts` (the embedded bus state, the client bus runtime and the
+//! components' scripts), `lang` and `page` (`route`, `team`). Head entries are merged
+//! in page order and deduplicated; client assets are deduplicated by URL.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write;
+use std::path::Path;
+
+use minijinja::{Environment, Value};
+
+use crate::bus::BusSnapshot;
+use crate::component::HeadEntry;
+use crate::config::ConfigError;
+
+const CLIENT_BUS: &str = include_str!("client_bus.js");
+
+/// The site's layouts, parsed once at load.
+pub struct Layouts {
+    env: Environment<'static>,
+}
+
+impl Layouts {
+    /// Load every `*.html` file in `dir`. A template syntax error is a configuration
+    /// error located in its file.
+    pub fn load(dir: &Path) -> Result<Self, Vec<ConfigError>> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        let mut errors = Vec::new();
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            vec![ConfigError::new(dir, format!("cannot read layouts directory: {e}"))
+                .help("create it, or set `layouts = \"...\"` in site.toml")]
+        })?;
+        let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+        files.sort();
+        for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "html")) {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let source = match std::fs::read_to_string(path) {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.push(ConfigError::new(path, format!("cannot read: {e}")));
+                    continue;
+                }
+            };
+            if let Err(e) = env.add_template_owned(name, source) {
+                let mut err = ConfigError::new(path, format!("layout does not parse: {}", e.detail().unwrap_or("syntax error")));
+                err.location = e.line().map(|l| (l, 1));
+                errors.push(err.help("fix the minijinja syntax on this line"));
+            }
+        }
+        if errors.is_empty() { Ok(Self { env }) } else { Err(errors) }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.env.get_template(name).is_ok()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.env.templates().map(|(n, _)| n.to_string()).collect()
+    }
+
+    /// Slot names a layout places, or `None` when it reaches `slots` dynamically (so
+    /// which slots it places cannot be known before rendering).
+    pub fn placed_slots(&self, name: &str) -> Option<HashSet<String>> {
+        let template = self.env.get_template(name).ok()?;
+        let vars = template.undeclared_variables(true);
+        if vars.contains("slots") {
+            return None;
+        }
+        Some(vars.iter().filter_map(|v| v.strip_prefix("slots.")).map(str::to_string).collect())
+    }
+
+    pub fn render(&self, name: &str, composition: &Composition<'_>) -> Result<String, minijinja::Error> {
+        let template = self.env.get_template(name)?;
+        let slots: BTreeMap<&str, Value> =
+            composition.slots.iter().map(|(n, html)| (*n, Value::from_safe_string(html.clone()))).collect();
+        let ctx = minijinja::context! {
+            slots => slots,
+            head => Value::from_safe_string(composition.head()),
+            scripts => Value::from_safe_string(composition.scripts()),
+            lang => composition.lang,
+            page => minijinja::context! { route => composition.route, team => composition.team },
+        };
+        template.render(ctx)
+    }
+}
+
+/// Everything a layout needs for one response.
+pub struct Composition<'a> {
+    pub route: &'a str,
+    pub team: &'a str,
+    pub lang: &'a str,
+    /// Slot name and HTML (the fragment, or the fallback), in page order.
+    pub slots: Vec<(&'a str, String)>,
+    /// Head entries of the slots that rendered, in page order.
+    pub head: Vec<HeadEntry>,
+    /// Asset URLs of the slots that rendered, in page order.
+    pub assets: Vec<String>,
+    /// Topics to embed for the client bus.
+    pub bus: &'a BusSnapshot,
+    /// Topics kept server-side.
+    pub private_topics: &'a HashSet<&'a str>,
+}
+
+impl Composition<'_> {
+    fn head(&self) -> String {
+        let mut out = String::new();
+        let mut seen_title = false;
+        let mut seen_keys = HashSet::new();
+        for entry in &self.head {
+            let Some(key) = head_key(entry) else {
+                tracing::debug!(tag = %entry.tag, "dropped head entry with a tag that is not allowed");
+                continue;
+            };
+            if key == "title" {
+                if seen_title {
+                    continue;
+                }
+                seen_title = true;
+            }
+            if !seen_keys.insert(key) {
+                continue;
+            }
+            write_head_entry(&mut out, entry);
+        }
+        for url in dedup(&self.assets).filter(|u| u.ends_with(".css")) {
+            let _ = write!(out, "<link rel=\"stylesheet\" href=\"{}\">", escape(url));
+        }
+        out
+    }
+
+    fn scripts(&self) -> String {
+        let mut out = String::from("<script id=\"oberon-bus-state\" type=\"application/json\">");
+        out.push_str(&self.bus_state_json());
+        out.push_str("</script><script>");
+        out.push_str(CLIENT_BUS);
+        out.push_str("</script>");
+        for url in dedup(&self.assets).filter(|u| u.ends_with(".js")) {
+            let _ = write!(out, "<script type=\"module\" src=\"{}\"></script>", escape(url));
+        }
+        out
+    }
+
+    /// The public bus state as a JSON object, safe inside a `<script>` element.
+    pub fn bus_state_json(&self) -> String {
+        let mut json = String::from("{");
+        for (topic, value) in self.bus.iter().filter(|(t, _)| !self.private_topics.contains(&***t)) {
+            if json.len() > 1 {
+                json.push(',');
+            }
+            // Topic names are validated to need no escaping; values are validated JSON.
+            let _ = write!(json, "\"{topic}\":{value}");
+        }
+        json.push('}');
+        // `<`, `>` and `&` only occur inside JSON strings, where the \u escapes mean the
+        // same; this keeps `</script>` in a value from ending the element.
+        json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
+            .replace('\u{2028}', "\\u2028").replace('\u{2029}', "\\u2029")
+    }
+}
+
+fn dedup(items: &[String]) -> impl Iterator<Item = &String> {
+    let mut seen = HashSet::new();
+    items.iter().filter(move |u| seen.insert(u.as_str()))
+}
+
+/// The identity of a head entry for deduplication, or `None` if its tag is not allowed.
+fn head_key(entry: &HeadEntry) -> Option<String> {
+    let attr = |name: &str| entry.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    if !entry.attrs.iter().all(|(k, _)| is_attr_name(k)) {
+        return None;
+    }
+    match entry.tag.as_str() {
+        "title" => Some("title".into()),
+        "meta" => {
+            let id = attr("name").map(|n| format!("name={n}"))
+                .or_else(|| attr("property").map(|p| format!("property={p}")))
+                .or_else(|| attr("http-equiv").map(|h| format!("http-equiv={h}")))
+                .or_else(|| attr("charset").map(|_| "charset".to_string()));
+            Some(format!("meta:{}", id.unwrap_or_else(|| format!("{:?}", entry.attrs))))
+        }
+        "link" => Some(format!("link:{}:{}", attr("rel").unwrap_or(""), attr("href").unwrap_or(""))),
+        "script" | "style" => Some(format!("{}:{:?}:{:?}", entry.tag, entry.attrs, entry.content)),
+        _ => None,
+    }
+}
+
+fn is_attr_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':'))
+}
+
+fn write_head_entry(out: &mut String, entry: &HeadEntry) {
+    let _ = write!(out, "<{}", entry.tag);
+    for (k, v) in &entry.attrs {
+        let _ = write!(out, " {}=\"{}\"", k, escape(v));
+    }
+    out.push('>');
+    match entry.tag.as_str() {
+        "meta" | "link" => {}
+        tag => {
+            let content = entry.content.as_deref().unwrap_or("");
+            if tag == "title" {
+                out.push_str(&escape(content));
+            } else {
+                // Raw text elements: only their own end tag could break out.
+                out.push_str(&content.replace("</", "<\\/"));
+            }
+            let _ = write!(out, "</{tag}>");
+        }
+    }
+}
+
+/// HTML-escape text for element content and quoted attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn entry(tag: &str, attrs: &[(&str, &str)], content: Option<&str>) -> HeadEntry {
+        HeadEntry {
+            tag: tag.into(),
+            attrs: attrs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            content: content.map(str::to_string),
+        }
+    }
+
+    fn composition<'a>(bus: &'a BusSnapshot, private: &'a HashSet<&'a str>) -> Composition<'a> {
+        Composition {
+            route: "/",
+            team: "t",
+            lang: "en",
+            slots: vec![],
+            head: vec![
+                entry("title", &[], Some("First <1>")),
+                entry("meta", &[("name", "description"), ("content", "a \"quote\"")]),
+                entry("title", &[], Some("Second")),
+                entry("meta", &[("name", "description"), ("content", "other")]),
+                entry("link", &[("rel", "icon"), ("href", "/i.png")], None),
+                entry("link", &[("rel", "icon"), ("href", "/i.png")], None),
+                entry("iframe", &[("src", "x")], None),
+                entry("meta", &[("on load", "x")], None),
+            ],
+            assets: vec!["/assets/a/1/a.css".into(), "/assets/a/1/a.js".into(), "/assets/a/1/a.css".into()],
+            bus,
+            private_topics: private,
+        }
+    }
+
+    #[test]
+    fn head_is_merged_and_deduplicated() {
+        let bus = BusSnapshot::default();
+        let private = HashSet::new();
+        let head = composition(&bus, &private).head();
+        assert_eq!(
+            head,
+            "<title>First &lt;1&gt;</title><meta name=\"description\" content=\"a &quot;quote&quot;\">\
+             <link rel=\"icon\" href=\"/i.png\"><link rel=\"stylesheet\" href=\"/assets/a/1/a.css\">"
+        );
+    }
+
+    #[test]
+    fn bus_state_cannot_break_out_of_its_script() {
+        let mut bus = BusSnapshot::default();
+        bus.insert(Arc::from("a"), Arc::from(r#"{"x":"</script><b>&"}"#));
+        bus.insert(Arc::from("secret"), Arc::from("1"));
+        let private = HashSet::from(["secret"]);
+        let c = composition(&bus, &private);
+        let json = c.bus_state_json();
+        assert_eq!(json, r#"{"a":{"x":"\u003c/script\u003e\u003cb\u003e\u0026"}}"#);
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["a"]["x"], "</script><b>&");
+        let scripts = c.scripts();
+        assert_eq!(scripts.matches("/assets/a/1/a.js").count(), 1);
+        assert!(!scripts.contains("a.css"));
+    }
+}

@@ -1,0 +1,28 @@
+//! Oberon's renderer: maps a request to a page, fetches the page's data, runs its
+//! WebAssembly components over a per-request state bus, and composes their HTML into a
+//! layout with caching headers for the CDN.
+//!
+//! Start at [`render::Renderer`]; the HTTP surface is [`server::app`].
+
+mod bindings;
+pub mod bus;
+pub mod cache;
+pub mod component;
+pub mod config;
+pub mod data;
+pub mod engine;
+pub mod layout;
+pub mod plan;
+pub mod registry;
+pub mod render;
+pub mod server;
+pub mod site;
+
+pub use render::{Renderer, RendererOptions, StartError};
+
+/// Install a `tracing` subscriber reading `RUST_LOG` (default `info`). For binaries.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}

@@ -1,0 +1,71 @@
+//! `oberon-renderer`: serve a site. Parses flags, binds, and hands over to the library.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use oberon_renderer::{Renderer, RendererOptions, server};
+
+#[derive(Parser)]
+#[command(version, about = "Oberon's renderer: pages composed from WebAssembly components")]
+struct Args {
+    /// Site directory (containing site.toml).
+    #[arg(long)]
+    site: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Components directory, instead of the one named in site.toml.
+    #[arg(long)]
+    components: Option<PathBuf>,
+    /// BFF base URL, as NAME=URL; repeatable. Replaces the one in site.toml.
+    #[arg(long = "bff", value_parser = parse_bff)]
+    bffs: Vec<(String, String)>,
+    /// How often to look for new component versions, in milliseconds (0: never).
+    #[arg(long, default_value_t = 1000)]
+    watch_ms: u64,
+}
+
+fn parse_bff(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected NAME=URL, got {s:?}"))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    oberon_renderer::init_tracing();
+    let args = Args::parse();
+    let renderer = Renderer::start(RendererOptions {
+        site_dir: args.site,
+        components_dir: args.components,
+        bffs: args.bffs.into_iter().collect::<BTreeMap<_, _>>(),
+    })
+    .await?;
+    if args.watch_ms > 0 {
+        renderer.watch(Duration::from_millis(args.watch_ms));
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!("renderer listening on http://{}", listener.local_addr()?);
+    server::serve(listener, server::app(renderer), shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

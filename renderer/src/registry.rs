@@ -1,0 +1,204 @@
+//! Loading component versions from a directory, and noticing when they change.
+//!
+//! Layout: `<dir>/<name>/component.wasm`, with the client assets that `describe`
+//! declares under `<dir>/<name>/assets/`. Each version is identified by the SHA-256 of
+//! its `.wasm`; its assets are read into memory with it, so a version and its assets
+//! are swapped together and asset URLs (which carry the hash) are immutable. The full
+//! registry with channels and object storage grows from this.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::ConfigError;
+use crate::engine::{ComponentEngine, LoadedComponent};
+
+/// One client asset held in memory.
+#[derive(Debug)]
+pub struct Asset {
+    pub bytes: bytes::Bytes,
+    pub content_type: &'static str,
+}
+
+/// A loaded component version with its assets.
+#[derive(Debug)]
+pub struct ComponentVersion {
+    pub component: LoadedComponent,
+    /// First 16 hex digits of the SHA-256 of the `.wasm`.
+    pub hash: String,
+    pub assets: BTreeMap<String, Asset>,
+    stamp: FileStamp,
+}
+
+impl ComponentVersion {
+    pub fn name(&self) -> &str {
+        &self.component.metadata().name
+    }
+
+    /// URL of one of this version's assets.
+    pub fn asset_url(&self, path: &str) -> String {
+        format!("/assets/{}/{}/{}", self.name(), self.hash, path)
+    }
+}
+
+/// What identifies a file's content without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(FileStamp { modified: meta.modified().ok(), len: meta.len() })
+}
+
+/// The component versions currently loaded, by name.
+#[derive(Debug, Default, Clone)]
+pub struct ComponentSet {
+    pub by_name: BTreeMap<String, Arc<ComponentVersion>>,
+}
+
+impl ComponentSet {
+    pub fn get(&self, name: &str) -> Option<&Arc<ComponentVersion>> {
+        self.by_name.get(name)
+    }
+}
+
+fn wasm_paths(dir: &Path) -> Result<Vec<(String, PathBuf)>, ConfigError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        ConfigError::new(dir, format!("cannot read components directory: {e}"))
+            .help("build the components (`oberon dev` does) or set `components = \"...\"` in site.toml")
+    })?;
+    let mut found: Vec<(String, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("component.wasm").is_file())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path().join("component.wasm")))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// Load every component in `dir`, reusing versions from `previous` whose file has not
+/// changed. Returns the new set and the problems found; a component that fails to load
+/// keeps its previous version if it had one.
+pub async fn load_components(
+    engine: &ComponentEngine,
+    dir: &Path,
+    previous: &ComponentSet,
+) -> (ComponentSet, Vec<ConfigError>) {
+    let mut set = ComponentSet::default();
+    let mut errors = Vec::new();
+    let paths = match wasm_paths(dir) {
+        Ok(p) => p,
+        Err(e) => return (previous.clone(), vec![e]),
+    };
+    for (name, wasm_path) in paths {
+        let current = stamp(&wasm_path);
+        if let Some(prev) = previous.get(&name).filter(|p| Some(p.stamp) == current) {
+            set.by_name.insert(name, prev.clone());
+            continue;
+        }
+        match load_one(engine, &name, &wasm_path, current).await {
+            Ok(version) => {
+                tracing::info!(component = %name, hash = %version.hash, "loaded component version");
+                set.by_name.insert(name, Arc::new(version));
+            }
+            Err(e) => {
+                if let Some(prev) = previous.get(&name) {
+                    set.by_name.insert(name, prev.clone());
+                }
+                errors.push(e);
+            }
+        }
+    }
+    (set, errors)
+}
+
+async fn load_one(
+    engine: &ComponentEngine,
+    name: &str,
+    wasm_path: &Path,
+    stamp: Option<FileStamp>,
+) -> Result<ComponentVersion, ConfigError> {
+    let bytes = tokio::fs::read(wasm_path)
+        .await
+        .map_err(|e| ConfigError::new(wasm_path, format!("cannot read: {e}")))?;
+    let hash = hex::encode(&Sha256::digest(&bytes)[..8]);
+    let component = engine.load(&bytes).await.map_err(|e| {
+        ConfigError::new(wasm_path, format!("component {name}: {e}"))
+            .help("rebuild it against components/wit/v0.1.0 for wasm32-wasip2")
+    })?;
+    let declared = &component.metadata().name;
+    if &**declared != name {
+        return Err(ConfigError::new(wasm_path, format!("component in directory {name:?} describes itself as {declared:?}"))
+            .help(format!("move it to a directory named {declared:?}")));
+    }
+    let mut assets = BTreeMap::new();
+    let asset_dir = wasm_path.with_file_name("assets");
+    for path in &component.metadata().assets {
+        let file = asset_dir.join(path);
+        let bytes = tokio::fs::read(&file).await.map_err(|e| {
+            ConfigError::new(&file, format!("component {name} declares asset {path:?}, which cannot be read: {e}"))
+                .help("ship the file in the component's assets/ directory, or remove it from describe()")
+        })?;
+        assets.insert(path.clone(), Asset { bytes: bytes.into(), content_type: content_type(path) });
+    }
+    Ok(ComponentVersion { component, hash, assets, stamp: stamp.unwrap_or(FileStamp { modified: None, len: 0 }) })
+}
+
+/// The stamps of every `component.wasm` in a directory. Two equal scans mean nothing
+/// was added, removed or rewritten in between.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DirScan(BTreeMap<String, Option<FileStamp>>);
+
+pub fn scan(dir: &Path) -> DirScan {
+    DirScan(wasm_paths(dir).unwrap_or_default().into_iter().map(|(name, path)| (name, stamp(&path))).collect())
+}
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or("") {
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "woff2" => "font/woff2",
+        "html" => "text/html; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Install a built component into a components directory as `<dir>/<name>/`: its
+/// assets first, then `component.wasm` written to a temporary file and renamed, so a
+/// watching renderer never reads a half-written module. This is the local-disk deploy
+/// that `oberon dev` and the tests use.
+pub fn install(dir: &Path, name: &str, wasm: &Path, assets: Option<&Path>) -> std::io::Result<()> {
+    let dest = dir.join(name);
+    std::fs::create_dir_all(&dest)?;
+    if let Some(src) = assets.filter(|p| p.is_dir()) {
+        copy_tree(src, &dest.join("assets"))?;
+    }
+    let tmp = dest.join(".component.wasm.tmp");
+    std::fs::copy(wasm, &tmp)?;
+    std::fs::rename(&tmp, dest.join("component.wasm"))
+}
+
+fn copy_tree(src: &Path, dest: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dest)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let to = dest.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &to)?;
+        } else {
+            std::fs::copy(entry.path(), to)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,443 @@
+//! The life of a page request, from matched route to composed HTML.
+//!
+//! 1. match the page; 2. fetch its data sources concurrently, each within its own
+//! deadline and the page's; 3. run its components stage by stage (publishers before
+//! subscribers, a stage's components concurrently), each in a fresh instance with its
+//! deadline; 4. compose the layout; 5. decide status and caching headers. Nothing a
+//! data source or a non-critical component does can fail the page or hold it past its
+//! deadline; a failed critical component makes it a 503.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+
+use crate::bus::BusSnapshot;
+use crate::cache::page_cache_headers;
+use crate::component::{Cacheability, RequestContext, User};
+use crate::config::ConfigErrors;
+use crate::data::DataClient;
+use crate::engine::{ComponentEngine, EngineLimits};
+use crate::layout::Composition;
+use crate::registry::{self, ComponentSet, DirScan};
+use crate::site::{Page, REQUEST_TOPIC, Site, SiteSource};
+
+/// Options for [`Renderer::start`].
+#[derive(Debug, Clone, Default)]
+pub struct RendererOptions {
+    pub site_dir: PathBuf,
+    /// Replaces the components directory named in `site.toml`.
+    pub components_dir: Option<PathBuf>,
+    /// BFF base URLs that replace or add to `[bffs]` in `site.toml`.
+    pub bffs: BTreeMap<String, String>,
+}
+
+/// The renderer: the site currently served, and what it needs to serve it.
+pub struct Renderer {
+    engine: ComponentEngine,
+    data: DataClient,
+    source: SiteSource,
+    components_dir: PathBuf,
+    current: RwLock<Arc<Site>>,
+    /// The components directory as of the last reload attempt.
+    last_scan: tokio::sync::Mutex<DirScan>,
+}
+
+/// A rendered response, before it becomes HTTP.
+#[derive(Debug)]
+pub struct PageResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Renderer {
+    /// Read the site, load its components and build every page. Fails, listing every
+    /// problem, unless the whole site is valid.
+    pub async fn start(options: RendererOptions) -> Result<Arc<Self>, StartError> {
+        let source = SiteSource::read(&options.site_dir, &options.bffs)?;
+        let limits = &source.config.limits;
+        let engine = ComponentEngine::new(EngineLimits {
+            memory_bytes: limits.component_memory_mib << 20,
+            max_instances: limits.max_instances,
+        })
+        .map_err(StartError::Engine)?;
+        let data = DataClient::new(limits.max_data_bytes).map_err(StartError::Engine)?;
+        let components_dir = options.components_dir.unwrap_or_else(|| source.components_dir());
+        let scan = registry::scan(&components_dir);
+        let (components, errors) = registry::load_components(&engine, &components_dir, &ComponentSet::default()).await;
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors).into());
+        }
+        let site = Site::build(&source, components)?;
+        Ok(Arc::new(Self {
+            engine,
+            data,
+            source,
+            components_dir,
+            current: RwLock::new(Arc::new(site)),
+            last_scan: tokio::sync::Mutex::new(scan),
+        }))
+    }
+
+    /// The site being served now. Requests hold this `Arc` for their whole life, so a
+    /// swap never changes the component versions under a request in flight.
+    pub fn site(&self) -> Arc<Site> {
+        self.current.read().map_or_else(|p| p.into_inner().clone(), |g| g.clone())
+    }
+
+    pub fn components_dir(&self) -> &std::path::Path {
+        &self.components_dir
+    }
+
+    /// Look at the components directory; if anything changed, load the changed
+    /// versions and swap in a rebuilt site. A version that fails to load, or a site
+    /// that no longer validates, is reported and the current site is kept.
+    pub async fn reload_if_changed(&self) -> Result<bool, ConfigErrors> {
+        let mut last = self.last_scan.lock().await;
+        let scan = registry::scan(&self.components_dir);
+        if scan == *last {
+            return Ok(false);
+        }
+        *last = scan;
+        let current = self.site();
+        let (components, mut errors) =
+            registry::load_components(&self.engine, &self.components_dir, &current.components).await;
+        match Site::build(&self.source, components) {
+            Ok(site) if errors.is_empty() => {
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(site);
+                tracing::info!("swapped in new component versions");
+                Ok(true)
+            }
+            Ok(_) => Err(ConfigErrors(errors)),
+            Err(e) => {
+                errors.extend(e.0);
+                Err(ConfigErrors(errors))
+            }
+        }
+    }
+
+    /// Poll the components directory every `interval` until the renderer is dropped.
+    pub fn watch(self: &Arc<Self>, interval: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(renderer) = weak.upgrade() else { break };
+                if let Err(e) = renderer.reload_if_changed().await {
+                    tracing::error!("component reload rejected, still serving the previous versions:\n{e}");
+                }
+            }
+        });
+    }
+
+    /// Render the page for `path` (already normalised) and `query`.
+    pub async fn render(&self, path: &str, query: Option<&str>, request: &HeaderMap) -> PageResponse {
+        self.render_inner(path, query, request, None).await
+    }
+
+    /// Render with the data sources' values given instead of fetched (topic, JSON):
+    /// for previews of a page against fixture data, and to measure the render alone.
+    pub async fn render_with_data(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        request: &HeaderMap,
+        data: &[(&str, &str)],
+    ) -> PageResponse {
+        self.render_inner(path, query, request, Some(data)).await
+    }
+
+    async fn render_inner(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        request: &HeaderMap,
+        given: Option<&[(&str, &str)]>,
+    ) -> PageResponse {
+        let started = Instant::now();
+        let site = self.site();
+        let Ok(matched) = site.router.at(path) else {
+            return simple(StatusCode::NOT_FOUND, "not found\n");
+        };
+        let page = &site.pages[*matched.value];
+        let ctx = RequestContext {
+            path: path.to_string(),
+            params: matched.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            query: query.map(form_urlencoded_pairs).unwrap_or_default(),
+            locale: site.locale.clone(),
+            // The gateway's verified identity assertion is what will fill this; a bare
+            // header from the client is never trusted.
+            user: None::<User>,
+            request_id: request_id(request),
+        };
+        let deadline = started + page.deadline;
+
+        let data_started = Instant::now();
+        let bus = match given {
+            None => self.fetch_data(page, &ctx, deadline).await,
+            Some(values) => {
+                let mut bus = seeded_bus(&ctx);
+                for (topic, json) in values {
+                    bus.insert(Arc::from(*topic), Arc::from(*json));
+                }
+                bus
+            }
+        };
+        let data_time = data_started.elapsed();
+
+        let components_started = Instant::now();
+        let (fragments, bus) = self.run_components(page, &ctx, bus, deadline).await;
+        let components_time = components_started.elapsed();
+
+        let compose_started = Instant::now();
+        let mut partial = false;
+        let mut critical_failed = None;
+        let mut class = page.class;
+        let mut slots = Vec::with_capacity(page.slots.len());
+        let mut head = Vec::new();
+        let mut assets = Vec::new();
+        for (slot, fragment) in page.slots.iter().zip(fragments) {
+            let meta = slot.component.component.metadata();
+            class = class.max(meta.cacheability);
+            match fragment {
+                Ok(fragment) => {
+                    head.extend(fragment.head);
+                    assets.extend(meta.assets.iter().map(|a| slot.component.asset_url(a)));
+                    slots.push((slot.name.as_str(), fragment.html));
+                }
+                Err(reason) => {
+                    partial = true;
+                    if slot.critical && critical_failed.is_none() {
+                        critical_failed = Some(format!("slot {}: {reason}", slot.name));
+                    }
+                    slots.push((slot.name.as_str(), slot.fallback.clone()));
+                }
+            }
+        }
+        if request.contains_key(header::AUTHORIZATION) || request.contains_key(header::COOKIE) || ctx.user.is_some() {
+            class = Cacheability::Personal;
+        }
+        if let Some(reason) = critical_failed {
+            tracing::error!(route = %page.route, team = %page.team, request_id = %ctx.request_id, "critical component failed: {reason}");
+            return simple(StatusCode::SERVICE_UNAVAILABLE, "this page is temporarily unavailable\n");
+        }
+        let private: HashSet<&str> = page.private_topics.iter().map(String::as_str).collect();
+        let composition = Composition {
+            route: &page.route,
+            team: &page.team,
+            lang: &site.locale,
+            slots,
+            head,
+            assets,
+            bus: &bus,
+            private_topics: &private,
+        };
+        let body = match site.layouts.render(&page.layout, &composition) {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::error!(route = %page.route, layout = %page.layout, "layout failed: {e:#}");
+                return simple(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
+            }
+        };
+        let compose_time = compose_started.elapsed();
+
+        let cache = page_cache_headers(class, page.ttl_s, partial, true);
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        headers.insert(header::CACHE_CONTROL, cache.cache_control);
+        if let Some(cdn) = cache.cdn {
+            headers.insert("cdn-cache-control", cdn.clone());
+            headers.insert("surrogate-control", cdn);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "data;dur={:.2}, components;dur={:.2}, compose;dur={:.2}",
+            ms(data_time),
+            ms(components_time),
+            ms(compose_time)
+        )) {
+            headers.insert("server-timing", v);
+        }
+        tracing::info!(
+            route = %page.route, team = %page.team, request_id = %ctx.request_id, partial,
+            elapsed_us = started.elapsed().as_micros() as u64, "page rendered"
+        );
+        PageResponse { status: StatusCode::OK, headers, body }
+    }
+
+    async fn fetch_data(&self, page: &Page, ctx: &RequestContext, deadline: Instant) -> BusSnapshot {
+        let mut bus = seeded_bus(ctx);
+        let fetches = page.data.iter().map(|source| async move {
+            let url = source.url.expand(ctx);
+            let budget = source.deadline.min(deadline.saturating_duration_since(Instant::now()));
+            let started = Instant::now();
+            let result = self.data.fetch(&url, budget, &ctx.request_id).await;
+            if let Err(e) = &result {
+                tracing::warn!(
+                    route = %page.route, topic = %source.topic, url, request_id = %ctx.request_id,
+                    elapsed_ms = started.elapsed().as_millis() as u64, "data source left its topic absent: {e}"
+                );
+            }
+            (source.topic.clone(), result)
+        });
+        for (topic, result) in join_all(fetches).await {
+            if let Ok(json) = result {
+                bus.insert(topic, json);
+            }
+        }
+        bus
+    }
+
+    /// Run the page's components stage by stage. Returns each slot's fragment (or why
+    /// it fell back), in page order, and the final bus.
+    async fn run_components(
+        &self,
+        page: &Page,
+        ctx: &RequestContext,
+        bus: BusSnapshot,
+        deadline: Instant,
+    ) -> (Vec<Result<crate::component::Fragment, String>>, BusSnapshot) {
+        let mut results: Vec<Option<Result<crate::component::Fragment, String>>> =
+            (0..page.slots.len()).map(|_| None).collect();
+        let mut bus = Arc::new(bus);
+        for stage in &page.plan.stages {
+            let runs = stage.iter().map(|&i| {
+                let slot = &page.slots[i];
+                let bus = bus.clone();
+                let slot_deadline = (Instant::now() + slot.deadline).min(deadline);
+                async move {
+                    let result =
+                        self.engine.render(&slot.component.component, ctx, &slot.props, &bus, slot_deadline).await;
+                    (i, result)
+                }
+            });
+            let outcomes = join_all(runs).await;
+            let next = Arc::make_mut(&mut bus);
+            for (i, result) in outcomes {
+                let slot = &page.slots[i];
+                match result.outcome {
+                    Ok(fragment) => {
+                        for (topic, value) in result.published {
+                            next.insert(topic, value);
+                        }
+                        results[i] = Some(Ok(fragment));
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            route = %page.route, slot = %slot.name, critical = slot.critical,
+                            request_id = %ctx.request_id, elapsed_us = result.elapsed.as_micros() as u64,
+                            "component fell back: {e}"
+                        );
+                        results[i] = Some(Err(e.to_string()));
+                    }
+                }
+            }
+        }
+        let results = results.into_iter().map(|r| r.unwrap_or_else(|| Err("not run".into()))).collect();
+        (results, Arc::unwrap_or_clone(bus))
+    }
+}
+
+/// Why the renderer could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    #[error("cannot create the component engine: {0:#}")]
+    Engine(anyhow::Error),
+}
+
+impl From<crate::config::ConfigError> for StartError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        StartError::Config(e.into())
+    }
+}
+
+fn simple(status: StatusCode, body: &str) -> PageResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    PageResponse { status, headers, body: body.to_string() }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The request id from the trusted hop, or a fresh one.
+fn request_id(headers: &HeaderMap) -> Arc<str> {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(Arc::from)
+        .unwrap_or_else(|| Arc::from(fresh_id()))
+}
+
+fn fresh_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    format!("{:016x}{:08x}", t, n as u32 ^ std::process::id())
+}
+
+/// The bus before any data source or component: the request topic.
+fn seeded_bus(ctx: &RequestContext) -> BusSnapshot {
+    let mut bus = BusSnapshot::default();
+    bus.insert(Arc::from(REQUEST_TOPIC), Arc::from(request_topic(ctx)));
+    bus
+}
+
+fn request_topic(ctx: &RequestContext) -> String {
+    let pairs = |v: &[(String, String)]| -> serde_json::Map<String, serde_json::Value> {
+        v.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect()
+    };
+    serde_json::json!({
+        "path": ctx.path,
+        "params": pairs(&ctx.params),
+        "query": pairs(&ctx.query),
+        "locale": ctx.locale,
+    })
+    .to_string()
+}
+
+/// `a=1&b=x%20y` → `[("a","1"), ("b","x y")]`.
+pub fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let plus = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus).decode_utf8_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_pairs() {
+        assert_eq!(
+            form_urlencoded_pairs("qty=3&type=vip+seat&x=%3C&flag"),
+            vec![
+                ("qty".into(), "3".into()),
+                ("type".into(), "vip seat".into()),
+                ("x".into(), "<".into()),
+                ("flag".into(), "".into())
+            ]
+        );
+    }
+}

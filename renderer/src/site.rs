@@ -1,0 +1,349 @@
+//! A site: its pages, routed and planned against the loaded component versions.
+//!
+//! [`SiteSource`] is what was read from disk (parsed once at start); [`Site`] is built
+//! from a source and a [`ComponentSet`] — again whenever a component version changes —
+//! and is only ever built whole: any configuration error rejects it, so the renderer
+//! never runs half-configured.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::component::{Cacheability, is_valid_topic};
+use crate::config::{ConfigError, ConfigErrors, PageConfig, SiteConfig, parse_toml, read_site_config};
+use crate::data::UrlTemplate;
+use crate::layout::Layouts;
+use crate::plan::{BusPlan, PlanSlot, plan};
+use crate::registry::{ComponentSet, ComponentVersion};
+
+/// Topic seeded on every page with the request's path, parameters, query and locale.
+pub const REQUEST_TOPIC: &str = "request";
+
+/// Path prefixes the renderer serves itself; no page may claim them.
+const RESERVED_PREFIXES: &[&str] = &["/assets/", "/_oberon/"];
+
+/// The site as read from disk.
+pub struct SiteSource {
+    pub dir: PathBuf,
+    pub config: SiteConfig,
+    pub pages: Vec<PageFile>,
+    pub layouts: Arc<Layouts>,
+}
+
+/// One parsed page file, with its text for locating later errors.
+pub struct PageFile {
+    pub path: PathBuf,
+    pub source: String,
+    pub config: PageConfig,
+}
+
+impl SiteSource {
+    /// Read `site.toml`, every page and every layout under `dir`. BFF base URLs in
+    /// `bff_overrides` replace (or add to) those in `site.toml`.
+    pub fn read(dir: &Path, bff_overrides: &BTreeMap<String, String>) -> Result<Self, ConfigErrors> {
+        let mut config = read_site_config(dir)?;
+        config.bffs.extend(bff_overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut errors = Vec::new();
+        let layouts = match Layouts::load(&dir.join(&config.layouts)) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                errors.extend(e);
+                None
+            }
+        };
+        let pages_dir = dir.join(&config.pages);
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&pages_dir) {
+            Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).collect(),
+            Err(e) => {
+                errors.push(
+                    ConfigError::new(&pages_dir, format!("cannot read pages directory: {e}"))
+                        .help("create it, or set `pages = \"...\"` in site.toml"),
+                );
+                Vec::new()
+            }
+        };
+        files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+        files.sort();
+        let mut pages = Vec::new();
+        for path in files {
+            let source = match std::fs::read_to_string(&path) {
+                Ok(s) => s,
+                Err(e) => {
+                    errors.push(ConfigError::new(&path, format!("cannot read: {e}")));
+                    continue;
+                }
+            };
+            match parse_toml::<PageConfig>(&path, &source) {
+                Ok(config) => pages.push(PageFile { path, source, config }),
+                Err(e) => errors.push(e),
+            }
+        }
+        match layouts {
+            Some(layouts) if errors.is_empty() => {
+                Ok(Self { dir: dir.to_path_buf(), config, pages, layouts: Arc::new(layouts) })
+            }
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+
+    pub fn components_dir(&self) -> PathBuf {
+        self.dir.join(&self.config.components)
+    }
+}
+
+/// A data source ready to fetch.
+#[derive(Debug)]
+pub struct DataSource {
+    pub topic: Arc<str>,
+    pub url: UrlTemplate,
+    pub deadline: Duration,
+    pub private: bool,
+}
+
+/// A slot bound to a component version.
+#[derive(Debug)]
+pub struct Slot {
+    pub name: String,
+    pub component: Arc<ComponentVersion>,
+    /// The slot's props as JSON text.
+    pub props: String,
+    pub fallback: String,
+    pub critical: bool,
+    pub deadline: Duration,
+}
+
+/// A page, ready to serve.
+#[derive(Debug)]
+pub struct Page {
+    pub route: String,
+    pub team: String,
+    pub layout: String,
+    pub class: Cacheability,
+    pub ttl_s: u32,
+    pub deadline: Duration,
+    pub data: Vec<DataSource>,
+    pub slots: Vec<Slot>,
+    pub plan: BusPlan,
+    /// Topics not embedded for the client bus.
+    pub private_topics: HashSet<String>,
+}
+
+/// Every page of a site, routed.
+pub struct Site {
+    pub router: matchit::Router<usize>,
+    pub pages: Vec<Page>,
+    pub layouts: Arc<Layouts>,
+    pub components: ComponentSet,
+    pub locale: String,
+}
+
+impl Site {
+    /// Check every page against `components` and the layouts, and plan its bus.
+    pub fn build(source: &SiteSource, components: ComponentSet) -> Result<Self, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut router = matchit::Router::new();
+        let mut pages = Vec::new();
+        let mut routes: BTreeMap<String, &Path> = BTreeMap::new();
+        for file in &source.pages {
+            let Some(page) = build_page(source, file, &components, &mut errors) else { continue };
+            let route_offset = file.config.route.span().start;
+            if let Some(other) = routes.get(&page.route) {
+                errors.push(
+                    ConfigError::new(&file.path, format!("route {:?} is also the route of {}", page.route, other.display()))
+                        .at(&file.source, route_offset)
+                        .help("give each page its own route"),
+                );
+                continue;
+            }
+            if let Err(e) = router.insert(page.route.clone(), pages.len()) {
+                errors.push(
+                    ConfigError::new(&file.path, format!("route {:?} cannot be added: {e}", page.route))
+                        .at(&file.source, route_offset)
+                        .help("routes look like `/events/{id}`; two routes may not match the same paths"),
+                );
+                continue;
+            }
+            routes.insert(page.route.clone(), &file.path);
+            pages.push(page);
+        }
+        if errors.is_empty() {
+            Ok(Self {
+                router,
+                pages,
+                layouts: source.layouts.clone(),
+                components,
+                locale: source.config.locale.clone(),
+            })
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+/// Route parameters of a pattern like `/events/{id}/{*rest}`, or why it is invalid.
+fn route_params(route: &str) -> Result<Vec<String>, String> {
+    if !route.starts_with('/') {
+        return Err("a route must start with `/`".into());
+    }
+    if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| route.starts_with(*p) || route == p.trim_end_matches('/')) {
+        return Err(format!("paths under {prefix} are served by the renderer itself"));
+    }
+    let mut params = Vec::new();
+    for segment in route.split('/') {
+        if let Some(inner) = segment.strip_prefix('{') {
+            let Some(name) = inner.strip_suffix('}') else {
+                return Err(format!("segment {segment:?} must be a whole `{{name}}` parameter"));
+            };
+            let name = name.strip_prefix('*').unwrap_or(name);
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                return Err(format!("parameter name {name:?} must be letters, digits or `_`"));
+            }
+            params.push(name.to_string());
+        } else if segment.contains(['{', '}']) {
+            return Err(format!("segment {segment:?} mixes text and a parameter"));
+        }
+    }
+    Ok(params)
+}
+
+fn build_page(
+    source: &SiteSource,
+    file: &PageFile,
+    components: &ComponentSet,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Page> {
+    let cfg = &file.config;
+    let at = |span: std::ops::Range<usize>, message: String, help: String| {
+        ConfigError::new(&file.path, message).at(&file.source, span.start).help(help)
+    };
+    let before = errors.len();
+    let limits = &source.config.limits;
+
+    let params = match route_params(cfg.route.get_ref()) {
+        Ok(p) => p,
+        Err(e) => {
+            errors.push(at(cfg.route.span(), format!("invalid route {:?}: {e}", cfg.route.get_ref()),
+                "routes look like `/events/{id}`".into()));
+            Vec::new()
+        }
+    };
+    if !source.layouts.contains(cfg.layout.get_ref()) {
+        errors.push(at(cfg.layout.span(), format!("unknown layout {:?}", cfg.layout.get_ref()),
+            format!("use one of the site's layouts: {}", source.layouts.names().join(", "))));
+    }
+
+    let mut data = Vec::new();
+    let mut seeded: BTreeSet<Arc<str>> = BTreeSet::from([Arc::from(REQUEST_TOPIC)]);
+    for d in &cfg.data {
+        let topic = d.topic.get_ref();
+        if !is_valid_topic(topic) {
+            errors.push(at(d.topic.span(), format!("invalid topic name {topic:?}"),
+                "topics are 1 to 64 characters of a-z, 0-9, '-', '_' or '.'".into()));
+            continue;
+        }
+        if !seeded.insert(Arc::from(topic.as_str())) {
+            errors.push(at(d.topic.span(), format!("topic {topic:?} is already provided on this page"),
+                format!("give this data source another topic (`{REQUEST_TOPIC}` is reserved)")));
+            continue;
+        }
+        let url = UrlTemplate::parse(d.url.get_ref(), |b| source.config.bffs.get(b).cloned(), &params);
+        match url {
+            Ok(url) => data.push(DataSource {
+                topic: Arc::from(topic.as_str()),
+                url,
+                deadline: Duration::from_millis(d.deadline_ms),
+                private: d.private,
+            }),
+            // +1: the span starts at the opening quote of the TOML string.
+            Err(e) => errors.push(
+                ConfigError::new(&file.path, e.message).at(&file.source, d.url.span().start + 1 + e.offset).help(e.help),
+            ),
+        }
+    }
+
+    let mut slots = Vec::new();
+    let mut slot_spans = Vec::new();
+    let mut names = HashSet::new();
+    for s in &cfg.slots {
+        let name = s.name.get_ref();
+        if !names.insert(name.clone()) {
+            errors.push(at(s.name.span(), format!("slot {name:?} appears twice"), "give each slot its own name".into()));
+        }
+        let Some(component) = components.get(s.component.get_ref()) else {
+            let known: Vec<&str> = components.by_name.keys().map(String::as_str).collect();
+            errors.push(at(
+                s.component.span(),
+                format!("unknown component {:?} in slot {name:?}", s.component.get_ref()),
+                format!(
+                    "deploy it to {}, or use one of: {}",
+                    source.components_dir().display(),
+                    if known.is_empty() { "(no components loaded)".into() } else { known.join(", ") }
+                ),
+            ));
+            continue;
+        };
+        let props = match &s.props {
+            Some(table) => serde_json::to_string(table).unwrap_or_else(|_| "{}".into()),
+            None => "{}".into(),
+        };
+        slots.push(Slot {
+            name: name.clone(),
+            component: component.clone(),
+            props,
+            fallback: s.fallback.clone(),
+            critical: s.critical,
+            deadline: Duration::from_millis(s.deadline_ms.unwrap_or(limits.component_deadline_ms)),
+        });
+        slot_spans.push(s.component.span());
+    }
+    if let Some(placed) = source.layouts.placed_slots(cfg.layout.get_ref()) {
+        for s in &cfg.slots {
+            if !placed.contains(s.name.get_ref()) {
+                errors.push(at(s.name.span(),
+                    format!("layout {:?} does not place slot {:?}", cfg.layout.get_ref(), s.name.get_ref()),
+                    format!("add `{{{{ slots.{} }}}}` to the layout, or remove the slot", s.name.get_ref())));
+            }
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+
+    let plan_slots: Vec<PlanSlot<'_>> =
+        slots.iter().map(|s| PlanSlot { slot: &s.name, meta: s.component.component.metadata() }).collect();
+    let plan = match plan(&plan_slots, &seeded) {
+        Ok(p) => p,
+        Err(e) => {
+            errors.push(at(slot_spans[e.slot].clone(), e.message, e.help));
+            return None;
+        }
+    };
+    Some(Page {
+        route: cfg.route.get_ref().clone(),
+        team: cfg.team.clone(),
+        layout: cfg.layout.get_ref().clone(),
+        class: cfg.cache.class,
+        ttl_s: cfg.cache.ttl_s,
+        deadline: Duration::from_millis(cfg.deadline_ms.unwrap_or(limits.page_deadline_ms)),
+        private_topics: cfg.data.iter().filter(|d| d.private).map(|d| d.topic.get_ref().clone()).collect(),
+        data,
+        slots,
+        plan,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route_params("/events/{id}").unwrap(), vec!["id"]);
+        assert_eq!(route_params("/docs/{*rest}").unwrap(), vec!["rest"]);
+        assert!(route_params("events").unwrap_err().contains("start with"));
+        assert!(route_params("/e/x{id}").unwrap_err().contains("mixes"));
+        assert!(route_params("/assets/x").unwrap_err().contains("renderer itself"));
+        assert!(route_params("/e/{i d}").unwrap_err().contains("parameter name"));
+    }
+}

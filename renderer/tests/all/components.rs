@@ -1,0 +1,211 @@
+//! Components on a page: bus ordering, declared topics, and containment of every way
+//! a component can fail.
+
+use std::time::Duration;
+
+use crate::support::{TestSite, backend};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishers_run_before_subscribers_and_data_flows_between_them() {
+    let site = TestSite::new(&[]);
+    site.install(&["chain-source", "chain-double", "chain-sink"]);
+    // Listed in reverse of bus order: the renderer must order them.
+    site.page("chain.toml", r#"
+route = "/chain"
+layout = "test.html"
+team = "t"
+cache = { class = "public" }
+[[slots]]
+name = "sink"
+component = "chain-sink"
+[[slots]]
+name = "double"
+component = "chain-double"
+[[slots]]
+name = "source"
+component = "chain-source"
+props = { n = 21 }
+"#);
+    let running = site.start().await.expect("site starts");
+    let page = running.get("/chain").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.slot("source"), "<p>source n=21</p>");
+    assert_eq!(page.slot("double"), "<p>double n2=42</p>");
+    assert_eq!(page.slot("sink"), "<p>sink n=21 n2=42</p>");
+    let state = page.bus_state();
+    assert_eq!((state["n"].as_i64(), state["n2"].as_i64()), (Some(21), Some(42)));
+    assert_eq!(state["request"]["path"], "/chain");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_publisher_leaves_its_topics_absent_and_subscribers_still_render() {
+    let site = TestSite::new(&[]);
+    site.install(&["chain-source", "chain-double", "chain-sink"]);
+    site.page("chain.toml", r#"
+route = "/chain"
+layout = "test.html"
+team = "t"
+[[slots]]
+name = "source"
+component = "chain-source"
+props = { n = 3, fail = true }
+fallback = "<p>source fallback</p>"
+[[slots]]
+name = "double"
+component = "chain-double"
+[[slots]]
+name = "sink"
+component = "chain-sink"
+"#);
+    let running = site.start().await.expect("site starts");
+    let page = running.get("/chain").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.slot("source"), "<p>source fallback</p>");
+    assert_eq!(page.slot("double"), "<p>double n absent</p>");
+    assert_eq!(page.slot("sink"), "<p>sink n=absent n2=absent</p>");
+    let state = page.bus_state();
+    assert!(state.get("n").is_none() && state.get("n2").is_none(), "{state}");
+    // A fallback makes the render partial: cached briefly at most.
+    assert_eq!(page.header("cdn-cache-control"), "max-age=30, stale-while-revalidate=30, stale-if-error=300");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undeclared_reads_give_nothing_and_undeclared_publishes_fail() {
+    let api = backend().await;
+    let site = TestSite::new(&[("api", api)]);
+    site.install(&["bus-probe"]);
+    site.page("probe.toml", r#"
+route = "/probe"
+layout = "test.html"
+team = "t"
+[[data]]
+topic = "secret"
+url = "{bff.api}/json/secret"
+[[data]]
+topic = "declared"
+url = "{bff.api}/number/7"
+[[slots]]
+name = "probe"
+component = "bus-probe"
+"#);
+    let running = site.start().await.expect("site starts");
+    let page = running.get("/probe").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        page.slot("probe"),
+        "<p>secret=absent declared=7 publish-undeclared=err:topic &quot;not-mine&quot; is not declared in this \
+         component&#39;s publishes publish-declared=ok</p>"
+    );
+    assert_eq!(page.bus_state()["mine"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_components_fall_back_within_their_deadline_and_the_page_renders() {
+    let site = TestSite::new(&[]);
+    site.install(&["misbehave", "chain-source"]);
+    let mut page = String::from("route = \"/bad\"\nlayout = \"test.html\"\nteam = \"t\"\n");
+    for mode in ["loop", "oom", "trap", "panic", "error"] {
+        page.push_str(&format!(
+            "[[slots]]\nname = \"{mode}\"\ncomponent = \"misbehave\"\nprops = {{ mode = \"{mode}\" }}\nfallback = \"<p>{mode} fallback</p>\"\n"
+        ));
+    }
+    page.push_str("[[slots]]\nname = \"good\"\ncomponent = \"chain-source\"\nprops = { n = 1 }\n");
+    site.page("bad.toml", &page);
+    let running = site.start().await.expect("site starts");
+
+    for round in 0..3 {
+        let page = running.get("/bad").await;
+        assert_eq!(page.status, 200, "round {round}: {}", page.body);
+        for mode in ["loop", "oom", "trap", "panic", "error"] {
+            assert_eq!(page.slot(mode), format!("<p>{mode} fallback</p>"), "round {round}");
+        }
+        assert_eq!(page.slot("good"), "<p>source n=1</p>");
+        // The looping component is stopped at its 100 ms deadline, well inside the
+        // page's 1 s deadline.
+        assert!(page.elapsed < Duration::from_millis(800), "round {round}: took {:?}", page.elapsed);
+    }
+    // The process keeps serving ordinary pages.
+    assert_eq!(running.get("/_oberon/livez").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_critical_component_makes_the_page_a_503_that_is_not_stored() {
+    let site = TestSite::new(&[]);
+    site.install(&["misbehave"]);
+    site.page("critical.toml", r#"
+route = "/critical"
+layout = "test.html"
+team = "t"
+cache = { class = "public" }
+[[slots]]
+name = "main"
+component = "misbehave"
+props = { mode = "trap" }
+critical = true
+"#);
+    let running = site.start().await.expect("site starts");
+    let page = running.get("/critical").await;
+    assert_eq!(page.status, 503);
+    assert_eq!(page.header("cache-control"), "no-store");
+    assert_eq!(page.header("cdn-cache-control"), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guests_get_an_empty_wasi_context() {
+    let site = TestSite::new(&[]);
+    site.install(&["misbehave"]);
+    site.page("env.toml", "route = \"/env\"\nlayout = \"test.html\"\nteam = \"t\"\n[[slots]]\nname = \"env\"\ncomponent = \"misbehave\"\nprops = { mode = \"env\" }\n");
+    let running = site.start().await.expect("site starts");
+    assert_eq!(running.get("/env").await.slot("env"), "<p>env=0 fs=err</p>");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_components_compose_with_head_assets_and_state() {
+    let fixture = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/bff/events/v1/events/42.json"))
+        .expect("demo fixture");
+    let events = fixture_server(fixture).await;
+    let site = TestSite::new(&[("events", events)]);
+    site.install(&["event-details", "ticket-picker", "cart-summary"]);
+    site.page("event.toml", r#"
+route = "/events/{id}"
+layout = "test.html"
+team = "events"
+cache = { class = "public", ttl_s = 120 }
+[[data]]
+topic = "event"
+url = "{bff.events}/v1/events/{params.id}"
+[[slots]]
+name = "details"
+component = "event-details"
+[[slots]]
+name = "picker"
+component = "ticket-picker"
+[[slots]]
+name = "cart"
+component = "cart-summary"
+"#);
+    let running = site.start().await.expect("site starts");
+    let page = running.get("/events/42?type=premium&qty=3").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<title>The Midnight Orchestra · Oberon Tickets</title>"), "{}", page.body);
+    assert!(page.slot("cart").contains("EUR 267.00"), "{}", page.slot("cart"));
+    assert_eq!(page.bus_state()["ticket-selection"]["quantity"], 3);
+    // The picker is volatile, so the page is; in normal mode that keeps the base TTL.
+    assert_eq!(page.header("cdn-cache-control"), "max-age=120, stale-while-revalidate=120, stale-if-error=300");
+    assert_eq!(page.body.matches("/ticket-picker.js\"").count(), 1);
+    assert_eq!(page.body.matches("/event-details.css\"").count(), 1);
+}
+
+async fn fixture_server(body: String) -> String {
+    let app = axum::Router::new().route(
+        "/v1/events/42",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}

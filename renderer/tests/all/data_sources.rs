@@ -1,0 +1,72 @@
+//! Data sources that fail, hang, or answer garbage leave their topic absent; the page
+//! renders, within the source's deadline.
+
+use std::time::Duration;
+
+use crate::support::{TestSite, backend, dead_url};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_slow_and_broken_sources_leave_topics_absent_and_the_page_renders() {
+    let api = backend().await;
+    let site = TestSite::new(&[("api", api), ("dead", dead_url())]);
+    site.install(&["bus-probe", "chain-sink"]);
+    // chain-sink shows `n` and `n2`; each page points one of them at a bad source.
+    for (name, url, deadline) in [
+        ("dead", "{bff.dead}/json/x", 300),
+        ("slow", "{bff.api}/slow", 200),
+        ("garbage", "{bff.api}/garbage", 300),
+        ("unavailable", "{bff.api}/unavailable", 300),
+        ("huge", "{bff.api}/huge", 2000),
+    ] {
+        site.page(&format!("{name}.toml"), &format!(r#"
+route = "/{name}"
+layout = "test.html"
+team = "t"
+[[data]]
+topic = "n"
+url = "{url}"
+deadline_ms = {deadline}
+[[data]]
+topic = "n2"
+url = "{{bff.api}}/number/4"
+[[slots]]
+name = "sink"
+component = "chain-sink"
+"#));
+    }
+    let running = site.start().await.expect("site starts");
+    for name in ["dead", "slow", "garbage", "unavailable", "huge"] {
+        let page = running.get(&format!("/{name}")).await;
+        assert_eq!(page.status, 200, "{name}: {}", page.body);
+        assert_eq!(page.slot("sink"), "<p>sink n=absent n2=4</p>", "{name}");
+        assert!(page.bus_state().get("n").is_none(), "{name}");
+    }
+    // The slow source is cut at its own 200 ms deadline, not the backend's 3 s.
+    let page = running.get("/slow").await;
+    assert!(page.elapsed < Duration::from_millis(700), "took {:?}", page.elapsed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_parameters_are_encoded_into_source_urls() {
+    let api = backend().await;
+    let site = TestSite::new(&[("api", api)]);
+    site.install(&["chain-sink"]);
+    site.page("p.toml", r#"
+route = "/p/{name}"
+layout = "test.html"
+team = "t"
+[[data]]
+topic = "n"
+url = "{bff.api}/json/{params.name}"
+[[slots]]
+name = "sink"
+component = "chain-sink"
+"#);
+    let running = site.start().await.expect("site starts");
+    // `%2F..%2F` would climb out of /json/ if it were passed on decoded.
+    let page = running.get("/p/a%20b").await;
+    assert_eq!(page.bus_state()["n"]["name"], "a b");
+    let page = running.get("/p/..%2Fslow").await;
+    assert_eq!(page.bus_state()["n"]["name"], "../slow");
+    assert!(page.elapsed < Duration::from_secs(1));
+}

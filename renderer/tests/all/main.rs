@@ -1,0 +1,11 @@
+//! The renderer's integration tests: real components built from source
+//! (`oberon-test-artifacts`), a real renderer serving HTTP on port 0, and real data
+//! sources on port 0.
+
+mod support;
+
+mod components;
+mod config_errors;
+mod data_sources;
+mod hot_swap;
+mod http;

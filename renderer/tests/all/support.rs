@@ -1,0 +1,176 @@
+//! A throwaway site on disk, a running renderer, and a backend to fetch data from.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use oberon_renderer::{Renderer, RendererOptions, StartError, server};
+use tempfile::TempDir;
+
+/// A layout that places whatever slots a page has, so test pages need no layout of
+/// their own.
+pub const ANY_SLOTS_LAYOUT: &str = "<!doctype html><html><head>{{ head }}</head><body>\
+{% for name, html in slots|items %}<div data-slot=\"{{ name }}\">{{ html }}</div>{% endfor %}\
+{{ scripts }}</body></html>";
+
+pub struct TestSite {
+    pub dir: TempDir,
+}
+
+impl TestSite {
+    /// A site with the given BFFs and the any-slots layout.
+    pub fn new(bffs: &[(&str, String)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut toml = String::from("components = \"components\"\n[limits]\npage_deadline_ms = 1000\ncomponent_deadline_ms = 100\nmax_instances = 32\n[bffs]\n");
+        for (name, url) in bffs {
+            toml.push_str(&format!("{name} = \"{url}\"\n"));
+        }
+        std::fs::write(dir.path().join("site.toml"), toml).expect("site.toml");
+        for sub in ["pages", "layouts", "components"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
+        }
+        let site = Self { dir };
+        site.layout("test.html", ANY_SLOTS_LAYOUT);
+        site
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn layout(&self, name: &str, source: &str) {
+        std::fs::write(self.path().join("layouts").join(name), source).expect("layout");
+    }
+
+    pub fn page(&self, name: &str, toml: &str) {
+        std::fs::write(self.path().join("pages").join(name), toml).expect("page");
+    }
+
+    /// Install the component built from crate `crate_name` under the name `as_name`.
+    pub fn install_as(&self, as_name: &str, crate_name: &str) {
+        let artifact = oberon_test_artifacts::artifact(crate_name);
+        oberon_renderer::registry::install(
+            &self.path().join("components"),
+            as_name,
+            artifact.wasm(),
+            Some(&artifact.assets_dir()),
+        )
+        .expect("install component");
+    }
+
+    pub fn install(&self, names: &[&str]) {
+        for name in names {
+            self.install_as(name, name);
+        }
+    }
+
+    pub async fn start(&self) -> Result<Running, StartError> {
+        let renderer = Renderer::start(RendererOptions {
+            site_dir: self.path().to_path_buf(),
+            components_dir: None,
+            bffs: BTreeMap::new(),
+        })
+        .await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = server::app(renderer.clone());
+        tokio::spawn(server::serve(listener, app, std::future::pending()));
+        Ok(Running { renderer, addr, client: reqwest::Client::new() })
+    }
+}
+
+pub struct Running {
+    pub renderer: Arc<Renderer>,
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+}
+
+pub struct Got {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+    pub elapsed: Duration,
+}
+
+impl Got {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+
+    /// The HTML of one slot under the any-slots layout.
+    pub fn slot(&self, name: &str) -> &str {
+        let open = format!("<div data-slot=\"{name}\">");
+        let start = self.body.find(&open).unwrap_or_else(|| panic!("no slot {name} in:\n{}", self.body)) + open.len();
+        let end = self.body[start..].find("</div><").map_or(self.body.len(), |e| start + e);
+        &self.body[start..end]
+    }
+
+    /// The embedded client bus state.
+    pub fn bus_state(&self) -> serde_json::Value {
+        let open = "<script id=\"oberon-bus-state\" type=\"application/json\">";
+        let start = self.body.find(open).expect("bus state") + open.len();
+        let end = start + self.body[start..].find("</script>").expect("end of bus state");
+        serde_json::from_str(&self.body[start..end]).expect("bus state is JSON")
+    }
+}
+
+impl Running {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> Got {
+        let started = Instant::now();
+        let response = self.client.get(self.url(path)).send().await.expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("body");
+        Got { status, headers, body, elapsed: started.elapsed() }
+    }
+}
+
+/// A backend (standing in for a BFF) with well-behaved and badly-behaved endpoints.
+pub async fn backend() -> String {
+    let app = Router::new()
+        .route("/json/{name}", get(|axum::extract::Path(name): axum::extract::Path<String>| async move {
+            axum::Json(serde_json::json!({ "name": name, "n": 5 }))
+        }))
+        .route("/number/{n}", get(|axum::extract::Path(n): axum::extract::Path<i64>| async move { axum::Json(n) }))
+        .route("/slow", get(|| async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            axum::Json(serde_json::json!({ "late": true }))
+        }))
+        .route("/garbage", get(|| async { ([("content-type", "application/json")], "{\"not\": json") }))
+        .route("/unavailable", get(|| async { axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response() }))
+        .route("/huge", get(|| async {
+            // 8 MiB of valid JSON, over the renderer's 4 MiB limit, without a length.
+            let chunk = bytes::Bytes::from(vec![b' '; 64 << 10]);
+            let chunks = std::iter::once(bytes::Bytes::from_static(b"\""))
+                .chain(std::iter::repeat_n(chunk, 128).map(|_| bytes::Bytes::from(vec![b'x'; 64 << 10])))
+                .chain(std::iter::once(bytes::Bytes::from_static(b"\"")))
+                .map(Ok::<_, std::io::Error>);
+            axum::body::Body::from_stream(futures::stream::iter(chunks))
+        }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// A URL on which nothing listens.
+pub fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    format!("http://{addr}")
+}
+
+#[allow(dead_code)]
+pub fn config_cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config-errors")
+}
