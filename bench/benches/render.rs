@@ -22,7 +22,10 @@ use oberon_renderer::{Renderer, RendererOptions};
 const EVENT: &str = include_str!("../../demo/bff/events/v1/events/42.json");
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 fn instance_render(c: &mut Criterion) {
@@ -60,8 +63,13 @@ fn demo_page(c: &mut Criterion) {
     let rt = runtime();
     let components = tempfile::tempdir().expect("tempdir");
     for artifact in oberon_test_artifacts::examples() {
-        oberon_renderer::registry::install(components.path(), artifact.name, artifact.wasm(), Some(&artifact.assets_dir()))
-            .expect("install");
+        oberon_renderer::registry::install(
+            components.path(),
+            artifact.name,
+            artifact.wasm(),
+            Some(&artifact.assets_dir()),
+        )
+        .expect("install");
     }
     let renderer = rt
         .block_on(Renderer::start(RendererOptions {
@@ -71,12 +79,16 @@ fn demo_page(c: &mut Criterion) {
         }))
         .expect("demo site starts");
     let headers = http::HeaderMap::new();
-    let compact = serde_json::from_str::<serde_json::Value>(EVENT).expect("fixture").to_string();
+    let compact = serde_json::from_str::<serde_json::Value>(EVENT)
+        .expect("fixture")
+        .to_string();
     let data = [("event", compact.as_str())];
     let mut group = c.benchmark_group("demo_page");
     group.bench_function("event", |b| {
         b.to_async(&rt).iter(|| async {
-            let page = renderer.render_with_data("/events/42", None, &headers, &data).await;
+            let page = renderer
+                .render_with_data("/events/42", None, &headers, &data)
+                .await;
             assert_eq!(page.status, 200);
             page
         })

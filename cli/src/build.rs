@@ -16,7 +16,11 @@ pub struct ComponentCrate {
 
 impl ComponentCrate {
     pub fn wasm(&self, workspace: &Path) -> PathBuf {
-        workspace.join("target").join(TARGET).join("release").join(format!("{}.wasm", self.name.replace('-', "_")))
+        workspace
+            .join("target")
+            .join(TARGET)
+            .join("release")
+            .join(format!("{}.wasm", self.name.replace('-', "_")))
     }
 }
 
@@ -26,11 +30,19 @@ pub fn ensure_target() -> anyhow::Result<()> {
         .args(["target", "list", "--installed"])
         .output()
         .context("running `rustup target list --installed` (is rustup installed?)")?;
-    if String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.trim() == TARGET) {
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == TARGET)
+    {
         return Ok(());
     }
-    eprintln!("oberon: the {TARGET} target is missing; adding it with `rustup target add {TARGET}`");
-    let status = Command::new("rustup").args(["target", "add", TARGET]).status().context("running rustup")?;
+    eprintln!(
+        "oberon: the {TARGET} target is missing; adding it with `rustup target add {TARGET}`"
+    );
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .context("running rustup")?;
     if !status.success() {
         bail!("`rustup target add {TARGET}` failed; components cannot be built without it");
     }
@@ -50,7 +62,14 @@ pub fn example_crates(workspace: &Path) -> anyhow::Result<Vec<ComponentCrate>> {
         let text = std::fs::read_to_string(&manifest)?;
         let name = text
             .lines()
-            .find_map(|l| l.trim().strip_prefix("name").map(|r| r.trim_start_matches([' ', '=']).trim().trim_matches('"').to_string()))
+            .find_map(|l| {
+                l.trim().strip_prefix("name").map(|r| {
+                    r.trim_start_matches([' ', '='])
+                        .trim()
+                        .trim_matches('"')
+                        .to_string()
+                })
+            })
             .with_context(|| format!("{}: no package name", manifest.display()))?;
         crates.push(ComponentCrate { name, dir: path });
     }
@@ -61,7 +80,8 @@ pub fn example_crates(workspace: &Path) -> anyhow::Result<Vec<ComponentCrate>> {
 /// `cargo build --release --target wasm32-wasip2` for `crates`.
 pub fn build(workspace: &Path, crates: &[ComponentCrate]) -> anyhow::Result<()> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(workspace).args(["build", "--release", "--target", TARGET]);
+    cmd.current_dir(workspace)
+        .args(["build", "--release", "--target", TARGET]);
     for c in crates {
         cmd.args(["-p", &c.name]);
     }

@@ -28,7 +28,10 @@ pub struct DevArgs {
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
-    let root = args.root.canonicalize().with_context(|| format!("repository root {}", args.root.display()))?;
+    let root = args
+        .root
+        .canonicalize()
+        .with_context(|| format!("repository root {}", args.root.display()))?;
     let workspace = root.join("components");
     let site_dir = root.join("demo");
     let installed = root.join("target/oberon-dev/components");
@@ -54,7 +57,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     .await?;
     renderer.watch(Duration::from_millis(300));
 
-    let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     eprintln!("oberon: demo site at http://{addr}/events/42 (events BFF at http://{bff_addr})");
 
@@ -70,7 +75,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
 /// Rebuild and reinstall when a source under the components workspace changes.
 fn watch_sources(workspace: &Path, crates: &[build::ComponentCrate], installed: &Path) {
-    let watched: Vec<PathBuf> = ["sdk", "examples", "wit"].iter().map(|d| workspace.join(d)).collect();
+    let watched: Vec<PathBuf> = ["sdk", "examples", "wit"]
+        .iter()
+        .map(|d| workspace.join(d))
+        .collect();
     let mut last = stamps(&watched);
     loop {
         std::thread::sleep(Duration::from_millis(500));
@@ -80,8 +88,12 @@ fn watch_sources(workspace: &Path, crates: &[build::ComponentCrate], installed: 
         }
         last = now;
         eprintln!("oberon: component sources changed; rebuilding");
-        match build::build(workspace, crates).and_then(|()| build::install_all(workspace, crates, installed)) {
-            Ok(()) => eprintln!("oberon: rebuilt; the renderer picks the new versions up on its next look"),
+        match build::build(workspace, crates)
+            .and_then(|()| build::install_all(workspace, crates, installed))
+        {
+            Ok(()) => eprintln!(
+                "oberon: rebuilt; the renderer picks the new versions up on its next look"
+            ),
             Err(e) => eprintln!("oberon: {e:#}; still serving the previous versions"),
         }
     }
@@ -91,7 +103,9 @@ fn stamps(dirs: &[PathBuf]) -> BTreeMap<PathBuf, Option<SystemTime>> {
     let mut out = BTreeMap::new();
     let mut stack: Vec<PathBuf> = dirs.to_vec();
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {

@@ -15,16 +15,26 @@ pub fn app(root: PathBuf) -> Router {
 
 async fn serve(State(root): State<PathBuf>, UrlPath(path): UrlPath<String>) -> Response {
     let relative = Path::new(&path);
-    if !relative.components().all(|c| matches!(c, Component::Normal(_))) {
+    if !relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+    {
         return StatusCode::NOT_FOUND.into_response();
     }
     match tokio::fs::read(root.join(relative).with_extension("json")).await {
         Ok(body) => (
-            [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "public, max-age=30")],
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "public, max-age=30"),
+            ],
             body,
         )
             .into_response(),
-        Err(_) => (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "application/json")], "{\"error\":\"not found\"}")
+        Err(_) => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{\"error\":\"not found\"}",
+        )
             .into_response(),
     }
 }

@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "oberon", version, about = "Oberon: micro-frontends composed at the edge from WebAssembly components")]
+#[command(
+    name = "oberon",
+    version,
+    about = "Oberon: micro-frontends composed at the edge from WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -82,7 +82,9 @@ impl ComponentBus {
     /// topic in the same render replaces the earlier one.
     pub fn publish(&mut self, topic: &str, value: String) -> Result<(), String> {
         let Some(topic) = self.publishes.iter().find(|t| &***t == topic).cloned() else {
-            return Err(format!("topic {topic:?} is not declared in this component's publishes"));
+            return Err(format!(
+                "topic {topic:?} is not declared in this component's publishes"
+            ));
         };
         if value.len() > MAX_TOPIC_VALUE_BYTES {
             return Err(format!(
@@ -137,10 +139,17 @@ mod tests {
         let mut bus = ComponentBus::new(snapshot(), &meta(&[], &["mine"]));
         let err = bus.publish("not-mine", "1".into()).unwrap_err();
         assert!(err.contains("not declared"), "{err}");
-        assert!(bus.publish("mine", "not json".into()).unwrap_err().contains("not JSON"));
+        assert!(
+            bus.publish("mine", "not json".into())
+                .unwrap_err()
+                .contains("not JSON")
+        );
         bus.publish("mine", "1".into()).unwrap();
         bus.publish("mine", "2".into()).unwrap();
-        assert_eq!(bus.take_published(), vec![(Arc::from("mine"), Arc::from("2"))]);
+        assert_eq!(
+            bus.take_published(),
+            vec![(Arc::from("mine"), Arc::from("2"))]
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@ use crate::bindings::oberon::component::types as wit;
 
 /// How cacheable a component's (or a page's) output is; ordered from most to least
 /// cacheable so that "the least cacheable wins" is `max`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Cacheability {
     Public,
@@ -31,15 +33,17 @@ pub struct ComponentMetadata {
 /// characters. Strict so topic names are safe in logs, headers and the embedded state.
 pub fn is_valid_topic(topic: &str) -> bool {
     (1..=64).contains(&topic.len())
-        && topic
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
+        && topic.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        })
 }
 
 /// Component names: lower-case kebab case, 1 to 64 characters.
 pub fn is_valid_component_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -49,8 +53,12 @@ fn is_valid_asset(path: &str) -> bool {
     !path.is_empty()
         && path.len() <= 200
         && !path.starts_with('/')
-        && path.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..")
-        && path.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+        && path
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
 }
 
 impl ComponentMetadata {
@@ -77,11 +85,15 @@ impl ComponentMetadata {
         let subscribes = topics("subscribed", m.subscribes)?;
         let publishes = topics("published", m.publishes)?;
         if let Some(t) = subscribes.intersection(&publishes).next() {
-            return Err(format!("topic {t:?} is both subscribed and published by the same component"));
+            return Err(format!(
+                "topic {t:?} is both subscribed and published by the same component"
+            ));
         }
         for asset in &m.assets {
             if !is_valid_asset(asset) {
-                return Err(format!("asset path {asset:?} must be relative, without '..', of a-z A-Z 0-9 - _ . /"));
+                return Err(format!(
+                    "asset path {asset:?} must be relative, without '..', of a-z A-Z 0-9 - _ . /"
+                ));
             }
         }
         Ok(Self {
@@ -119,7 +131,10 @@ impl RequestContext {
             params: self.params.clone(),
             query: self.query.clone(),
             locale: self.locale.clone(),
-            user: self.user.as_ref().map(|u| wit::User { id: u.id.clone(), roles: u.roles.clone() }),
+            user: self.user.as_ref().map(|u| wit::User {
+                id: u.id.clone(),
+                roles: u.roles.clone(),
+            }),
             request_id: self.request_id.to_string(),
         }
     }
@@ -173,7 +188,13 @@ mod tests {
 
     #[test]
     fn least_cacheable_wins() {
-        assert_eq!(Cacheability::Public.max(Cacheability::Volatile), Cacheability::Volatile);
-        assert_eq!(Cacheability::Personal.max(Cacheability::Volatile), Cacheability::Personal);
+        assert_eq!(
+            Cacheability::Public.max(Cacheability::Volatile),
+            Cacheability::Volatile
+        );
+        assert_eq!(
+            Cacheability::Personal.max(Cacheability::Volatile),
+            Cacheability::Personal
+        );
     }
 }

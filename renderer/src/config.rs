@@ -122,7 +122,10 @@ impl PageCache {
 
 impl Default for PageCache {
     fn default() -> Self {
-        Self { class: Cacheability::Personal, ttl_s: Self::default_ttl() }
+        Self {
+            class: Cacheability::Personal,
+            ttl_s: Self::default_ttl(),
+        }
     }
 }
 
@@ -185,7 +188,12 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(file: &Path, message: impl Into<String>) -> Self {
-        Self { file: file.to_path_buf(), location: None, message: message.into(), help: None }
+        Self {
+            file: file.to_path_buf(),
+            location: None,
+            message: message.into(),
+            help: None,
+        }
     }
 
     /// Locate the error at a byte offset of `source`.
@@ -224,7 +232,11 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0.len();
-        writeln!(f, "{n} configuration error{}:", if n == 1 { "" } else { "s" })?;
+        writeln!(
+            f,
+            "{n} configuration error{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
         for e in &self.0 {
             writeln!(f, "{e}")?;
         }
@@ -250,7 +262,10 @@ fn line_col(source: &str, offset: usize) -> (usize, usize) {
 
 /// Parse a TOML file into `T`, turning a syntax or schema error into a located
 /// [`ConfigError`].
-pub fn parse_toml<T: serde::de::DeserializeOwned>(file: &Path, source: &str) -> Result<T, ConfigError> {
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    source: &str,
+) -> Result<T, ConfigError> {
     toml::from_str(source).map_err(|e| {
         let mut err = ConfigError::new(file, e.message().trim_end().to_string());
         if let Some(span) = e.span() {
@@ -294,7 +309,10 @@ mod tests {
         let src = "route = \"/\"\nlayout = \"x.html\"\nteam = \"t\"\nslots = []\ncolour = 1\n";
         let err = parse_toml::<PageConfig>(Path::new("pages/home.toml"), src).unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("pages/home.toml:5:1: unknown field `colour`"), "{text}");
+        assert!(
+            text.starts_with("pages/home.toml:5:1: unknown field `colour`"),
+            "{text}"
+        );
         assert!(text.contains("help: remove the field"), "{text}");
     }
 }

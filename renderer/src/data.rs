@@ -12,7 +12,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::component::RequestContext;
 
 /// Characters left as they are in an expanded value: RFC 3986 unreserved.
-const VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// A parsed URL template. BFF base URLs are resolved when the page is loaded; route
 /// parameters and query values are filled per request, percent-encoded, so a request
@@ -82,7 +86,11 @@ impl UrlTemplate {
                         message: format!("route has no parameter {p:?}"),
                         help: format!(
                             "use one of the route's parameters: {}",
-                            if params.is_empty() { "(none)".to_string() } else { params.join(", ") }
+                            if params.is_empty() {
+                                "(none)".to_string()
+                            } else {
+                                params.join(", ")
+                            }
                         ),
                     });
                 }
@@ -126,11 +134,19 @@ impl UrlTemplate {
             match part {
                 Part::Literal(s) => url.push_str(s),
                 Part::Param(p) => {
-                    let v = ctx.params.iter().find(|(k, _)| k == p).map_or("", |(_, v)| v.as_str());
+                    let v = ctx
+                        .params
+                        .iter()
+                        .find(|(k, _)| k == p)
+                        .map_or("", |(_, v)| v.as_str());
                     url.extend(utf8_percent_encode(v, VALUE));
                 }
                 Part::Query(q) => {
-                    let v = ctx.query.iter().find(|(k, _)| k == q).map_or("", |(_, v)| v.as_str());
+                    let v = ctx
+                        .query
+                        .iter()
+                        .find(|(k, _)| k == q)
+                        .map_or("", |(_, v)| v.as_str());
                     url.extend(utf8_percent_encode(v, VALUE));
                 }
             }
@@ -178,7 +194,12 @@ impl DataClient {
     }
 
     /// GET `url` and return its JSON body, within `deadline`.
-    pub async fn fetch(&self, url: &str, deadline: Duration, request_id: &str) -> Result<Arc<str>, DataError> {
+    pub async fn fetch(
+        &self,
+        url: &str,
+        deadline: Duration,
+        request_id: &str,
+    ) -> Result<Arc<str>, DataError> {
         match tokio::time::timeout(deadline, self.fetch_inner(url, request_id)).await {
             Ok(result) => result,
             Err(_) => Err(DataError::Timeout(deadline.as_millis())),
@@ -197,13 +218,20 @@ impl DataClient {
         if !response.status().is_success() {
             return Err(DataError::Status(response.status().as_u16()));
         }
-        if response.content_length().is_some_and(|n| n > self.max_bytes as u64) {
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_bytes as u64)
+        {
             return Err(DataError::TooLarge(self.max_bytes));
         }
         // Read in chunks so an unannounced huge body is cut off at the limit rather
         // than buffered whole.
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| DataError::Request(error_chain(&e)))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| DataError::Request(error_chain(&e)))?
+        {
             if body.len() + chunk.len() > self.max_bytes {
                 return Err(DataError::TooLarge(self.max_bytes));
             }
@@ -211,7 +239,8 @@ impl DataClient {
         }
         // Parsed once here (and re-serialised compactly) so that components and the
         // embedded client state only ever see valid, minimal JSON.
-        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| DataError::NotJson(e.to_string()))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| DataError::NotJson(e.to_string()))?;
         Ok(Arc::from(value.to_string()))
     }
 }
@@ -236,7 +265,11 @@ mod tests {
     }
 
     fn ctx(params: &[(&str, &str)], query: &[(&str, &str)]) -> RequestContext {
-        let own = |v: &[(&str, &str)]| v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let own = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
         RequestContext {
             path: "/".into(),
             params: own(params),
@@ -249,12 +282,20 @@ mod tests {
 
     #[test]
     fn expands_and_encodes() {
-        let t = UrlTemplate::parse("{bff.events}/v1/events/{params.id}?q={query.q}", bff, &["id".into()]).unwrap();
+        let t = UrlTemplate::parse(
+            "{bff.events}/v1/events/{params.id}?q={query.q}",
+            bff,
+            &["id".into()],
+        )
+        .unwrap();
         assert_eq!(
             t.expand(&ctx(&[("id", "../admin?x=1")], &[("q", "a b&c")])),
             "http://127.0.0.1:9/v1/events/..%2Fadmin%3Fx%3D1?q=a%20b%26c"
         );
-        assert_eq!(t.expand(&ctx(&[("id", "42")], &[])), "http://127.0.0.1:9/v1/events/42?q=");
+        assert_eq!(
+            t.expand(&ctx(&[("id", "42")], &[])),
+            "http://127.0.0.1:9/v1/events/42?q="
+        );
     }
 
     #[test]

@@ -38,7 +38,10 @@ pub struct EngineLimits {
 
 impl Default for EngineLimits {
     fn default() -> Self {
-        Self { memory_bytes: 16 << 20, max_instances: 256 }
+        Self {
+            memory_bytes: 16 << 20,
+            max_instances: 256,
+        }
     }
 }
 
@@ -46,13 +49,25 @@ impl Default for EngineLimits {
 #[derive(Debug, thiserror::Error)]
 pub enum ComponentError {
     #[error("component {component}: did not finish within its {deadline_ms} ms deadline")]
-    Timeout { component: Arc<str>, deadline_ms: u128 },
+    Timeout {
+        component: Arc<str>,
+        deadline_ms: u128,
+    },
     #[error("component {component}: trapped: {message}")]
-    Trap { component: Arc<str>, message: String },
+    Trap {
+        component: Arc<str>,
+        message: String,
+    },
     #[error("component {component}: returned an error: {message}")]
-    Guest { component: Arc<str>, message: String },
+    Guest {
+        component: Arc<str>,
+        message: String,
+    },
     #[error("component {component}: could not be instantiated: {message}")]
-    Instantiate { component: Arc<str>, message: String },
+    Instantiate {
+        component: Arc<str>,
+        message: String,
+    },
 }
 
 /// Why a component could not be loaded.
@@ -81,7 +96,10 @@ pub(crate) struct HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -131,7 +149,12 @@ impl ComponentEngine {
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone())?;
-        Ok(Self { engine, linker, limits, ticker_stop })
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+            ticker_stop,
+        })
     }
 
     pub fn limits(&self) -> &EngineLimits {
@@ -147,7 +170,8 @@ impl ComponentEngine {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::World(format!("{e:#}")))?;
-        let pre = bindings::ComponentPre::new(pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
+        let pre =
+            bindings::ComponentPre::new(pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
 
         let name: Arc<str> = Arc::from("(loading)");
         let mut store = self.store(
@@ -156,14 +180,18 @@ impl ComponentEngine {
             ComponentBus::closed(),
             Instant::now() + Duration::from_secs(5),
         );
-        let instance =
-            pre.instantiate_async(&mut store).await.map_err(|e| LoadError::Describe(format!("{e:#}")))?;
+        let instance = pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
         let raw = instance
             .call_describe(&mut store)
             .await
             .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
         let metadata = ComponentMetadata::from_wit(raw).map_err(LoadError::Metadata)?;
-        Ok(LoadedComponent { inner: Arc::new(Loaded { pre, metadata }) })
+        Ok(LoadedComponent {
+            inner: Arc::new(Loaded { pre, metadata }),
+        })
     }
 
     fn store(
@@ -220,7 +248,12 @@ impl ComponentEngine {
         let name = meta.name.clone();
         let started = Instant::now();
         let component_bus = ComponentBus::new(bus.clone(), meta);
-        let mut store = self.store(name.clone(), ctx.request_id.clone(), component_bus, deadline);
+        let mut store = self.store(
+            name.clone(),
+            ctx.request_id.clone(),
+            component_bus,
+            deadline,
+        );
         let timed_out = |store: &Store<HostState>| Instant::now() >= store.data().deadline;
 
         let outcome = async {
@@ -229,18 +262,29 @@ impl ComponentEngine {
                 .pre
                 .instantiate_async(&mut store)
                 .await
-                .map_err(|e| ComponentError::Instantiate { component: name.clone(), message: format!("{e:#}") })?;
+                .map_err(|e| ComponentError::Instantiate {
+                    component: name.clone(),
+                    message: format!("{e:#}"),
+                })?;
             let wit_ctx = ctx.to_wit();
             match instance.call_render(&mut store, &wit_ctx, props).await {
                 Ok(Ok(fragment)) => Ok(Fragment::from_wit(fragment)),
-                Ok(Err(message)) => Err(ComponentError::Guest { component: name.clone(), message }),
-                Err(e) if timed_out(&store) || e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => {
+                Ok(Err(message)) => Err(ComponentError::Guest {
+                    component: name.clone(),
+                    message,
+                }),
+                Err(e)
+                    if timed_out(&store) || e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) =>
+                {
                     Err(ComponentError::Timeout {
                         component: name.clone(),
                         deadline_ms: deadline.saturating_duration_since(started).as_millis(),
                     })
                 }
-                Err(e) => Err(ComponentError::Trap { component: name.clone(), message: trap_message(&e) }),
+                Err(e) => Err(ComponentError::Trap {
+                    component: name.clone(),
+                    message: trap_message(&e),
+                }),
             }
         }
         .await;
@@ -249,7 +293,11 @@ impl ComponentEngine {
             Ok(_) => store.data_mut().bus.take_published(),
             Err(_) => Vec::new(),
         };
-        RenderResult { outcome, published, elapsed: started.elapsed() }
+        RenderResult {
+            outcome,
+            published,
+            elapsed: started.elapsed(),
+        }
     }
 }
 
@@ -269,12 +317,14 @@ fn trap_message(e: &wasmtime::Error) -> String {
 }
 
 fn spawn_epoch_ticker(engine: Engine, stop: Arc<AtomicBool>) -> std::io::Result<()> {
-    std::thread::Builder::new().name("oberon-epoch".into()).spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(EPOCH_TICK);
-            engine.increment_epoch();
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("oberon-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })?;
     Ok(())
 }
 
@@ -297,7 +347,9 @@ impl LoadedComponent {
 
 impl std::fmt::Debug for LoadedComponent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedComponent").field("metadata", &self.inner.metadata).finish()
+        f.debug_struct("LoadedComponent")
+            .field("metadata", &self.inner.metadata)
+            .finish()
     }
 }
 
@@ -348,7 +400,11 @@ impl Fragment {
             head: f
                 .head
                 .into_iter()
-                .map(|h| HeadEntry { tag: h.tag, attrs: h.attrs, content: h.content })
+                .map(|h| HeadEntry {
+                    tag: h.tag,
+                    attrs: h.attrs,
+                    content: h.content,
+                })
                 .collect(),
         }
     }

@@ -30,13 +30,21 @@ impl Layouts {
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
         let mut errors = Vec::new();
         let entries = std::fs::read_dir(dir).map_err(|e| {
-            vec![ConfigError::new(dir, format!("cannot read layouts directory: {e}"))
-                .help("create it, or set `layouts = \"...\"` in site.toml")]
+            vec![
+                ConfigError::new(dir, format!("cannot read layouts directory: {e}"))
+                    .help("create it, or set `layouts = \"...\"` in site.toml"),
+            ]
         })?;
         let mut files: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
         files.sort();
-        for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "html")) {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        for path in files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "html"))
+        {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let source = match std::fs::read_to_string(path) {
                 Ok(s) => s,
                 Err(e) => {
@@ -45,12 +53,22 @@ impl Layouts {
                 }
             };
             if let Err(e) = env.add_template_owned(name, source) {
-                let mut err = ConfigError::new(path, format!("layout does not parse: {}", e.detail().unwrap_or("syntax error")));
+                let mut err = ConfigError::new(
+                    path,
+                    format!(
+                        "layout does not parse: {}",
+                        e.detail().unwrap_or("syntax error")
+                    ),
+                );
                 err.location = e.line().map(|l| (l, 1));
                 errors.push(err.help("fix the minijinja syntax on this line"));
             }
         }
-        if errors.is_empty() { Ok(Self { env }) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(Self { env })
+        } else {
+            Err(errors)
+        }
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -69,13 +87,25 @@ impl Layouts {
         if vars.contains("slots") {
             return None;
         }
-        Some(vars.iter().filter_map(|v| v.strip_prefix("slots.")).map(str::to_string).collect())
+        Some(
+            vars.iter()
+                .filter_map(|v| v.strip_prefix("slots."))
+                .map(str::to_string)
+                .collect(),
+        )
     }
 
-    pub fn render(&self, name: &str, composition: &Composition<'_>) -> Result<String, minijinja::Error> {
+    pub fn render(
+        &self,
+        name: &str,
+        composition: &Composition<'_>,
+    ) -> Result<String, minijinja::Error> {
         let template = self.env.get_template(name)?;
-        let slots: BTreeMap<&str, Value> =
-            composition.slots.iter().map(|(n, html)| (*n, Value::from_safe_string(html.clone()))).collect();
+        let slots: BTreeMap<&str, Value> = composition
+            .slots
+            .iter()
+            .map(|(n, html)| (*n, Value::from_safe_string(html.clone())))
+            .collect();
         let ctx = minijinja::context! {
             slots => slots,
             head => Value::from_safe_string(composition.head()),
@@ -138,7 +168,11 @@ impl Composition<'_> {
         out.push_str(CLIENT_BUS);
         out.push_str("</script>");
         for url in dedup(&self.assets).filter(|u| u.ends_with(".js")) {
-            let _ = write!(out, "<script type=\"module\" src=\"{}\"></script>", escape(url));
+            let _ = write!(
+                out,
+                "<script type=\"module\" src=\"{}\"></script>",
+                escape(url)
+            );
         }
         out
     }
@@ -146,7 +180,11 @@ impl Composition<'_> {
     /// The public bus state as a JSON object, safe inside a `<script>` element.
     pub fn bus_state_json(&self) -> String {
         let mut json = String::from("{");
-        for (topic, value) in self.bus.iter().filter(|(t, _)| !self.private_topics.contains(&***t)) {
+        for (topic, value) in self
+            .bus
+            .iter()
+            .filter(|(t, _)| !self.private_topics.contains(&***t))
+        {
             if json.len() > 1 {
                 json.push(',');
             }
@@ -156,8 +194,11 @@ impl Composition<'_> {
         json.push('}');
         // `<`, `>` and `&` only occur inside JSON strings, where the \u escapes mean the
         // same; this keeps `</script>` in a value from ending the element.
-        json.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
-            .replace('\u{2028}', "\\u2028").replace('\u{2029}', "\\u2029")
+        json.replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026")
+            .replace('\u{2028}', "\\u2028")
+            .replace('\u{2029}', "\\u2029")
     }
 }
 
@@ -168,27 +209,47 @@ fn dedup(items: &[String]) -> impl Iterator<Item = &String> {
 
 /// The identity of a head entry for deduplication, or `None` if its tag is not allowed.
 fn head_key(entry: &HeadEntry) -> Option<String> {
-    let attr = |name: &str| entry.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    let attr = |name: &str| {
+        entry
+            .attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
     if !entry.attrs.iter().all(|(k, _)| is_attr_name(k)) {
         return None;
     }
     match entry.tag.as_str() {
         "title" => Some("title".into()),
         "meta" => {
-            let id = attr("name").map(|n| format!("name={n}"))
+            let id = attr("name")
+                .map(|n| format!("name={n}"))
                 .or_else(|| attr("property").map(|p| format!("property={p}")))
                 .or_else(|| attr("http-equiv").map(|h| format!("http-equiv={h}")))
                 .or_else(|| attr("charset").map(|_| "charset".to_string()));
-            Some(format!("meta:{}", id.unwrap_or_else(|| format!("{:?}", entry.attrs))))
+            Some(format!(
+                "meta:{}",
+                id.unwrap_or_else(|| format!("{:?}", entry.attrs))
+            ))
         }
-        "link" => Some(format!("link:{}:{}", attr("rel").unwrap_or(""), attr("href").unwrap_or(""))),
-        "script" | "style" => Some(format!("{}:{:?}:{:?}", entry.tag, entry.attrs, entry.content)),
+        "link" => Some(format!(
+            "link:{}:{}",
+            attr("rel").unwrap_or(""),
+            attr("href").unwrap_or("")
+        )),
+        "script" | "style" => Some(format!(
+            "{}:{:?}:{:?}",
+            entry.tag, entry.attrs, entry.content
+        )),
         _ => None,
     }
 }
 
 fn is_attr_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':'))
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b':'))
 }
 
 fn write_head_entry(out: &mut String, entry: &HeadEntry) {
@@ -237,7 +298,10 @@ mod tests {
     fn entry(tag: &str, attrs: &[(&str, &str)], content: Option<&str>) -> HeadEntry {
         HeadEntry {
             tag: tag.into(),
-            attrs: attrs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            attrs: attrs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
             content: content.map(str::to_string),
         }
     }
@@ -250,15 +314,27 @@ mod tests {
             slots: vec![],
             head: vec![
                 entry("title", &[], Some("First <1>")),
-                entry("meta", &[("name", "description"), ("content", "a \"quote\"")]),
+                entry(
+                    "meta",
+                    &[("name", "description"), ("content", "a \"quote\"")],
+                    None,
+                ),
                 entry("title", &[], Some("Second")),
-                entry("meta", &[("name", "description"), ("content", "other")]),
+                entry(
+                    "meta",
+                    &[("name", "description"), ("content", "other")],
+                    None,
+                ),
                 entry("link", &[("rel", "icon"), ("href", "/i.png")], None),
                 entry("link", &[("rel", "icon"), ("href", "/i.png")], None),
                 entry("iframe", &[("src", "x")], None),
                 entry("meta", &[("on load", "x")], None),
             ],
-            assets: vec!["/assets/a/1/a.css".into(), "/assets/a/1/a.js".into(), "/assets/a/1/a.css".into()],
+            assets: vec![
+                "/assets/a/1/a.css".into(),
+                "/assets/a/1/a.js".into(),
+                "/assets/a/1/a.css".into(),
+            ],
             bus,
             private_topics: private,
         }
@@ -284,7 +360,10 @@ mod tests {
         let private = HashSet::from(["secret"]);
         let c = composition(&bus, &private);
         let json = c.bus_state_json();
-        assert_eq!(json, r#"{"a":{"x":"\u003c/script\u003e\u003cb\u003e\u0026"}}"#);
+        assert_eq!(
+            json,
+            r#"{"a":{"x":"\u003c/script\u003e\u003cb\u003e\u0026"}}"#
+        );
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["a"]["x"], "</script><b>&");
         let scripts = c.scripts();

@@ -9,7 +9,10 @@ use clap::Parser;
 use oberon_renderer::{Renderer, RendererOptions, server};
 
 #[derive(Parser)]
-#[command(version, about = "Oberon's renderer: pages composed from WebAssembly components")]
+#[command(
+    version,
+    about = "Oberon's renderer: pages composed from WebAssembly components"
+)]
 struct Args {
     /// Site directory (containing site.toml).
     #[arg(long)]
@@ -47,7 +50,9 @@ async fn main() -> anyhow::Result<()> {
     if args.watch_ms > 0 {
         renderer.watch(Duration::from_millis(args.watch_ms));
     }
-    let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!("renderer listening on http://{}", listener.local_addr()?);
     server::serve(listener, server::app(renderer), shutdown_signal()).await?;
     Ok(())
@@ -57,10 +62,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

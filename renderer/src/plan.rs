@@ -67,7 +67,12 @@ pub fn plan(slots: &[PlanSlot<'_>], seeded: &BTreeSet<Arc<str>>) -> Result<BusPl
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            s.meta.subscribes.iter().filter_map(|t| publisher.get(&**t).copied()).filter(|&p| p != i).collect()
+            s.meta
+                .subscribes
+                .iter()
+                .filter_map(|t| publisher.get(&**t).copied())
+                .filter(|&p| p != i)
+                .collect()
         })
         .collect();
 
@@ -77,7 +82,11 @@ pub fn plan(slots: &[PlanSlot<'_>], seeded: &BTreeSet<Arc<str>>) -> Result<BusPl
     while placed < slots.len() {
         let ready: Vec<usize> = (0..slots.len())
             .filter(|&i| stage_of[i].is_none())
-            .filter(|&i| deps[i].iter().all(|&d| stage_of[d].is_some_and(|s| s < stages.len())))
+            .filter(|&i| {
+                deps[i]
+                    .iter()
+                    .all(|&d| stage_of[d].is_some_and(|s| s < stages.len()))
+            })
             .collect();
         if ready.is_empty() {
             return Err(cycle_error(slots, &deps, &stage_of, &publisher));
@@ -104,7 +113,11 @@ fn cycle_error(
     let mut path = vec![start];
     let mut current = start;
     loop {
-        let next = deps[current].iter().copied().find(|&d| stage_of[d].is_none()).unwrap_or(start);
+        let next = deps[current]
+            .iter()
+            .copied()
+            .find(|&d| stage_of[d].is_none())
+            .unwrap_or(start);
         if let Some(pos) = path.iter().position(|&p| p == next) {
             path.drain(..pos);
             break;
@@ -124,7 +137,10 @@ fn cycle_error(
             .find(|t| publisher.get(&***t) == Some(&i))
             .map(|t| t.to_string())
             .unwrap_or_default();
-        steps.push(format!("{} publishes {topic:?} read by {}", slots[i].meta.name, slots[next].meta.name));
+        steps.push(format!(
+            "{} publishes {topic:?} read by {}",
+            slots[i].meta.name, slots[next].meta.name
+        ));
     }
     PlanError {
         slot: path[0],
@@ -149,7 +165,13 @@ mod tests {
     }
 
     fn run(metas: &[ComponentMetadata], seeded: &[&str]) -> Result<BusPlan, PlanError> {
-        let slots: Vec<_> = metas.iter().map(|m| PlanSlot { slot: &m.name, meta: m }).collect();
+        let slots: Vec<_> = metas
+            .iter()
+            .map(|m| PlanSlot {
+                slot: &m.name,
+                meta: m,
+            })
+            .collect();
         plan(&slots, &seeded.iter().map(|s| Arc::from(*s)).collect())
     }
 
@@ -161,29 +183,60 @@ mod tests {
             meta("source", &[], &["n"]),
             meta("header", &[], &[]),
         ];
-        assert_eq!(run(&metas, &[]).unwrap().stages, vec![vec![2, 3], vec![1], vec![0]]);
+        assert_eq!(
+            run(&metas, &[]).unwrap().stages,
+            vec![vec![2, 3], vec![1], vec![0]]
+        );
     }
 
     #[test]
     fn seeded_topics_do_not_order() {
-        let metas = [meta("a", &["event"], &["x"]), meta("b", &["event", "x"], &[])];
-        assert_eq!(run(&metas, &["event"]).unwrap().stages, vec![vec![0], vec![1]]);
+        let metas = [
+            meta("a", &["event"], &["x"]),
+            meta("b", &["event", "x"], &[]),
+        ];
+        assert_eq!(
+            run(&metas, &["event"]).unwrap().stages,
+            vec![vec![0], vec![1]]
+        );
     }
 
     #[test]
     fn cycle_names_components_and_topics() {
-        let metas = [meta("header", &[], &[]), meta("relay-a", &["x"], &["y"]), meta("relay-b", &["y"], &["x"])];
+        let metas = [
+            meta("header", &[], &[]),
+            meta("relay-a", &["x"], &["y"]),
+            meta("relay-b", &["y"], &["x"]),
+        ];
         let err = run(&metas, &[]).unwrap_err();
         assert!(err.message.contains("cycle"), "{}", err.message);
-        assert!(err.message.contains("relay-a publishes \"y\" read by relay-b"), "{}", err.message);
-        assert!(err.message.contains("relay-b publishes \"x\" read by relay-a"), "{}", err.message);
+        assert!(
+            err.message
+                .contains("relay-a publishes \"y\" read by relay-b"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message
+                .contains("relay-b publishes \"x\" read by relay-a"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn longer_cycle_is_reported_whole() {
-        let metas = [meta("a", &["z"], &["x"]), meta("b", &["x"], &["y"]), meta("c", &["y"], &["z"])];
+        let metas = [
+            meta("a", &["z"], &["x"]),
+            meta("b", &["x"], &["y"]),
+            meta("c", &["y"], &["z"]),
+        ];
         let err = run(&metas, &[]).unwrap_err();
-        for part in ["a publishes \"x\" read by b", "b publishes \"y\" read by c", "c publishes \"z\" read by a"] {
+        for part in [
+            "a publishes \"x\" read by b",
+            "b publishes \"y\" read by c",
+            "c publishes \"z\" read by a",
+        ] {
             assert!(err.message.contains(part), "{}", err.message);
         }
     }
@@ -191,12 +244,22 @@ mod tests {
     #[test]
     fn two_publishers_of_one_topic_are_rejected() {
         let metas = [meta("a", &[], &["x"]), meta("b", &[], &["x"])];
-        assert!(run(&metas, &[]).unwrap_err().message.contains("published by both"));
+        assert!(
+            run(&metas, &[])
+                .unwrap_err()
+                .message
+                .contains("published by both")
+        );
     }
 
     #[test]
     fn publishing_a_seeded_topic_is_rejected() {
         let metas = [meta("a", &[], &["event"])];
-        assert!(run(&metas, &["event"]).unwrap_err().message.contains("already provide"));
+        assert!(
+            run(&metas, &["event"])
+                .unwrap_err()
+                .message
+                .contains("already provide")
+        );
     }
 }

@@ -53,7 +53,10 @@ struct FileStamp {
 
 fn stamp(path: &Path) -> Option<FileStamp> {
     let meta = std::fs::metadata(path).ok()?;
-    Some(FileStamp { modified: meta.modified().ok(), len: meta.len() })
+    Some(FileStamp {
+        modified: meta.modified().ok(),
+        len: meta.len(),
+    })
 }
 
 /// The component versions currently loaded, by name.
@@ -70,13 +73,19 @@ impl ComponentSet {
 
 fn wasm_paths(dir: &Path) -> Result<Vec<(String, PathBuf)>, ConfigError> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
-        ConfigError::new(dir, format!("cannot read components directory: {e}"))
-            .help("build the components (`oberon dev` does) or set `components = \"...\"` in site.toml")
+        ConfigError::new(dir, format!("cannot read components directory: {e}")).help(
+            "build the components (`oberon dev` does) or set `components = \"...\"` in site.toml",
+        )
     })?;
     let mut found: Vec<(String, PathBuf)> = entries
         .filter_map(Result::ok)
         .filter(|e| e.path().join("component.wasm").is_file())
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path().join("component.wasm")))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.path().join("component.wasm"),
+            )
+        })
         .collect();
     found.sort();
     Ok(found)
@@ -134,20 +143,42 @@ async fn load_one(
     })?;
     let declared = &component.metadata().name;
     if &**declared != name {
-        return Err(ConfigError::new(wasm_path, format!("component in directory {name:?} describes itself as {declared:?}"))
-            .help(format!("move it to a directory named {declared:?}")));
+        return Err(ConfigError::new(
+            wasm_path,
+            format!("component in directory {name:?} describes itself as {declared:?}"),
+        )
+        .help(format!("move it to a directory named {declared:?}")));
     }
     let mut assets = BTreeMap::new();
     let asset_dir = wasm_path.with_file_name("assets");
     for path in &component.metadata().assets {
         let file = asset_dir.join(path);
         let bytes = tokio::fs::read(&file).await.map_err(|e| {
-            ConfigError::new(&file, format!("component {name} declares asset {path:?}, which cannot be read: {e}"))
-                .help("ship the file in the component's assets/ directory, or remove it from describe()")
+            ConfigError::new(
+                &file,
+                format!("component {name} declares asset {path:?}, which cannot be read: {e}"),
+            )
+            .help(
+                "ship the file in the component's assets/ directory, or remove it from describe()",
+            )
         })?;
-        assets.insert(path.clone(), Asset { bytes: bytes.into(), content_type: content_type(path) });
+        assets.insert(
+            path.clone(),
+            Asset {
+                bytes: bytes.into(),
+                content_type: content_type(path),
+            },
+        );
     }
-    Ok(ComponentVersion { component, hash, assets, stamp: stamp.unwrap_or(FileStamp { modified: None, len: 0 }) })
+    Ok(ComponentVersion {
+        component,
+        hash,
+        assets,
+        stamp: stamp.unwrap_or(FileStamp {
+            modified: None,
+            len: 0,
+        }),
+    })
 }
 
 /// The stamps of every `component.wasm` in a directory. Two equal scans mean nothing
@@ -156,7 +187,13 @@ async fn load_one(
 pub struct DirScan(BTreeMap<String, Option<FileStamp>>);
 
 pub fn scan(dir: &Path) -> DirScan {
-    DirScan(wasm_paths(dir).unwrap_or_default().into_iter().map(|(name, path)| (name, stamp(&path))).collect())
+    DirScan(
+        wasm_paths(dir)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, path)| (name, stamp(&path)))
+            .collect(),
+    )
 }
 
 fn content_type(path: &str) -> &'static str {

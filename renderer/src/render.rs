@@ -1,11 +1,10 @@
-//! The life of a page request, from matched route to composed HTML.
-//!
-//! 1. match the page; 2. fetch its data sources concurrently, each within its own
-//! deadline and the page's; 3. run its components stage by stage (publishers before
-//! subscribers, a stage's components concurrently), each in a fresh instance with its
-//! deadline; 4. compose the layout; 5. decide status and caching headers. Nothing a
-//! data source or a non-critical component does can fail the page or hold it past its
-//! deadline; a failed critical component makes it a 503.
+//! The life of a page request, from matched route to composed HTML: match the page;
+//! fetch its data sources concurrently, each within its own deadline and the page's;
+//! run its components stage by stage (publishers before subscribers, a stage's
+//! components concurrently), each in a fresh instance with its deadline; compose the
+//! layout; decide status and caching headers. Nothing a data source or a non-critical
+//! component does can fail the page or hold it past its deadline; a failed critical
+//! component makes it a 503.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -66,9 +65,12 @@ impl Renderer {
         })
         .map_err(StartError::Engine)?;
         let data = DataClient::new(limits.max_data_bytes).map_err(StartError::Engine)?;
-        let components_dir = options.components_dir.unwrap_or_else(|| source.components_dir());
+        let components_dir = options
+            .components_dir
+            .unwrap_or_else(|| source.components_dir());
         let scan = registry::scan(&components_dir);
-        let (components, errors) = registry::load_components(&engine, &components_dir, &ComponentSet::default()).await;
+        let (components, errors) =
+            registry::load_components(&engine, &components_dir, &ComponentSet::default()).await;
         if !errors.is_empty() {
             return Err(ConfigErrors(errors).into());
         }
@@ -86,7 +88,9 @@ impl Renderer {
     /// The site being served now. Requests hold this `Arc` for their whole life, so a
     /// swap never changes the component versions under a request in flight.
     pub fn site(&self) -> Arc<Site> {
-        self.current.read().map_or_else(|p| p.into_inner().clone(), |g| g.clone())
+        self.current
+            .read()
+            .map_or_else(|p| p.into_inner().clone(), |g| g.clone())
     }
 
     pub fn components_dir(&self) -> &std::path::Path {
@@ -105,7 +109,8 @@ impl Renderer {
         *last = scan;
         let current = self.site();
         let (components, mut errors) =
-            registry::load_components(&self.engine, &self.components_dir, &current.components).await;
+            registry::load_components(&self.engine, &self.components_dir, &current.components)
+                .await;
         match Site::build(&self.source, components) {
             Ok(site) if errors.is_empty() => {
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(site);
@@ -128,16 +133,25 @@ impl Renderer {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(renderer) = weak.upgrade() else { break };
+                let Some(renderer) = weak.upgrade() else {
+                    break;
+                };
                 if let Err(e) = renderer.reload_if_changed().await {
-                    tracing::error!("component reload rejected, still serving the previous versions:\n{e}");
+                    tracing::error!(
+                        "component reload rejected, still serving the previous versions:\n{e}"
+                    );
                 }
             }
         });
     }
 
     /// Render the page for `path` (already normalised) and `query`.
-    pub async fn render(&self, path: &str, query: Option<&str>, request: &HeaderMap) -> PageResponse {
+    pub async fn render(
+        &self,
+        path: &str,
+        query: Option<&str>,
+        request: &HeaderMap,
+    ) -> PageResponse {
         self.render_inner(path, query, request, None).await
     }
 
@@ -168,7 +182,13 @@ impl Renderer {
         let page = &site.pages[*matched.value];
         let ctx = RequestContext {
             path: path.to_string(),
-            params: matched.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            // Matched on the raw path, so an encoded `/` never crosses a segment; the
+            // values components see are decoded.
+            params: matched
+                .params
+                .iter()
+                .map(|(k, v)| (k.to_string(), decode_path_segment(v)))
+                .collect(),
             query: query.map(form_urlencoded_pairs).unwrap_or_default(),
             locale: site.locale.clone(),
             // The gateway's verified identity assertion is what will fill this; a bare
@@ -220,12 +240,18 @@ impl Renderer {
                 }
             }
         }
-        if request.contains_key(header::AUTHORIZATION) || request.contains_key(header::COOKIE) || ctx.user.is_some() {
+        if request.contains_key(header::AUTHORIZATION)
+            || request.contains_key(header::COOKIE)
+            || ctx.user.is_some()
+        {
             class = Cacheability::Personal;
         }
         if let Some(reason) = critical_failed {
             tracing::error!(route = %page.route, team = %page.team, request_id = %ctx.request_id, "critical component failed: {reason}");
-            return simple(StatusCode::SERVICE_UNAVAILABLE, "this page is temporarily unavailable\n");
+            return simple(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this page is temporarily unavailable\n",
+            );
         }
         let private: HashSet<&str> = page.private_topics.iter().map(String::as_str).collect();
         let composition = Composition {
@@ -249,7 +275,10 @@ impl Renderer {
 
         let cache = page_cache_headers(class, page.ttl_s, partial, true);
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
         headers.insert(header::CACHE_CONTROL, cache.cache_control);
         if let Some(cdn) = cache.cdn {
             headers.insert("cdn-cache-control", cdn.clone());
@@ -267,10 +296,19 @@ impl Renderer {
             route = %page.route, team = %page.team, request_id = %ctx.request_id, partial,
             elapsed_us = started.elapsed().as_micros() as u64, "page rendered"
         );
-        PageResponse { status: StatusCode::OK, headers, body }
+        PageResponse {
+            status: StatusCode::OK,
+            headers,
+            body,
+        }
     }
 
-    async fn fetch_data(&self, page: &Page, ctx: &RequestContext, deadline: Instant) -> BusSnapshot {
+    async fn fetch_data(
+        &self,
+        page: &Page,
+        ctx: &RequestContext,
+        deadline: Instant,
+    ) -> BusSnapshot {
         let mut bus = seeded_bus(ctx);
         let fetches = page.data.iter().map(|source| async move {
             let url = source.url.expand(ctx);
@@ -311,8 +349,16 @@ impl Renderer {
                 let bus = bus.clone();
                 let slot_deadline = (Instant::now() + slot.deadline).min(deadline);
                 async move {
-                    let result =
-                        self.engine.render(&slot.component.component, ctx, &slot.props, &bus, slot_deadline).await;
+                    let result = self
+                        .engine
+                        .render(
+                            &slot.component.component,
+                            ctx,
+                            &slot.props,
+                            &bus,
+                            slot_deadline,
+                        )
+                        .await;
                     (i, result)
                 }
             });
@@ -338,7 +384,10 @@ impl Renderer {
                 }
             }
         }
-        let results = results.into_iter().map(|r| r.unwrap_or_else(|| Err("not run".into()))).collect();
+        let results = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err("not run".into())))
+            .collect();
         (results, Arc::unwrap_or_clone(bus))
     }
 }
@@ -360,9 +409,16 @@ impl From<crate::config::ConfigError> for StartError {
 
 fn simple(status: StatusCode, body: &str) -> PageResponse {
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    PageResponse { status, headers, body: body.to_string() }
+    PageResponse {
+        status,
+        headers,
+        body: body.to_string(),
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -383,7 +439,9 @@ fn fresh_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     format!("{:016x}{:08x}", t, n as u32 ^ std::process::id())
 }
 
@@ -396,7 +454,9 @@ fn seeded_bus(ctx: &RequestContext) -> BusSnapshot {
 
 fn request_topic(ctx: &RequestContext) -> String {
     let pairs = |v: &[(String, String)]| -> serde_json::Map<String, serde_json::Value> {
-        v.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect()
+        v.iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect()
     };
     serde_json::json!({
         "path": ctx.path,
@@ -419,9 +479,17 @@ pub fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+fn decode_path_segment(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 fn decode(s: &str) -> String {
     let plus = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(&plus)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]

@@ -30,12 +30,18 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn ready(State(renderer): State<Arc<Renderer>>) -> Response {
     let site = renderer.site();
-    let body = format!("ok: {} pages, {} components\n", site.pages.len(), site.components.by_name.len());
+    let body = format!(
+        "ok: {} pages, {} components\n",
+        site.pages.len(),
+        site.components.by_name.len()
+    );
     body.into_response()
 }
 
@@ -43,11 +49,15 @@ async fn page(State(renderer): State<Arc<Renderer>>, request: Request<Body>) -> 
     let method = request.method();
     if method != Method::GET && method != Method::HEAD {
         let mut response = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
     let uri = request.uri();
-    let rendered = renderer.render(uri.path(), uri.query(), request.headers()).await;
+    let rendered = renderer
+        .render(uri.path(), uri.query(), request.headers())
+        .await;
     let mut response = (rendered.status, rendered.body).into_response();
     response.headers_mut().extend(rendered.headers);
     response
@@ -68,13 +78,27 @@ async fn asset(
     match found {
         Some(asset) => (
             [
-                (header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
-                (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable")),
-                (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(asset.content_type),
+                ),
+                (
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=31536000, immutable"),
+                ),
+                (
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ),
             ],
             asset.bytes.clone(),
         )
             .into_response(),
-        None => (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, "no-store")], "not found\n").into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            [(header::CACHE_CONTROL, "no-store")],
+            "not found\n",
+        )
+            .into_response(),
     }
 }

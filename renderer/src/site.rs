@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::component::{Cacheability, is_valid_topic};
-use crate::config::{ConfigError, ConfigErrors, PageConfig, SiteConfig, parse_toml, read_site_config};
+use crate::config::{
+    ConfigError, ConfigErrors, PageConfig, SiteConfig, parse_toml, read_site_config,
+};
 use crate::data::UrlTemplate;
 use crate::layout::Layouts;
 use crate::plan::{BusPlan, PlanSlot, plan};
@@ -41,9 +43,14 @@ pub struct PageFile {
 impl SiteSource {
     /// Read `site.toml`, every page and every layout under `dir`. BFF base URLs in
     /// `bff_overrides` replace (or add to) those in `site.toml`.
-    pub fn read(dir: &Path, bff_overrides: &BTreeMap<String, String>) -> Result<Self, ConfigErrors> {
+    pub fn read(
+        dir: &Path,
+        bff_overrides: &BTreeMap<String, String>,
+    ) -> Result<Self, ConfigErrors> {
         let mut config = read_site_config(dir)?;
-        config.bffs.extend(bff_overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+        config
+            .bffs
+            .extend(bff_overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
         let mut errors = Vec::new();
         let layouts = match Layouts::load(&dir.join(&config.layouts)) {
             Ok(l) => Some(l),
@@ -75,14 +82,21 @@ impl SiteSource {
                 }
             };
             match parse_toml::<PageConfig>(&path, &source) {
-                Ok(config) => pages.push(PageFile { path, source, config }),
+                Ok(config) => pages.push(PageFile {
+                    path,
+                    source,
+                    config,
+                }),
                 Err(e) => errors.push(e),
             }
         }
         match layouts {
-            Some(layouts) if errors.is_empty() => {
-                Ok(Self { dir: dir.to_path_buf(), config, pages, layouts: Arc::new(layouts) })
-            }
+            Some(layouts) if errors.is_empty() => Ok(Self {
+                dir: dir.to_path_buf(),
+                config,
+                pages,
+                layouts: Arc::new(layouts),
+            }),
             _ => Err(ConfigErrors(errors)),
         }
     }
@@ -146,21 +160,35 @@ impl Site {
         let mut pages = Vec::new();
         let mut routes: BTreeMap<String, &Path> = BTreeMap::new();
         for file in &source.pages {
-            let Some(page) = build_page(source, file, &components, &mut errors) else { continue };
+            let Some(page) = build_page(source, file, &components, &mut errors) else {
+                continue;
+            };
             let route_offset = file.config.route.span().start;
             if let Some(other) = routes.get(&page.route) {
                 errors.push(
-                    ConfigError::new(&file.path, format!("route {:?} is also the route of {}", page.route, other.display()))
-                        .at(&file.source, route_offset)
-                        .help("give each page its own route"),
+                    ConfigError::new(
+                        &file.path,
+                        format!(
+                            "route {:?} is also the route of {}",
+                            page.route,
+                            other.display()
+                        ),
+                    )
+                    .at(&file.source, route_offset)
+                    .help("give each page its own route"),
                 );
                 continue;
             }
             if let Err(e) = router.insert(page.route.clone(), pages.len()) {
                 errors.push(
-                    ConfigError::new(&file.path, format!("route {:?} cannot be added: {e}", page.route))
-                        .at(&file.source, route_offset)
-                        .help("routes look like `/events/{id}`; two routes may not match the same paths"),
+                    ConfigError::new(
+                        &file.path,
+                        format!("route {:?} cannot be added: {e}", page.route),
+                    )
+                    .at(&file.source, route_offset)
+                    .help(
+                        "routes look like `/events/{id}`; two routes may not match the same paths",
+                    ),
                 );
                 continue;
             }
@@ -186,18 +214,27 @@ fn route_params(route: &str) -> Result<Vec<String>, String> {
     if !route.starts_with('/') {
         return Err("a route must start with `/`".into());
     }
-    if let Some(prefix) = RESERVED_PREFIXES.iter().find(|p| route.starts_with(*p) || route == p.trim_end_matches('/')) {
-        return Err(format!("paths under {prefix} are served by the renderer itself"));
+    if let Some(prefix) = RESERVED_PREFIXES
+        .iter()
+        .find(|p| route.starts_with(*p) || route == p.trim_end_matches('/'))
+    {
+        return Err(format!(
+            "paths under {prefix} are served by the renderer itself"
+        ));
     }
     let mut params = Vec::new();
     for segment in route.split('/') {
         if let Some(inner) = segment.strip_prefix('{') {
             let Some(name) = inner.strip_suffix('}') else {
-                return Err(format!("segment {segment:?} must be a whole `{{name}}` parameter"));
+                return Err(format!(
+                    "segment {segment:?} must be a whole `{{name}}` parameter"
+                ));
             };
             let name = name.strip_prefix('*').unwrap_or(name);
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(format!("parameter name {name:?} must be letters, digits or `_`"));
+                return Err(format!(
+                    "parameter name {name:?} must be letters, digits or `_`"
+                ));
             }
             params.push(name.to_string());
         } else if segment.contains(['{', '}']) {
@@ -215,7 +252,9 @@ fn build_page(
 ) -> Option<Page> {
     let cfg = &file.config;
     let at = |span: std::ops::Range<usize>, message: String, help: String| {
-        ConfigError::new(&file.path, message).at(&file.source, span.start).help(help)
+        ConfigError::new(&file.path, message)
+            .at(&file.source, span.start)
+            .help(help)
     };
     let before = errors.len();
     let limits = &source.config.limits;
@@ -223,14 +262,23 @@ fn build_page(
     let params = match route_params(cfg.route.get_ref()) {
         Ok(p) => p,
         Err(e) => {
-            errors.push(at(cfg.route.span(), format!("invalid route {:?}: {e}", cfg.route.get_ref()),
-                "routes look like `/events/{id}`".into()));
+            errors.push(at(
+                cfg.route.span(),
+                format!("invalid route {:?}: {e}", cfg.route.get_ref()),
+                "routes look like `/events/{id}`".into(),
+            ));
             Vec::new()
         }
     };
     if !source.layouts.contains(cfg.layout.get_ref()) {
-        errors.push(at(cfg.layout.span(), format!("unknown layout {:?}", cfg.layout.get_ref()),
-            format!("use one of the site's layouts: {}", source.layouts.names().join(", "))));
+        errors.push(at(
+            cfg.layout.span(),
+            format!("unknown layout {:?}", cfg.layout.get_ref()),
+            format!(
+                "use one of the site's layouts: {}",
+                source.layouts.names().join(", ")
+            ),
+        ));
     }
 
     let mut data = Vec::new();
@@ -238,16 +286,26 @@ fn build_page(
     for d in &cfg.data {
         let topic = d.topic.get_ref();
         if !is_valid_topic(topic) {
-            errors.push(at(d.topic.span(), format!("invalid topic name {topic:?}"),
-                "topics are 1 to 64 characters of a-z, 0-9, '-', '_' or '.'".into()));
+            errors.push(at(
+                d.topic.span(),
+                format!("invalid topic name {topic:?}"),
+                "topics are 1 to 64 characters of a-z, 0-9, '-', '_' or '.'".into(),
+            ));
             continue;
         }
         if !seeded.insert(Arc::from(topic.as_str())) {
-            errors.push(at(d.topic.span(), format!("topic {topic:?} is already provided on this page"),
-                format!("give this data source another topic (`{REQUEST_TOPIC}` is reserved)")));
+            errors.push(at(
+                d.topic.span(),
+                format!("topic {topic:?} is already provided on this page"),
+                format!("give this data source another topic (`{REQUEST_TOPIC}` is reserved)"),
+            ));
             continue;
         }
-        let url = UrlTemplate::parse(d.url.get_ref(), |b| source.config.bffs.get(b).cloned(), &params);
+        let url = UrlTemplate::parse(
+            d.url.get_ref(),
+            |b| source.config.bffs.get(b).cloned(),
+            &params,
+        );
         match url {
             Ok(url) => data.push(DataSource {
                 topic: Arc::from(topic.as_str()),
@@ -257,7 +315,9 @@ fn build_page(
             }),
             // +1: the span starts at the opening quote of the TOML string.
             Err(e) => errors.push(
-                ConfigError::new(&file.path, e.message).at(&file.source, d.url.span().start + 1 + e.offset).help(e.help),
+                ConfigError::new(&file.path, e.message)
+                    .at(&file.source, d.url.span().start + 1 + e.offset)
+                    .help(e.help),
             ),
         }
     }
@@ -268,17 +328,28 @@ fn build_page(
     for s in &cfg.slots {
         let name = s.name.get_ref();
         if !names.insert(name.clone()) {
-            errors.push(at(s.name.span(), format!("slot {name:?} appears twice"), "give each slot its own name".into()));
+            errors.push(at(
+                s.name.span(),
+                format!("slot {name:?} appears twice"),
+                "give each slot its own name".into(),
+            ));
         }
         let Some(component) = components.get(s.component.get_ref()) else {
             let known: Vec<&str> = components.by_name.keys().map(String::as_str).collect();
             errors.push(at(
                 s.component.span(),
-                format!("unknown component {:?} in slot {name:?}", s.component.get_ref()),
+                format!(
+                    "unknown component {:?} in slot {name:?}",
+                    s.component.get_ref()
+                ),
                 format!(
                     "deploy it to {}, or use one of: {}",
                     source.components_dir().display(),
-                    if known.is_empty() { "(no components loaded)".into() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "(no components loaded)".into()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             ));
             continue;
@@ -300,9 +371,18 @@ fn build_page(
     if let Some(placed) = source.layouts.placed_slots(cfg.layout.get_ref()) {
         for s in &cfg.slots {
             if !placed.contains(s.name.get_ref()) {
-                errors.push(at(s.name.span(),
-                    format!("layout {:?} does not place slot {:?}", cfg.layout.get_ref(), s.name.get_ref()),
-                    format!("add `{{{{ slots.{} }}}}` to the layout, or remove the slot", s.name.get_ref())));
+                errors.push(at(
+                    s.name.span(),
+                    format!(
+                        "layout {:?} does not place slot {:?}",
+                        cfg.layout.get_ref(),
+                        s.name.get_ref()
+                    ),
+                    format!(
+                        "add `{{{{ slots.{} }}}}` to the layout, or remove the slot",
+                        s.name.get_ref()
+                    ),
+                ));
             }
         }
     }
@@ -310,8 +390,13 @@ fn build_page(
         return None;
     }
 
-    let plan_slots: Vec<PlanSlot<'_>> =
-        slots.iter().map(|s| PlanSlot { slot: &s.name, meta: s.component.component.metadata() }).collect();
+    let plan_slots: Vec<PlanSlot<'_>> = slots
+        .iter()
+        .map(|s| PlanSlot {
+            slot: &s.name,
+            meta: s.component.component.metadata(),
+        })
+        .collect();
     let plan = match plan(&plan_slots, &seeded) {
         Ok(p) => p,
         Err(e) => {
@@ -326,7 +411,12 @@ fn build_page(
         class: cfg.cache.class,
         ttl_s: cfg.cache.ttl_s,
         deadline: Duration::from_millis(cfg.deadline_ms.unwrap_or(limits.page_deadline_ms)),
-        private_topics: cfg.data.iter().filter(|d| d.private).map(|d| d.topic.get_ref().clone()).collect(),
+        private_topics: cfg
+            .data
+            .iter()
+            .filter(|d| d.private)
+            .map(|d| d.topic.get_ref().clone())
+            .collect(),
         data,
         slots,
         plan,
@@ -343,7 +433,15 @@ mod tests {
         assert_eq!(route_params("/docs/{*rest}").unwrap(), vec!["rest"]);
         assert!(route_params("events").unwrap_err().contains("start with"));
         assert!(route_params("/e/x{id}").unwrap_err().contains("mixes"));
-        assert!(route_params("/assets/x").unwrap_err().contains("renderer itself"));
-        assert!(route_params("/e/{i d}").unwrap_err().contains("parameter name"));
+        assert!(
+            route_params("/assets/x")
+                .unwrap_err()
+                .contains("renderer itself")
+        );
+        assert!(
+            route_params("/e/{i d}")
+                .unwrap_err()
+                .contains("parameter name")
+        );
     }
 }

@@ -10,7 +10,9 @@ async fn publishers_run_before_subscribers_and_data_flows_between_them() {
     let site = TestSite::new(&[]);
     site.install(&["chain-source", "chain-double", "chain-sink"]);
     // Listed in reverse of bus order: the renderer must order them.
-    site.page("chain.toml", r#"
+    site.page(
+        "chain.toml",
+        r#"
 route = "/chain"
 layout = "test.html"
 team = "t"
@@ -25,7 +27,8 @@ component = "chain-double"
 name = "source"
 component = "chain-source"
 props = { n = 21 }
-"#);
+"#,
+    );
     let running = site.start().await.expect("site starts");
     let page = running.get("/chain").await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -33,7 +36,10 @@ props = { n = 21 }
     assert_eq!(page.slot("double"), "<p>double n2=42</p>");
     assert_eq!(page.slot("sink"), "<p>sink n=21 n2=42</p>");
     let state = page.bus_state();
-    assert_eq!((state["n"].as_i64(), state["n2"].as_i64()), (Some(21), Some(42)));
+    assert_eq!(
+        (state["n"].as_i64(), state["n2"].as_i64()),
+        (Some(21), Some(42))
+    );
     assert_eq!(state["request"]["path"], "/chain");
 }
 
@@ -41,10 +47,13 @@ props = { n = 21 }
 async fn a_failed_publisher_leaves_its_topics_absent_and_subscribers_still_render() {
     let site = TestSite::new(&[]);
     site.install(&["chain-source", "chain-double", "chain-sink"]);
-    site.page("chain.toml", r#"
+    site.page(
+        "chain.toml",
+        r#"
 route = "/chain"
 layout = "test.html"
 team = "t"
+cache = { class = "public" }
 [[slots]]
 name = "source"
 component = "chain-source"
@@ -56,7 +65,8 @@ component = "chain-double"
 [[slots]]
 name = "sink"
 component = "chain-sink"
-"#);
+"#,
+    );
     let running = site.start().await.expect("site starts");
     let page = running.get("/chain").await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -64,9 +74,15 @@ component = "chain-sink"
     assert_eq!(page.slot("double"), "<p>double n absent</p>");
     assert_eq!(page.slot("sink"), "<p>sink n=absent n2=absent</p>");
     let state = page.bus_state();
-    assert!(state.get("n").is_none() && state.get("n2").is_none(), "{state}");
+    assert!(
+        state.get("n").is_none() && state.get("n2").is_none(),
+        "{state}"
+    );
     // A fallback makes the render partial: cached briefly at most.
-    assert_eq!(page.header("cdn-cache-control"), "max-age=30, stale-while-revalidate=30, stale-if-error=300");
+    assert_eq!(
+        page.header("cdn-cache-control"),
+        "max-age=30, stale-while-revalidate=30, stale-if-error=300"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +90,9 @@ async fn undeclared_reads_give_nothing_and_undeclared_publishes_fail() {
     let api = backend().await;
     let site = TestSite::new(&[("api", api)]);
     site.install(&["bus-probe"]);
-    site.page("probe.toml", r#"
+    site.page(
+        "probe.toml",
+        r#"
 route = "/probe"
 layout = "test.html"
 team = "t"
@@ -87,7 +105,8 @@ url = "{bff.api}/number/7"
 [[slots]]
 name = "probe"
 component = "bus-probe"
-"#);
+"#,
+    );
     let running = site.start().await.expect("site starts");
     let page = running.get("/probe").await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -117,12 +136,20 @@ async fn misbehaving_components_fall_back_within_their_deadline_and_the_page_ren
         let page = running.get("/bad").await;
         assert_eq!(page.status, 200, "round {round}: {}", page.body);
         for mode in ["loop", "oom", "trap", "panic", "error"] {
-            assert_eq!(page.slot(mode), format!("<p>{mode} fallback</p>"), "round {round}");
+            assert_eq!(
+                page.slot(mode),
+                format!("<p>{mode} fallback</p>"),
+                "round {round}"
+            );
         }
         assert_eq!(page.slot("good"), "<p>source n=1</p>");
         // The looping component is stopped at its 100 ms deadline, well inside the
         // page's 1 s deadline.
-        assert!(page.elapsed < Duration::from_millis(800), "round {round}: took {:?}", page.elapsed);
+        assert!(
+            page.elapsed < Duration::from_millis(800),
+            "round {round}: took {:?}",
+            page.elapsed
+        );
     }
     // The process keeps serving ordinary pages.
     assert_eq!(running.get("/_oberon/livez").await.status, 200);
@@ -132,7 +159,9 @@ async fn misbehaving_components_fall_back_within_their_deadline_and_the_page_ren
 async fn a_failed_critical_component_makes_the_page_a_503_that_is_not_stored() {
     let site = TestSite::new(&[]);
     site.install(&["misbehave"]);
-    site.page("critical.toml", r#"
+    site.page(
+        "critical.toml",
+        r#"
 route = "/critical"
 layout = "test.html"
 team = "t"
@@ -142,7 +171,8 @@ name = "main"
 component = "misbehave"
 props = { mode = "trap" }
 critical = true
-"#);
+"#,
+    );
     let running = site.start().await.expect("site starts");
     let page = running.get("/critical").await;
     assert_eq!(page.status, 503);
@@ -161,12 +191,17 @@ async fn guests_get_an_empty_wasi_context() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_components_compose_with_head_assets_and_state() {
-    let fixture = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/bff/events/v1/events/42.json"))
-        .expect("demo fixture");
+    let fixture = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../demo/bff/events/v1/events/42.json"
+    ))
+    .expect("demo fixture");
     let events = fixture_server(fixture).await;
     let site = TestSite::new(&[("events", events)]);
     site.install(&["event-details", "ticket-picker", "cart-summary"]);
-    site.page("event.toml", r#"
+    site.page(
+        "event.toml",
+        r#"
 route = "/events/{id}"
 layout = "test.html"
 team = "events"
@@ -183,15 +218,28 @@ component = "ticket-picker"
 [[slots]]
 name = "cart"
 component = "cart-summary"
-"#);
+"#,
+    );
     let running = site.start().await.expect("site starts");
     let page = running.get("/events/42?type=premium&qty=3").await;
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("<title>The Midnight Orchestra · Oberon Tickets</title>"), "{}", page.body);
-    assert!(page.slot("cart").contains("EUR 267.00"), "{}", page.slot("cart"));
+    assert!(
+        page.body
+            .contains("<title>The Midnight Orchestra · Oberon Tickets</title>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.slot("cart").contains("EUR 267.00"),
+        "{}",
+        page.slot("cart")
+    );
     assert_eq!(page.bus_state()["ticket-selection"]["quantity"], 3);
     // The picker is volatile, so the page is; in normal mode that keeps the base TTL.
-    assert_eq!(page.header("cdn-cache-control"), "max-age=120, stale-while-revalidate=120, stale-if-error=300");
+    assert_eq!(
+        page.header("cdn-cache-control"),
+        "max-age=120, stale-while-revalidate=120, stale-if-error=300"
+    );
     assert_eq!(page.body.matches("/ticket-picker.js\"").count(), 1);
     assert_eq!(page.body.matches("/event-details.css\"").count(), 1);
 }
@@ -204,7 +252,9 @@ async fn fixture_server(body: String) -> String {
             async move { ([("content-type", "application/json")], body) }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}")

@@ -5,7 +5,8 @@
 
 use crate::support::{TestSite, config_cases_dir};
 
-const FIXED_LAYOUT: &str = "<html><head>{{ head }}</head><body>{{ slots.main }}{{ scripts }}</body></html>";
+const FIXED_LAYOUT: &str =
+    "<html><head>{{ head }}</head><body>{{ slots.main }}{{ scripts }}</body></html>";
 
 async fn start_error(site: &TestSite) -> String {
     let err = match site.start().await {
@@ -15,7 +16,7 @@ async fn start_error(site: &TestSite) -> String {
     err.replace(&site.path().display().to_string(), "$SITE")
 }
 
-fn site() -> TestSite {
+fn fresh_site() -> TestSite {
     let site = TestSite::new(&[("events", "http://127.0.0.1:9".into())]);
     site.install(&["chain-source", "chain-sink", "relay-a", "relay-b"]);
     site.layout("fixed.html", FIXED_LAYOUT);
@@ -31,13 +32,24 @@ async fn page_configuration_errors_name_file_line_and_fix() {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     cases.sort();
-    assert!(cases.len() >= 8, "expected the config-error cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 8,
+        "expected the config-error cases, found {}",
+        cases.len()
+    );
     let bless = std::env::var_os("BLESS").is_some();
     let mut failures = Vec::new();
     for case in cases {
-        let name = case.file_stem().expect("stem").to_string_lossy().into_owned();
-        let site = site();
-        site.page(&format!("{name}.toml"), &std::fs::read_to_string(&case).expect("case"));
+        let name = case
+            .file_stem()
+            .expect("stem")
+            .to_string_lossy()
+            .into_owned();
+        let site = fresh_site();
+        site.page(
+            &format!("{name}.toml"),
+            &std::fs::read_to_string(&case).expect("case"),
+        );
         let actual = start_error(&site).await;
         let expected_path = case.with_extension("err");
         if bless {
@@ -54,19 +66,30 @@ async fn page_configuration_errors_name_file_line_and_fix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn site_configuration_errors() {
-    let site = site();
-    std::fs::write(site.path().join("site.toml"), "components = \"components\"\n[limits]\npage_deadline = 5\n").expect("write");
+    let site = fresh_site();
+    std::fs::write(
+        site.path().join("site.toml"),
+        "components = \"components\"\n[limits]\npage_deadline = 5\n",
+    )
+    .expect("write");
     let err = start_error(&site).await;
     assert!(
         err.starts_with("1 configuration error:\n$SITE/site.toml:3:1: unknown field `page_deadline`, expected one of"),
         "{err}"
     );
 
-    let site = site();
+    let site = fresh_site();
     std::fs::remove_dir_all(site.path().join("components/relay-a")).expect("rm");
-    std::fs::write(site.path().join("components/chain-sink/component.wasm"), b"not wasm").expect("write");
+    std::fs::write(
+        site.path().join("components/chain-sink/component.wasm"),
+        b"not wasm",
+    )
+    .expect("write");
     site.page("ok.toml", "route = \"/\"\nlayout = \"test.html\"\nteam = \"t\"\n[[slots]]\nname = \"a\"\ncomponent = \"chain-source\"\n");
     let err = start_error(&site).await;
     assert!(err.contains("$SITE/components/chain-sink/component.wasm: component chain-sink: not a valid component"), "{err}");
-    assert!(err.contains("help: rebuild it against components/wit/v0.1.0"), "{err}");
+    assert!(
+        err.contains("help: rebuild it against components/wit/v0.1.0"),
+        "{err}"
+    );
 }

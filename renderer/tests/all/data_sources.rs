@@ -18,7 +18,10 @@ async fn dead_slow_and_broken_sources_leave_topics_absent_and_the_page_renders()
         ("unavailable", "{bff.api}/unavailable", 300),
         ("huge", "{bff.api}/huge", 2000),
     ] {
-        site.page(&format!("{name}.toml"), &format!(r#"
+        site.page(
+            &format!("{name}.toml"),
+            &format!(
+                r#"
 route = "/{name}"
 layout = "test.html"
 team = "t"
@@ -32,7 +35,9 @@ url = "{{bff.api}}/number/4"
 [[slots]]
 name = "sink"
 component = "chain-sink"
-"#));
+"#
+            ),
+        );
     }
     let running = site.start().await.expect("site starts");
     for name in ["dead", "slow", "garbage", "unavailable", "huge"] {
@@ -43,7 +48,11 @@ component = "chain-sink"
     }
     // The slow source is cut at its own 200 ms deadline, not the backend's 3 s.
     let page = running.get("/slow").await;
-    assert!(page.elapsed < Duration::from_millis(700), "took {:?}", page.elapsed);
+    assert!(
+        page.elapsed < Duration::from_millis(700),
+        "took {:?}",
+        page.elapsed
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,7 +60,9 @@ async fn route_parameters_are_encoded_into_source_urls() {
     let api = backend().await;
     let site = TestSite::new(&[("api", api)]);
     site.install(&["chain-sink"]);
-    site.page("p.toml", r#"
+    site.page(
+        "p.toml",
+        r#"
 route = "/p/{name}"
 layout = "test.html"
 team = "t"
@@ -61,7 +72,8 @@ url = "{bff.api}/json/{params.name}"
 [[slots]]
 name = "sink"
 component = "chain-sink"
-"#);
+"#,
+    );
     let running = site.start().await.expect("site starts");
     // `%2F..%2F` would climb out of /json/ if it were passed on decoded.
     let page = running.get("/p/a%20b").await;

@@ -24,13 +24,27 @@ async fn a_new_version_is_swapped_in_without_a_restart() {
         if page.slot("hello") == "<p>hello v2</p>" {
             let v2_asset = asset_url(&page.body);
             assert_ne!(v1_asset, v2_asset, "a new version has new asset URLs");
-            let asset = running.client.get(running.url(&v2_asset)).send().await.expect("asset");
+            let asset = running
+                .client
+                .get(running.url(&v2_asset))
+                .send()
+                .await
+                .expect("asset");
             assert_eq!(asset.status(), 200);
-            assert_eq!(asset.headers()["cache-control"], "public, max-age=31536000, immutable");
-            assert_eq!(asset.text().await.expect("body"), "console.log('hello v2');\n");
+            assert_eq!(
+                asset.headers()["cache-control"],
+                "public, max-age=31536000, immutable"
+            );
+            assert_eq!(
+                asset.text().await.expect("body"),
+                "console.log('hello v2');\n"
+            );
             break;
         }
-        assert!(installed.elapsed() < Duration::from_secs(5), "v2 was not swapped in");
+        assert!(
+            installed.elapsed() < Duration::from_secs(5),
+            "v2 was not swapped in"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -41,9 +55,21 @@ async fn a_broken_new_version_is_refused_and_the_old_one_kept() {
     site.install_as("hello", "hello-v1");
     site.page("hello.toml", "route = \"/\"\nlayout = \"test.html\"\nteam = \"t\"\n[[slots]]\nname = \"hello\"\ncomponent = \"hello\"\n");
     let running = site.start().await.expect("site starts");
-    std::fs::write(site.path().join("components/hello/component.wasm"), b"\0asm garbage").expect("write");
-    let err = running.renderer.reload_if_changed().await.expect_err("garbage is refused");
-    assert!(err.to_string().contains("component hello: not a valid component"), "{err}");
+    std::fs::write(
+        site.path().join("components/hello/component.wasm"),
+        b"\0asm garbage",
+    )
+    .expect("write");
+    let err = running
+        .renderer
+        .reload_if_changed()
+        .await
+        .expect_err("garbage is refused");
+    assert!(
+        err.to_string()
+            .contains("component hello: not a valid component"),
+        "{err}"
+    );
     assert_eq!(running.get("/").await.slot("hello"), "<p>hello v1</p>");
 }
 

@@ -9,13 +9,28 @@ async fn methods_paths_and_assets() {
     site.page("hello.toml", "route = \"/\"\nlayout = \"test.html\"\nteam = \"t\"\n[[slots]]\nname = \"hello\"\ncomponent = \"hello\"\n");
     let running = site.start().await.expect("site starts");
 
-    let post = running.client.post(running.url("/")).send().await.expect("post");
+    let post = running
+        .client
+        .post(running.url("/"))
+        .send()
+        .await
+        .expect("post");
     assert_eq!(post.status(), 405);
     assert_eq!(post.headers()["allow"], "GET, HEAD");
     let missing = running.get("/nope").await;
-    assert_eq!((missing.status, missing.header("cache-control")), (404, "no-store"));
+    assert_eq!(
+        (missing.status, missing.header("cache-control")),
+        (404, "no-store")
+    );
 
-    let hash = &running.renderer.site().components.get("hello").expect("hello").hash.clone();
+    let hash = &running
+        .renderer
+        .site()
+        .components
+        .get("hello")
+        .expect("hello")
+        .hash
+        .clone();
     let ok = running.get(&format!("/assets/hello/{hash}/hello.js")).await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.header("content-type"), "text/javascript; charset=utf-8");

@@ -26,7 +26,9 @@ impl TestSite {
     /// A site with the given BFFs and the any-slots layout.
     pub fn new(bffs: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut toml = String::from("components = \"components\"\n[limits]\npage_deadline_ms = 1000\ncomponent_deadline_ms = 100\nmax_instances = 32\n[bffs]\n");
+        let mut toml = String::from(
+            "components = \"components\"\n[limits]\npage_deadline_ms = 1000\ncomponent_deadline_ms = 100\nmax_instances = 32\n[bffs]\n",
+        );
         for (name, url) in bffs {
             toml.push_str(&format!("{name} = \"{url}\"\n"));
         }
@@ -76,11 +78,17 @@ impl TestSite {
             bffs: BTreeMap::new(),
         })
         .await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let app = server::app(renderer.clone());
         tokio::spawn(server::serve(listener, app, std::future::pending()));
-        Ok(Running { renderer, addr, client: reqwest::Client::new() })
+        Ok(Running {
+            renderer,
+            addr,
+            client: reqwest::Client::new(),
+        })
     }
 }
 
@@ -99,14 +107,23 @@ pub struct Got {
 
 impl Got {
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// The HTML of one slot under the any-slots layout.
     pub fn slot(&self, name: &str) -> &str {
         let open = format!("<div data-slot=\"{name}\">");
-        let start = self.body.find(&open).unwrap_or_else(|| panic!("no slot {name} in:\n{}", self.body)) + open.len();
-        let end = self.body[start..].find("</div><").map_or(self.body.len(), |e| start + e);
+        let start = self
+            .body
+            .find(&open)
+            .unwrap_or_else(|| panic!("no slot {name} in:\n{}", self.body))
+            + open.len();
+        let end = self.body[start..]
+            .find("</div><")
+            .map_or(self.body.len(), |e| start + e);
         &self.body[start..end]
     }
 
@@ -114,7 +131,10 @@ impl Got {
     pub fn bus_state(&self) -> serde_json::Value {
         let open = "<script id=\"oberon-bus-state\" type=\"application/json\">";
         let start = self.body.find(open).expect("bus state") + open.len();
-        let end = start + self.body[start..].find("</script>").expect("end of bus state");
+        let end = start
+            + self.body[start..]
+                .find("</script>")
+                .expect("end of bus state");
         serde_json::from_str(&self.body[start..end]).expect("bus state is JSON")
     }
 }
@@ -126,37 +146,72 @@ impl Running {
 
     pub async fn get(&self, path: &str) -> Got {
         let started = Instant::now();
-        let response = self.client.get(self.url(path)).send().await.expect("request");
+        let response = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.text().await.expect("body");
-        Got { status, headers, body, elapsed: started.elapsed() }
+        Got {
+            status,
+            headers,
+            body,
+            elapsed: started.elapsed(),
+        }
     }
 }
 
 /// A backend (standing in for a BFF) with well-behaved and badly-behaved endpoints.
 pub async fn backend() -> String {
     let app = Router::new()
-        .route("/json/{name}", get(|axum::extract::Path(name): axum::extract::Path<String>| async move {
-            axum::Json(serde_json::json!({ "name": name, "n": 5 }))
-        }))
-        .route("/number/{n}", get(|axum::extract::Path(n): axum::extract::Path<i64>| async move { axum::Json(n) }))
-        .route("/slow", get(|| async {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            axum::Json(serde_json::json!({ "late": true }))
-        }))
-        .route("/garbage", get(|| async { ([("content-type", "application/json")], "{\"not\": json") }))
-        .route("/unavailable", get(|| async { axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response() }))
-        .route("/huge", get(|| async {
-            // 8 MiB of valid JSON, over the renderer's 4 MiB limit, without a length.
-            let chunk = bytes::Bytes::from(vec![b' '; 64 << 10]);
-            let chunks = std::iter::once(bytes::Bytes::from_static(b"\""))
-                .chain(std::iter::repeat_n(chunk, 128).map(|_| bytes::Bytes::from(vec![b'x'; 64 << 10])))
-                .chain(std::iter::once(bytes::Bytes::from_static(b"\"")))
-                .map(Ok::<_, std::io::Error>);
-            axum::body::Body::from_stream(futures::stream::iter(chunks))
-        }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+        .route(
+            "/json/{name}",
+            get(
+                |axum::extract::Path(name): axum::extract::Path<String>| async move {
+                    axum::Json(serde_json::json!({ "name": name, "n": 5 }))
+                },
+            ),
+        )
+        .route(
+            "/number/{n}",
+            get(|axum::extract::Path(n): axum::extract::Path<i64>| async move { axum::Json(n) }),
+        )
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                axum::Json(serde_json::json!({ "late": true }))
+            }),
+        )
+        .route(
+            "/garbage",
+            get(|| async { ([("content-type", "application/json")], "{\"not\": json") }),
+        )
+        .route(
+            "/unavailable",
+            get(|| async { axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response() }),
+        )
+        .route(
+            "/huge",
+            get(|| async {
+                // 8 MiB of valid JSON, over the renderer's 4 MiB limit, without a length.
+                let chunk = bytes::Bytes::from(vec![b' '; 64 << 10]);
+                let chunks = std::iter::once(bytes::Bytes::from_static(b"\""))
+                    .chain(
+                        std::iter::repeat_n(chunk, 128)
+                            .map(|_| bytes::Bytes::from(vec![b'x'; 64 << 10])),
+                    )
+                    .chain(std::iter::once(bytes::Bytes::from_static(b"\"")))
+                    .map(Ok::<_, std::io::Error>);
+                axum::body::Body::from_stream(futures::stream::iter(chunks))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}")

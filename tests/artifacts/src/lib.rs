@@ -28,14 +28,28 @@ pub fn artifact(name: &str) -> Artifact {
     ARTIFACTS
         .iter()
         .find(|(n, _, _)| *n == name)
-        .map(|&(name, wasm, crate_dir)| Artifact { name, wasm, crate_dir })
-        .unwrap_or_else(|| panic!("no component crate {name:?} in components/examples or components/testing"))
+        .map(|&(name, wasm, crate_dir)| Artifact {
+            name,
+            wasm,
+            crate_dir,
+        })
+        .unwrap_or_else(|| {
+            panic!("no component crate {name:?} in components/examples or components/testing")
+        })
 }
 
 /// The example (demo site) components.
 pub fn examples() -> impl Iterator<Item = Artifact> {
     ARTIFACTS
         .iter()
-        .filter(|(_, _, dir)| Path::new(dir).parent().is_some_and(|p| p.ends_with("examples")))
-        .map(|&(name, wasm, crate_dir)| Artifact { name, wasm, crate_dir })
+        .filter(|(_, _, dir)| {
+            Path::new(dir)
+                .parent()
+                .is_some_and(|p| p.ends_with("examples"))
+        })
+        .map(|&(name, wasm, crate_dir)| Artifact {
+            name,
+            wasm,
+            crate_dir,
+        })
 }
