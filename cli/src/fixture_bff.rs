@@ -38,3 +38,31 @@ async fn serve(State(root): State<PathBuf>, UrlPath(path): UrlPath<String>) -> R
             .into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn status(root: &Path, uri: &str) -> StatusCode {
+        let request = Request::get(uri).body(Body::empty()).expect("request");
+        app(root.to_path_buf()).oneshot(request).await.expect("response").status()
+    }
+
+    #[tokio::test]
+    async fn serves_fixtures_and_nothing_outside_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("v1")).expect("mkdir");
+        std::fs::write(root.join("v1/item.json"), "{}").expect("write");
+        std::fs::write(dir.path().join("secret.json"), "{}").expect("write");
+        assert_eq!(status(&root, "/v1/item").await, StatusCode::OK);
+        assert_eq!(status(&root, "/v1/missing").await, StatusCode::NOT_FOUND);
+        assert_eq!(status(&root, "/..%2Fsecret").await, StatusCode::NOT_FOUND);
+        assert_eq!(status(&root, "/v1/..%2F..%2Fsecret").await, StatusCode::NOT_FOUND);
+        assert_eq!(status(&root, &format!("/{}", dir.path().join("secret").display())).await, StatusCode::NOT_FOUND);
+    }
+}
