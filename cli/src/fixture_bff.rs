@@ -49,7 +49,11 @@ mod tests {
 
     async fn status(root: &Path, uri: &str) -> StatusCode {
         let request = Request::get(uri).body(Body::empty()).expect("request");
-        app(root.to_path_buf()).oneshot(request).await.expect("response").status()
+        app(root.to_path_buf())
+            .oneshot(request)
+            .await
+            .expect("response")
+            .status()
     }
 
     #[tokio::test]
@@ -62,7 +66,13 @@ mod tests {
         assert_eq!(status(&root, "/v1/item").await, StatusCode::OK);
         assert_eq!(status(&root, "/v1/missing").await, StatusCode::NOT_FOUND);
         assert_eq!(status(&root, "/..%2Fsecret").await, StatusCode::NOT_FOUND);
-        assert_eq!(status(&root, "/v1/..%2F..%2Fsecret").await, StatusCode::NOT_FOUND);
-        assert_eq!(status(&root, &format!("/{}", dir.path().join("secret").display())).await, StatusCode::NOT_FOUND);
+        assert_eq!(
+            status(&root, "/v1/..%2F..%2Fsecret").await,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(&root, &format!("/{}", dir.path().join("secret").display())).await,
+            StatusCode::NOT_FOUND
+        );
     }
 }
