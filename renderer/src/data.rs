@@ -133,26 +133,21 @@ impl UrlTemplate {
         for part in &self.parts {
             match part {
                 Part::Literal(s) => url.push_str(s),
-                Part::Param(p) => {
-                    let v = ctx
-                        .params
-                        .iter()
-                        .find(|(k, _)| k == p)
-                        .map_or("", |(_, v)| v.as_str());
-                    url.extend(utf8_percent_encode(v, VALUE));
-                }
-                Part::Query(q) => {
-                    let v = ctx
-                        .query
-                        .iter()
-                        .find(|(k, _)| k == q)
-                        .map_or("", |(_, v)| v.as_str());
-                    url.extend(utf8_percent_encode(v, VALUE));
-                }
+                Part::Param(name) => push_encoded(&mut url, &ctx.params, name),
+                Part::Query(name) => push_encoded(&mut url, &ctx.query, name),
             }
         }
         url
     }
+}
+
+/// Append the value of `name` in `pairs` (empty when absent), percent-encoded.
+fn push_encoded(url: &mut String, pairs: &[(String, String)], name: &str) {
+    let value = pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str());
+    url.extend(utf8_percent_encode(value, VALUE));
 }
 
 fn flush(parts: &mut Vec<Part>, literal: &mut String) {
