@@ -75,8 +75,11 @@ impl Layouts {
         self.env.get_template(name).is_ok()
     }
 
+    /// Layout names, sorted (the environment's own order is unspecified).
     pub fn names(&self) -> Vec<String> {
-        self.env.templates().map(|(n, _)| n.to_string()).collect()
+        let mut names: Vec<String> = self.env.templates().map(|(n, _)| n.to_string()).collect();
+        names.sort();
+        names
     }
 
     /// Slot names a layout places, or `None` when it reaches `slots` dynamically (so
