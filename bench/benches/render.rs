@@ -19,6 +19,10 @@ use oberon_renderer::component::RequestContext;
 use oberon_renderer::engine::{ComponentEngine, EngineLimits};
 use oberon_renderer::{Renderer, RendererOptions};
 
+/// The same allocator as the `oberon-renderer` and `oberon` binaries.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EVENT: &str = include_str!("../../demo/bff/events/v1/events/42.json");
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -44,7 +48,14 @@ fn instance_render(c: &mut Criterion) {
         request_id: Arc::from("bench"),
     };
     let mut group = c.benchmark_group("instance_render");
-    for name in ["chain-source", "event-details", "ticket-picker"] {
+    for name in [
+        "site-header",
+        "site-footer",
+        "event-details",
+        "ticket-picker",
+        "cart-summary",
+        "recommendations",
+    ] {
         let wasm = std::fs::read(oberon_test_artifacts::artifact(name).wasm()).expect("wasm");
         let component = rt.block_on(engine.load(&wasm)).expect("load");
         group.bench_function(name, |b| {

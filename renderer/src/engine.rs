@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{
+    Component, ComponentExportIndex, HasSelf, InstancePre, Linker, ResourceTable,
+};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
     StoreLimitsBuilder, Trap, UpdateDeadline,
@@ -85,7 +87,9 @@ pub enum LoadError {
 
 /// Per-store host state: what one component instance may see and do.
 pub(crate) struct HostState {
-    wasi: WasiCtx,
+    /// Built on a guest's first WASI call: most renders make none, and building a
+    /// context (it seeds random generators) is a measurable share of a render.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     limits: StoreLimits,
     pub(crate) bus: ComponentBus,
@@ -97,7 +101,7 @@ pub(crate) struct HostState {
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(empty_wasi_ctx),
             table: &mut self.table,
         }
     }
@@ -132,9 +136,12 @@ impl ComponentEngine {
             .max_core_instances_per_component(16)
             .max_tables_per_component(16)
             // Memory kept resident is reset with memset on reuse instead of being
-            // madvised away and page-faulted back in by the next instance. A Rust guest
-            // puts a 1 MiB stack below its data, so 1 MiB is not enough: measured here,
-            // 4 MiB (and 512 KiB of fiber stack) took instance+render from 51 to 34 µs.
+            // madvised away and page-faulted back in by the next instance. The reset
+            // covers a guest's whole accessible memory (stack, data and heap), so its
+            // cost grows with the guest's stack size: Rust's default 1 MiB stack made
+            // the memset half of an instance+render. Our components link a 32 KiB
+            // stack (components/.cargo/config.toml): 33 -> 15 µs measured here.
+            // PAGEMAP_SCAN (reset only written pages) measured slower here; not used.
             .linear_memory_keep_resident(4 << 20)
             .table_keep_resident(64 << 10)
             .async_stack_keep_resident(512 << 10);
@@ -172,6 +179,9 @@ impl ComponentEngine {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::World(format!("{e:#}")))?;
+        let render_export = component
+            .get_export_index(None, "render")
+            .ok_or_else(|| LoadError::World("no `render` export".into()))?;
         let pre =
             bindings::ComponentPre::new(pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
 
@@ -192,7 +202,11 @@ impl ComponentEngine {
             .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
         let metadata = ComponentMetadata::from_wit(raw).map_err(LoadError::Metadata)?;
         Ok(LoadedComponent {
-            inner: Arc::new(Loaded { pre, metadata }),
+            inner: Arc::new(Loaded {
+                pre: pre.instance_pre().clone(),
+                render_export,
+                metadata,
+            }),
         })
     }
 
@@ -203,10 +217,6 @@ impl ComponentEngine {
         bus: ComponentBus,
         deadline: Instant,
     ) -> Store<HostState> {
-        // An empty WASI context: no arguments, environment, preopened directories,
-        // sockets or name lookups. Std-built guests import WASI and must link, but get
-        // nothing from it; stdout and stderr go nowhere.
-        let wasi = WasiCtx::builder().build();
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory_bytes)
             .instances(32)
@@ -214,7 +224,7 @@ impl ComponentEngine {
             .memories(4)
             .build();
         let state = HostState {
-            wasi,
+            wasi: None,
             table: ResourceTable::new(),
             limits,
             bus,
@@ -268,8 +278,21 @@ impl ComponentEngine {
                     component: name.clone(),
                     message: format!("{e:#}"),
                 })?;
+            let render = instance
+                .get_typed_func::<RenderParams<'_>, RenderResults>(
+                    &mut store,
+                    &component.inner.render_export,
+                )
+                .map_err(|e| ComponentError::Instantiate {
+                    component: name.clone(),
+                    message: format!("{e:#}"),
+                })?;
             let wit_ctx = ctx.to_wit();
-            match instance.call_render(&mut store, &wit_ctx, props).await {
+            match render
+                .call_async(&mut store, (&wit_ctx, props))
+                .await
+                .map(|(r,)| r)
+            {
                 Ok(Ok(fragment)) => Ok(Fragment::from_wit(fragment)),
                 Ok(Err(message)) => Err(ComponentError::Guest {
                     component: name.clone(),
@@ -303,12 +326,22 @@ impl ComponentEngine {
     }
 }
 
+type RenderParams<'a> = (&'a bindings::oberon::component::types::Context, &'a str);
+type RenderResults = (Result<bindings::oberon::component::types::Fragment, String>,);
+
 /// What one component render produced.
 pub struct RenderResult {
     pub outcome: Result<Fragment, ComponentError>,
     /// Topics published by the component, in order; empty when it failed.
     pub published: Vec<(Arc<str>, Arc<str>)>,
     pub elapsed: Duration,
+}
+
+/// An empty WASI context: no arguments, environment, preopened directories, sockets or
+/// name lookups. Std-built guests import WASI and must link, but get nothing from it;
+/// stdout and stderr go nowhere.
+fn empty_wasi_ctx() -> WasiCtx {
+    WasiCtx::builder().build()
 }
 
 fn trap_message(e: &wasmtime::Error) -> String {
@@ -337,7 +370,11 @@ pub struct LoadedComponent {
 }
 
 struct Loaded {
-    pre: bindings::ComponentPre<HostState>,
+    /// Linked and type-checked against the world (by `bindings::ComponentPre` at load).
+    pre: InstancePre<HostState>,
+    /// `render`, looked up once; a render type-checks only this export, not every
+    /// export the way the generated bindings' instantiate does.
+    render_export: ComponentExportIndex,
     metadata: ComponentMetadata,
 }
 

@@ -5,7 +5,7 @@
 //! components' scripts), `lang` and `page` (`route`, `team`). Head entries are merged
 //! in page order and deduplicated; client assets are deduplicated by URL.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -98,24 +98,38 @@ impl Layouts {
         )
     }
 
+    /// Render `name` for one response. Takes the composition by value so the slots'
+    /// HTML moves into the template context instead of being copied.
     pub fn render(
         &self,
         name: &str,
-        composition: &Composition<'_>,
+        composition: Composition<'_>,
     ) -> Result<String, minijinja::Error> {
         let template = self.env.get_template(name)?;
-        let slots: BTreeMap<&str, Value> = composition
+        let head = composition.head();
+        let scripts = composition.scripts();
+        // Values are built directly rather than through `context!`, which serializes
+        // each value (and every slot's HTML) once more on the way in.
+        let slots: Value = composition
             .slots
-            .iter()
-            .map(|(n, html)| (*n, Value::from_safe_string(html.clone())))
+            .into_iter()
+            .map(|(n, html)| (n, Value::from_safe_string(html)))
             .collect();
-        let ctx = minijinja::context! {
-            slots => slots,
-            head => Value::from_safe_string(composition.head()),
-            scripts => Value::from_safe_string(composition.scripts()),
-            lang => composition.lang,
-            page => minijinja::context! { route => composition.route, team => composition.team },
-        };
+        let page: Value = [
+            ("route", Value::from(composition.route)),
+            ("team", Value::from(composition.team)),
+        ]
+        .into_iter()
+        .collect();
+        let ctx: Value = [
+            ("slots", slots),
+            ("head", Value::from_safe_string(head)),
+            ("scripts", Value::from_safe_string(scripts)),
+            ("lang", Value::from(composition.lang)),
+            ("page", page),
+        ]
+        .into_iter()
+        .collect();
         template.render(ctx)
     }
 }
@@ -192,17 +206,38 @@ impl Composition<'_> {
                 json.push(',');
             }
             // Topic names are validated to need no escaping; values are validated JSON.
-            let _ = write!(json, "\"{topic}\":{value}");
+            json.push('"');
+            json.push_str(topic);
+            json.push_str("\":");
+            push_script_safe(&mut json, value);
         }
         json.push('}');
-        // `<`, `>` and `&` only occur inside JSON strings, where the \u escapes mean the
-        // same; this keeps `</script>` in a value from ending the element.
-        json.replace('<', "\\u003c")
-            .replace('>', "\\u003e")
-            .replace('&', "\\u0026")
-            .replace('\u{2028}', "\\u2028")
-            .replace('\u{2029}', "\\u2029")
+        json
     }
+}
+
+/// Append JSON text so that it cannot end or confuse a `<script>` element. `<`, `>`
+/// and `&` only occur inside JSON strings, where the `\u` escapes mean the same; this
+/// keeps `</script>` in a value from ending the element. U+2028/U+2029 are escaped for
+/// older JavaScript parsers.
+fn push_script_safe(out: &mut String, json: &str) {
+    // Scanned bytewise: every character to escape is ASCII or starts with 0xE2.
+    let bytes = json.as_bytes();
+    let mut copied = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escaped = match b {
+            b'<' => "\\u003c",
+            b'>' => "\\u003e",
+            b'&' => "\\u0026",
+            0xE2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xA8) => "\\u2028",
+            0xE2 if bytes.get(i + 1) == Some(&0x80) && bytes.get(i + 2) == Some(&0xA9) => "\\u2029",
+            _ => continue,
+        };
+        out.push_str(&json[copied..i]);
+        out.push_str(escaped);
+        copied = i + if b == 0xE2 { 3 } else { 1 };
+    }
+    out.push_str(&json[copied..]);
 }
 
 fn dedup(items: &[String]) -> impl Iterator<Item = &String> {
@@ -359,16 +394,18 @@ mod tests {
     fn bus_state_cannot_break_out_of_its_script() {
         let mut bus = BusSnapshot::default();
         bus.insert(Arc::from("a"), Arc::from(r#"{"x":"</script><b>&"}"#));
+        bus.insert(Arc::from("b"), Arc::from("\"é\u{2028}€\u{2029}\""));
         bus.insert(Arc::from("secret"), Arc::from("1"));
         let private = HashSet::from(["secret"]);
         let c = composition(&bus, &private);
         let json = c.bus_state_json();
         assert_eq!(
             json,
-            r#"{"a":{"x":"\u003c/script\u003e\u003cb\u003e\u0026"}}"#
+            r#"{"a":{"x":"\u003c/script\u003e\u003cb\u003e\u0026"},"b":"é\u2028€\u2029"}"#
         );
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["a"]["x"], "</script><b>&");
+        assert_eq!(value["b"], "é\u{2028}€\u{2029}");
         let scripts = c.scripts();
         assert_eq!(scripts.matches("/assets/a/1/a.js").count(), 1);
         assert!(!scripts.contains("a.css"));

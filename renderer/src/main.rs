@@ -8,6 +8,11 @@ use anyhow::Context;
 use clap::Parser;
 use oberon_renderer::{Renderer, RendererOptions, server};
 
+/// mimalloc: instantiating components and composing pages make many small, short-lived
+/// allocations; measured on the demo page it is a few percent faster than glibc's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,

@@ -264,7 +264,7 @@ impl Renderer {
             bus: &bus,
             private_topics: &private,
         };
-        let body = match site.layouts.render(&page.layout, &composition) {
+        let body = match site.layouts.render(&page.layout, composition) {
             Ok(body) => body,
             Err(e) => {
                 tracing::error!(route = %page.route, layout = %page.layout, "layout failed: {e:#}");
@@ -438,11 +438,16 @@ fn request_id(headers: &HeaderMap) -> Arc<str> {
 fn fresh_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    format!("{:016x}{:08x}", t, n as u32 ^ std::process::id())
+    format!(
+        "{:016x}{:08x}",
+        t,
+        n as u32 ^ *PID.get_or_init(std::process::id)
+    )
 }
 
 /// The bus before any data source or component: the request topic.

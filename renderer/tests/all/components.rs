@@ -123,7 +123,7 @@ async fn misbehaving_components_fall_back_within_their_deadline_and_the_page_ren
     let site = TestSite::new(&[]);
     site.install(&["misbehave", "chain-source"]);
     let mut page = String::from("route = \"/bad\"\nlayout = \"test.html\"\nteam = \"t\"\n");
-    for mode in ["loop", "oom", "trap", "panic", "error"] {
+    for mode in ["loop", "oom", "stack", "trap", "panic", "error"] {
         page.push_str(&format!(
             "[[slots]]\nname = \"{mode}\"\ncomponent = \"misbehave\"\nprops = {{ mode = \"{mode}\" }}\nfallback = \"<p>{mode} fallback</p>\"\n"
         ));
@@ -135,7 +135,7 @@ async fn misbehaving_components_fall_back_within_their_deadline_and_the_page_ren
     for round in 0..3 {
         let page = running.get("/bad").await;
         assert_eq!(page.status, 200, "round {round}: {}", page.body);
-        for mode in ["loop", "oom", "trap", "panic", "error"] {
+        for mode in ["loop", "oom", "stack", "trap", "panic", "error"] {
             assert_eq!(
                 page.slot(mode),
                 format!("<p>{mode} fallback</p>"),
@@ -258,4 +258,54 @@ async fn fixture_server(body: String) -> String {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}")
+}
+
+/// Each way of failing is reported as what it is, so the logs say why a slot fell back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_failure_is_reported_as_its_kind() {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use oberon_renderer::bus::BusSnapshot;
+    use oberon_renderer::component::RequestContext;
+    use oberon_renderer::engine::{ComponentEngine, ComponentError, EngineLimits};
+
+    let engine = ComponentEngine::new(EngineLimits::default()).expect("engine");
+    let wasm = std::fs::read(oberon_test_artifacts::artifact("misbehave").wasm()).expect("wasm");
+    let component = engine.load(&wasm).await.expect("load");
+    let ctx = RequestContext {
+        path: "/".into(),
+        params: vec![],
+        query: vec![],
+        locale: "en".into(),
+        user: None,
+        request_id: Arc::from("t"),
+    };
+    let bus = Arc::new(BusSnapshot::default());
+    for (mode, expected) in [
+        ("loop", "timeout"),
+        ("oom", "trap"),
+        ("stack", "trap"),
+        ("trap", "trap"),
+        ("panic", "trap"),
+        ("error", "guest"),
+    ] {
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let props = format!(r#"{{"mode":"{mode}"}}"#);
+        let result = engine.render(&component, &ctx, &props, &bus, deadline).await;
+        let kind = match &result.outcome {
+            Ok(_) => "ok",
+            Err(ComponentError::Timeout { .. }) => "timeout",
+            Err(ComponentError::Trap { .. }) => "trap",
+            Err(ComponentError::Guest { .. }) => "guest",
+            Err(ComponentError::Instantiate { .. }) => "instantiate",
+        };
+        assert_eq!(kind, expected, "{mode}: {:?}", result.outcome.err());
+    }
+    // And the instance after them is as good as new.
+    let deadline = Instant::now() + Duration::from_millis(100);
+    let ok = engine
+        .render(&component, &ctx, r#"{"mode":"ok"}"#, &bus, deadline)
+        .await;
+    assert_eq!(ok.outcome.expect("ok").html, "<p>misbehave ok</p>");
 }

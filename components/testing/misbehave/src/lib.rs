@@ -1,5 +1,5 @@
 //! `misbehave`: a component that misbehaves on request, for the renderer's
-//! isolation tests. Props: `{"mode": "ok"|"loop"|"oom"|"trap"|"panic"|"error"|"env"}`.
+//! isolation tests. Props: `{"mode": "ok"|"loop"|"oom"|"stack"|"trap"|"panic"|"error"|"env"}`.
 
 use std::hint::black_box;
 
@@ -17,6 +17,7 @@ impl Component for Misbehave {
             "ok" => Ok(Fragment::html("<p>misbehave ok</p>")),
             "loop" => spin(),
             "oom" => exhaust_memory(),
+            "stack" => Ok(Fragment::html(format!("<p>{}</p>", recurse(0)))),
             "trap" => trap(),
             "panic" => panic!("misbehave asked to panic"),
             "error" => Err("misbehave asked to fail".to_string()),
@@ -53,6 +54,15 @@ fn exhaust_memory() -> ! {
         kept.push(black_box(chunk));
         black_box(&kept);
     }
+}
+
+/// Recurses without end, each frame holding a buffer whose address escapes, so the
+/// frames live on the guest's shadow stack (32 KiB) and overflow it.
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 512];
+    frame[0] = depth as u8;
+    black_box(&mut frame);
+    recurse(black_box(depth + 1)) + u64::from(frame[0])
 }
 
 #[cfg(target_arch = "wasm32")]
