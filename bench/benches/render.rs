@@ -7,6 +7,11 @@
 //!   bus in three stages, layout, head and assets — with its data source's value given
 //!   (as a cache hit would give it). Target: under 150 µs.
 //!
+//! - `data_path/fresh_hit`: a data source answered from the data client's cache.
+//! - `data_path/page_bff_cached` and `page_bff_hanging`: the demo page fetched through
+//!   the data client with its BFF up (cache hit) and hanging (bounded by the source's
+//!   300 ms deadline, not the BFF's timeout).
+//!
 //! `cargo bench -p oberon-bench` (add `-- --quick` for a shorter run).
 
 use std::collections::BTreeMap;
@@ -16,6 +21,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use oberon_renderer::bus::BusSnapshot;
 use oberon_renderer::component::RequestContext;
+use oberon_renderer::data_client::{DataClient, DataClientOptions, Served};
 use oberon_renderer::engine::{ComponentEngine, EngineLimits};
 use oberon_renderer::{Renderer, RendererOptions};
 
@@ -73,20 +79,13 @@ fn instance_render(c: &mut Criterion) {
 fn demo_page(c: &mut Criterion) {
     let rt = runtime();
     let components = tempfile::tempdir().expect("tempdir");
-    for artifact in oberon_test_artifacts::examples() {
-        oberon_renderer::registry::install(
-            components.path(),
-            artifact.name,
-            artifact.wasm(),
-            Some(&artifact.assets_dir()),
-        )
-        .expect("install");
-    }
+    install_examples(components.path());
     let renderer = rt
         .block_on(Renderer::start(RendererOptions {
             site_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../demo").into(),
             components_dir: Some(components.path().to_path_buf()),
             bffs: BTreeMap::new(),
+            data_client: None,
         }))
         .expect("demo site starts");
     let headers = http::HeaderMap::new();
@@ -107,5 +106,107 @@ fn demo_page(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, instance_render, demo_page);
+/// A BFF on port 0 serving the demo event with `Cache-Control: public, max-age=60`.
+async fn event_bff() -> String {
+    let app = axum::Router::new().route(
+        "/v1/events/{id}",
+        axum::routing::get(|| async {
+            (
+                [
+                    ("content-type", "application/json"),
+                    ("cache-control", "public, max-age=60"),
+                ],
+                EVENT,
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// A BFF that is down the bad way: it accepts connections and never answers.
+async fn hanging_bff() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}
+
+/// The data path: a fresh cache hit, and the demo page fetched through it, with its
+/// BFF up (cached) and hanging (bounded by the source's 300 ms deadline).
+fn data_path(c: &mut Criterion) {
+    let rt = runtime();
+    let bff = rt.block_on(event_bff());
+    let client = DataClient::new(DataClientOptions::default()).expect("client");
+    let url = format!("{bff}/v1/events/42");
+    rt.block_on(client.fetch(&url, Duration::from_secs(1), "warm"))
+        .expect("warm");
+    let mut group = c.benchmark_group("data_path");
+    group.bench_function("fresh_hit", |b| {
+        b.to_async(&rt).iter(|| async {
+            let got = client
+                .fetch(&url, Duration::from_millis(300), "bench")
+                .await
+                .expect("hit");
+            assert_eq!(got.served, Served::Fresh);
+            got
+        })
+    });
+
+    let components = tempfile::tempdir().expect("tempdir");
+    install_examples(components.path());
+    let hanging = rt.block_on(hanging_bff());
+    for (name, bff) in [
+        ("page_bff_cached", bff.clone()),
+        ("page_bff_hanging", hanging),
+    ] {
+        let renderer = rt
+            .block_on(Renderer::start(RendererOptions {
+                site_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../demo").into(),
+                components_dir: Some(components.path().to_path_buf()),
+                bffs: BTreeMap::from([("events".to_string(), bff)]),
+                data_client: None,
+            }))
+            .expect("demo site starts");
+        let headers = http::HeaderMap::new();
+        if name == "page_bff_hanging" {
+            group.sample_size(10);
+        }
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let page = renderer.render("/events/42", None, &headers).await;
+                // The event details are critical: without the event they fall back to
+                // their "unavailable" text, which is still a page.
+                assert_eq!(page.status, 200);
+                page
+            })
+        });
+    }
+    group.finish();
+}
+
+fn install_examples(dir: &std::path::Path) {
+    for artifact in oberon_test_artifacts::examples() {
+        oberon_renderer::registry::install(
+            dir,
+            artifact.name,
+            artifact.wasm(),
+            Some(&artifact.assets_dir()),
+        )
+        .expect("install");
+    }
+}
+
+criterion_group!(benches, instance_render, demo_page, data_path);
 criterion_main!(benches);

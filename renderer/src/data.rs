@@ -1,11 +1,8 @@
 //! Data sources: `topic ← URL template`, fetched over HTTP before components run.
 //!
 //! A source that fails, answers late, answers garbage or answers too much leaves its
-//! topic absent; it never fails the page by itself. The caching, coalescing and circuit
-//! breaking data client the design calls for grows from [`DataClient`].
-
-use std::sync::Arc;
-use std::time::Duration;
+//! topic absent; it never fails the page by itself. Fetching (cache, coalescing,
+//! breakers) is [`crate::data_client`]; this module is what a page says to fetch.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -157,10 +154,12 @@ fn flush(parts: &mut Vec<Part>, literal: &mut String) {
 }
 
 /// Why a data source left its topic absent.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DataError {
     #[error("no answer within {0} ms")]
     Timeout(u128),
+    #[error("cannot connect: {0}")]
+    Connect(String),
     #[error("request failed: {0}")]
     Request(String),
     #[error("answered HTTP {0}")]
@@ -169,86 +168,10 @@ pub enum DataError {
     TooLarge(usize),
     #[error("body is not JSON: {0}")]
     NotJson(String),
-}
-
-/// Fetches data sources. Shared by all requests; cheap to clone.
-#[derive(Clone)]
-pub struct DataClient {
-    http: reqwest::Client,
-    max_bytes: usize,
-}
-
-impl DataClient {
-    pub fn new(max_bytes: usize) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(Self { http, max_bytes })
-    }
-
-    /// GET `url` and return its JSON body, within `deadline`.
-    pub async fn fetch(
-        &self,
-        url: &str,
-        deadline: Duration,
-        request_id: &str,
-    ) -> Result<Arc<str>, DataError> {
-        match tokio::time::timeout(deadline, self.fetch_inner(url, request_id)).await {
-            Ok(result) => result,
-            Err(_) => Err(DataError::Timeout(deadline.as_millis())),
-        }
-    }
-
-    async fn fetch_inner(&self, url: &str, request_id: &str) -> Result<Arc<str>, DataError> {
-        let mut response = self
-            .http
-            .get(url)
-            .header(http::header::ACCEPT, "application/json")
-            .header("x-request-id", request_id)
-            .send()
-            .await
-            .map_err(|e| DataError::Request(error_chain(&e)))?;
-        if !response.status().is_success() {
-            return Err(DataError::Status(response.status().as_u16()));
-        }
-        if response
-            .content_length()
-            .is_some_and(|n| n > self.max_bytes as u64)
-        {
-            return Err(DataError::TooLarge(self.max_bytes));
-        }
-        // Read in chunks so an unannounced huge body is cut off at the limit rather
-        // than buffered whole.
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| DataError::Request(error_chain(&e)))?
-        {
-            if body.len() + chunk.len() > self.max_bytes {
-                return Err(DataError::TooLarge(self.max_bytes));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        // Parsed once here (and re-serialised compactly) so that components and the
-        // embedded client state only ever see valid, minimal JSON.
-        let value: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| DataError::NotJson(e.to_string()))?;
-        Ok(Arc::from(value.to_string()))
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
+    #[error("circuit breaker open for this BFF")]
+    BreakerOpen,
+    #[error("too many requests in flight to this BFF")]
+    Overloaded,
 }
 
 #[cfg(test)]
@@ -271,7 +194,7 @@ mod tests {
             query: own(query),
             locale: "en".into(),
             user: None,
-            request_id: Arc::from("r"),
+            request_id: std::sync::Arc::from("r"),
         }
     }
 

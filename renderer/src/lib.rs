@@ -10,6 +10,7 @@ pub mod cache;
 pub mod component;
 pub mod config;
 pub mod data;
+pub mod data_client;
 pub mod engine;
 pub mod layout;
 pub mod plan;

@@ -50,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
         site_dir: args.site,
         components_dir: args.components,
         bffs: args.bffs.into_iter().collect::<BTreeMap<_, _>>(),
+        data_client: None,
     })
     .await?;
     if args.watch_ms > 0 {

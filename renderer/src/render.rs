@@ -18,7 +18,7 @@ use crate::bus::BusSnapshot;
 use crate::cache::page_cache_headers;
 use crate::component::{Cacheability, RequestContext, User};
 use crate::config::ConfigErrors;
-use crate::data::DataClient;
+use crate::data_client::{DataClient, DataClientOptions, Served};
 use crate::engine::{ComponentEngine, EngineLimits};
 use crate::layout::Composition;
 use crate::registry::{self, ComponentSet, DirScan};
@@ -32,6 +32,9 @@ pub struct RendererOptions {
     pub components_dir: Option<PathBuf>,
     /// BFF base URLs that replace or add to `[bffs]` in `site.toml`.
     pub bffs: BTreeMap<String, String>,
+    /// Data client tuning; `None` for the defaults (with `max_data_bytes` from
+    /// `site.toml`).
+    pub data_client: Option<DataClientOptions>,
 }
 
 /// The renderer: the site currently served, and what it needs to serve it.
@@ -64,7 +67,11 @@ impl Renderer {
             max_instances: limits.max_instances,
         })
         .map_err(StartError::Engine)?;
-        let data = DataClient::new(limits.max_data_bytes).map_err(StartError::Engine)?;
+        let data_options = options.data_client.unwrap_or_else(|| DataClientOptions {
+            max_bytes: limits.max_data_bytes,
+            ..DataClientOptions::default()
+        });
+        let data = DataClient::new(data_options).map_err(StartError::Engine)?;
         let components_dir = options
             .components_dir
             .unwrap_or_else(|| source.components_dir());
@@ -91,6 +98,11 @@ impl Renderer {
         self.current
             .read()
             .map_or_else(|p| p.into_inner().clone(), |g| g.clone())
+    }
+
+    /// The data client: its breakers' state feeds health output and the cache mode.
+    pub fn data(&self) -> &DataClient {
+        &self.data
     }
 
     pub fn components_dir(&self) -> &std::path::Path {
@@ -315,13 +327,18 @@ impl Renderer {
             let budget = source.deadline.min(deadline.saturating_duration_since(Instant::now()));
             let started = Instant::now();
             let result = self.data.fetch(&url, budget, &ctx.request_id).await;
-            if let Err(e) = &result {
-                tracing::warn!(
+            match &result {
+                Err(e) => tracing::warn!(
                     route = %page.route, topic = %source.topic, url, request_id = %ctx.request_id,
                     elapsed_ms = started.elapsed().as_millis() as u64, "data source left its topic absent: {e}"
-                );
+                ),
+                Ok(f) if f.served == Served::Stale => tracing::warn!(
+                    route = %page.route, topic = %source.topic, url, request_id = %ctx.request_id,
+                    "data source answered from its stale-if-error copy"
+                ),
+                Ok(_) => {}
             }
-            (source.topic.clone(), result)
+            (source.topic.clone(), result.map(|f| f.value))
         });
         for (topic, result) in join_all(fetches).await {
             if let Ok(json) = result {

@@ -19,6 +19,7 @@ pub fn app(renderer: Arc<Renderer>) -> Router {
     Router::new()
         .route("/_oberon/livez", get(|| async { "ok\n" }))
         .route("/_oberon/readyz", get(ready))
+        .route("/_oberon/status", get(status))
         .route("/assets/{component}/{hash}/{*path}", get(asset))
         .fallback(page)
         .with_state(renderer)
@@ -43,6 +44,22 @@ async fn ready(State(renderer): State<Arc<Renderer>>) -> Response {
         site.components.by_name.len()
     );
     body.into_response()
+}
+
+/// What the renderer is doing, as JSON: its site, and each BFF's breaker and the data
+/// client's counters (the cache mode will key on these).
+async fn status(State(renderer): State<Arc<Renderer>>) -> Response {
+    let site = renderer.site();
+    let data = renderer.data();
+    axum::Json(serde_json::json!({
+        "pages": site.pages.len(),
+        "components": site.components.by_name.len(),
+        "data": {
+            "breakers": data.breakers(),
+            "stats": data.stats(),
+        },
+    }))
+    .into_response()
 }
 
 async fn page(State(renderer): State<Arc<Renderer>>, request: Request<Body>) -> Response {

@@ -292,7 +292,9 @@ async fn each_failure_is_reported_as_its_kind() {
     ] {
         let deadline = Instant::now() + Duration::from_millis(100);
         let props = format!(r#"{{"mode":"{mode}"}}"#);
-        let result = engine.render(&component, &ctx, &props, &bus, deadline).await;
+        let result = engine
+            .render(&component, &ctx, &props, &bus, deadline)
+            .await;
         let kind = match &result.outcome {
             Ok(_) => "ok",
             Err(ComponentError::Timeout { .. }) => "timeout",

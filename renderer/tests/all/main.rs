@@ -6,6 +6,7 @@ mod support;
 
 mod components;
 mod config_errors;
+mod data_client;
 mod data_sources;
 mod hot_swap;
 mod http;

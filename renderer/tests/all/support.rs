@@ -76,6 +76,7 @@ impl TestSite {
             site_dir: self.path().to_path_buf(),
             components_dir: None,
             bffs: BTreeMap::new(),
+            data_client: None,
         })
         .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

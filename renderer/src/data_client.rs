@@ -1,0 +1,751 @@
+//! The data client: how the renderer gets a data source's JSON from a BFF without
+//! letting a slow or failing BFF hurt the page.
+//!
+//! - **Cache** (moka): a shared HTTP cache that honours the BFF's own `Cache-Control`
+//!   (http-cache-semantics, shared mode). Responses that are `private`, `no-store` or set
+//!   a cookie are never stored. The browser's own cache directives never reach it: the
+//!   renderer builds BFF requests itself. Entries are kept past their freshness for a
+//!   stale-if-error window (the BFF's `stale-if-error`, else [`DataClientOptions`]).
+//! - **Coalescing**: one upstream fetch per URL however many requests wait. The fetch
+//!   runs in its own task, bounded by the upstream timeout, so a waiter that gives up
+//!   at its source's deadline cancels nothing; the result still fills the cache.
+//! - **Per-BFF protection** (keyed by origin): a circuit breaker, a concurrency limit
+//!   and a retry budget (one retry of a GET, only after a connection error or a 503).
+//! - **Fallback**: when the breaker is open, the BFF fails or the waiter's deadline
+//!   passes, the last good value is served if it is within its stale-if-error window;
+//!   otherwise the topic stays absent.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use http_cache_semantics::{AfterResponse, BeforeRequest, CacheOptions, CachePolicy};
+use tokio::sync::Semaphore;
+
+use crate::data::DataError;
+
+/// Tuning of the data client. The defaults suit a renderer in front of a handful of BFFs.
+#[derive(Debug, Clone)]
+pub struct DataClientOptions {
+    /// Largest body accepted from a BFF.
+    pub max_bytes: usize,
+    /// Upper bound of one upstream fetch, whoever is waiting for it. A source's own
+    /// (shorter) deadline bounds how long a page waits, not the fetch.
+    pub upstream_timeout: Duration,
+    /// Total size of cached bodies.
+    pub cache_bytes: u64,
+    /// How long past its freshness an entry may be served when the BFF fails, unless
+    /// the BFF's `stale-if-error` says otherwise.
+    pub stale_if_error: Duration,
+    /// Consecutive failures that open a BFF's breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker stays open before one probe is let through.
+    pub breaker_open_for: Duration,
+    /// Requests in flight to one BFF at once.
+    pub max_concurrency: usize,
+    /// Retries allowed per original request, as a fraction (0.2: one retry per five
+    /// requests), on top of `retry_reserve`.
+    pub retry_ratio: f64,
+    /// Retries available before any request has deposited into the budget.
+    pub retry_reserve: f64,
+}
+
+impl Default for DataClientOptions {
+    fn default() -> Self {
+        Self {
+            max_bytes: 4 << 20,
+            upstream_timeout: Duration::from_secs(10),
+            cache_bytes: 256 << 20,
+            stale_if_error: Duration::from_secs(300),
+            breaker_failures: 5,
+            breaker_open_for: Duration::from_secs(5),
+            max_concurrency: 64,
+            retry_ratio: 0.2,
+            retry_reserve: 10.0,
+        }
+    }
+}
+
+/// How a value was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// From the cache, fresh: no request was made.
+    Fresh,
+    /// From the BFF (or from a fetch another request started).
+    Fetched,
+    /// From the cache after the BFF confirmed it (304).
+    Revalidated,
+    /// From the cache past its freshness, because the BFF failed or was not asked.
+    Stale,
+}
+
+/// A data source's value.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub value: Arc<str>,
+    pub served: Served,
+}
+
+/// A BFF's circuit breaker, as seen from outside.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BreakerStatus {
+    pub origin: String,
+    pub state: BreakerState,
+    pub consecutive_failures: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+/// Counters since start, for tests, benchmarks and health output.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DataStats {
+    pub fresh_hits: u64,
+    pub upstream_requests: u64,
+    pub coalesced: u64,
+    pub stale_served: u64,
+    pub retries: u64,
+    pub rejected_by_breaker: u64,
+}
+
+/// Fetches data sources. Shared by all requests; cheap to clone.
+#[derive(Clone)]
+pub struct DataClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    opts: DataClientOptions,
+    cache: moka::future::Cache<String, Arc<Entry>>,
+    inflight: Mutex<HashMap<String, Inflight>>,
+    origins: Mutex<HashMap<String, Arc<Origin>>>,
+    stats: Mutex<DataStats>,
+}
+
+type Inflight = Shared<BoxFuture<'static, Result<Outcome, DataError>>>;
+
+/// What one upstream fetch produced.
+#[derive(Clone)]
+struct Outcome {
+    entry: Arc<Entry>,
+    served: Served,
+    /// False for a response that must not reach any request but the one that asked
+    /// (`private`, `no-store`, `Set-Cookie`): coalesced waiters fetch for themselves.
+    shareable: bool,
+}
+
+struct Entry {
+    value: Arc<str>,
+    policy: CachePolicy,
+    /// Until when it may be served as stale.
+    stale_until: SystemTime,
+    /// How long moka keeps it: freshness plus the stale-if-error window.
+    keep_for: Duration,
+}
+
+impl Entry {
+    fn usable_stale(&self, now: SystemTime) -> bool {
+        now <= self.stale_until
+    }
+}
+
+struct KeepFor;
+
+impl moka::Expiry<String, Arc<Entry>> for KeepFor {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Arc<Entry>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.keep_for)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        value: &Arc<Entry>,
+        _updated_at: Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(value.keep_for)
+    }
+}
+
+impl DataClient {
+    pub fn new(opts: DataClientOptions) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let cache = moka::future::Cache::builder()
+            .max_capacity(opts.cache_bytes)
+            .weigher(|url: &String, entry: &Arc<Entry>| {
+                u32::try_from(url.len() + entry.value.len() + 512).unwrap_or(u32::MAX)
+            })
+            .expire_after(KeepFor)
+            .build();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                opts,
+                cache,
+                inflight: Mutex::new(HashMap::new()),
+                origins: Mutex::new(HashMap::new()),
+                stats: Mutex::new(DataStats::default()),
+            }),
+        })
+    }
+
+    /// The JSON at `url`, within `deadline`: from the cache when fresh, else from the
+    /// BFF (one fetch per URL however many wait), else the stale value when the BFF
+    /// fails and the entry is within its stale-if-error window.
+    pub async fn fetch(
+        &self,
+        url: &str,
+        deadline: Duration,
+        request_id: &str,
+    ) -> Result<Fetched, DataError> {
+        let started = Instant::now();
+        let now = SystemTime::now();
+        let cached = self.inner.cache.get(url).await;
+        if let Some(entry) = &cached
+            && let BeforeRequest::Fresh(_) = entry.policy.before_request(&policy_request(url), now)
+        {
+            self.inner.count(|s| s.fresh_hits += 1);
+            return Ok(Fetched {
+                value: entry.value.clone(),
+                served: Served::Fresh,
+            });
+        }
+        let (shared, started_here) = self.inner.clone().inflight(url, cached.clone(), request_id);
+        let result = match tokio::time::timeout(deadline, shared).await {
+            Ok(Ok(outcome)) if outcome.shareable || started_here => Ok(Fetched {
+                value: outcome.entry.value.clone(),
+                served: outcome.served,
+            }),
+            // Someone else's private answer: ask for our own, in what time is left.
+            Ok(Ok(_)) => {
+                let left = deadline.saturating_sub(started.elapsed());
+                match tokio::time::timeout(left, self.inner.clone().run(url, None, request_id))
+                    .await
+                {
+                    Ok(Ok(outcome)) => Ok(Fetched {
+                        value: outcome.entry.value.clone(),
+                        served: outcome.served,
+                    }),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(DataError::Timeout(deadline.as_millis())),
+                }
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(DataError::Timeout(deadline.as_millis())),
+        };
+        match (result, cached) {
+            (Ok(fetched), _) => Ok(fetched),
+            (Err(e), Some(entry)) if entry.usable_stale(SystemTime::now()) => {
+                tracing::debug!(url, "serving stale data: {e}");
+                self.inner.count(|s| s.stale_served += 1);
+                Ok(Fetched {
+                    value: entry.value.clone(),
+                    served: Served::Stale,
+                })
+            }
+            (Err(e), _) => Err(e),
+        }
+    }
+
+    /// Every BFF's breaker, sorted by origin.
+    pub fn breakers(&self) -> Vec<BreakerStatus> {
+        let origins = lock(&self.inner.origins);
+        let mut all: Vec<BreakerStatus> = origins
+            .iter()
+            .map(|(origin, o)| o.breaker_status(origin))
+            .collect();
+        all.sort_by(|a, b| a.origin.cmp(&b.origin));
+        all
+    }
+
+    pub fn stats(&self) -> DataStats {
+        lock(&self.inner.stats).clone()
+    }
+}
+
+impl Inner {
+    fn count(&self, f: impl FnOnce(&mut DataStats)) {
+        f(&mut lock(&self.stats));
+    }
+
+    /// The in-flight fetch of `url`, started if there is none. True when started here.
+    fn inflight(
+        self: Arc<Self>,
+        url: &str,
+        cached: Option<Arc<Entry>>,
+        request_id: &str,
+    ) -> (Inflight, bool) {
+        let mut inflight = lock(&self.inflight);
+        if let Some(shared) = inflight.get(url) {
+            self.count(|s| s.coalesced += 1);
+            return (shared.clone(), false);
+        }
+        let this = self.clone();
+        let key = url.to_string();
+        let request_id = request_id.to_string();
+        // Spawned, so that no waiter's deadline cancels it.
+        let task = tokio::spawn(async move {
+            let outcome = this.clone().run(&key, cached, &request_id).await;
+            lock(&this.inflight).remove(&key);
+            outcome
+        });
+        let shared = async move {
+            task.await
+                .unwrap_or_else(|e| Err(DataError::Request(format!("fetch task failed: {e}"))))
+        }
+        .boxed()
+        .shared();
+        inflight.insert(url.to_string(), shared.clone());
+        (shared, true)
+    }
+
+    /// One fetch through the BFF's breaker, concurrency limit and retry budget; stores
+    /// what may be stored.
+    async fn run(
+        self: Arc<Self>,
+        url: &str,
+        cached: Option<Arc<Entry>>,
+        request_id: &str,
+    ) -> Result<Outcome, DataError> {
+        let origin = self.origin(url);
+        if !origin.allow() {
+            self.count(|s| s.rejected_by_breaker += 1);
+            return Err(DataError::BreakerOpen);
+        }
+        let Ok(Ok(_permit)) =
+            tokio::time::timeout(self.opts.upstream_timeout, origin.limit.acquire()).await
+        else {
+            origin.abandon_probe();
+            return Err(DataError::Overloaded);
+        };
+        let mut retried = false;
+        let result = loop {
+            self.count(|s| s.upstream_requests += 1);
+            let attempt = tokio::time::timeout(
+                self.opts.upstream_timeout,
+                self.get(url, cached.as_deref(), request_id),
+            )
+            .await
+            .unwrap_or(Err(DataError::Timeout(
+                self.opts.upstream_timeout.as_millis(),
+            )));
+            let retryable = matches!(attempt, Err(DataError::Connect(_) | DataError::Status(503)));
+            if retryable && !retried && origin.spend_retry() {
+                retried = true;
+                self.count(|s| s.retries += 1);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            break attempt;
+        };
+        origin.deposit_retry(self.opts.retry_ratio, self.opts.retry_reserve);
+        match &result {
+            Ok(_) => origin.success(),
+            Err(e) if e.is_bff_failure() => {
+                origin.failure(self.opts.breaker_failures, self.opts.breaker_open_for);
+            }
+            // An answer such as 404 is the BFF working.
+            Err(_) => origin.success(),
+        }
+        let outcome = result?;
+        if outcome.shareable {
+            self.cache
+                .insert(url.to_string(), outcome.entry.clone())
+                .await;
+        } else {
+            self.cache.invalidate(url).await;
+        }
+        Ok(outcome)
+    }
+
+    /// One GET; revalidates `cached` when it has validators.
+    async fn get(
+        &self,
+        url: &str,
+        cached: Option<&Entry>,
+        request_id: &str,
+    ) -> Result<Outcome, DataError> {
+        let policy_req = policy_request(url);
+        let mut request = self
+            .http
+            .get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .header("x-request-id", request_id);
+        if let Some(entry) = cached
+            && let BeforeRequest::Stale { request: reval, .. } =
+                entry.policy.before_request(&policy_req, SystemTime::now())
+        {
+            for name in [http::header::IF_NONE_MATCH, http::header::IF_MODIFIED_SINCE] {
+                if let Some(v) = reval.headers.get(&name) {
+                    request = request.header(name, v.clone());
+                }
+            }
+        }
+        let mut response = request.send().await.map_err(|e| {
+            if e.is_connect() {
+                DataError::Connect(error_chain(&e))
+            } else {
+                DataError::Request(error_chain(&e))
+            }
+        })?;
+        let now = SystemTime::now();
+        let parts = response_parts(&response);
+
+        if response.status() == http::StatusCode::NOT_MODIFIED
+            && let Some(entry) = cached
+            && let AfterResponse::NotModified(policy, _) =
+                entry.policy.after_response(&policy_req, &parts, now)
+        {
+            return Ok(self.outcome(
+                entry.value.clone(),
+                policy,
+                &parts,
+                now,
+                Served::Revalidated,
+            ));
+        }
+        if !response.status().is_success() {
+            return Err(DataError::Status(response.status().as_u16()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.opts.max_bytes as u64)
+        {
+            return Err(DataError::TooLarge(self.opts.max_bytes));
+        }
+        // Read in chunks so an unannounced huge body is cut off at the limit rather
+        // than buffered whole.
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| DataError::Request(error_chain(&e)))?
+        {
+            if body.len() + chunk.len() > self.opts.max_bytes {
+                return Err(DataError::TooLarge(self.opts.max_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        // Parsed once here (and re-serialised compactly) so that components and the
+        // embedded client state only ever see valid, minimal JSON.
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| DataError::NotJson(e.to_string()))?;
+        let policy = CachePolicy::new_options(&policy_req, &parts, now, CacheOptions::default());
+        Ok(self.outcome(
+            Arc::from(value.to_string()),
+            policy,
+            &parts,
+            now,
+            Served::Fetched,
+        ))
+    }
+
+    fn outcome(
+        &self,
+        value: Arc<str>,
+        policy: CachePolicy,
+        parts: &http::response::Parts,
+        now: SystemTime,
+        served: Served,
+    ) -> Outcome {
+        let shareable = policy.is_storable()
+            && !parts.headers.contains_key(http::header::SET_COOKIE)
+            && !has_directive(&parts.headers, "private");
+        let fresh_for = policy.time_to_live(now);
+        let stale_for = directive_seconds(&parts.headers, "stale-if-error")
+            .map_or(self.opts.stale_if_error, Duration::from_secs);
+        let keep_for = (fresh_for + stale_for).max(Duration::from_millis(1));
+        Outcome {
+            entry: Arc::new(Entry {
+                value,
+                policy,
+                stale_until: now + keep_for,
+                keep_for,
+            }),
+            served,
+            shareable,
+        }
+    }
+
+    fn origin(&self, url: &str) -> Arc<Origin> {
+        let key = origin_of(url);
+        lock(&self.origins)
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Origin {
+                    breaker: Mutex::new(Breaker::Closed { failures: 0 }),
+                    limit: Semaphore::new(self.opts.max_concurrency),
+                    retry_tokens: Mutex::new(self.opts.retry_reserve),
+                })
+            })
+            .clone()
+    }
+}
+
+/// One BFF (scheme, host and port): its breaker, concurrency limit and retry budget.
+struct Origin {
+    breaker: Mutex<Breaker>,
+    limit: Semaphore,
+    retry_tokens: Mutex<f64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Breaker {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+        failures: u32,
+    },
+    /// One probe is in flight; everyone else is refused until it answers.
+    HalfOpen {
+        failures: u32,
+    },
+}
+
+impl Origin {
+    fn allow(&self) -> bool {
+        let mut b = lock(&self.breaker);
+        match *b {
+            Breaker::Closed { .. } => true,
+            Breaker::Open { until, failures } if Instant::now() >= until => {
+                *b = Breaker::HalfOpen { failures };
+                true
+            }
+            Breaker::Open { .. } | Breaker::HalfOpen { .. } => false,
+        }
+    }
+
+    /// The probe never reached the BFF: let the next request probe instead.
+    fn abandon_probe(&self) {
+        let mut b = lock(&self.breaker);
+        if let Breaker::HalfOpen { failures } = *b {
+            *b = Breaker::Open {
+                until: Instant::now(),
+                failures,
+            };
+        }
+    }
+
+    fn success(&self) {
+        *lock(&self.breaker) = Breaker::Closed { failures: 0 };
+    }
+
+    fn failure(&self, threshold: u32, open_for: Duration) {
+        let mut b = lock(&self.breaker);
+        let failures = match *b {
+            Breaker::Closed { failures }
+            | Breaker::Open { failures, .. }
+            | Breaker::HalfOpen { failures } => failures.saturating_add(1),
+        };
+        let probe_failed = matches!(*b, Breaker::HalfOpen { .. });
+        *b = if probe_failed || failures >= threshold {
+            if !probe_failed {
+                tracing::warn!(failures, "circuit breaker opened for a BFF");
+            }
+            Breaker::Open {
+                until: Instant::now() + open_for,
+                failures,
+            }
+        } else {
+            Breaker::Closed { failures }
+        };
+    }
+
+    fn breaker_status(&self, origin: &str) -> BreakerStatus {
+        let (state, consecutive_failures) = match *lock(&self.breaker) {
+            Breaker::Closed { failures } => (BreakerState::Closed, failures),
+            Breaker::Open { failures, .. } => (BreakerState::Open, failures),
+            Breaker::HalfOpen { failures } => (BreakerState::HalfOpen, failures),
+        };
+        BreakerStatus {
+            origin: origin.to_string(),
+            state,
+            consecutive_failures,
+        }
+    }
+
+    fn spend_retry(&self) -> bool {
+        let mut tokens = lock(&self.retry_tokens);
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn deposit_retry(&self, ratio: f64, cap: f64) {
+        let mut tokens = lock(&self.retry_tokens);
+        *tokens = (*tokens + ratio).min(cap.max(1.0));
+    }
+}
+
+impl DataError {
+    /// Whether this says the BFF is unwell (and counts against its breaker).
+    fn is_bff_failure(&self) -> bool {
+        match self {
+            DataError::Timeout(_)
+            | DataError::Connect(_)
+            | DataError::Request(_)
+            | DataError::NotJson(_)
+            | DataError::TooLarge(_) => true,
+            DataError::Status(s) => *s >= 500,
+            DataError::BreakerOpen | DataError::Overloaded => false,
+        }
+    }
+}
+
+/// The request as the cache policy sees it: what the renderer sends, never what the
+/// browser sent.
+fn policy_request(url: &str) -> http::request::Parts {
+    let (parts, ()) = http::Request::get(url)
+        .header(http::header::ACCEPT, "application/json")
+        .body(())
+        .unwrap_or_default()
+        .into_parts();
+    parts
+}
+
+fn response_parts(response: &reqwest::Response) -> http::response::Parts {
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = response.status();
+    parts.headers = response.headers().clone();
+    parts
+}
+
+fn has_directive(headers: &http::HeaderMap, name: &str) -> bool {
+    cache_directives(headers).any(|(k, _)| k.eq_ignore_ascii_case(name))
+}
+
+fn directive_seconds(headers: &http::HeaderMap, name: &str) -> Option<u64> {
+    cache_directives(headers)
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v?.trim_matches('"').parse().ok())
+}
+
+fn cache_directives(headers: &http::HeaderMap) -> impl Iterator<Item = (&str, Option<&str>)> {
+    headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| {
+            let d = d.trim();
+            match d.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim())),
+                None => (d, None),
+            }
+        })
+}
+
+/// `http://host:port` of a URL: the unit of breakers, limits and retry budgets.
+fn origin_of(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => format!(
+            "{}://{}:{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port_or_known_default().unwrap_or(0)
+        ),
+        Err(_) => url.to_string(),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(cc: &str) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        h.insert(http::header::CACHE_CONTROL, cc.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn reads_directives() {
+        let h = headers("public, max-age=60, stale-if-error=\"30\"");
+        assert_eq!(directive_seconds(&h, "stale-if-error"), Some(30));
+        assert_eq!(directive_seconds(&h, "max-age"), Some(60));
+        assert!(has_directive(&headers("max-age=1, PRIVATE"), "private"));
+        assert!(!has_directive(&h, "private"));
+    }
+
+    #[test]
+    fn breaker_opens_probes_and_closes() {
+        let o = Origin {
+            breaker: Mutex::new(Breaker::Closed { failures: 0 }),
+            limit: Semaphore::new(1),
+            retry_tokens: Mutex::new(0.0),
+        };
+        for _ in 0..3 {
+            assert!(o.allow());
+            o.failure(3, Duration::from_millis(20));
+        }
+        assert!(!o.allow(), "open after 3 failures");
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(o.allow(), "one probe after open_for");
+        assert!(!o.allow(), "only one probe");
+        o.failure(3, Duration::from_millis(20));
+        assert!(!o.allow(), "a failed probe reopens it");
+        std::thread::sleep(Duration::from_millis(25));
+        assert!(o.allow());
+        o.success();
+        assert!(o.allow() && o.allow(), "closed after a good probe");
+    }
+
+    #[test]
+    fn retry_budget_is_spent_and_refilled() {
+        let o = Origin {
+            breaker: Mutex::new(Breaker::Closed { failures: 0 }),
+            limit: Semaphore::new(1),
+            retry_tokens: Mutex::new(1.0),
+        };
+        assert!(o.spend_retry());
+        assert!(!o.spend_retry());
+        for _ in 0..5 {
+            o.deposit_retry(0.2, 10.0);
+        }
+        assert!(o.spend_retry());
+        assert!(!o.spend_retry());
+    }
+
+    #[test]
+    fn origins_group_by_scheme_host_and_port() {
+        assert_eq!(origin_of("http://a:81/x?y"), "http://a:81");
+        assert_eq!(origin_of("https://a/x"), "https://a:443");
+    }
+}

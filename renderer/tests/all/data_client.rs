@@ -1,0 +1,313 @@
+//! The data client against real local BFFs: caching by the BFF's own headers,
+//! coalescing, stale-if-error, breakers and retries.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use oberon_renderer::data::DataError;
+use oberon_renderer::data_client::{BreakerState, DataClient, DataClientOptions, Served};
+
+/// What the fake BFF answers next.
+#[derive(Clone)]
+enum Answer {
+    /// `{"n": <request number>}` with this Cache-Control (and extra headers).
+    Json(&'static str, Vec<(&'static str, &'static str)>),
+    Status(u16),
+    Garbage,
+    /// 50 MB of JSON, streamed without a length.
+    Huge,
+}
+
+struct Bff {
+    hits: AtomicUsize,
+    answer: std::sync::Mutex<Answer>,
+    delay: std::sync::Mutex<Duration>,
+    /// Answer 503 to this many requests first.
+    fail_first: AtomicUsize,
+}
+
+struct Running {
+    url: String,
+    bff: Arc<Bff>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn hits(&self) -> usize {
+        self.bff.hits.load(Ordering::SeqCst)
+    }
+    fn answer(&self, answer: Answer) {
+        *self.bff.answer.lock().expect("lock") = answer;
+    }
+    fn delay(&self, d: Duration) {
+        *self.bff.delay.lock().expect("lock") = d;
+    }
+    /// Stop listening: later requests are refused.
+    fn stop(&self) {
+        self.server.abort();
+    }
+}
+
+async fn bff(answer: Answer) -> Running {
+    let bff = Arc::new(Bff {
+        hits: AtomicUsize::new(0),
+        answer: std::sync::Mutex::new(answer),
+        delay: std::sync::Mutex::new(Duration::ZERO),
+        fail_first: AtomicUsize::new(0),
+    });
+    async fn handle(State(bff): State<Arc<Bff>>, request: HeaderMap) -> Response {
+        let n = bff.hits.fetch_add(1, Ordering::SeqCst) + 1;
+        let delay = *bff.delay.lock().expect("lock");
+        tokio::time::sleep(delay).await;
+        if bff
+            .fail_first
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1))
+            .is_ok()
+        {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        let answer = bff.answer.lock().expect("lock").clone();
+        match answer {
+            Answer::Json(cc, extra) => {
+                if request
+                    .get(header::IF_NONE_MATCH)
+                    .is_some_and(|v| v == "\"v1\"")
+                    && extra.iter().any(|(k, _)| *k == "etag")
+                {
+                    return (
+                        StatusCode::NOT_MODIFIED,
+                        [(header::CACHE_CONTROL, cc), (header::ETAG, "\"v1\"")],
+                    )
+                        .into_response();
+                }
+                let mut response = axum::Json(serde_json::json!({ "n": n })).into_response();
+                let headers = response.headers_mut();
+                headers.insert(header::CACHE_CONTROL, cc.parse().expect("header value"));
+                for (k, v) in extra {
+                    headers.insert(k, v.parse().expect("header value"));
+                }
+                response
+            }
+            Answer::Status(s) => StatusCode::from_u16(s).expect("status").into_response(),
+            Answer::Garbage => {
+                ([(header::CONTENT_TYPE, "application/json")], "{\"n\": nope").into_response()
+            }
+            Answer::Huge => {
+                let chunks = std::iter::once(bytes::Bytes::from_static(b"\""))
+                    .chain((0..800).map(|_| bytes::Bytes::from(vec![b'x'; 64 << 10])))
+                    .chain(std::iter::once(bytes::Bytes::from_static(b"\"")))
+                    .map(Ok::<_, std::io::Error>);
+                axum::body::Body::from_stream(futures::stream::iter(chunks)).into_response()
+            }
+        }
+    }
+    let app = Router::new()
+        .route("/{*path}", get(handle))
+        .with_state(bff.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Running { url, bff, server }
+}
+
+fn client() -> DataClient {
+    DataClient::new(DataClientOptions {
+        breaker_failures: 3,
+        breaker_open_for: Duration::from_millis(300),
+        ..DataClientOptions::default()
+    })
+    .expect("client")
+}
+
+const DEADLINE: Duration = Duration::from_millis(500);
+
+async fn n(client: &DataClient, url: &str) -> Result<(i64, Served), DataError> {
+    let got = client.fetch(url, DEADLINE, "test").await?;
+    let v: serde_json::Value = serde_json::from_str(&got.value).expect("json");
+    Ok((v["n"].as_i64().expect("n"), got.served))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_entry_is_served_without_a_request() {
+    let b = bff(Answer::Json("public, max-age=60", vec![])).await;
+    let c = client();
+    let url = format!("{}/v1/events/42", b.url);
+    assert_eq!(n(&c, &url).await.unwrap(), (1, Served::Fetched));
+    for _ in 0..5 {
+        assert_eq!(n(&c, &url).await.unwrap(), (1, Served::Fresh));
+    }
+    assert_eq!(b.hits(), 1);
+    assert_eq!(c.stats().fresh_hits, 5);
+    // Another URL is another entry.
+    assert_eq!(
+        n(&c, &format!("{}/v1/events/43", b.url)).await.unwrap().0,
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_store_and_expired_entries_are_fetched_again_and_etags_revalidate() {
+    let b = bff(Answer::Json("no-store", vec![])).await;
+    let c = client();
+    let url = format!("{}/x", b.url);
+    assert_eq!(n(&c, &url).await.unwrap().0, 1);
+    assert_eq!(n(&c, &url).await.unwrap().0, 2);
+
+    // max-age=0 with an ETag: every use asks, and a 304 keeps the cached value.
+    b.answer(Answer::Json("max-age=0", vec![("etag", "\"v1\"")]));
+    let url = format!("{}/etag", b.url);
+    assert_eq!(n(&c, &url).await.unwrap(), (3, Served::Fetched));
+    assert_eq!(n(&c, &url).await.unwrap(), (3, Served::Revalidated));
+    assert_eq!(b.hits(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_requests_for_a_cold_key_make_one_upstream_request() {
+    let b = bff(Answer::Json("public, max-age=60", vec![])).await;
+    b.delay(Duration::from_millis(150));
+    let c = client();
+    let url = format!("{}/cold", b.url);
+    let all = futures::future::join_all((0..100).map(|_| n(&c, &url))).await;
+    assert!(all.iter().all(|r| matches!(r, Ok((1, _)))), "{all:?}");
+    assert_eq!(b.hits(), 1);
+    assert_eq!(c.stats().coalesced, 99);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_giving_up_does_not_cancel_the_fetch() {
+    let b = bff(Answer::Json("public, max-age=60", vec![])).await;
+    b.delay(Duration::from_millis(200));
+    let c = client();
+    let url = format!("{}/slow", b.url);
+    let early = c.fetch(&url, Duration::from_millis(20), "t").await;
+    assert!(matches!(early, Err(DataError::Timeout(20))), "{early:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The fetch went on without its waiter and filled the cache.
+    assert_eq!(n(&c, &url).await.unwrap(), (1, Served::Fresh));
+    assert_eq!(b.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_bff_is_answered_from_the_stale_entry_within_its_window_only() {
+    // Fresh for 1 s, then usable for 1 s more if the BFF fails.
+    let b = bff(Answer::Json("public, max-age=1, stale-if-error=1", vec![])).await;
+    let c = client();
+    let url = format!("{}/e", b.url);
+    assert_eq!(n(&c, &url).await.unwrap(), (1, Served::Fetched));
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    b.answer(Answer::Status(503));
+    assert_eq!(n(&c, &url).await.unwrap(), (1, Served::Stale));
+
+    // Connection refused is the same.
+    b.stop();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(n(&c, &url).await.unwrap(), (1, Served::Stale));
+
+    // Past the window the topic is absent.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let late = n(&c, &url).await;
+    assert!(late.is_err(), "{late:?}");
+    assert!(c.stats().stale_served >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_and_cookie_setting_responses_are_never_served_to_another_request() {
+    let b = bff(Answer::Json("private, max-age=60", vec![])).await;
+    let c = client();
+    let url = format!("{}/me", b.url);
+    assert_eq!(n(&c, &url).await.unwrap().0, 1);
+    assert_eq!(n(&c, &url).await.unwrap().0, 2);
+
+    b.answer(Answer::Json(
+        "public, max-age=60",
+        vec![("set-cookie", "s=1")],
+    ));
+    let url = format!("{}/cookie", b.url);
+    assert_eq!(n(&c, &url).await.unwrap().0, 3);
+    assert_eq!(n(&c, &url).await.unwrap().0, 4);
+
+    // Concurrent requests do not share one either: each gets its own answer.
+    b.answer(Answer::Json("private, max-age=60", vec![]));
+    b.delay(Duration::from_millis(100));
+    let url = format!("{}/together", b.url);
+    let all = futures::future::join_all((0..10).map(|_| n(&c, &url))).await;
+    let mut seen: Vec<i64> = all.into_iter().map(|r| r.unwrap().0).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), 10, "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_opens_stops_calling_and_closes_after_a_good_probe() {
+    let b = bff(Answer::Status(500)).await;
+    let c = client();
+    for i in 0..3 {
+        let r = n(&c, &format!("{}/k{i}", b.url)).await;
+        assert!(matches!(r, Err(DataError::Status(500))), "{r:?}");
+    }
+    assert_eq!(c.breakers()[0].state, BreakerState::Open);
+    for i in 0..5 {
+        let r = n(&c, &format!("{}/k{i}", b.url)).await;
+        assert!(matches!(r, Err(DataError::BreakerOpen)), "{r:?}");
+    }
+    assert_eq!(b.hits(), 3, "an open breaker does not call the BFF");
+
+    b.answer(Answer::Json("no-store", vec![]));
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(n(&c, &format!("{}/probe", b.url)).await.unwrap().0, 4);
+    let breaker = &c.breakers()[0];
+    assert_eq!(breaker.state, BreakerState::Closed);
+    assert_eq!(breaker.consecutive_failures, 0);
+    assert_eq!(breaker.origin, b.url);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_is_retried_once_within_the_budget() {
+    let b = bff(Answer::Json("no-store", vec![])).await;
+    b.bff.fail_first.store(1, Ordering::SeqCst);
+    let c = client();
+    let url = format!("{}/flaky", b.url);
+    assert_eq!(n(&c, &url).await.unwrap().0, 2);
+    assert_eq!(c.stats().retries, 1);
+
+    // A 500 is not retried.
+    b.answer(Answer::Status(500));
+    assert!(n(&c, &url).await.is_err());
+    assert_eq!(b.hits(), 3);
+
+    // Nor is anything once the budget is spent.
+    let stingy = DataClient::new(DataClientOptions {
+        retry_reserve: 0.0,
+        retry_ratio: 0.0,
+        ..DataClientOptions::default()
+    })
+    .unwrap();
+    b.bff.fail_first.store(1, Ordering::SeqCst);
+    let r = stingy.fetch(&url, DEADLINE, "t").await;
+    assert!(matches!(r, Err(DataError::Status(503))), "{r:?}");
+    assert_eq!(stingy.stats().retries, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_huge_bodies_leave_the_topic_absent() {
+    let b = bff(Answer::Garbage).await;
+    let c = client();
+    let r = n(&c, &format!("{}/g", b.url)).await;
+    assert!(matches!(r, Err(DataError::NotJson(_))), "{r:?}");
+    b.answer(Answer::Huge);
+    let r = c
+        .fetch(&format!("{}/h", b.url), Duration::from_secs(5), "t")
+        .await;
+    assert!(matches!(r, Err(DataError::TooLarge(_))), "{r:?}");
+}
