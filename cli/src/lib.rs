@@ -3,3 +3,4 @@
 pub mod build;
 pub mod dev;
 pub mod fixture_bff;
+pub mod new;

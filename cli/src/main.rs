@@ -23,6 +23,8 @@ enum Command {
     /// Build the example components and serve the demo site locally, rebuilding
     /// components when their sources change.
     Dev(oberon_cli::dev::DevArgs),
+    /// Create something new from a template: `oberon new bff NAME`.
+    New(oberon_cli::new::NewArgs),
 }
 
 #[tokio::main]
@@ -30,5 +32,6 @@ async fn main() -> anyhow::Result<()> {
     oberon_renderer::init_tracing();
     match Cli::parse().command {
         Command::Dev(args) => oberon_cli::dev::run(args).await,
+        Command::New(args) => oberon_cli::new::run(args),
     }
 }

@@ -1,0 +1,278 @@
+//! The BFF's contract, tested the way a team tests its own: a fake backend on port 0,
+//! the real service on port 0, real HTTP between them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing;
+use bff_template::config::{Config, PREFIX};
+use bff_template::{AppState, ItemV1, ItemV2, Money, NOT_FOUND_CACHE, PUBLIC_CACHE, serve};
+
+/// The fake backend: items by id, and what it was sent.
+#[derive(Default)]
+struct Fake {
+    seen: Mutex<Vec<HeaderMap>>,
+}
+
+async fn fake_backend() -> (String, Arc<Fake>) {
+    async fn item(
+        State(fake): State<Arc<Fake>>,
+        Path(id): Path<String>,
+        headers: HeaderMap,
+    ) -> Response {
+        fake.seen.lock().expect("lock").push(headers);
+        match id.as_str() {
+            "42" => axum::Json(serde_json::json!({
+                "id": "42", "name": "Rust Nation", "price_cents": 12550, "currency": "EUR", "stock": 3
+            }))
+            .into_response(),
+            "soldout" => axum::Json(serde_json::json!({
+                "id": "soldout", "name": "Gone", "price_cents": 100, "currency": "EUR", "stock": 0
+            }))
+            .into_response(),
+            "slow" => {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                StatusCode::OK.into_response()
+            }
+            "garbage" => ([("content-type", "application/json")], "{\"id\":").into_response(),
+            "broken" => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            _ => StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+    let fake = Arc::new(Fake::default());
+    let app = Router::new()
+        .route("/items/{id}", routing::get(item))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, fake)
+}
+
+struct Bff {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(vars: &[(&str, String)]) -> Bff {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (format!("{PREFIX}{k}"), v.clone()))
+        .collect();
+    let config = Config::from_lookup(|k| map.get(k).cloned()).expect("valid config");
+    let state = AppState::new(config).expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+    Bff {
+        url,
+        stop: Some(tx),
+        done,
+    }
+}
+
+async fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut r = reqwest::Client::new().get(url);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    r.send().await.expect("request")
+}
+
+#[tokio::test]
+async fn v2_answers_the_ui_shape_with_its_cache_policy_and_forwards_the_trace() {
+    let (backend, fake) = fake_backend().await;
+    let bff = start(&[("BACKEND_URL", backend)]).await;
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = get(
+        &format!("{}/v2/items/42", bff.url),
+        &[("traceparent", tp), ("x-request-id", "req-1")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], PUBLIC_CACHE);
+    assert_eq!(r.headers()["x-request-id"], "req-1");
+    assert!(r.headers().get("deprecation").is_none());
+    let item: ItemV2 = r.json().await.expect("json");
+    assert_eq!(
+        item,
+        ItemV2 {
+            id: "42".into(),
+            title: "Rust Nation".into(),
+            price: Money {
+                amount_cents: 12550,
+                currency: "EUR".into(),
+                label: "EUR 125.50".into()
+            },
+            in_stock: true,
+        }
+    );
+    let seen = fake.seen.lock().expect("lock");
+    assert_eq!(seen[0]["traceparent"], tp);
+    assert_eq!(seen[0]["x-request-id"], "req-1");
+}
+
+#[tokio::test]
+async fn a_deprecated_v1_says_so_in_exact_headers_and_in_the_openapi_document() {
+    let (backend, _) = fake_backend().await;
+    let bff = start(&[
+        ("BACKEND_URL", backend),
+        ("V1_DEPRECATED_AT", "2027-01-01T00:00:00Z".into()),
+        ("V1_SUNSET_AT", "2099-07-01T00:00:00Z".into()),
+        ("V1_DOCS_URL", "https://docs.example.com/v1-to-v2".into()),
+    ])
+    .await;
+    let r = get(&format!("{}/v1/items/42", bff.url), &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["deprecation"], "@1798761600");
+    assert_eq!(r.headers()["sunset"], "Wed, 01 Jul 2099 00:00:00 GMT");
+    let links: Vec<_> = r
+        .headers()
+        .get_all("link")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_string())
+        .collect();
+    assert_eq!(
+        links,
+        [
+            "<https://docs.example.com/v1-to-v2>; rel=\"deprecation\"; type=\"text/html\"",
+            "<https://docs.example.com/v1-to-v2>; rel=\"sunset\"; type=\"text/html\"",
+        ]
+    );
+    let item: ItemV1 = r.json().await.expect("json");
+    assert_eq!(item.price_label, "EUR 125.50");
+
+    let doc: serde_json::Value = get(&format!("{}/openapi.json", bff.url), &[])
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(doc["paths"]["/v1/items/{id}"]["get"]["deprecated"], true);
+    assert_eq!(doc["paths"]["/v2/items/{id}"]["get"]["deprecated"], false);
+}
+
+#[tokio::test]
+async fn a_version_past_its_sunset_is_gone() {
+    let (backend, _) = fake_backend().await;
+    let bff = start(&[
+        ("BACKEND_URL", backend),
+        ("V1_DEPRECATED_AT", "2020-01-01T00:00:00Z".into()),
+        ("V1_SUNSET_AT", "2021-01-01T00:00:00Z".into()),
+        ("V1_DOCS_URL", "https://docs.example.com/v1-to-v2".into()),
+    ])
+    .await;
+    let r = get(&format!("{}/v1/items/42", bff.url), &[]).await;
+    assert_eq!(r.status(), 410);
+    assert_eq!(r.headers()["sunset"], "Fri, 01 Jan 2021 00:00:00 GMT");
+}
+
+#[tokio::test]
+async fn backend_failures_map_to_clear_statuses_that_are_not_cached() {
+    let (backend, _) = fake_backend().await;
+    let bff = start(&[
+        ("BACKEND_URL", backend),
+        ("BACKEND_TIMEOUT_MS", "200".into()),
+    ])
+    .await;
+    let cases = [
+        ("nope", 404, NOT_FOUND_CACHE),
+        ("broken", 502, "no-store"),
+        ("garbage", 502, "no-store"),
+        ("bad id!", 400, "no-store"),
+    ];
+    for (id, status, cache) in cases {
+        let r = get(
+            &format!("{}/v2/items/{}", bff.url, id.replace(' ', "%20")),
+            &[],
+        )
+        .await;
+        assert_eq!(r.status(), status, "{id}");
+        assert_eq!(r.headers()["cache-control"], cache, "{id}");
+    }
+    let started = Instant::now();
+    let r = get(&format!("{}/v2/items/slow", bff.url), &[]).await;
+    assert_eq!(r.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "bounded by the backend timeout"
+    );
+
+    let metrics = get(&format!("{}/metrics", bff.url), &[])
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("bff_requests_total{route=\"/v2/items/{id}\",status=\"502\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("bff_backend_calls_total{outcome=\"timeout\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_turns_readiness_off_and_finishes_requests_in_flight() {
+    let (backend, _) = fake_backend().await;
+    let mut bff = start(&[
+        ("BACKEND_URL", backend),
+        ("BACKEND_TIMEOUT_MS", "1000".into()),
+        ("DRAIN_MS", "500".into()),
+    ])
+    .await;
+    assert_eq!(get(&format!("{}/readyz", bff.url), &[]).await.status(), 200);
+    assert_eq!(get(&format!("{}/livez", bff.url), &[]).await.status(), 200);
+
+    // A slow request is in flight when shutdown begins; it still gets its answer.
+    let url = format!("{}/v2/items/slow", bff.url);
+    let in_flight = tokio::spawn(async move { get(&url, &[]).await.status() });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = bff.stop.take().expect("running").send(());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Draining: still accepting, but no longer ready.
+    assert_eq!(get(&format!("{}/readyz", bff.url), &[]).await.status(), 503);
+    assert_eq!(in_flight.await.expect("join"), 504);
+    bff.done.await.expect("join").expect("served");
+}
+
+#[test]
+fn start_up_refuses_a_sunset_before_the_deprecation() {
+    let vars = HashMap::from([
+        (
+            format!("{PREFIX}BACKEND_URL"),
+            "http://127.0.0.1:9".to_string(),
+        ),
+        (
+            format!("{PREFIX}V1_DEPRECATED_AT"),
+            "2027-06-01T00:00:00Z".to_string(),
+        ),
+        (
+            format!("{PREFIX}V1_SUNSET_AT"),
+            "2027-01-01T00:00:00Z".to_string(),
+        ),
+        (
+            format!("{PREFIX}V1_DOCS_URL"),
+            "https://docs.example.com".to_string(),
+        ),
+    ]);
+    let err = Config::from_lookup(|k| vars.get(k).cloned()).expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("BFF_TEMPLATE_V1_SUNSET_AT: is earlier than V1_DEPRECATED_AT"),
+        "{err}"
+    );
+}
