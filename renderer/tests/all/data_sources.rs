@@ -82,3 +82,42 @@ component = "chain-sink"
     assert_eq!(page.bus_state()["n"]["name"], "../slow");
     assert!(page.elapsed < Duration::from_secs(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_cache_follows_the_bff_not_the_browser() {
+    let api = backend().await;
+    let site = TestSite::new(&[("api", api)]);
+    site.install(&["chain-sink"]);
+    site.page(
+        "counted.toml",
+        r#"
+route = "/counted"
+layout = "test.html"
+team = "t"
+[[data]]
+topic = "n"
+url = "{bff.api}/counted"
+[[data]]
+topic = "n2"
+url = "{bff.api}/number/4"
+[[slots]]
+name = "sink"
+component = "chain-sink"
+"#,
+    );
+    let running = site.start().await.expect("site starts");
+    let first = running.get("/counted").await;
+    assert_eq!(first.slot("sink"), "<p>sink n=1 n2=4</p>");
+    // The BFF said max-age=60: a browser asking for a fresh copy does not reach it.
+    let again = running
+        .get_with(
+            "/counted",
+            &[("cache-control", "no-cache"), ("pragma", "no-cache")],
+        )
+        .await;
+    assert_eq!(again.slot("sink"), "<p>sink n=1 n2=4</p>");
+    let status: serde_json::Value =
+        serde_json::from_str(&running.get("/_oberon/status").await.body).expect("json");
+    assert_eq!(status["data"]["stats"]["fresh_hits"], 1, "{status}");
+    assert_eq!(status["data"]["breakers"][0]["state"], "closed", "{status}");
+}

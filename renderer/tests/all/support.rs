@@ -146,13 +146,16 @@ impl Running {
     }
 
     pub async fn get(&self, path: &str) -> Got {
+        self.get_with(path, &[]).await
+    }
+
+    pub async fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Got {
         let started = Instant::now();
-        let response = self
-            .client
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request");
+        let mut request = self.client.get(self.url(path));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.text().await.expect("body");
@@ -167,7 +170,19 @@ impl Running {
 
 /// A backend (standing in for a BFF) with well-behaved and badly-behaved endpoints.
 pub async fn backend() -> String {
+    let hits = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let app = Router::new()
+        .route(
+            // Cacheable for a minute; the body counts the requests this route has had.
+            "/counted",
+            get(move || {
+                let hits = hits.clone();
+                async move {
+                    let n = hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    ([("cache-control", "public, max-age=60")], axum::Json(n))
+                }
+            }),
+        )
         .route(
             "/json/{name}",
             get(
