@@ -28,10 +28,18 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     oberon_renderer::init_tracing();
-    match Cli::parse().command {
+    let result = match Cli::parse().command {
         Command::Dev(args) => oberon_cli::dev::run(args).await,
         Command::New(args) => oberon_cli::new::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        // The message, with its causes; never a backtrace for a user's mistake.
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
