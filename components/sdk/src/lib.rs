@@ -75,7 +75,20 @@ pub mod __private {
 ///
 /// Use it once, at the crate root of a `cdylib` crate:
 ///
-/// ```ignore
+/// ```
+/// use oberon_sdk::{Component, Context, Fragment, Metadata, Props};
+///
+/// struct MyComponent;
+///
+/// impl Component for MyComponent {
+///     fn describe() -> Metadata {
+///         Metadata::new("my-component")
+///     }
+///     fn render(_ctx: &Context, _props: Props) -> Result<Fragment, String> {
+///         Ok(Fragment::html("<p>hi</p>"))
+///     }
+/// }
+///
 /// oberon_sdk::export_component!(MyComponent);
 /// ```
 #[macro_export]
