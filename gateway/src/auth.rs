@@ -1,0 +1,296 @@
+//! Token verification against the configured identity providers: pick the issuer from
+//! the token's `iss` (before trusting anything else in it), check the algorithm against
+//! the issuer's pinned list, find the key by `kid` in the issuer's JWKS (refetched on an
+//! unknown `kid`, with a cooldown), then verify signature, `iss`, `aud`, `exp` and `nbf`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use jsonwebtoken::{Algorithm, Validation};
+use oberon_identity::{Identity, KeyError, RemoteKeySet, RemoteKeySetOptions};
+use serde_json::Value;
+
+use crate::config::IssuerConfig;
+
+/// Why a token was refused. The message goes to the logs; clients see only that the
+/// token is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("not a JWT: {0}")]
+    Malformed(String),
+    #[error("issuer {0:?} is not trusted")]
+    UnknownIssuer(String),
+    #[error("algorithm {alg:?} is not pinned for issuer {issuer:?}")]
+    Algorithm { issuer: String, alg: Algorithm },
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+struct Issuer {
+    name: String,
+    keys: Arc<RemoteKeySet>,
+    /// One validation per pinned algorithm: a validation's algorithms must all be of
+    /// the key's family, and issuers may pin several families.
+    validations: HashMap<Algorithm, Validation>,
+    roles_claim: Vec<String>,
+}
+
+/// Every trusted issuer, by `iss`.
+pub struct Issuers {
+    by_name: HashMap<String, Issuer>,
+}
+
+/// A verified token: who, and every claim (for route claim requirements).
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub identity: Identity,
+    pub claims: serde_json::Map<String, Value>,
+    /// `exp`, for the session cookie's lifetime.
+    pub expires_at: u64,
+}
+
+impl Issuers {
+    /// `jwks_overrides` replaces an issuer's `jwks_url` (by issuer name): for `oberon
+    /// dev` and tests, whose identity providers listen on ports chosen at start.
+    pub fn new(configs: &[IssuerConfig], jwks_overrides: &HashMap<String, String>) -> Self {
+        let mut by_name = HashMap::new();
+        for c in configs {
+            let name = c.issuer.get_ref().clone();
+            let algorithms: Vec<Algorithm> = c
+                .algorithms
+                .get_ref()
+                .iter()
+                .filter_map(|a| a.parse().ok())
+                .collect();
+            let validations = algorithms
+                .iter()
+                .map(|&alg| {
+                    let mut validation = Validation::new(alg);
+                    validation.set_issuer(&[&name]);
+                    validation.set_audience(&c.audiences);
+                    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                    validation.validate_nbf = true;
+                    validation.leeway = c.leeway_s;
+                    (alg, validation)
+                })
+                .collect();
+            let url = jwks_overrides
+                .get(&name)
+                .cloned()
+                .unwrap_or_else(|| c.jwks_url.get_ref().clone());
+            let keys = RemoteKeySet::new(
+                url,
+                RemoteKeySetOptions {
+                    cooldown: Duration::from_secs(c.jwks_cooldown_s),
+                    ..RemoteKeySetOptions::default()
+                },
+            );
+            by_name.insert(
+                name.clone(),
+                Issuer {
+                    name,
+                    keys: Arc::new(keys),
+                    validations,
+                    roles_claim: c.roles_claim.split('.').map(String::from).collect(),
+                },
+            );
+        }
+        Self { by_name }
+    }
+
+    /// Fetch every issuer's keys once, at start; a provider that is down is logged and
+    /// retried on the first token that needs it.
+    pub async fn prefetch(&self) {
+        for issuer in self.by_name.values() {
+            match issuer.keys.refresh().await {
+                Ok(n) => {
+                    tracing::info!(issuer = %issuer.name, keys = n, "identity provider keys loaded")
+                }
+                Err(e) => {
+                    tracing::warn!(issuer = %issuer.name, "identity provider keys not loaded yet: {e}")
+                }
+            }
+        }
+    }
+
+    pub fn key_set(&self, issuer: &str) -> Option<&Arc<RemoteKeySet>> {
+        self.by_name.get(issuer).map(|i| &i.keys)
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
+        let iss = unverified_issuer(token)?;
+        let issuer = self
+            .by_name
+            .get(&iss)
+            .ok_or_else(|| TokenError::UnknownIssuer(iss.clone()))?;
+        let Some(validation) = issuer.validations.get(&header.alg) else {
+            return Err(TokenError::Algorithm {
+                issuer: iss,
+                alg: header.alg,
+            });
+        };
+        let key = issuer.keys.find(header.kid.as_deref(), header.alg).await?;
+        let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, validation)
+            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let claims = data.claims;
+        let subject = match claims.get("sub") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(TokenError::Invalid("`sub` is not a string".into())),
+        };
+        let roles = lookup(&claims, &issuer.roles_claim)
+            .map(|v| match v {
+                Value::Array(items) => items
+                    .iter()
+                    .filter_map(|r| r.as_str().map(String::from))
+                    .collect(),
+                Value::String(s) => s.split_whitespace().map(String::from).collect(),
+                _ => Vec::new(),
+            })
+            .unwrap_or_default();
+        let name = claims
+            .get("name")
+            .or_else(|| claims.get("preferred_username"))
+            .and_then(Value::as_str)
+            .map(String::from);
+        let expires_at = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        Ok(Verified {
+            identity: Identity {
+                subject,
+                issuer: iss,
+                roles,
+                name,
+            },
+            claims,
+            expires_at,
+        })
+    }
+}
+
+/// `iss` read from the payload *before* verification, only to choose whose keys and
+/// rules verify the token; everything is checked again by the verification itself.
+fn unverified_issuer(token: &str) -> Result<String, TokenError> {
+    let payload = token
+        .split('.')
+        .nth(1)
+        .ok_or_else(|| TokenError::Malformed("no payload".into()))?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|e| TokenError::Malformed(e.to_string()))?;
+    let claims: serde_json::Map<String, Value> =
+        serde_json::from_slice(&bytes).map_err(|e| TokenError::Malformed(e.to_string()))?;
+    match claims.get("iss") {
+        Some(Value::String(s)) => Ok(s.clone()),
+        _ => Err(TokenError::Malformed("no `iss`".into())),
+    }
+}
+
+fn lookup<'a>(claims: &'a serde_json::Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let mut value = claims.get(first)?;
+    for key in rest {
+        value = value.get(key)?;
+    }
+    Some(value)
+}
+
+/// Whether the token's claims satisfy a route's `claims = { k = "v" }`: the claim is
+/// the value, or a list containing it.
+pub fn claims_match(
+    claims: &serde_json::Map<String, Value>,
+    required: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    required.iter().all(|(k, want)| match claims.get(k) {
+        Some(Value::String(s)) => s == want,
+        Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(want)),
+        Some(Value::Bool(b)) => b.to_string() == *want,
+        Some(Value::Number(n)) => n.to_string() == *want,
+        _ => false,
+    })
+}
+
+/// The token a request carries: `Authorization: Bearer …`, else the session cookie.
+pub fn token_of<'a>(headers: &'a http::HeaderMap, cookie: &str) -> Option<&'a str> {
+    if let Some(value) = headers.get(http::header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty());
+    }
+    cookie_value(headers, cookie)
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie_value<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+        .filter(|v| !v.is_empty())
+}
+
+/// The `Cookie` header without cookie `name`: the session token is for the gateway,
+/// never for upstreams.
+pub fn without_cookie(headers: &http::HeaderMap, name: &str) -> Option<http::HeaderValue> {
+    let kept: Vec<&str> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && pair.split_once('=').is_none_or(|(k, _)| k != name))
+        .collect();
+    if kept.is_empty() {
+        None
+    } else {
+        http::HeaderValue::from_str(&kept.join("; ")).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_first_then_cookie() {
+        let mut h = http::HeaderMap::new();
+        h.insert("cookie", "a=1; oberon_session=tok2; b=2".parse().unwrap());
+        assert_eq!(token_of(&h, "oberon_session"), Some("tok2"));
+        h.insert("authorization", "Bearer tok1".parse().unwrap());
+        assert_eq!(token_of(&h, "oberon_session"), Some("tok1"));
+        h.insert("authorization", "Basic dXNlcg==".parse().unwrap());
+        assert_eq!(token_of(&h, "oberon_session"), None);
+    }
+
+    #[test]
+    fn the_session_cookie_is_removed_and_the_rest_kept() {
+        let mut h = http::HeaderMap::new();
+        h.insert("cookie", "a=1; oberon_session=tok; b=2".parse().unwrap());
+        assert_eq!(without_cookie(&h, "oberon_session").unwrap(), "a=1; b=2");
+        h.insert("cookie", "oberon_session=tok".parse().unwrap());
+        assert_eq!(without_cookie(&h, "oberon_session"), None);
+    }
+
+    #[test]
+    fn claims_match_values_and_lists() {
+        let claims: serde_json::Map<String, Value> =
+            serde_json::from_str(r#"{"tenant":"acme","groups":["a","b"],"n":3}"#).unwrap();
+        let req = |k: &str, v: &str| [(k.to_string(), v.to_string())].into_iter().collect();
+        assert!(claims_match(&claims, &req("tenant", "acme")));
+        assert!(!claims_match(&claims, &req("tenant", "other")));
+        assert!(claims_match(&claims, &req("groups", "b")));
+        assert!(claims_match(&claims, &req("n", "3")));
+        assert!(!claims_match(&claims, &req("missing", "x")));
+    }
+}

@@ -1,0 +1,560 @@
+//! `gateway.toml`: routes, upstreams, identity providers and limits. Parsed with
+//! `deny_unknown_fields`, then checked as a whole; every problem names the file, the
+//! line and the fix, and the gateway does not start until there are none.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use oberon_config::{ConfigError, ConfigErrors, parse_toml};
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// `public_url = "https://tickets.example"`: the origin browsers use; sign-in
+    /// callbacks are built from it.
+    pub public_url: Spanned<String>,
+    /// `trusted_hops = ["10.0.0.0/8"]`: addresses of the CDN in front. Only a request
+    /// from one of them may say who the client is (`X-Forwarded-For`), which scheme it
+    /// used, or bring its own request id.
+    #[serde(default)]
+    pub trusted_hops: Vec<Spanned<String>>,
+    /// `assertion_key = "/run/secrets/gateway.pem"`: the Ed25519 key (PKCS#8 PEM) that
+    /// signs identity assertions, shared by every replica. Without it each process
+    /// makes its own, which is only right for a single gateway.
+    pub assertion_key: Option<Spanned<PathBuf>>,
+    /// `strip_headers = ["x-user-id"]`: more request headers to remove, beyond the
+    /// platform's own identity headers (always removed).
+    #[serde(default)]
+    pub strip_headers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub session: SessionConfig,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub rate_limit: RateLimits,
+    /// `[upstreams] renderer = "http://127.0.0.1:8081"`.
+    pub upstreams: BTreeMap<String, Spanned<String>>,
+    /// `[[issuers]]`: identity providers whose tokens are accepted.
+    #[serde(default)]
+    pub issuers: Vec<IssuerConfig>,
+    /// `[[routes]]`: matched in the order of their specificity, not of the file.
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[session]`: the browser's session cookie and where it signs in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// `cookie = "oberon_session"`: the cookie carrying the identity provider's token.
+    pub cookie: String,
+    /// `sign_in_url = "https://idp.example/authorize"`: where a page route sends a
+    /// browser that must sign in (with `state`, `redirect_uri` and `return_to`).
+    pub sign_in_url: Option<Spanned<String>>,
+    /// `issuer = "https://idp.example"`: which `[[issuers]]` entry signs the sessions.
+    pub issuer: Option<Spanned<String>>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            cookie: "oberon_session".into(),
+            sign_in_url: None,
+            issuer: None,
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body passed upstream (413 beyond it).
+    pub body_bytes: u64,
+    /// Largest total size of a request's headers (431 beyond it).
+    pub header_bytes: usize,
+    /// Default time an upstream has to start answering (504 after it).
+    pub upstream_timeout_ms: u64,
+    /// Time to connect to an upstream (502 after it).
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_bytes: 1 << 20,
+            header_bytes: 16 << 10,
+            upstream_timeout_ms: 10_000,
+            connect_timeout_ms: 1_000,
+        }
+    }
+}
+
+/// `[rate_limit]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    /// Per client address (as the trusted hop reports it).
+    pub per_client: Rate,
+    /// Per authenticated user, whatever address they come from.
+    pub per_user: Rate,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            per_client: Rate {
+                per_second: 100.0,
+                burst: 200,
+            },
+            per_user: Rate {
+                per_second: 50.0,
+                burst: 100,
+            },
+        }
+    }
+}
+
+/// `{ per_second = 50, burst = 100 }`: a steady rate, and how far above it a client
+/// may go for a moment.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+/// `[[issuers]]`: one identity provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// `issuer = "https://idp.example"`: must equal the tokens' `iss`.
+    pub issuer: Spanned<String>,
+    /// `jwks_url = "https://idp.example/.well-known/jwks.json"`.
+    pub jwks_url: Spanned<String>,
+    /// `audiences = ["oberon"]`: the token's `aud` must contain one of them.
+    pub audiences: Vec<String>,
+    /// `algorithms = ["RS256"]`: the only algorithms accepted from this issuer.
+    pub algorithms: Spanned<Vec<String>>,
+    /// `leeway_s = 30`: clock skew tolerated on `exp` and `nbf`.
+    #[serde(default = "IssuerConfig::default_leeway")]
+    pub leeway_s: u64,
+    /// `roles_claim = "realm_access.roles"`: where the user's roles are (a dotted path).
+    #[serde(default = "IssuerConfig::default_roles_claim")]
+    pub roles_claim: String,
+    /// `jwks_cooldown_s = 30`: at most one refetch of the keys per this.
+    #[serde(default = "IssuerConfig::default_cooldown")]
+    pub jwks_cooldown_s: u64,
+}
+
+impl IssuerConfig {
+    fn default_leeway() -> u64 {
+        30
+    }
+    fn default_roles_claim() -> String {
+        "roles".into()
+    }
+    fn default_cooldown() -> u64 {
+        30
+    }
+}
+
+/// `[[routes]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// `path = "/events/{id}"` or `"/api/events/{*rest}"`: matched on the normalised
+    /// path, never the query.
+    pub path: Spanned<String>,
+    /// `upstream = "renderer"`: a name from `[upstreams]`.
+    pub upstream: Spanned<String>,
+    /// `kind = "page" | "api"`: how an unauthenticated request is answered (a redirect to
+    /// sign in, or 401).
+    pub kind: RouteKind,
+    /// `auth = "public" | "optional" | "required"`.
+    pub auth: AuthPolicy,
+    /// `roles = ["admin"]`: the user must have every one (403 otherwise).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// `claims = { tenant = "acme" }`: claims the token must carry with these values.
+    #[serde(default)]
+    pub claims: BTreeMap<String, String>,
+    /// `strip_prefix = "/api/events"`: removed from the path sent upstream.
+    pub strip_prefix: Option<Spanned<String>>,
+    /// `timeout_ms = 2000`: overrides `[limits] upstream_timeout_ms`.
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteKind {
+    Page,
+    Api,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthPolicy {
+    /// No authentication: a token is neither checked nor passed on.
+    Public,
+    /// Anonymous is fine; a token that is present must be valid.
+    Optional,
+    /// A valid token is needed.
+    Required,
+}
+
+/// A CIDR block (`10.0.0.0/8`, or a single address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Self { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Read and parse `file`, then check what serde cannot: names that refer to each other,
+/// URLs, algorithms, addresses.
+pub fn load(file: &Path) -> Result<(GatewayConfig, String), ConfigErrors> {
+    let source = std::fs::read_to_string(file).map_err(|e| {
+        ConfigError::new(file, format!("cannot read: {e}"))
+            .help("point --config at the gateway's TOML file")
+    })?;
+    let config: GatewayConfig = parse_toml(file, &source)?;
+    check(file, &source, &config)?;
+    Ok((config, source))
+}
+
+/// Algorithms an issuer may pin. `none` and the HMAC family are not among them: a
+/// published key set holds public keys, and a public key is never an HMAC secret.
+pub const ASYMMETRIC_ALGORITHMS: [&str; 9] = [
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigErrors> {
+    let mut errors = Vec::new();
+    let err = |span: std::ops::Range<usize>, message: String, help: &str| {
+        ConfigError::new(file, message)
+            .at(source, span.start)
+            .help(help.to_string())
+    };
+    if !is_http_url(c.public_url.get_ref()) {
+        errors.push(err(
+            c.public_url.span(),
+            format!(
+                "public_url {:?} is not an http(s) URL",
+                c.public_url.get_ref()
+            ),
+            "give the origin browsers use, e.g. \"https://tickets.example\"",
+        ));
+    }
+    for hop in &c.trusted_hops {
+        if Cidr::parse(hop.get_ref()).is_none() {
+            errors.push(err(
+                hop.span(),
+                format!(
+                    "trusted hop {:?} is not an address or CIDR block",
+                    hop.get_ref()
+                ),
+                "write an address (\"10.1.2.3\") or a block (\"10.0.0.0/8\")",
+            ));
+        }
+    }
+    for h in &c.strip_headers {
+        if http::HeaderName::from_bytes(h.get_ref().as_bytes()).is_err() {
+            errors.push(err(
+                h.span(),
+                format!("{:?} is not a header name", h.get_ref()),
+                "use a lower-case header name such as \"x-user-id\"",
+            ));
+        }
+    }
+    for (name, url) in &c.upstreams {
+        if !is_http_url(url.get_ref()) {
+            errors.push(err(
+                url.span(),
+                format!("upstream {name}: {:?} is not an http:// URL", url.get_ref()),
+                "give the upstream's base URL, e.g. \"http://renderer:8081\"",
+            ));
+        }
+    }
+    let mut issuers = Vec::new();
+    for issuer in &c.issuers {
+        if issuers.contains(&issuer.issuer.get_ref()) {
+            errors.push(err(
+                issuer.issuer.span(),
+                format!("issuer {:?} is configured twice", issuer.issuer.get_ref()),
+                "keep one [[issuers]] entry per issuer",
+            ));
+        }
+        issuers.push(issuer.issuer.get_ref());
+        if !is_http_url(issuer.jwks_url.get_ref()) {
+            errors.push(err(
+                issuer.jwks_url.span(),
+                format!(
+                    "jwks_url {:?} is not an http(s) URL",
+                    issuer.jwks_url.get_ref()
+                ),
+                "give the identity provider's JWKS URL (its `jwks_uri`)",
+            ));
+        }
+        if issuer.algorithms.get_ref().is_empty() {
+            errors.push(err(
+                issuer.algorithms.span(),
+                "no algorithms: no token could ever be accepted".into(),
+                "pin the algorithm(s) this issuer signs with, e.g. [\"RS256\"]",
+            ));
+        }
+        for alg in issuer.algorithms.get_ref() {
+            if !ASYMMETRIC_ALGORITHMS.contains(&alg.as_str()) {
+                errors.push(err(
+                    issuer.algorithms.span(),
+                    format!("algorithm {alg:?} is not accepted"),
+                    &format!(
+                        "use one of {}; `none` and HMAC (HS*) are refused so that no token can be forged from public keys",
+                        ASYMMETRIC_ALGORITHMS.join(", ")
+                    ),
+                ));
+            }
+        }
+        if issuer.audiences.is_empty() {
+            errors.push(err(
+                issuer.issuer.span(),
+                "no audiences: tokens meant for another service would be accepted".into(),
+                "list the audiences (`aud`) tokens for this site carry, e.g. [\"oberon\"]",
+            ));
+        }
+    }
+    if let Some(session_issuer) = &c.session.issuer
+        && !issuers.contains(&session_issuer.get_ref())
+    {
+        errors.push(err(
+            session_issuer.span(),
+            format!(
+                "session issuer {:?} is not in [[issuers]]",
+                session_issuer.get_ref()
+            ),
+            "name one of the [[issuers]] entries",
+        ));
+    }
+    if let Some(url) = &c.session.sign_in_url
+        && !is_http_url(url.get_ref())
+    {
+        errors.push(err(
+            url.span(),
+            format!("sign_in_url {:?} is not an http(s) URL", url.get_ref()),
+            "give the identity provider's sign-in (authorisation) URL",
+        ));
+    }
+    let mut router = matchit::Router::new();
+    for route in &c.routes {
+        let path = route.path.get_ref();
+        if !path.starts_with('/') {
+            errors.push(err(
+                route.path.span(),
+                format!("route path {path:?} does not start with `/`"),
+                "write an absolute path pattern such as \"/events/{id}\"",
+            ));
+        } else if path.starts_with("/_gateway") || path.starts_with("/.well-known/oberon") {
+            errors.push(err(
+                route.path.span(),
+                format!("route path {path:?} is the gateway's own"),
+                "paths under /_gateway and /.well-known/oberon are reserved",
+            ));
+        } else if let Err(e) = router.insert(path.as_str(), ()) {
+            errors.push(err(
+                route.path.span(),
+                format!("route path {path:?}: {e}"),
+                "make each route's pattern distinct; `{name}` matches one segment, `{*name}` the rest",
+            ));
+        }
+        if !c.upstreams.contains_key(route.upstream.get_ref()) {
+            let known: Vec<&str> = c.upstreams.keys().map(String::as_str).collect();
+            errors.push(err(
+                route.upstream.span(),
+                format!("unknown upstream {:?}", route.upstream.get_ref()),
+                &format!("name one of [upstreams]: {}", known.join(", ")),
+            ));
+        }
+        if route.auth != AuthPolicy::Public && c.issuers.is_empty() {
+            errors.push(err(
+                route.path.span(),
+                "this route authenticates but no [[issuers]] are configured".into(),
+                "add an [[issuers]] entry, or make the route auth = \"public\"",
+            ));
+        }
+        if route.auth != AuthPolicy::Required
+            && (!route.roles.is_empty() || !route.claims.is_empty())
+        {
+            errors.push(err(
+                route.path.span(),
+                "roles or claims are required but auth is not \"required\"".into(),
+                "set auth = \"required\" on a route that needs roles or claims",
+            ));
+        }
+        if route.kind == RouteKind::Page
+            && route.auth == AuthPolicy::Required
+            && c.session.sign_in_url.is_none()
+        {
+            errors.push(err(
+                route.path.span(),
+                "a page route requires sign-in but [session] has no sign_in_url".into(),
+                "set [session] sign_in_url (and issuer) so browsers can sign in",
+            ));
+        }
+        if let Some(prefix) = &route.strip_prefix {
+            let literal = path.split('{').next().unwrap_or_default();
+            if !literal.starts_with(prefix.get_ref().as_str()) || prefix.get_ref().ends_with('/') {
+                errors.push(err(
+                    prefix.span(),
+                    format!(
+                        "strip_prefix {:?} is not a prefix of {path:?}",
+                        prefix.get_ref()
+                    ),
+                    "give the literal start of the route's path, without a trailing `/`",
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    s.parse::<http::Uri>()
+        .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(src: &str) -> String {
+        let file = Path::new("gateway.toml");
+        match parse_toml::<GatewayConfig>(file, src) {
+            Err(e) => e.to_string(),
+            Ok(c) => match check(file, src, &c) {
+                Ok(()) => String::new(),
+                Err(e) => e.to_string(),
+            },
+        }
+    }
+
+    const BASE: &str = r#"
+public_url = "http://127.0.0.1:8080"
+[upstreams]
+renderer = "http://127.0.0.1:8081"
+[[issuers]]
+issuer = "https://idp.example"
+jwks_url = "https://idp.example/jwks.json"
+audiences = ["oberon"]
+algorithms = ["RS256"]
+"#;
+
+    #[test]
+    fn a_good_config_passes() {
+        let src = format!(
+            "{BASE}\n[[routes]]\npath = \"/events/{{id}}\"\nupstream = \"renderer\"\nkind = \"page\"\nauth = \"optional\"\n"
+        );
+        assert_eq!(errors_of(&src), "");
+    }
+
+    #[test]
+    fn hmac_and_none_are_refused_with_the_line() {
+        let src = "routes = []".to_string() + &BASE.replace(r#"["RS256"]"#, r#"["HS256", "none"]"#);
+        let text = errors_of(&src);
+        assert!(
+            text.contains("gateway.toml:9:14: algorithm \"HS256\" is not accepted"),
+            "{text}"
+        );
+        assert!(
+            text.contains("algorithm \"none\" is not accepted"),
+            "{text}"
+        );
+        assert!(text.contains("help: use one of RS256"), "{text}");
+    }
+
+    #[test]
+    fn routes_are_cross_checked() {
+        let src = format!(
+            "{BASE}\n[[routes]]\npath = \"/account\"\nupstream = \"renderr\"\nkind = \"page\"\nauth = \"required\"\n\n[[routes]]\npath = \"/admin\"\nupstream = \"renderer\"\nkind = \"api\"\nauth = \"optional\"\nroles = [\"admin\"]\n"
+        );
+        let text = errors_of(&src);
+        assert!(text.contains("unknown upstream \"renderr\""), "{text}");
+        assert!(
+            text.contains("help: name one of [upstreams]: renderer"),
+            "{text}"
+        );
+        assert!(text.contains("no sign_in_url"), "{text}");
+        assert!(
+            text.contains("roles or claims are required but auth is not"),
+            "{text}"
+        );
+        assert!(text.starts_with("3 configuration errors"), "{text}");
+    }
+
+    #[test]
+    fn unknown_fields_are_located() {
+        let text = errors_of(&format!("routes = []\ncolour = 1{BASE}"));
+        assert!(
+            text.contains("gateway.toml:2:1: unknown field `colour`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn cidr_blocks() {
+        let net = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.0.0.1".parse().unwrap()));
+        assert!(
+            Cidr::parse("127.0.0.1")
+                .unwrap()
+                .contains("127.0.0.1".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("ten").is_none());
+    }
+}

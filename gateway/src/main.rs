@@ -1,0 +1,72 @@
+//! `oberon-gateway`: the front door. Parses flags, loads the configuration, binds, and
+//! hands over to the library.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use oberon_gateway::{Gateway, GatewayOptions};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Oberon's gateway: authentication, routing and identity"
+)]
+struct Args {
+    /// The gateway's configuration (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Upstream base URL, as NAME=URL; repeatable. Replaces the one in the configuration.
+    #[arg(long = "upstream", value_parser = parse_pair)]
+    upstreams: Vec<(String, String)>,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected NAME=URL, got {s:?}"))
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let gateway = Gateway::load(GatewayOptions {
+        config: args.config,
+        upstreams: args.upstreams.into_iter().collect(),
+        ..GatewayOptions::default()
+    })
+    .await?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!("gateway listening on http://{}", listener.local_addr()?);
+    oberon_gateway::serve(
+        listener,
+        oberon_gateway::app(Arc::new(gateway)),
+        oberon_gateway::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}

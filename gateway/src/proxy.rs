@@ -1,0 +1,327 @@
+//! Forwarding to an upstream: what is removed from a request (hop-by-hop headers, every
+//! identity header, the client's credentials), what is added (`X-Forwarded-*`, the
+//! request id, `traceparent`, the identity assertion), and how failures are answered
+//! (502 when the upstream cannot be reached, 504 when it does not answer in time).
+//! Bodies stream both ways; nothing is buffered.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use rand::RngCore;
+
+/// Identity headers the platform owns. They are removed from every incoming request,
+/// whatever its route or its authentication outcome: only the gateway says who a user
+/// is, and only in [`oberon_identity::assertion::HEADER`].
+pub const IDENTITY_HEADERS: [&str; 9] = [
+    oberon_identity::assertion::HEADER,
+    "x-oberon-user",
+    "x-oberon-roles",
+    "x-user",
+    "x-user-id",
+    "x-forwarded-user",
+    "x-remote-user",
+    "remote-user",
+    "x-authenticated-user",
+];
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded in either direction.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+pub type HttpClient = Client<HttpConnector, Body>;
+
+pub fn client(connect_timeout: Duration) -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector)
+}
+
+/// Remove hop-by-hop headers, including those the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// A request id we accept from the trusted hop: short, and safe to log and echo.
+pub fn valid_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+pub fn new_request_id() -> String {
+    let mut bytes = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex(&bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The `traceparent` to send upstream: the incoming trace continued with the gateway
+/// as the new parent span, or a new trace when there is none or it is malformed.
+pub fn traceparent(incoming: Option<&HeaderValue>) -> (String, bool) {
+    let mut span = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut span);
+    let span = hex(&span);
+    if let Some((trace, flags)) = incoming
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_traceparent)
+    {
+        return (format!("00-{trace}-{span}-{flags}"), true);
+    }
+    let mut trace = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut trace);
+    (format!("00-{}-{span}-01", hex(&trace)), false)
+}
+
+/// (trace id, flags) of a valid version-00 `traceparent`.
+fn parse_traceparent(v: &str) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = v.trim().split('-').collect();
+    let [version, trace, parent, flags] = parts.as_slice() else {
+        return None;
+    };
+    let lower_hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    (*version == "00"
+        && lower_hex(trace, 32)
+        && lower_hex(parent, 16)
+        && lower_hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0')
+        && parent.bytes().any(|b| b != b'0'))
+    .then_some((*trace, *flags))
+}
+
+/// What the gateway knows about the hop a request came from.
+pub struct Hop {
+    pub peer: IpAddr,
+    /// The peer is a trusted hop (the CDN): its `X-Forwarded-*` are believed.
+    pub trusted: bool,
+}
+
+/// The client's address: the peer, or — from a trusted hop only — the address the hop
+/// appended last to `X-Forwarded-For`.
+pub fn client_addr(headers: &HeaderMap, hop: &Hop) -> IpAddr {
+    if hop.trusted
+        && let Some(last) = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
+        && let Ok(ip) = last.trim().parse::<IpAddr>()
+    {
+        return ip;
+    }
+    hop.peer
+}
+
+/// Set `X-Forwarded-For`/`-Proto`/`-Host` for the upstream. From an untrusted peer
+/// whatever the client sent is replaced, not appended to.
+pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop, host: Option<HeaderValue>) {
+    let peer = hop.peer.to_string();
+    let xff = if hop.trusted {
+        let prior: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if prior.is_empty() {
+            peer
+        } else {
+            format!("{}, {peer}", prior.join(", "))
+        }
+    } else {
+        peer
+    };
+    let proto = headers
+        .get("x-forwarded-proto")
+        .filter(|_| hop.trusted)
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| matches!(*p, "http" | "https"))
+        .unwrap_or("http")
+        .to_string();
+    let forwarded_host = headers
+        .get("x-forwarded-host")
+        .filter(|_| hop.trusted)
+        .cloned()
+        .or(host);
+    headers.remove("forwarded");
+    headers.remove("x-real-ip");
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&proto) {
+        headers.insert("x-forwarded-proto", v);
+    }
+    match forwarded_host {
+        Some(h) => headers.insert("x-forwarded-host", h),
+        None => headers.remove("x-forwarded-host"),
+    };
+}
+
+/// Why a forward failed.
+#[derive(Debug)]
+pub enum ForwardError {
+    Timeout(Duration),
+    Unreachable(String),
+    BodyTooLarge,
+}
+
+/// Send `request` and wait for the upstream's response head within `timeout`.
+pub async fn forward(
+    client: &HttpClient,
+    request: Request<Body>,
+    timeout: Duration,
+) -> Result<Response<Body>, ForwardError> {
+    match tokio::time::timeout(timeout, client.request(request)).await {
+        Err(_) => Err(ForwardError::Timeout(timeout)),
+        Ok(Err(e)) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(err) = source {
+                if err.is::<http_body_util::LengthLimitError>() {
+                    return Err(ForwardError::BodyTooLarge);
+                }
+                source = err.source();
+            }
+            Err(ForwardError::Unreachable(error_chain(&e)))
+        }
+        Ok(Ok(response)) => {
+            let (mut parts, body) = response.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Ok(Response::from_parts(parts, Body::new(body)))
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// A plain-text answer from the gateway itself; never cached.
+pub fn gateway_answer(status: StatusCode, body: impl Into<String>) -> Response<Body> {
+    let mut response = Response::new(Body::from(body.into()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_go() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "close, x-secret".parse().unwrap());
+        h.insert("x-secret", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-kept", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn a_trace_is_continued_or_started() {
+        let incoming =
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let (tp, continued) = traceparent(Some(&incoming));
+        assert!(continued);
+        assert!(
+            tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{tp}"
+        );
+        assert!(!tp.contains("00f067aa0ba902b7"), "a new parent span: {tp}");
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "zz-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            let (tp, continued) = traceparent(Some(&HeaderValue::from_static(bad)));
+            assert!(!continued, "{bad}");
+            assert_eq!(tp.len(), 55);
+        }
+    }
+
+    #[test]
+    fn forwarded_headers_are_believed_only_from_a_trusted_hop() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        let untrusted = Hop {
+            peer: "192.0.2.1".parse().unwrap(),
+            trusted: false,
+        };
+        assert_eq!(client_addr(&h, &untrusted), untrusted.peer);
+        let mut out = h.clone();
+        set_forwarded(&mut out, &untrusted, None);
+        assert_eq!(out["x-forwarded-for"], "192.0.2.1");
+        assert_eq!(out["x-forwarded-proto"], "http");
+
+        let cdn = Hop {
+            peer: "10.0.0.5".parse().unwrap(),
+            trusted: true,
+        };
+        h.insert("x-forwarded-for", "1.1.1.1, 203.0.113.9".parse().unwrap());
+        assert_eq!(client_addr(&h, &cdn).to_string(), "203.0.113.9");
+        set_forwarded(&mut h, &cdn, None);
+        assert_eq!(h["x-forwarded-for"], "1.1.1.1, 203.0.113.9, 10.0.0.5");
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn request_ids_are_checked() {
+        assert!(valid_request_id("abc-123_x.y:z"));
+        assert!(!valid_request_id(""));
+        assert!(!valid_request_id("a b"));
+        assert!(!valid_request_id(&"a".repeat(129)));
+        assert_eq!(new_request_id().len(), 24);
+    }
+}

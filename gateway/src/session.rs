@@ -1,0 +1,233 @@
+//! Browser sign-in, as an OpenID Connect relying party using `response_mode=form_post`:
+//!
+//! 1. A page route that needs a user redirects to `/_gateway/sign-in?return_to=PATH`.
+//! 2. The gateway checks that `PATH` is local (no open redirect), remembers it with a
+//!    random `state` in a short-lived cookie, and redirects to the identity provider.
+//! 3. The provider signs the user in and POSTs `id_token` and `state` to
+//!    `/_gateway/session`.
+//! 4. The gateway checks `state` against its cookie (so nobody can sign a browser in as
+//!    somebody else), verifies the token like any other, stores it in the session
+//!    cookie (HttpOnly) and redirects to `PATH`.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Form;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use base64::Engine;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
+use rand::RngCore;
+use serde::Deserialize;
+
+use crate::Gateway;
+use crate::auth::cookie_value;
+use crate::config::GatewayConfig;
+use crate::path::is_local_return_path;
+use crate::proxy::gateway_answer;
+
+/// The cookie holding a sign-in in progress (`state` and the return path).
+pub const STATE_COOKIE: &str = "oberon_signin";
+
+pub(crate) struct Settings {
+    pub cookie: String,
+    sign_in_url: Option<String>,
+    public_url: String,
+    secure: bool,
+    issuer: Option<String>,
+}
+
+impl Settings {
+    pub fn new(config: &GatewayConfig) -> Self {
+        let public_url = config
+            .public_url
+            .get_ref()
+            .trim_end_matches('/')
+            .to_string();
+        Self {
+            cookie: config.session.cookie.clone(),
+            sign_in_url: config
+                .session
+                .sign_in_url
+                .as_ref()
+                .map(|u| u.get_ref().clone()),
+            secure: public_url.starts_with("https://"),
+            public_url,
+            issuer: config.session.issuer.as_ref().map(|i| i.get_ref().clone()),
+        }
+    }
+
+    fn attributes(&self, cross_site: bool) -> &'static str {
+        match (self.secure, cross_site) {
+            // The provider's form POST comes from another site: only `None` survives it.
+            (true, true) => "HttpOnly; Secure; SameSite=None",
+            (true, false) => "HttpOnly; Secure; SameSite=Lax",
+            (false, _) => "HttpOnly; SameSite=Lax",
+        }
+    }
+}
+
+fn redirect(location: &str) -> Response<Body> {
+    let mut response = gateway_answer(StatusCode::SEE_OTHER, "");
+    if let Ok(v) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}
+
+fn set_cookie(response: &mut Response<Body>, cookie: String) {
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// Where a page route sends a browser that must sign in.
+pub fn redirect_to_sign_in(return_to: &str) -> Response<Body> {
+    let encoded: String = url_encode(return_to);
+    redirect(&format!("/_gateway/sign-in?return_to={encoded}"))
+}
+
+pub(crate) fn clear_session_cookie(response: &mut Response<Body>, settings: &Settings) {
+    set_cookie(
+        response,
+        format!(
+            "{}=; Path=/; Max-Age=0; {}",
+            settings.cookie,
+            settings.attributes(false)
+        ),
+    );
+}
+
+/// Everything but RFC 3986's unreserved characters.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn url_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
+}
+
+#[derive(Deserialize)]
+pub struct StartQuery {
+    return_to: Option<String>,
+}
+
+/// `GET /_gateway/sign-in?return_to=PATH`.
+pub async fn start_sign_in(
+    State(gateway): State<Arc<Gateway>>,
+    Query(query): Query<StartQuery>,
+) -> Response<Body> {
+    let settings = &gateway.session;
+    let Some(sign_in_url) = &settings.sign_in_url else {
+        return gateway_answer(StatusCode::NOT_FOUND, "sign-in is not configured\n");
+    };
+    let return_to = query
+        .return_to
+        .filter(|r| is_local_return_path(r))
+        .unwrap_or_else(|| "/".to_string());
+    let mut state = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut state);
+    let state = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(state);
+    let remembered = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&return_to);
+    let separator = if sign_in_url.contains('?') { '&' } else { '?' };
+    let location = format!(
+        "{sign_in_url}{separator}response_type=id_token&response_mode=form_post&client_id=oberon&state={state}&redirect_uri={}",
+        url_encode(&format!("{}/_gateway/session", settings.public_url))
+    );
+    let mut response = redirect(&location);
+    set_cookie(
+        &mut response,
+        format!(
+            "{STATE_COOKIE}={state}.{remembered}; Path=/_gateway; Max-Age=600; {}",
+            settings.attributes(true)
+        ),
+    );
+    response
+}
+
+#[derive(Deserialize)]
+pub struct Callback {
+    id_token: String,
+    state: String,
+}
+
+/// `POST /_gateway/session` (`id_token`, `state`), from the identity provider.
+pub async fn finish_sign_in(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Form(callback): Form<Callback>,
+) -> Response<Body> {
+    let settings = &gateway.session;
+    let started = cookie_value(&headers, STATE_COOKIE).and_then(|v| v.split_once('.'));
+    let Some((state, remembered)) = started else {
+        return gateway_answer(
+            StatusCode::BAD_REQUEST,
+            "this sign-in was not started here, or took too long: start again\n",
+        );
+    };
+    if !constant_time_eq(state.as_bytes(), callback.state.as_bytes()) {
+        return gateway_answer(
+            StatusCode::BAD_REQUEST,
+            "this sign-in does not match the one started here: start again\n",
+        );
+    }
+    let verified = match gateway.issuers().verify(&callback.id_token).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::info!("sign-in token refused: {e}");
+            return gateway_answer(StatusCode::BAD_REQUEST, "the sign-in token is not valid\n");
+        }
+    };
+    if let Some(issuer) = &settings.issuer
+        && verified.identity.issuer != *issuer
+    {
+        return gateway_answer(
+            StatusCode::BAD_REQUEST,
+            "this identity provider does not sign browsers in here\n",
+        );
+    }
+    let return_to = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(remembered)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|r| is_local_return_path(r))
+        .unwrap_or_else(|| "/".to_string());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let max_age = verified.expires_at.saturating_sub(now);
+    let mut response = redirect(&return_to);
+    set_cookie(
+        &mut response,
+        format!(
+            "{}={}; Path=/; Max-Age={max_age}; {}",
+            settings.cookie,
+            callback.id_token,
+            settings.attributes(false)
+        ),
+    );
+    set_cookie(
+        &mut response,
+        format!(
+            "{STATE_COOKIE}=; Path=/_gateway; Max-Age=0; {}",
+            settings.attributes(true)
+        ),
+    );
+    tracing::info!(user = %verified.identity.subject, "signed in");
+    response
+}
+
+/// `POST /_gateway/sign-out`.
+pub async fn sign_out(State(gateway): State<Arc<Gateway>>) -> Response<Body> {
+    let mut response = redirect("/");
+    clear_session_cookie(&mut response, &gateway.session);
+    response
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,698 @@
+//! The gateway's security matrix, over real HTTP: each case asserts the status and
+//! whether the upstream saw the request.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use oberon_identity::Verifier;
+use oberon_identity::assertion::HEADER as IDENTITY;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Setup {
+    upstream: Upstream,
+    issuer: TestIssuer,
+    gateway: std::sync::Arc<oberon_gateway::Gateway>,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup_with(config: &str) -> Setup {
+    let (upstream, upstream_url) = Upstream::start().await;
+    let issuer = TestIssuer::start().await;
+    let (gateway, url, dir) =
+        gateway(config, &upstream_url, &[(ISSUER, issuer.jwks_url.as_str())]).await;
+    Setup {
+        upstream,
+        issuer,
+        gateway,
+        url,
+        _dir: dir,
+    }
+}
+
+async fn setup() -> Setup {
+    setup_with(CONFIG).await
+}
+
+/// GET `path` with a bearer token (if any), marked with `x-case`; returns the status and
+/// how many requests of this case reached the upstream.
+async fn case(s: &Setup, name: &str, path: &str, token: Option<&str>) -> (u16, usize) {
+    let mut request = client()
+        .get(format!("{}{path}", s.url))
+        .header("x-case", name);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), s.upstream.saw(name).len())
+}
+
+/// A request written byte for byte, so that no client library normalises the path.
+async fn raw(url: &str, request_line_target: &str, extra: &str) -> (u16, String) {
+    let addr = url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {request_line_target} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn token_matrix() {
+    let s = setup().await;
+    let i = &s.issuer;
+    let with = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut c = i.claims("alice");
+        f(&mut c);
+        i.sign(&c)
+    };
+    let valid = i.token("alice");
+    let expired = with(&|c| {
+        c["exp"] = (now() - 60).into();
+        c["iat"] = (now() - 700).into();
+    });
+    let not_yet = with(&|c| c["nbf"] = (now() + 600).into());
+    let wrong_iss = with(&|c| c["iss"] = "https://evil.test".into());
+    let wrong_aud = with(&|c| c["aud"] = "another-service".into());
+    let none = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"JWT","kid":"key-1"}"#),
+        b64(i.claims("alice").to_string().as_bytes())
+    );
+    // The classic confusion: HMAC keyed with the issuer's *public* key.
+    let mut hs_header = Header::new(Algorithm::HS256);
+    hs_header.kid = Some("key-1".into());
+    let hs_confusion = jsonwebtoken::encode(
+        &hs_header,
+        &i.claims("alice"),
+        &EncodingKey::from_secret(i.public_pem.as_bytes()),
+    )
+    .unwrap();
+    let tampered_signature = {
+        let mut t = valid.clone();
+        let last = t.pop().unwrap();
+        t.push(if last == 'A' { 'B' } else { 'A' });
+        t
+    };
+    let tampered_claims = {
+        let parts: Vec<&str> = valid.split('.').collect();
+        let mut claims = i.claims("mallory");
+        claims["roles"] = serde_json::json!(["admin"]);
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(claims.to_string().as_bytes()),
+            parts[2]
+        )
+    };
+
+    let cases: [(&str, Option<&str>, u16, usize); 11] = [
+        ("valid", Some(&valid), 200, 1),
+        ("none-at-all", None, 401, 0),
+        ("expired", Some(&expired), 401, 0),
+        ("not-yet-valid", Some(&not_yet), 401, 0),
+        ("wrong-issuer", Some(&wrong_iss), 401, 0),
+        ("wrong-audience", Some(&wrong_aud), 401, 0),
+        ("alg-none", Some(&none), 401, 0),
+        ("hs256-with-rsa-public-key", Some(&hs_confusion), 401, 0),
+        ("tampered-signature", Some(&tampered_signature), 401, 0),
+        ("tampered-claims", Some(&tampered_claims), 401, 0),
+        ("garbage", Some("not.a.jwt"), 401, 0),
+    ];
+    for (name, token, status, seen) in cases {
+        assert_eq!(
+            case(&s, name, "/req/x", token).await,
+            (status, seen),
+            "case {name}"
+        );
+    }
+
+    // The upstream got a verifiable assertion, and not the client's token.
+    let seen = &s.upstream.saw("valid")[0];
+    assert!(seen.headers.get("authorization").is_none());
+    let request_id = seen.headers["x-request-id"].to_str().unwrap();
+    let identity = Verifier::fixed(&s.gateway.signer().jwks())
+        .verify(seen.headers[IDENTITY].to_str().unwrap(), Some(request_id))
+        .await
+        .unwrap();
+    assert_eq!(identity.subject, "alice");
+    assert_eq!(identity.roles, ["buyer"]);
+    assert_eq!(identity.issuer, ISSUER);
+
+    // 401s say how to authenticate, and that a token was invalid when it was.
+    let r = client()
+        .get(format!("{}/req/x", s.url))
+        .bearer_auth(&expired)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        r#"Bearer realm="oberon", error="invalid_token""#
+    );
+    assert_eq!(r.headers()["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn unknown_kid_refetches_once_then_cools_down() {
+    let s = setup().await;
+    let i = &s.issuer;
+    assert_eq!(i.fetches.load(Ordering::SeqCst), 1, "prefetched at start");
+
+    // The provider rotates: key-2 is published, and a token signed with it arrives.
+    let (key2, mut jwk2, _) = rsa_key();
+    jwk2.common.key_id = Some("key-2".into());
+    i.jwks.lock().unwrap().keys.push(jwk2);
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("key-2".into());
+    let rotated = jsonwebtoken::encode(&header, &i.claims("alice"), &key2).unwrap();
+    assert_eq!(
+        case(&s, "rotated", "/req/x", Some(&rotated)).await,
+        (200, 1)
+    );
+    assert_eq!(i.fetches.load(Ordering::SeqCst), 2, "one refetch for key-2");
+
+    // A flood of unknown kids within the cooldown costs the provider nothing.
+    for n in 0..20 {
+        let (key, _, _) = rsa_key_cached();
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(format!("bogus-{n}"));
+        let token = jsonwebtoken::encode(&header, &i.claims("alice"), key).unwrap();
+        assert_eq!(case(&s, "bogus", "/req/x", Some(&token)).await, (401, 0));
+    }
+    assert_eq!(
+        i.fetches.load(Ordering::SeqCst),
+        2,
+        "cooldown: no more fetches"
+    );
+    let stats = s.gateway.issuers().key_set(ISSUER).unwrap().stats();
+    assert_eq!(stats.cooled_down, 20);
+
+    // Known keys keep working meanwhile.
+    assert_eq!(
+        case(&s, "known", "/req/x", Some(&i.token("bob"))).await,
+        (200, 1)
+    );
+}
+
+fn rsa_key_cached() -> &'static (EncodingKey, jsonwebtoken::jwk::Jwk, String) {
+    static KEY: std::sync::OnceLock<(EncodingKey, jsonwebtoken::jwk::Jwk, String)> =
+        std::sync::OnceLock::new();
+    KEY.get_or_init(rsa_key)
+}
+
+#[tokio::test]
+async fn jwks_down_keeps_the_cached_keys() {
+    // No cooldown, so the unknown kid really makes the gateway try a refresh.
+    let s = setup_with(&CONFIG.replace("jwks_cooldown_s = 30", "jwks_cooldown_s = 0")).await;
+    let i = &s.issuer;
+    i.down.store(true, Ordering::SeqCst);
+    let (key, _, _) = rsa_key_cached();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("new-key".into());
+    let unknown = jsonwebtoken::encode(&header, &i.claims("alice"), key).unwrap();
+    assert_eq!(
+        case(&s, "unknown", "/req/x", Some(&unknown)).await,
+        (401, 0)
+    );
+    let stats = s.gateway.issuers().key_set(ISSUER).unwrap().stats();
+    assert_eq!(stats.failed_fetches, 1, "the refresh was tried, and failed");
+    // The failed refresh did not throw away the keys we had.
+    assert_eq!(
+        case(&s, "cached", "/req/x", Some(&i.token("alice"))).await,
+        (200, 1)
+    );
+}
+
+#[tokio::test]
+async fn spoofed_identity_headers_never_reach_an_upstream() {
+    let s = setup().await;
+    let token = s.issuer.token("alice");
+    // Public routes never look at the session; the others get a valid one or none.
+    let signed_in = format!("theme=dark; oberon_session={token}");
+    // (case, path, cookie, bearer token, whether the request is signed in)
+    let cases: [(&str, &str, &str, Option<&str>, bool); 4] = [
+        (
+            "spoof-public",
+            "/public/x",
+            "theme=dark; oberon_session=whatever",
+            None,
+            false,
+        ),
+        ("spoof-optional", "/opt/x", "theme=dark", None, false),
+        ("spoof-optional-signed-in", "/opt/x", &signed_in, None, true),
+        ("spoof-required", "/req/x", "theme=dark", Some(&token), true),
+    ];
+    for (name, path, cookie, bearer, signed_in) in cases {
+        let mut request = client()
+            .get(format!("{}{path}", s.url))
+            .header("x-case", name)
+            .header(IDENTITY, "forged.assertion.value")
+            .header("x-user-id", "admin")
+            .header("x-forwarded-user", "admin")
+            .header("x-oberon-roles", "admin")
+            .header("remote-user", "admin")
+            .header("cookie", cookie);
+        if let Some(t) = bearer {
+            request = request.bearer_auth(t);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{name}");
+        let seen = &s.upstream.saw(name)[0];
+        for h in [
+            "x-user-id",
+            "x-forwarded-user",
+            "x-oberon-roles",
+            "remote-user",
+            "authorization",
+        ] {
+            assert!(
+                seen.headers.get(h).is_none(),
+                "{name}: {h} reached the upstream"
+            );
+        }
+        // Other cookies pass; the session token does not.
+        assert_eq!(seen.headers["cookie"], "theme=dark", "{name}");
+        match seen.headers.get(IDENTITY) {
+            None => assert!(!signed_in, "{name}: a signed-in request has no assertion"),
+            Some(v) => {
+                assert!(signed_in, "{name}: an anonymous request got an assertion");
+                let id = Verifier::fixed(&s.gateway.signer().jwks())
+                    .verify(v.to_str().unwrap(), None)
+                    .await
+                    .unwrap();
+                assert_eq!(id.subject, "alice", "{name}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn path_tricks_cannot_bypass_a_route() {
+    let s = setup().await;
+    let cases = [
+        ("/public/..%2Freq/x", 400),
+        ("/public/%2e%2e/req/x", 401),
+        ("/public/%2E%2E/req/x", 401),
+        ("/public/../req/x", 401),
+        ("//req/x", 401),
+        ("/./req/x", 401),
+        ("/pub%6cic/../req/x", 401),
+        ("/r%65q/x", 401),
+        ("/req%2Fx", 400),
+        ("/public/..%5Creq/x", 400),
+        ("/public/..\\req/x", 400),
+        ("/req/x?/public/y", 401),
+        ("/req/x?x=/public/", 401),
+        ("/public/%00/x", 400),
+        ("/../req/x", 400),
+        ("/REQ/x", 404),
+    ];
+    for (target, want) in cases {
+        let (status, text) = raw(&s.url, target, "x-case: bypass\r\n").await;
+        assert_eq!(status, want, "{target}\n{text}");
+    }
+    assert!(
+        s.upstream.saw("bypass").is_empty(),
+        "no bypass reached the upstream"
+    );
+
+    // The path that was authorised is the path that is sent.
+    let (status, _) = raw(
+        &s.url,
+        "/public/a//b/./c/%2e%2e/d?q=/req",
+        "x-case: norm\r\n",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(s.upstream.saw("norm")[0].uri, "/public/a/b/d?q=/req");
+    let (status, _) = raw(&s.url, "/api/events/v1/events/42?x=1", "x-case: strip\r\n").await;
+    assert_eq!(status, 200);
+    assert_eq!(s.upstream.saw("strip")[0].uri, "/v1/events/42?x=1");
+}
+
+#[tokio::test]
+async fn optional_routes_reject_invalid_tokens_and_roles_are_enforced() {
+    let s = setup().await;
+    let i = &s.issuer;
+    let mut expired = i.claims("alice");
+    expired["exp"] = (now() - 60).into();
+    let expired = i.sign(&expired);
+    assert_eq!(case(&s, "opt-none", "/opt/x", None).await, (200, 1));
+    assert!(
+        s.upstream.saw("opt-none")[0]
+            .headers
+            .get(IDENTITY)
+            .is_none()
+    );
+    assert_eq!(
+        case(&s, "opt-invalid", "/opt/x", Some(&expired)).await,
+        (401, 0)
+    );
+    assert_eq!(
+        case(&s, "opt-valid", "/opt/x", Some(&i.token("a"))).await,
+        (200, 1)
+    );
+
+    assert_eq!(
+        case(&s, "no-role", "/admin/x", Some(&i.token("a"))).await,
+        (403, 0)
+    );
+    let mut admin = i.claims("root");
+    admin["roles"] = serde_json::json!(["buyer", "admin"]);
+    assert_eq!(
+        case(&s, "role", "/admin/x", Some(&i.sign(&admin))).await,
+        (200, 1)
+    );
+
+    assert_eq!(
+        case(&s, "claim", "/acme/x", Some(&i.token("a"))).await,
+        (200, 1)
+    );
+    let mut other = i.claims("a");
+    other["tenant"] = "globex".into();
+    assert_eq!(
+        case(&s, "no-claim", "/acme/x", Some(&i.sign(&other))).await,
+        (403, 0)
+    );
+
+    // Pages redirect to sign in, with the return path; an invalid session is cleared.
+    let r = client()
+        .get(format!("{}/account?tab=orders", s.url))
+        .header("x-case", "page")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/_gateway/sign-in?return_to=%2Faccount%3Ftab%3Dorders"
+    );
+    let r = client()
+        .get(format!("{}/events/1", s.url))
+        .header("x-case", "page")
+        .header("cookie", format!("oberon_session={expired}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("oberon_session=; Path=/; Max-Age=0")
+    );
+    assert!(s.upstream.saw("page").is_empty());
+    // A valid session cookie works like a bearer token.
+    let r = client()
+        .get(format!("{}/account", s.url))
+        .header("x-case", "cookie")
+        .header("cookie", format!("oberon_session={}", i.token("alice")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(s.upstream.saw("cookie")[0].headers.contains_key(IDENTITY));
+}
+
+/// Start a sign-in with `return_to`, complete it with a valid token, and return where
+/// the gateway sends the browser.
+async fn sign_in(s: &Setup, return_to: &str) -> String {
+    let r = client()
+        .get(format!("{}/_gateway/sign-in", s.url))
+        .query(&[("return_to", return_to)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("https://idp.test/sign-in?"),
+        "{location}"
+    );
+    assert!(
+        location.contains("redirect_uri=http%3A%2F%2Fgateway.test%2F_gateway%2Fsession"),
+        "{location}"
+    );
+    let state = location
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("state="))
+        .unwrap()
+        .to_string();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let r = client()
+        .post(format!("{}/_gateway/session", s.url))
+        .header("cookie", cookie)
+        .form(&[("id_token", s.issuer.token("alice")), ("state", state)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let set: Vec<&str> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        set.iter()
+            .any(|c| c.starts_with("oberon_session=ey") && c.contains("HttpOnly")),
+        "{set:?}"
+    );
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn sign_in_returns_only_to_local_paths() {
+    let s = setup().await;
+    assert_eq!(
+        sign_in(&s, "/account?tab=orders").await,
+        "/account?tab=orders"
+    );
+    for evil in [
+        "https://evil.example/",
+        "//evil.example/",
+        "/\\evil.example",
+        "/%2F%2Fevil.example",
+        "/%5Cevil.example",
+        "javascript:alert(1)",
+        "evil.example",
+        "/a\r\nSet-Cookie: x=1",
+    ] {
+        assert_eq!(sign_in(&s, evil).await, "/", "{evil:?}");
+    }
+
+    // A callback whose state does not match the browser's cookie is refused.
+    let r = client()
+        .post(format!("{}/_gateway/session", s.url))
+        .header("cookie", "oberon_signin=abc.Lw")
+        .form(&[
+            ("id_token", s.issuer.token("mallory")),
+            ("state", "other".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn preflights_pass_only_when_they_are_preflights() {
+    let s = setup().await;
+    let r = client()
+        .request(reqwest::Method::OPTIONS, format!("{}/req/x", s.url))
+        .header("x-case", "preflight")
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.upstream.saw("preflight").len(), 1);
+    let r = client()
+        .request(reqwest::Method::OPTIONS, format!("{}/req/x", s.url))
+        .header("x-case", "fake-preflight")
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(s.upstream.saw("fake-preflight").is_empty());
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let config = format!(
+        "{CONFIG}\n[rate_limit]\nper_client = {{ per_second = 1, burst = 3 }}\nper_user = {{ per_second = 1, burst = 2 }}\n"
+    );
+    let s = setup_with(&config).await;
+    let mut statuses = Vec::new();
+    for n in 0..5 {
+        // A forged X-Forwarded-For from an untrusted peer changes nothing.
+        let r = client()
+            .get(format!("{}/public/x", s.url))
+            .header("x-case", "client-limit")
+            .header("x-forwarded-for", format!("203.0.113.{n}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            let retry: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=2).contains(&retry), "{retry}");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    assert_eq!(s.upstream.saw("client-limit").len(), 3);
+
+    // Per user: each user has their own budget, whatever the address.
+    let s = setup_with(&config.replace(
+        "per_second = 1, burst = 3",
+        "per_second = 1000, burst = 1000",
+    ))
+    .await;
+    let alice = s.issuer.token("alice");
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(case(&s, "user", "/req/x", Some(&alice)).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    assert_eq!(
+        case(&s, "bob", "/req/x", Some(&s.issuer.token("bob"))).await,
+        (200, 1)
+    );
+}
+
+#[tokio::test]
+async fn proxying_sets_forwarding_headers_and_reports_failures() {
+    let s = setup().await;
+    let r = client()
+        .get(format!("{}/public/x", s.url))
+        .header("x-case", "fwd")
+        .header("x-request-id", "client-chosen")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The upstream's Connection-named header is hop-by-hop: it stops here.
+    assert!(r.headers().get("x-upstream-hop").is_none());
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_ne!(
+        id, "client-chosen",
+        "only the trusted hop chooses request ids"
+    );
+    let seen = &s.upstream.saw("fwd")[0];
+    assert_eq!(seen.headers["x-request-id"], id.as_str());
+    assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "http");
+    let tp = seen.headers["traceparent"].to_str().unwrap();
+    assert!(
+        tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{tp}"
+    );
+
+    // Upstream too slow: 504 at the route's timeout, not the upstream's pace.
+    let started = Instant::now();
+    let (status, _) = case(&s, "slow", "/api/events/slow", None).await;
+    assert_eq!(status, 504);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Bodies over the limit: 413, whether announced or streamed.
+    let big = vec![b'x'; (1 << 20) + 1];
+    let r = client()
+        .post(format!("{}/public/upload", s.url))
+        .header("x-case", "big")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let stream = futures::stream::iter(
+        big.chunks(64 << 10)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let r = client()
+        .post(format!("{}/public/upload", s.url))
+        .header("x-case", "big-stream")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = client()
+        .post(format!("{}/public/upload", s.url))
+        .header("x-case", "small")
+        .body(vec![b'x'; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.upstream.saw("small")[0].body_len, 1000);
+
+    // Headers over the limit: 431.
+    let r = client()
+        .get(format!("{}/public/x", s.url))
+        .header("x-case", "headers")
+        .header("x-big", "y".repeat(20_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 431);
+    assert!(s.upstream.saw("headers").is_empty());
+
+    // Upstream gone: 502 with a clear body.
+    let (gw, url, _d) = gateway(
+        CONFIG,
+        "http://127.0.0.1:9",
+        &[(ISSUER, s.issuer.jwks_url.as_str())],
+    )
+    .await;
+    drop(gw);
+    let r = client()
+        .get(format!("{url}/public/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "upstream echo could not be reached\n"
+    );
+}

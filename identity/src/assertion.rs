@@ -1,0 +1,376 @@
+//! The gateway's identity assertion: a short-lived JWT (EdDSA) that the gateway signs
+//! for each request it authenticated and sends upstream in the [`HEADER`] header. The
+//! renderer and the BFFs verify it with the gateway's public keys (served as a JWKS at
+//! [`JWKS_PATH`]) instead of trusting any header a client could send.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{KeyError, Keys, RemoteKeySet};
+
+/// The request header carrying the assertion upstream. The gateway removes it from
+/// every incoming request before anything else.
+pub const HEADER: &str = "oberon-identity";
+/// Where the gateway serves the public keys of its assertions.
+pub const JWKS_PATH: &str = "/.well-known/oberon/jwks.json";
+/// `iss` of every assertion.
+pub const ISSUER: &str = "oberon-gateway";
+/// `aud` of every assertion: the services behind the gateway.
+pub const AUDIENCE: &str = "oberon-upstream";
+/// How long an assertion is valid: one request's worth, with room for slow upstreams.
+pub const LIFETIME: Duration = Duration::from_secs(60);
+/// Clock skew tolerated between gateway and upstreams.
+pub const LEEWAY: Duration = Duration::from_secs(5);
+
+/// A verified user, as the gateway asserts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The user's id at its issuer (`sub`).
+    pub subject: String,
+    /// The issuer that authenticated the user (the identity provider's `iss`).
+    pub issuer: String,
+    pub roles: Vec<String>,
+    /// A display name, when the identity provider gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Identity {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    iss: String,
+    aud: String,
+    sub: String,
+    iat: u64,
+    nbf: u64,
+    exp: u64,
+    /// The identity provider that authenticated the user.
+    idp: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    /// The request this assertion was made for: an upstream that knows the request id
+    /// refuses an assertion replayed onto another request.
+    rid: String,
+}
+
+/// Why a key could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct KeyLoadError(String);
+
+/// The gateway's signing key (Ed25519) and the JWKS that publishes its public half.
+#[derive(Clone)]
+pub struct Signer {
+    kid: String,
+    key: EncodingKey,
+    public: Jwk,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").field("kid", &self.kid).finish()
+    }
+}
+
+/// PKCS#8 v1 prefix of an Ed25519 private key (RFC 8410): the 32-byte seed follows.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+impl Signer {
+    /// A new random key: for development and tests, where one gateway process is all
+    /// there is. Several gateway replicas must share a key: [`Signer::from_pem`].
+    pub fn generate() -> Self {
+        let mut der = ED25519_PKCS8_PREFIX.to_vec();
+        let mut seed = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut seed);
+        der.extend_from_slice(&seed);
+        Self::from_key(EncodingKey::from_ed_der(&der)).expect("a fresh Ed25519 key is valid")
+    }
+
+    /// An Ed25519 private key in PKCS#8 PEM (`openssl genpkey -algorithm ed25519`).
+    pub fn from_pem(pem: &[u8]) -> Result<Self, KeyLoadError> {
+        let key = EncodingKey::from_ed_pem(pem).map_err(|e| {
+            KeyLoadError(format!(
+                "not an Ed25519 private key in PKCS#8 PEM ({e}); make one with `openssl genpkey -algorithm ed25519`"
+            ))
+        })?;
+        Self::from_key(key)
+    }
+
+    fn from_key(key: EncodingKey) -> Result<Self, KeyLoadError> {
+        let mut public = Jwk::from_encoding_key(&key, Algorithm::EdDSA)
+            .map_err(|e| KeyLoadError(format!("not a usable Ed25519 key: {e}")))?;
+        let kid = public
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|e| KeyLoadError(e.to_string()))?;
+        public.common.key_id = Some(kid.clone());
+        public.common.public_key_use = Some(PublicKeyUse::Signature);
+        public.common.key_algorithm = Some(KeyAlgorithm::EdDSA);
+        // A broken key must fail here, at start-up, not on the first request.
+        let signer = Self { kid, key, public };
+        signer.sign_at(
+            &Identity {
+                subject: "start-up-check".into(),
+                issuer: "start-up-check".into(),
+                roles: vec![],
+                name: None,
+            },
+            "start-up",
+            now(),
+        )?;
+        Ok(signer)
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The JWKS document to serve at [`JWKS_PATH`].
+    pub fn jwks(&self) -> JwkSet {
+        JwkSet {
+            keys: vec![self.public.clone()],
+        }
+    }
+
+    /// The assertion of `identity` for the request `request_id`.
+    pub fn sign(&self, identity: &Identity, request_id: &str) -> Result<String, KeyLoadError> {
+        self.sign_at(identity, request_id, now())
+    }
+
+    fn sign_at(
+        &self,
+        identity: &Identity,
+        request_id: &str,
+        at: u64,
+    ) -> Result<String, KeyLoadError> {
+        let claims = Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: identity.subject.clone(),
+            iat: at,
+            nbf: at,
+            exp: at + LIFETIME.as_secs(),
+            idp: identity.issuer.clone(),
+            roles: identity.roles.clone(),
+            name: identity.name.clone(),
+            rid: request_id.into(),
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| KeyLoadError(e.to_string()))
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Why an assertion was refused. Upstreams treat every refusal as "anonymous".
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("not a JWT: {0}")]
+    Malformed(String),
+    #[error("algorithm {0:?} is not the gateway's (EdDSA)")]
+    Algorithm(Algorithm),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("invalid assertion: {0}")]
+    Invalid(String),
+    #[error("the assertion was made for request {made_for:?}, not {this:?}")]
+    OtherRequest { made_for: String, this: String },
+}
+
+enum Source {
+    Remote(Arc<RemoteKeySet>),
+    Fixed(Keys),
+}
+
+/// Verifies the gateway's assertions with its published keys.
+pub struct Verifier {
+    source: Source,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Source::Remote(set) => write!(f, "Verifier({})", set.url()),
+            Source::Fixed(keys) => write!(f, "Verifier({keys:?})"),
+        }
+    }
+}
+
+impl Verifier {
+    /// Keys fetched from the gateway's JWKS endpoint (and refreshed when it rotates).
+    pub fn remote(keys: Arc<RemoteKeySet>) -> Self {
+        Self::with(Source::Remote(keys))
+    }
+
+    /// Keys given up front: a gateway in the same process, or a test.
+    pub fn fixed(set: &JwkSet) -> Self {
+        Self::with(Source::Fixed(Keys::from_set(set)))
+    }
+
+    fn with(source: Source) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY.as_secs();
+        Self { source, validation }
+    }
+
+    /// The identity in `token`, if the gateway signed it, it is current, and — when the
+    /// request id is known — it was made for this request.
+    pub async fn verify(
+        &self,
+        token: &str,
+        request_id: Option<&str>,
+    ) -> Result<Identity, VerifyError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(VerifyError::Algorithm(header.alg));
+        }
+        let key: DecodingKey = match &self.source {
+            Source::Remote(set) => set.find(header.kid.as_deref(), header.alg).await?,
+            Source::Fixed(keys) => keys.find(header.kid.as_deref(), header.alg)?,
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
+            .map_err(|e| VerifyError::Invalid(e.to_string()))?;
+        let claims = data.claims;
+        if let Some(this) = request_id
+            && this != claims.rid
+        {
+            return Err(VerifyError::OtherRequest {
+                made_for: claims.rid,
+                this: this.to_string(),
+            });
+        }
+        Ok(Identity {
+            subject: claims.sub,
+            issuer: claims.idp,
+            roles: claims.roles,
+            name: claims.name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> Identity {
+        Identity {
+            subject: "alice".into(),
+            issuer: "https://idp.example".into(),
+            roles: vec!["buyer".into()],
+            name: Some("Alice".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_signed_assertion_verifies_and_round_trips() {
+        let signer = Signer::generate();
+        let verifier = Verifier::fixed(&signer.jwks());
+        let token = signer.sign(&alice(), "req-1").unwrap();
+        assert_eq!(
+            verifier.verify(&token, Some("req-1")).await.unwrap(),
+            alice()
+        );
+        assert_eq!(verifier.verify(&token, None).await.unwrap(), alice());
+    }
+
+    #[tokio::test]
+    async fn another_gateways_key_is_refused() {
+        let token = Signer::generate().sign(&alice(), "r").unwrap();
+        let verifier = Verifier::fixed(&Signer::generate().jwks());
+        assert!(matches!(
+            verifier.verify(&token, None).await,
+            Err(VerifyError::Key(KeyError::UnknownKid(_)))
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_assertion_replayed_onto_another_request_is_refused() {
+        let signer = Signer::generate();
+        let token = signer.sign(&alice(), "req-1").unwrap();
+        let err = Verifier::fixed(&signer.jwks())
+            .verify(&token, Some("req-2"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, VerifyError::OtherRequest { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_expired_assertion_is_refused() {
+        let signer = Signer::generate();
+        let old = now() - LIFETIME.as_secs() - LEEWAY.as_secs() - 1;
+        let token = signer.sign_at(&alice(), "r", old).unwrap();
+        let err = Verifier::fixed(&signer.jwks())
+            .verify(&token, None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("Expired"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_tampered_assertion_is_refused() {
+        let signer = Signer::generate();
+        let token = signer.sign(&alice(), "r").unwrap();
+        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+        // Claim to be somebody else, keeping the signature.
+        let forged = Claims {
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            sub: "mallory".into(),
+            iat: now(),
+            nbf: now(),
+            exp: now() + 60,
+            idp: "x".into(),
+            roles: vec!["admin".into()],
+            name: None,
+            rid: "r".into(),
+        };
+        use base64::Engine;
+        parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&forged).unwrap());
+        let err = Verifier::fixed(&signer.jwks())
+            .verify(&parts.join("."), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, VerifyError::Invalid(_)), "{err}");
+    }
+
+    #[test]
+    fn a_pem_key_loads_and_a_bad_one_says_how_to_make_one() {
+        use base64::Engine;
+        let mut der = ED25519_PKCS8_PREFIX.to_vec();
+        der.extend_from_slice(&[7u8; 32]);
+        let pem = format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(&der)
+        );
+        let signer = Signer::from_pem(pem.as_bytes()).unwrap();
+        assert_eq!(signer.jwks().keys.len(), 1);
+        let err = Signer::from_pem(b"nonsense").unwrap_err().to_string();
+        assert!(err.contains("openssl genpkey -algorithm ed25519"), "{err}");
+    }
+}

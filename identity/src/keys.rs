@@ -1,0 +1,333 @@
+//! Public keys from a JWKS document: parsed once, looked up by `kid`, and — for a remote
+//! set — refreshed when a token names a key we do not have, at most once per cooldown,
+//! keeping the keys we had when a refresh fails.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+
+/// Why no key could be found for a token.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("no key with kid {0:?} (the key set was refreshed, or refreshed too recently)")]
+    UnknownKid(String),
+    #[error("the token names no kid and the key set has no single key for {0:?}")]
+    NoKid(Algorithm),
+    #[error("key {kid:?} is not a {alg:?} key")]
+    WrongAlgorithm { kid: String, alg: Algorithm },
+}
+
+/// Why a JWKS document could not be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error("fetching {url}: {message}")]
+    Http { url: String, message: String },
+    #[error("{url} is not a JWKS document: {message}")]
+    Invalid { url: String, message: String },
+}
+
+#[derive(Clone)]
+struct Key {
+    kid: Option<String>,
+    /// The algorithm the JWK pins (`alg`), if it pins one.
+    alg: Option<Algorithm>,
+    key: DecodingKey,
+}
+
+/// A parsed JWKS: the signing keys we can verify with. Keys of unsupported types, and
+/// keys marked for encryption only, are left out.
+#[derive(Clone, Default)]
+pub struct Keys {
+    by_kid: HashMap<String, Key>,
+    all: Vec<Key>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("kids", &self.by_kid.keys().collect::<Vec<_>>())
+            .field("len", &self.all.len())
+            .finish()
+    }
+}
+
+impl Keys {
+    pub fn from_set(set: &JwkSet) -> Self {
+        let mut keys = Keys::default();
+        for jwk in &set.keys {
+            if let Some(key) = usable(jwk) {
+                if let Some(kid) = &key.kid {
+                    keys.by_kid.insert(kid.clone(), key.clone());
+                }
+                keys.all.push(key);
+            }
+        }
+        keys
+    }
+
+    pub fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+
+    /// The key to verify a token signed with `alg` and naming `kid`. The key's type
+    /// must be `alg`'s family and, where the JWK pins an algorithm, exactly `alg`: an
+    /// RSA public key is never an HMAC secret.
+    pub fn find(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, KeyError> {
+        let key = match kid {
+            Some(kid) => self
+                .by_kid
+                .get(kid)
+                .ok_or_else(|| KeyError::UnknownKid(kid.to_string()))?,
+            None => {
+                let mut candidates = self.all.iter().filter(|k| fits(k, alg));
+                match (candidates.next(), candidates.next()) {
+                    (Some(only), None) => only,
+                    _ => return Err(KeyError::NoKid(alg)),
+                }
+            }
+        };
+        if !fits(key, alg) {
+            return Err(KeyError::WrongAlgorithm {
+                kid: key.kid.clone().unwrap_or_default(),
+                alg,
+            });
+        }
+        Ok(key.key.clone())
+    }
+}
+
+fn fits(key: &Key, alg: Algorithm) -> bool {
+    key.key.family() == alg.family() && key.alg.is_none_or(|pinned| pinned == alg)
+}
+
+fn usable(jwk: &Jwk) -> Option<Key> {
+    if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+        return None;
+    }
+    let alg = match jwk.common.key_algorithm {
+        None => None,
+        Some(a) => Some(signing_algorithm(a)?),
+    };
+    let key = DecodingKey::from_jwk(jwk).ok()?;
+    // Symmetric keys have no business in a published key set: accepting one would let
+    // anybody who can read the set mint tokens.
+    if key.family() == jsonwebtoken::AlgorithmFamily::Hmac {
+        return None;
+    }
+    Some(Key {
+        kid: jwk.common.key_id.clone(),
+        alg,
+        key,
+    })
+}
+
+fn signing_algorithm(a: KeyAlgorithm) -> Option<Algorithm> {
+    Some(match a {
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        _ => return None,
+    })
+}
+
+/// Tuning of a [`RemoteKeySet`].
+#[derive(Debug, Clone)]
+pub struct RemoteKeySetOptions {
+    /// At most one refresh per this, however many unknown `kid`s arrive.
+    pub cooldown: Duration,
+    /// Keys older than this are refreshed on the next lookup (so a revoked key stops
+    /// being trusted); a failed refresh keeps them.
+    pub max_age: Duration,
+    /// Timeout of one fetch.
+    pub timeout: Duration,
+}
+
+impl Default for RemoteKeySetOptions {
+    fn default() -> Self {
+        Self {
+            cooldown: Duration::from_secs(30),
+            max_age: Duration::from_secs(15 * 60),
+            timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Counters of a [`RemoteKeySet`], for status pages and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KeySetStats {
+    pub fetches: u64,
+    pub failed_fetches: u64,
+    /// Lookups of an unknown kid answered without a fetch because of the cooldown.
+    pub cooled_down: u64,
+}
+
+struct Loaded {
+    keys: Arc<Keys>,
+    fetched_at: Option<Instant>,
+}
+
+/// A JWKS at a URL, cached. Lookups of a known `kid` never touch the network.
+pub struct RemoteKeySet {
+    url: String,
+    client: reqwest::Client,
+    options: RemoteKeySetOptions,
+    loaded: RwLock<Loaded>,
+    /// Serialises refreshes; holds when the last one was attempted.
+    refresh: tokio::sync::Mutex<Option<Instant>>,
+    stats: std::sync::Mutex<KeySetStats>,
+}
+
+impl std::fmt::Debug for RemoteKeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteKeySet")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteKeySet {
+    /// A key set at `url`, empty until the first lookup or [`RemoteKeySet::refresh`].
+    pub fn new(url: impl Into<String>, options: RemoteKeySetOptions) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Self {
+            url: url.into(),
+            client,
+            options,
+            loaded: RwLock::new(Loaded {
+                keys: Arc::new(Keys::default()),
+                fetched_at: None,
+            }),
+            refresh: tokio::sync::Mutex::new(None),
+            stats: std::sync::Mutex::new(KeySetStats::default()),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn stats(&self) -> KeySetStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn current(&self) -> (Arc<Keys>, Option<Instant>) {
+        let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
+        (loaded.keys.clone(), loaded.fetched_at)
+    }
+
+    /// The key for (`kid`, `alg`), refreshing the set first if it is older than
+    /// `max_age`, or if `kid` is unknown and no refresh happened within the cooldown.
+    pub async fn find(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, KeyError> {
+        let (keys, fetched_at) = self.current();
+        let stale = fetched_at.is_none_or(|t| t.elapsed() >= self.options.max_age);
+        if !stale {
+            match keys.find(kid, alg) {
+                Err(KeyError::UnknownKid(_) | KeyError::NoKid(_)) => {}
+                found => return found,
+            }
+        }
+        if self.refresh_after(fetched_at).await {
+            return self.current().0.find(kid, alg);
+        }
+        self.count(|s| s.cooled_down += 1);
+        keys.find(kid, alg)
+    }
+
+    /// Fetch the set now, unless a refresh was attempted within the cooldown. Returns
+    /// whether the keys may have changed.
+    async fn refresh_after(&self, seen: Option<Instant>) -> bool {
+        let mut last_attempt = self.refresh.lock().await;
+        // Another lookup refreshed while we waited for the lock: use its result.
+        if self.current().1 != seen {
+            return true;
+        }
+        if last_attempt.is_some_and(|t| t.elapsed() < self.options.cooldown) {
+            return false;
+        }
+        *last_attempt = Some(Instant::now());
+        match self.fetch().await {
+            Ok(keys) => {
+                let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
+                *loaded = Loaded {
+                    keys: Arc::new(keys),
+                    fetched_at: Some(Instant::now()),
+                };
+                true
+            }
+            Err(e) => {
+                tracing::warn!("keeping the keys we have: {e}");
+                false
+            }
+        }
+    }
+
+    /// Fetch the set now (at start-up, say), whatever the cooldown; does not start
+    /// one either.
+    pub async fn refresh(&self) -> Result<usize, FetchError> {
+        let _serialised = self.refresh.lock().await;
+        let keys = self.fetch().await?;
+        let n = keys.len();
+        let mut loaded = self.loaded.write().unwrap_or_else(|e| e.into_inner());
+        *loaded = Loaded {
+            keys: Arc::new(keys),
+            fetched_at: Some(Instant::now()),
+        };
+        Ok(n)
+    }
+
+    async fn fetch(&self) -> Result<Keys, FetchError> {
+        self.count(|s| s.fetches += 1);
+        let result = self.fetch_inner().await;
+        if result.is_err() {
+            self.count(|s| s.failed_fetches += 1);
+        }
+        result
+    }
+
+    async fn fetch_inner(&self) -> Result<Keys, FetchError> {
+        let http = |message: String| FetchError::Http {
+            url: self.url.clone(),
+            message,
+        };
+        let response = self
+            .client
+            .get(&self.url)
+            .header("accept", "application/jwk-set+json, application/json")
+            .send()
+            .await
+            .map_err(|e| http(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(http(format!("status {}", response.status())));
+        }
+        let body = response.bytes().await.map_err(|e| http(e.to_string()))?;
+        if body.len() > 1 << 20 {
+            return Err(http("larger than 1 MiB".to_string()));
+        }
+        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| FetchError::Invalid {
+            url: self.url.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(Keys::from_set(&set))
+    }
+
+    fn count(&self, f: impl FnOnce(&mut KeySetStats)) {
+        f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
