@@ -86,6 +86,7 @@ fn demo_page(c: &mut Criterion) {
             components_dir: Some(components.path().to_path_buf()),
             bffs: BTreeMap::new(),
             data_client: None,
+            identity: None,
         }))
         .expect("demo site starts");
     let headers = http::HeaderMap::new();
@@ -177,6 +178,7 @@ fn data_path(c: &mut Criterion) {
                 components_dir: Some(components.path().to_path_buf()),
                 bffs: BTreeMap::from([("events".to_string(), bff)]),
                 data_client: None,
+                identity: None,
             }))
             .expect("demo site starts");
         let headers = http::HeaderMap::new();

@@ -54,6 +54,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         components_dir: Some(installed.clone()),
         bffs: BTreeMap::from([("events".to_string(), format!("http://{bff_addr}"))]),
         data_client: None,
+        identity: None,
     })
     .await?;
     renderer.watch(Duration::from_millis(300));

@@ -215,17 +215,49 @@ impl DataClient {
         deadline: Duration,
         request_id: &str,
     ) -> Result<Fetched, DataError> {
+        self.fetch_as(url, deadline, request_id, None).await
+    }
+
+    /// [`DataClient::fetch`] for a signed-in user: `identity` is the gateway's
+    /// assertion, sent to the BFF in its header. The cache treats it as RFC 9111 treats
+    /// `Authorization`: an answer is stored for others only when the BFF marks it
+    /// `public`, and a cached answer is used only if it does not `Vary` on the identity.
+    /// Such a request never joins, or is joined by, another request's fetch.
+    pub async fn fetch_as(
+        &self,
+        url: &str,
+        deadline: Duration,
+        request_id: &str,
+        identity: Option<&str>,
+    ) -> Result<Fetched, DataError> {
         let started = Instant::now();
         let now = SystemTime::now();
         let cached = self.inner.cache.get(url).await;
         if let Some(entry) = &cached
-            && let BeforeRequest::Fresh(_) = entry.policy.before_request(&policy_request(url), now)
+            && let BeforeRequest::Fresh(_) = entry
+                .policy
+                .before_request(&policy_request(url, identity), now)
         {
             self.inner.count(|s| s.fresh_hits += 1);
             return Ok(Fetched {
                 value: entry.value.clone(),
                 served: Served::Fresh,
             });
+        }
+        if identity.is_some() {
+            let own = self
+                .inner
+                .clone()
+                .run(url, cached.clone(), request_id, identity);
+            let result = match tokio::time::timeout(deadline, own).await {
+                Ok(Ok(outcome)) => Ok(Fetched {
+                    value: outcome.entry.value.clone(),
+                    served: outcome.served,
+                }),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(DataError::Timeout(deadline.as_millis())),
+            };
+            return self.or_stale(url, result, cached);
         }
         let (shared, started_here) = self.inner.clone().inflight(url, cached.clone(), request_id);
         let result = match tokio::time::timeout(deadline, shared).await {
@@ -236,8 +268,11 @@ impl DataClient {
             // Someone else's private answer: ask for our own, in what time is left.
             Ok(Ok(_)) => {
                 let left = deadline.saturating_sub(started.elapsed());
-                match tokio::time::timeout(left, self.inner.clone().run(url, None, request_id))
-                    .await
+                match tokio::time::timeout(
+                    left,
+                    self.inner.clone().run(url, None, request_id, None),
+                )
+                .await
                 {
                     Ok(Ok(outcome)) => Ok(Fetched {
                         value: outcome.entry.value.clone(),
@@ -250,6 +285,16 @@ impl DataClient {
             Ok(Err(e)) => Err(e),
             Err(_) => Err(DataError::Timeout(deadline.as_millis())),
         };
+        self.or_stale(url, result, cached)
+    }
+
+    /// `result`, or the stale copy within its stale-if-error window when it failed.
+    fn or_stale(
+        &self,
+        url: &str,
+        result: Result<Fetched, DataError>,
+        cached: Option<Arc<Entry>>,
+    ) -> Result<Fetched, DataError> {
         match (result, cached) {
             (Ok(fetched), _) => Ok(fetched),
             (Err(e), Some(entry)) if entry.usable_stale(SystemTime::now()) => {
@@ -302,7 +347,7 @@ impl Inner {
         let request_id = request_id.to_string();
         // Spawned, so that no waiter's deadline cancels it.
         let task = tokio::spawn(async move {
-            let outcome = this.clone().run(&key, cached, &request_id).await;
+            let outcome = this.clone().run(&key, cached, &request_id, None).await;
             lock(&this.inflight).remove(&key);
             outcome
         });
@@ -323,6 +368,7 @@ impl Inner {
         url: &str,
         cached: Option<Arc<Entry>>,
         request_id: &str,
+        identity: Option<&str>,
     ) -> Result<Outcome, DataError> {
         let origin = self.origin(url);
         if !origin.allow() {
@@ -340,7 +386,7 @@ impl Inner {
             self.count(|s| s.upstream_requests += 1);
             let attempt = tokio::time::timeout(
                 self.opts.upstream_timeout,
-                self.get(url, cached.as_deref(), request_id),
+                self.get(url, cached.as_deref(), request_id, identity),
             )
             .await
             .unwrap_or(Err(DataError::Timeout(
@@ -381,13 +427,17 @@ impl Inner {
         url: &str,
         cached: Option<&Entry>,
         request_id: &str,
+        identity: Option<&str>,
     ) -> Result<Outcome, DataError> {
-        let policy_req = policy_request(url);
+        let policy_req = policy_request(url, identity);
         let mut request = self
             .http
             .get(url)
             .header(http::header::ACCEPT, "application/json")
             .header("x-request-id", request_id);
+        if let Some(identity) = identity {
+            request = request.header(oberon_identity::assertion::HEADER, identity);
+        }
         if let Some(entry) = cached
             && let BeforeRequest::Stale { request: reval, .. } =
                 entry.policy.before_request(&policy_req, SystemTime::now())
@@ -615,13 +665,15 @@ impl DataError {
 }
 
 /// The request as the cache policy sees it: what the renderer sends, never what the
-/// browser sent.
-fn policy_request(url: &str) -> http::request::Parts {
-    let (parts, ()) = http::Request::get(url)
-        .header(http::header::ACCEPT, "application/json")
-        .body(())
-        .unwrap_or_default()
-        .into_parts();
+/// browser sent. A user's identity counts as `Authorization` does (RFC 9111 §3.5).
+fn policy_request(url: &str, identity: Option<&str>) -> http::request::Parts {
+    let mut request = http::Request::get(url).header(http::header::ACCEPT, "application/json");
+    if let Some(identity) = identity {
+        request = request
+            .header(http::header::AUTHORIZATION, "oberon-identity")
+            .header(oberon_identity::assertion::HEADER, identity);
+    }
+    let (parts, ()) = request.body(()).unwrap_or_default().into_parts();
     parts
 }
 

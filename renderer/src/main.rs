@@ -4,8 +4,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use clap::Parser;
+use oberon_identity::{RemoteKeySet, RemoteKeySetOptions, Verifier};
 use oberon_renderer::{Renderer, RendererOptions, server};
 
 /// mimalloc: instantiating components and composing pages make many small, short-lived
@@ -31,6 +34,10 @@ struct Args {
     /// BFF base URL, as NAME=URL; repeatable. Replaces the one in site.toml.
     #[arg(long = "bff", value_parser = parse_bff)]
     bffs: Vec<(String, String)>,
+    /// The gateway's JWKS URL (`…/.well-known/oberon/jwks.json`): identity assertions
+    /// are verified with its keys. Without it every request renders anonymously.
+    #[arg(long)]
+    identity_jwks: Option<String>,
     /// How often to look for new component versions, in milliseconds (0: never).
     #[arg(long, default_value_t = 1000)]
     watch_ms: u64,
@@ -46,11 +53,23 @@ fn parse_bff(s: &str) -> Result<(String, String), String> {
 async fn main() -> anyhow::Result<()> {
     oberon_renderer::init_tracing();
     let args = Args::parse();
+    let identity = match &args.identity_jwks {
+        None => None,
+        Some(url) => {
+            let keys = Arc::new(RemoteKeySet::new(url, RemoteKeySetOptions::default()));
+            match keys.refresh().await {
+                Ok(n) => tracing::info!(url, keys = n, "gateway keys loaded"),
+                Err(e) => tracing::warn!("gateway keys not loaded yet, will retry: {e}"),
+            }
+            Some(Arc::new(Verifier::remote(keys)))
+        }
+    };
     let renderer = Renderer::start(RendererOptions {
         site_dir: args.site,
         components_dir: args.components,
         bffs: args.bffs.into_iter().collect::<BTreeMap<_, _>>(),
         data_client: None,
+        identity,
     })
     .await?;
     if args.watch_ms > 0 {

@@ -23,6 +23,8 @@ use crate::engine::{ComponentEngine, EngineLimits};
 use crate::layout::Composition;
 use crate::registry::{self, ComponentSet, DirScan};
 use crate::site::{Page, REQUEST_TOPIC, Site, SiteSource};
+use oberon_identity::Verifier;
+use oberon_identity::assertion::HEADER as IDENTITY_HEADER;
 
 /// Options for [`Renderer::start`].
 #[derive(Debug, Clone, Default)]
@@ -35,12 +37,16 @@ pub struct RendererOptions {
     /// Data client tuning; `None` for the defaults (with `max_data_bytes` from
     /// `site.toml`).
     pub data_client: Option<DataClientOptions>,
+    /// Verifies the gateway's identity assertions. Without it every request is
+    /// anonymous, whatever headers it carries.
+    pub identity: Option<Arc<Verifier>>,
 }
 
 /// The renderer: the site currently served, and what it needs to serve it.
 pub struct Renderer {
     engine: ComponentEngine,
     data: DataClient,
+    identity: Option<Arc<Verifier>>,
     source: SiteSource,
     components_dir: PathBuf,
     current: RwLock<Arc<Site>>,
@@ -85,6 +91,7 @@ impl Renderer {
         Ok(Arc::new(Self {
             engine,
             data,
+            identity: options.identity,
             source,
             components_dir,
             current: RwLock::new(Arc::new(site)),
@@ -192,6 +199,8 @@ impl Renderer {
             return simple(StatusCode::NOT_FOUND, "not found\n");
         };
         let page = &site.pages[*matched.value];
+        let request_id = request_id(request);
+        let (user, assertion) = self.user_of(request, &request_id).await;
         let ctx = RequestContext {
             path: path.to_string(),
             // Matched on the raw path, so an encoded `/` never crosses a segment; the
@@ -203,16 +212,16 @@ impl Renderer {
                 .collect(),
             query: query.map(form_urlencoded_pairs).unwrap_or_default(),
             locale: site.locale.clone(),
-            // The gateway's verified identity assertion is what will fill this; a bare
-            // header from the client is never trusted.
-            user: None::<User>,
-            request_id: request_id(request),
+            // Only from the gateway's verified assertion: a bare header from a client
+            // that skipped the gateway is never trusted.
+            user,
+            request_id,
         };
         let deadline = started + page.deadline;
 
         let data_started = Instant::now();
         let bus = match given {
-            None => self.fetch_data(page, &ctx, deadline).await,
+            None => self.fetch_data(page, &ctx, deadline, assertion).await,
             Some(values) => {
                 let mut bus = seeded_bus(&ctx);
                 for (topic, json) in values {
@@ -315,18 +324,57 @@ impl Renderer {
         }
     }
 
+    /// The signed-in user, if the request carries an assertion the gateway signed for
+    /// it, and that assertion (to pass on to BFFs). Anything else is anonymous.
+    async fn user_of<'r>(
+        &self,
+        request: &'r HeaderMap,
+        request_id: &str,
+    ) -> (Option<User>, Option<&'r str>) {
+        let Some(token) = request.get(IDENTITY_HEADER).and_then(|v| v.to_str().ok()) else {
+            return (None, None);
+        };
+        let Some(verifier) = &self.identity else {
+            tracing::warn!(
+                request_id,
+                "identity assertion ignored: the renderer has no gateway keys (--identity-jwks)"
+            );
+            return (None, None);
+        };
+        match verifier.verify(token, Some(request_id)).await {
+            Ok(identity) => (
+                Some(User {
+                    id: identity.subject,
+                    roles: identity.roles,
+                }),
+                Some(token),
+            ),
+            Err(e) => {
+                tracing::warn!(
+                    request_id,
+                    "identity assertion refused, rendering anonymously: {e}"
+                );
+                (None, None)
+            }
+        }
+    }
+
     async fn fetch_data(
         &self,
         page: &Page,
         ctx: &RequestContext,
         deadline: Instant,
+        identity: Option<&str>,
     ) -> BusSnapshot {
         let mut bus = seeded_bus(ctx);
         let fetches = page.data.iter().map(|source| async move {
             let url = source.url.expand(ctx);
             let budget = source.deadline.min(deadline.saturating_duration_since(Instant::now()));
             let started = Instant::now();
-            let result = self.data.fetch(&url, budget, &ctx.request_id).await;
+            let result = self
+                .data
+                .fetch_as(&url, budget, &ctx.request_id, identity)
+                .await;
             match &result {
                 Err(e) => tracing::warn!(
                     route = %page.route, topic = %source.topic, url, request_id = %ctx.request_id,

@@ -311,3 +311,50 @@ async fn garbage_and_huge_bodies_leave_the_topic_absent() {
         .await;
     assert!(matches!(r, Err(DataError::TooLarge(_))), "{r:?}");
 }
+
+#[tokio::test]
+async fn a_users_answer_is_shared_only_when_the_bff_says_public() {
+    // Cacheable, but not marked public: as with `Authorization`, an answer to a
+    // signed-in request is then for that request alone.
+    let b = bff(Answer::Json("max-age=60", vec![])).await;
+    let c = client();
+    let url = format!("{}/me", b.url);
+    let as_user = |who: &'static str| {
+        let c = &c;
+        let url = &url;
+        async move {
+            let got = c
+                .fetch_as(url, DEADLINE, "t", Some(who))
+                .await
+                .expect("fetch");
+            serde_json::from_str::<serde_json::Value>(&got.value).expect("json")["n"]
+                .as_i64()
+                .expect("n")
+        }
+    };
+    assert_eq!(as_user("alice-assertion").await, 1);
+    assert_eq!(
+        as_user("bob-assertion").await,
+        2,
+        "bob never gets alice's answer"
+    );
+    assert_eq!(
+        n(&c, &url).await.expect("anonymous").0,
+        3,
+        "nor does anybody else"
+    );
+    // The anonymous answer is cached as usual.
+    assert_eq!(n(&c, &url).await.expect("cached"), (3, Served::Fresh));
+    assert_eq!(b.hits(), 3);
+
+    // Marked public by the BFF: shared, like any public answer.
+    let b = bff(Answer::Json("public, max-age=60", vec![])).await;
+    let url = format!("{}/catalogue", b.url);
+    let got = c
+        .fetch_as(&url, DEADLINE, "t", Some("alice-assertion"))
+        .await
+        .expect("fetch");
+    assert_eq!(got.served, Served::Fetched);
+    assert_eq!(n(&c, &url).await.expect("shared"), (1, Served::Fresh));
+    assert_eq!(b.hits(), 1);
+}

@@ -10,3 +10,4 @@ mod data_client;
 mod data_sources;
 mod hot_swap;
 mod http;
+mod identity;

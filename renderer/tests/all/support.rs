@@ -72,11 +72,20 @@ impl TestSite {
     }
 
     pub async fn start(&self) -> Result<Running, StartError> {
+        self.start_with_identity(None).await
+    }
+
+    /// Start with a verifier of the gateway's identity assertions.
+    pub async fn start_with_identity(
+        &self,
+        identity: Option<Arc<oberon_identity::Verifier>>,
+    ) -> Result<Running, StartError> {
         let renderer = Renderer::start(RendererOptions {
             site_dir: self.path().to_path_buf(),
             components_dir: None,
             bffs: BTreeMap::new(),
             data_client: None,
+            identity,
         })
         .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
