@@ -19,6 +19,10 @@ pub struct Config {
     /// `/readyz` answers 503 while requests are still accepted, so load balancers stop
     /// sending traffic before the listener closes.
     pub drain: Duration,
+    /// `BFF_TEMPLATE_GATEWAY_JWKS_URL`: the gateway's public keys
+    /// (`…/.well-known/oberon/jwks.json`), to verify who the user is. Unset: every
+    /// request is anonymous.
+    pub gateway_jwks_url: Option<String>,
     /// `BFF_TEMPLATE_V1_DEPRECATED_AT`, `BFF_TEMPLATE_V1_SUNSET_AT` (RFC 3339) and
     /// `BFF_TEMPLATE_V1_DOCS_URL`: the lifecycle of `/v1`.
     pub v1: Lifecycle,
@@ -133,6 +137,20 @@ impl Config {
             }
         };
 
+        let (var, value) = get("GATEWAY_JWKS_URL");
+        let gateway_jwks_url = match value {
+            None => None,
+            Some(v) if v.starts_with("http://") || v.starts_with("https://") => Some(v),
+            Some(v) => {
+                fail(
+                    &var,
+                    format!("{v:?} is not an http(s) URL"),
+                    "e.g. http://gateway:8080/.well-known/oberon/jwks.json",
+                );
+                None
+            }
+        };
+
         let mut date = |suffix: &str| {
             let (var, value) = get(suffix);
             let v = value?;
@@ -179,6 +197,7 @@ impl Config {
                 backend_url,
                 backend_timeout,
                 drain,
+                gateway_jwks_url,
                 v1,
             })
         } else {

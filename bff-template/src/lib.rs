@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod identity;
 pub mod metrics;
 pub mod versions;
 
@@ -30,6 +31,7 @@ use tracing::Instrument;
 
 use crate::backend::{Backend, BackendError, Forward};
 use crate::config::{Config, Lifecycle};
+use crate::identity::{GatewayKeys, OptionalUser, Role, UserWithRole};
 use crate::metrics::Metrics;
 
 /// Cache policy of a successful, public answer: the renderer's data client (and any
@@ -40,12 +42,17 @@ pub const PUBLIC_CACHE: &str = "public, max-age=30, stale-while-revalidate=30, s
 pub const NOT_FOUND_CACHE: &str = "public, max-age=10";
 /// Errors and operational endpoints are never cached.
 pub const NO_STORE: &str = "no-store";
+/// An answer for one user: no shared cache may keep it, and nobody else may be shown it.
+pub const PRIVATE: &str = "private, no-store";
 
 /// Shared state of the service.
 pub struct AppState {
     pub config: Config,
     pub backend: Backend,
     pub metrics: Arc<Metrics>,
+    /// The gateway's keys, to verify identity assertions; `None` when
+    /// `BFF_TEMPLATE_GATEWAY_JWKS_URL` is not set (every request is then anonymous).
+    pub identity: Option<GatewayKeys>,
     /// False once shutdown has begun: `/readyz` turns 503 so traffic drains away.
     pub ready: AtomicBool,
 }
@@ -54,10 +61,12 @@ impl AppState {
     pub fn new(config: Config) -> anyhow::Result<Arc<Self>> {
         let metrics = Arc::new(Metrics::default());
         let backend = Backend::new(&config.backend_url, config.backend_timeout, metrics.clone())?;
+        let identity = config.gateway_jwks_url.as_deref().map(GatewayKeys::new);
         Ok(Arc::new(Self {
             config,
             backend,
             metrics,
+            identity,
             ready: AtomicBool::new(true),
         }))
     }
@@ -72,6 +81,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/v1/items/{id}", get(item_v1))
         .route("/v2/items/{id}", get(item_v2))
+        .route("/v2/me", get(me))
+        .route("/v2/me/items", get(my_items))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route", NO_STORE) })
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -192,7 +203,7 @@ fn no_store(body: &'static str) -> Response {
     ([(header::CACHE_CONTROL, NO_STORE)], body).into_response()
 }
 
-fn error(status: StatusCode, message: &str, cache: &'static str) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str, cache: &'static str) -> Response {
     (
         status,
         [(header::CACHE_CONTROL, cache)],
@@ -315,20 +326,21 @@ async fn item_v2(
     headers: HeaderMap,
 ) -> Response {
     match load_item(&state, &id, &headers).await {
-        Ok(item) => versioned(
-            &Lifecycle::default(),
-            ItemV2 {
-                price: Money {
-                    label: money_label(item.price_cents, &item.currency),
-                    amount_cents: item.price_cents,
-                    currency: item.currency,
-                },
-                id: item.id,
-                title: item.name,
-                in_stock: item.stock > 0,
-            },
-        ),
+        Ok(item) => versioned(&Lifecycle::default(), item_v2_of(item)),
         Err(response) => response,
+    }
+}
+
+fn item_v2_of(item: BackendItem) -> ItemV2 {
+    ItemV2 {
+        price: Money {
+            label: money_label(item.price_cents, &item.currency),
+            amount_cents: item.price_cents,
+            currency: item.currency,
+        },
+        id: item.id,
+        title: item.name,
+        in_stock: item.stock > 0,
     }
 }
 
@@ -379,6 +391,21 @@ async fn openapi(State(state): State<Arc<AppState>>) -> Response {
         "paths": {
             "/v2/items/{id}": { "get": item_op("ItemV2", false) },
             "/v1/items/{id}": { "get": item_op("ItemV1", deprecated_v1) },
+            "/v2/me": { "get": {
+                "description": "who the gateway's identity assertion (header Oberon-Identity) says is asking",
+                "parameters": [{ "name": "Oberon-Identity", "in": "header", "required": false, "schema": { "type": "string" } }],
+                "responses": { "200": { "description": "the user, or signed_in: false", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Me" } } } } }
+            } },
+            "/v2/me/items": { "get": {
+                "description": "the signed-in buyer's saved items (role `buyer`)",
+                "parameters": [{ "name": "Oberon-Identity", "in": "header", "required": true, "schema": { "type": "string" } }],
+                "responses": {
+                    "200": { "description": "the items", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/ItemV2" } } } } },
+                    "401": { "description": "no valid identity assertion" },
+                    "403": { "description": "the user lacks the role `buyer`" },
+                    "502": { "description": "the backend failed" }
+                }
+            } },
             "/livez": { "get": { "responses": { "200": { "description": "alive" } } } },
             "/readyz": { "get": { "responses": { "200": { "description": "ready" }, "503": { "description": "shutting down" } } } },
             "/metrics": { "get": { "responses": { "200": { "description": "Prometheus metrics" } } } }
@@ -389,8 +416,85 @@ async fn openapi(State(state): State<Arc<AppState>>) -> Response {
                 "price": { "type": "object", "required": ["amount_cents", "currency", "label"], "properties": {
                     "amount_cents": { "type": "integer" }, "currency": { "type": "string" }, "label": { "type": "string" } } } } },
             "ItemV1": { "type": "object", "required": ["id", "name", "price_label"], "properties": {
-                "id": { "type": "string" }, "name": { "type": "string" }, "price_label": { "type": "string" } } }
+                "id": { "type": "string" }, "name": { "type": "string" }, "price_label": { "type": "string" } } },
+            "Me": { "type": "object", "required": ["signed_in", "roles"], "properties": {
+                "signed_in": { "type": "boolean" }, "id": { "type": ["string", "null"] },
+                "roles": { "type": "array", "items": { "type": "string" } } } }
         } }
     });
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(doc)).into_response()
+}
+
+// --- the signed-in user -----------------------------------------------------------
+
+/// The role [`my_items`] needs.
+pub struct Buyer;
+
+impl Role for Buyer {
+    const NAME: &'static str = "buyer";
+}
+
+/// `/v2/me`: who the gateway says is asking (or nobody).
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Me {
+    pub signed_in: bool,
+    pub id: Option<String>,
+    pub roles: Vec<String>,
+}
+
+async fn me(OptionalUser(user): OptionalUser) -> Response {
+    let me = match user {
+        Some(u) => Me {
+            signed_in: true,
+            id: Some(u.id),
+            roles: u.roles,
+        },
+        None => Me {
+            signed_in: false,
+            id: None,
+            roles: Vec::new(),
+        },
+    };
+    ([(header::CACHE_CONTROL, PRIVATE)], Json(me)).into_response()
+}
+
+/// `/v2/me/items`: the signed-in buyer's saved items.
+async fn my_items(
+    State(state): State<Arc<AppState>>,
+    user: UserWithRole<Buyer>,
+    headers: HeaderMap,
+) -> Response {
+    let id = &user.user().id;
+    let path = format!("/users/{}/items", urlencode(id));
+    match state
+        .backend
+        .get::<Vec<BackendItem>>(&path, &forward(&headers))
+        .await
+    {
+        Ok(items) => {
+            let items: Vec<ItemV2> = items.into_iter().map(item_v2_of).collect();
+            ([(header::CACHE_CONTROL, PRIVATE)], Json(items)).into_response()
+        }
+        Err(BackendError::NotFound) => (
+            [(header::CACHE_CONTROL, PRIVATE)],
+            Json(Vec::<ItemV2>::new()),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!("backend call failed: {e}");
+            error(StatusCode::BAD_GATEWAY, "backend failed", NO_STORE)
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

@@ -45,8 +45,18 @@ async fn fake_backend() -> (String, Arc<Fake>) {
         }
     }
     let fake = Arc::new(Fake::default());
+    async fn user_items(Path(user): Path<String>) -> Response {
+        match user.as_str() {
+            "alice" => axum::Json(serde_json::json!([
+                { "id": "42", "name": "Rust Nation", "price_cents": 12550, "currency": "EUR", "stock": 3 }
+            ]))
+            .into_response(),
+            _ => StatusCode::NOT_FOUND.into_response(),
+        }
+    }
     let app = Router::new()
         .route("/items/{id}", routing::get(item))
+        .route("/users/{user}/items", routing::get(user_items))
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -275,4 +285,135 @@ fn start_up_refuses_a_sunset_before_the_deprecation() {
             .contains("BFF_TEMPLATE_V1_SUNSET_AT: is earlier than V1_DEPRECATED_AT"),
         "{err}"
     );
+}
+
+/// A stand-in for Oberon's gateway: an Ed25519 key, its JWKS on port 0, and assertions
+/// signed the way the gateway signs them.
+struct FakeGateway {
+    jwks_url: String,
+    key: jsonwebtoken::EncodingKey,
+}
+
+fn ed25519_key(seed: u8) -> jsonwebtoken::EncodingKey {
+    // PKCS#8 v1 (RFC 8410) prefix, then the 32-byte seed.
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(&[seed; 32]);
+    jsonwebtoken::EncodingKey::from_ed_der(&der)
+}
+
+async fn fake_gateway() -> FakeGateway {
+    let key = ed25519_key(1);
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, jsonwebtoken::Algorithm::EdDSA)
+        .expect("jwk");
+    jwk.common.key_id = Some("gw-1".into());
+    let set = jsonwebtoken::jwk::JwkSet { keys: vec![jwk] };
+    let app = Router::new().route(
+        "/.well-known/oberon/jwks.json",
+        routing::get(move || {
+            let set = set.clone();
+            async move { axum::Json(set) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "http://{}/.well-known/oberon/jwks.json",
+        listener.local_addr().expect("addr")
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    FakeGateway { jwks_url: url, key }
+}
+
+fn assertion(key: &jsonwebtoken::EncodingKey, user: &str, roles: &[&str], rid: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some("gw-1".into());
+    let claims = serde_json::json!({
+        "iss": "oberon-gateway", "aud": "oberon-upstream", "sub": user, "roles": roles,
+        "iat": now, "nbf": now, "exp": now + 60, "idp": "https://idp.example", "rid": rid,
+    });
+    jsonwebtoken::encode(&header, &claims, key).expect("sign")
+}
+
+#[tokio::test]
+async fn the_user_comes_only_from_the_gateways_assertion() {
+    let (backend, _) = fake_backend().await;
+    let gateway = fake_gateway().await;
+    let bff = start(&[
+        ("BACKEND_URL", backend),
+        ("GATEWAY_JWKS_URL", gateway.jwks_url.clone()),
+    ])
+    .await;
+    let me = |headers: Vec<(&'static str, String)>| {
+        let url = format!("{}/v2/me", bff.url);
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let r = get(&url, &headers).await;
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.headers()["cache-control"], "private, no-store");
+            r.json::<bff_template::Me>().await.expect("json")
+        }
+    };
+    assert!(!me(vec![]).await.signed_in);
+    let valid = assertion(&gateway.key, "alice", &["buyer"], "req-1");
+    let got = me(vec![
+        ("oberon-identity", valid.clone()),
+        ("x-request-id", "req-1".into()),
+    ])
+    .await;
+    assert_eq!(
+        got,
+        bff_template::Me {
+            signed_in: true,
+            id: Some("alice".into()),
+            roles: vec!["buyer".into()],
+        }
+    );
+    // Forged: signed by another key under the gateway's kid; replayed onto another
+    // request; or not a JWT at all. All anonymous.
+    let forged = assertion(&ed25519_key(2), "alice", &["buyer"], "req-2");
+    for (value, rid) in [
+        (forged, "req-2"),
+        (valid.clone(), "req-3"),
+        ("alice".into(), "req-4"),
+    ] {
+        let got = me(vec![
+            ("oberon-identity", value),
+            ("x-request-id", rid.into()),
+        ])
+        .await;
+        assert!(!got.signed_in, "{rid}");
+    }
+
+    // A user with a role, or a refusal that says which.
+    let items = format!("{}/v2/me/items", bff.url);
+    let r = get(&items, &[]).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let visitor = assertion(&gateway.key, "bob", &[], "req-5");
+    let r = get(
+        &items,
+        &[("oberon-identity", &visitor), ("x-request-id", "req-5")],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let buyer = assertion(&gateway.key, "alice", &["buyer"], "req-6");
+    let r = get(
+        &items,
+        &[("oberon-identity", &buyer), ("x-request-id", "req-6")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "private, no-store");
+    let list: Vec<ItemV2> = r.json().await.expect("json");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].title, "Rust Nation");
 }
