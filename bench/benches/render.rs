@@ -29,7 +29,7 @@ use oberon_renderer::{Renderer, RendererOptions};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const EVENT: &str = include_str!("../../demo/bff/events/v1/events/42.json");
+const EVENT: &str = include_str!("../../demo/fixtures/event-42.json");
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -1,18 +1,24 @@
 //! `oberon dev`: the whole platform on one machine with the demo site.
 //!
 //! Builds the example components, installs them into `target/oberon-dev/components`,
-//! starts the demo's BFF and the renderer, then watches the components' sources:
-//! saving a component rebuilds and reinstalls it, and the renderer swaps the new
-//! version in on its next look, with no restart.
+//! and starts, each on its own loopback port and talking real HTTP: the demo's backend
+//! services (fixtures), its two BFFs (events, checkout), a development identity
+//! provider, the renderer, and the gateway in front of them all on `--listen`. Then it
+//! watches the components' sources: saving a component rebuilds and reinstalls it, and
+//! the renderer swaps the new version in on its next look, with no restart.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use oberon_gateway::devidp::{self, DevIdp};
+use oberon_gateway::{Gateway, GatewayOptions};
+use oberon_identity::Verifier;
 use oberon_renderer::{Renderer, RendererOptions, server};
 
-use crate::build;
+use crate::{build, fixture_backend};
 
 #[derive(Debug, clap::Args)]
 pub struct DevArgs {
@@ -44,35 +50,122 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         build::install_all(&workspace, &crates, &installed)?;
     }
 
-    let bff_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let bff_addr = bff_listener.local_addr()?;
-    let bff = crate::fixture_bff::app(site_dir.join("bff/events"));
-    tokio::spawn(async move { axum::serve(bff_listener, bff).await });
-
-    let renderer = Renderer::start(RendererOptions {
-        site_dir,
-        components_dir: Some(installed.clone()),
-        bffs: BTreeMap::from([("events".to_string(), format!("http://{bff_addr}"))]),
-        data_client: None,
-        identity: None,
-    })
-    .await?;
-    renderer.watch(Duration::from_millis(300));
-
+    // The gateway's address comes first: every other part names it.
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    eprintln!("oberon: demo site at http://{addr}/events/42 (events BFF at http://{bff_addr})");
+    let public_url = format!("http://{addr}");
+
+    let events_backend =
+        serve_on_free_port(fixture_backend::app(site_dir.join("backends/events"))).await?;
+    let checkout_backend =
+        serve_on_free_port(fixture_backend::app(site_dir.join("backends/checkout"))).await?;
+    let gateway_jwks = format!("{public_url}{}", oberon_identity::assertion::JWKS_PATH);
+    let events = start_events_bff(&events_backend).await?;
+    let checkout = start_checkout_bff(&checkout_backend, &gateway_jwks).await?;
+
+    let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let idp_url = format!("http://{}", idp_listener.local_addr()?);
+    let idp = DevIdp::new(
+        DEV_ISSUER,
+        &idp_url,
+        "oberon",
+        vec![format!("{public_url}/_gateway/session")],
+    )?;
+    tokio::spawn(async move { axum::serve(idp_listener, devidp::app(Arc::new(idp))).await });
+
+    let renderer_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let renderer_url = format!("http://{}", renderer_listener.local_addr()?);
+    let gateway = Gateway::load(GatewayOptions {
+        config: site_dir.join("gateway.toml"),
+        upstreams: BTreeMap::from([
+            ("renderer".to_string(), renderer_url.clone()),
+            ("events".to_string(), events.clone()),
+            ("checkout".to_string(), checkout.clone()),
+        ]),
+        jwks_urls: HashMap::from([(
+            DEV_ISSUER.to_string(),
+            format!("{idp_url}/.well-known/jwks.json"),
+        )]),
+        sign_in_url: Some(format!("{idp_url}/sign-in")),
+        public_url: Some(public_url.clone()),
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let gateway = Arc::new(gateway);
+
+    let renderer = Renderer::start(RendererOptions {
+        site_dir,
+        components_dir: Some(installed.clone()),
+        bffs: BTreeMap::from([
+            ("events".to_string(), events.clone()),
+            ("checkout".to_string(), checkout.clone()),
+        ]),
+        data_client: None,
+        identity: Some(Arc::new(Verifier::fixed(&gateway.signer().jwks()))),
+    })
+    .await?;
+    renderer.watch(Duration::from_millis(300));
+    tokio::spawn(server::serve(
+        renderer_listener,
+        server::app(renderer),
+        std::future::pending(),
+    ));
+
+    eprintln!("oberon: demo site at {public_url}/events/42; sign in at {public_url}/account");
+    eprintln!(
+        "oberon: gateway {public_url}, renderer {renderer_url}, events BFF {events}, checkout BFF {checkout}, identity provider {idp_url}"
+    );
 
     if !args.no_build {
         tokio::task::spawn_blocking(move || watch_sources(&workspace, &crates, &installed));
     }
-    server::serve(listener, server::app(renderer), async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
+    oberon_gateway::serve(
+        listener,
+        oberon_gateway::app(gateway),
+        oberon_gateway::shutdown_signal(),
+    )
     .await?;
     Ok(())
+}
+
+/// `iss` of the development identity provider's tokens (`demo/gateway.toml`).
+const DEV_ISSUER: &str = "oberon-dev-idp";
+
+async fn serve_on_free_port(app: axum::Router) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+/// The events BFF, configured as its environment would configure it.
+async fn start_events_bff(backend: &str) -> anyhow::Result<String> {
+    let vars = HashMap::from([("EVENTS_BFF_BACKEND_URL".to_string(), backend.to_string())]);
+    let config = events_bff::config::Config::from_lookup(|k| vars.get(k).cloned())?;
+    let state = events_bff::AppState::new(config)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(events_bff::serve(listener, state, std::future::pending()));
+    Ok(url)
+}
+
+/// The checkout BFF, which verifies the gateway's assertions with its JWKS.
+async fn start_checkout_bff(backend: &str, gateway_jwks: &str) -> anyhow::Result<String> {
+    let vars = HashMap::from([
+        ("CHECKOUT_BFF_BACKEND_URL".to_string(), backend.to_string()),
+        (
+            "CHECKOUT_BFF_GATEWAY_JWKS_URL".to_string(),
+            gateway_jwks.to_string(),
+        ),
+    ]);
+    let config = checkout_bff::config::Config::from_lookup(|k| vars.get(k).cloned())?;
+    let state = checkout_bff::AppState::new(config)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(checkout_bff::serve(listener, state, std::future::pending()));
+    Ok(url)
 }
 
 /// Rebuild and reinstall when a source under the components workspace changes.

@@ -2,5 +2,5 @@
 
 pub mod build;
 pub mod dev;
-pub mod fixture_bff;
+pub mod fixture_backend;
 pub mod new;

@@ -23,6 +23,8 @@ pub const ROLES: [&str; 3] = ["buyer", "organiser", "admin"];
 /// The development identity provider.
 pub struct DevIdp {
     issuer: String,
+    /// Where this provider is reached (for discovery).
+    base_url: String,
     audience: String,
     key: EncodingKey,
     public: Jwk,
@@ -41,10 +43,11 @@ pub struct Mint {
 }
 
 impl DevIdp {
-    /// A provider whose tokens say `iss = issuer` (its own base URL) and `aud =
+    /// A provider reached at `base_url` whose tokens say `iss = issuer` and `aud =
     /// audience`. Makes a 2048-bit RSA key.
     pub fn new(
         issuer: impl Into<String>,
+        base_url: impl Into<String>,
         audience: impl Into<String>,
         redirect_uris: Vec<String>,
     ) -> anyhow::Result<Self> {
@@ -58,6 +61,7 @@ impl DevIdp {
         public.common.key_algorithm = Some(KeyAlgorithm::RS256);
         Ok(Self {
             issuer: issuer.into(),
+            base_url: base_url.into(),
             audience: audience.into(),
             key,
             public,
@@ -111,8 +115,8 @@ pub fn app(idp: Arc<DevIdp>) -> Router {
 async fn discovery(State(idp): State<Arc<DevIdp>>) -> impl IntoResponse {
     Json(serde_json::json!({
         "issuer": idp.issuer,
-        "jwks_uri": format!("{}/.well-known/jwks.json", idp.issuer),
-        "authorization_endpoint": format!("{}/sign-in", idp.issuer),
+        "jwks_uri": format!("{}/.well-known/jwks.json", idp.base_url),
+        "authorization_endpoint": format!("{}/sign-in", idp.base_url),
         "response_modes_supported": ["form_post"],
         "response_types_supported": ["id_token"],
         "id_token_signing_alg_values_supported": ["RS256"],

@@ -193,7 +193,7 @@ async fn guests_get_an_empty_wasi_context() {
 async fn the_demo_components_compose_with_head_assets_and_state() {
     let fixture = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../demo/bff/events/v1/events/42.json"
+        "/../demo/fixtures/event-42.json"
     ))
     .expect("demo fixture");
     let events = fixture_server(fixture).await;

@@ -1,8 +1,8 @@
 //! `site-header` (team platform): the site header. No topics, public.
 //!
 //! Props: `{"site_name": "Oberon Tickets"}` (the default). The header does not
-//! show who is signed in, so it stays cacheable for everyone: the sign-in
-//! state is a static link.
+//! show who is signed in, so it stays cacheable for everyone: "Your account" is
+//! a static link (the gateway sends a visitor who is not signed in to sign in).
 
 use oberon_sdk::{Component, Context, Fragment, Metadata, Props, html};
 use serde::Deserialize;
@@ -30,8 +30,8 @@ impl Component for SiteHeader {
             concat!(
                 r#"<header class="site-header">"#,
                 r#"<a class="site-name" href="/">{}</a>"#,
-                r#"<nav><a href="/events/42">Events</a> <a href="/checkout">Checkout</a></nav>"#,
-                r#"<a class="sign-in" href="/login">Sign in</a>"#,
+                r#"<nav><a href="/events/42">Events</a></nav>"#,
+                r#"<a class="account" href="/account">Your account</a>"#,
                 "</header>"
             ),
             html::escape(&props.site_name)

@@ -1,5 +1,6 @@
-//! A stand-in BFF for the demo: serves `<root>/<path>.json` for `GET /<path>`. Enough
-//! for the demo's data path until the demo BFFs are scaffolded from the BFF template.
+//! The demo's backend services, from fixtures: serves `<root>/<path>.json` for
+//! `GET /<path>`. The demo BFFs (`demo/bffs/*`) call these as they would call a team's
+//! real backends.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -22,14 +23,7 @@ async fn serve(State(root): State<PathBuf>, UrlPath(path): UrlPath<String>) -> R
         return StatusCode::NOT_FOUND.into_response();
     }
     match tokio::fs::read(root.join(relative).with_extension("json")).await {
-        Ok(body) => (
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CACHE_CONTROL, "public, max-age=30"),
-            ],
-            body,
-        )
-            .into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Err(_) => (
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "application/json")],

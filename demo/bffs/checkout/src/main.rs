@@ -1,0 +1,25 @@
+//! `checkout-bff`: configure from the environment, bind, serve until SIGTERM.
+
+use anyhow::Context;
+use checkout_bff::{AppState, config::Config, serve, shutdown_signal};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // Structured JSON logs, one object per line, with the request's span fields.
+    tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CHECKOUT_BFF_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = Config::from_env()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %config.listen, backend = %config.backend_url, "checkout-bff serving");
+    let state = AppState::new(config)?;
+    serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
