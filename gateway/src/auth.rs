@@ -42,6 +42,31 @@ struct Issuer {
 /// Every trusted issuer, by `iss`.
 pub struct Issuers {
     by_name: HashMap<String, Issuer>,
+    /// Tokens already verified, until they expire (at most [`VERIFIED_FOR`]): a browser
+    /// sends the same session token with every request, and an RSA verification costs
+    /// about 240 µs here (`gateway_parts/verify_rs256_token`).
+    verified: moka::sync::Cache<String, Arc<Verified>>,
+}
+
+/// How long a verified token is trusted without verifying it again. It bounds how long
+/// a key withdrawn from an issuer's JWKS keeps working for tokens already seen.
+pub const VERIFIED_FOR: Duration = Duration::from_secs(300);
+
+struct UntilExpiry;
+
+impl moka::Expiry<String, Arc<Verified>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _token: &String,
+        verified: &Arc<Verified>,
+        _now: std::time::Instant,
+    ) -> Option<Duration> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(u64::MAX);
+        Some(Duration::from_secs(verified.expires_at.saturating_sub(now)).min(VERIFIED_FOR))
+    }
 }
 
 /// A verified token: who, and every claim (for route claim requirements).
@@ -99,7 +124,14 @@ impl Issuers {
                 },
             );
         }
-        Self { by_name }
+        let verified = moka::sync::Cache::builder()
+            .weigher(|token: &String, _: &Arc<Verified>| {
+                u32::try_from(token.len() + 512).unwrap_or(u32::MAX)
+            })
+            .max_capacity(32 << 20)
+            .expire_after(UntilExpiry)
+            .build();
+        Self { by_name, verified }
     }
 
     /// Fetch every issuer's keys once, at start; a provider that is down is logged and
@@ -121,7 +153,19 @@ impl Issuers {
         self.by_name.get(issuer).map(|i| &i.keys)
     }
 
-    pub async fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+    /// The verified identity in `token`, from the cache of tokens already verified or
+    /// by verifying it now.
+    pub async fn verify(&self, token: &str) -> Result<Arc<Verified>, TokenError> {
+        if let Some(v) = self.verified.get(token) {
+            return Ok(v);
+        }
+        let verified = Arc::new(self.verify_uncached(token).await?);
+        self.verified.insert(token.to_string(), verified.clone());
+        Ok(verified)
+    }
+
+    /// Verify `token` now, whatever the cache holds.
+    pub async fn verify_uncached(&self, token: &str) -> Result<Verified, TokenError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
         let iss = unverified_issuer(token)?;

@@ -267,7 +267,7 @@ impl Gateway {
                 .is_none_or(|v| v == "0")
             && !request.headers().contains_key(header::TRANSFER_ENCODING);
 
-        let mut verified: Option<Verified> = None;
+        let mut verified: Option<Arc<Verified>> = None;
         if route.auth != AuthPolicy::Public && !preflight {
             match token_of(request.headers(), &self.session.cookie) {
                 None if route.auth == AuthPolicy::Optional => {}

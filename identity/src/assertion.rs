@@ -6,8 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -71,10 +73,17 @@ struct Claims {
 pub struct KeyLoadError(String);
 
 /// The gateway's signing key (Ed25519) and the JWKS that publishes its public half.
+///
+/// Signing is on every authenticated request, so the key is kept parsed and the JWT
+/// is assembled here (the standard compact form, verified by any JWT library):
+/// `jsonwebtoken` would re-parse the PKCS#8 key and re-derive its public half on each
+/// call, doubling the cost (measured: `gateway_parts/sign_assertion`).
 #[derive(Clone)]
 pub struct Signer {
     kid: String,
-    key: EncodingKey,
+    key: ed25519_dalek::SigningKey,
+    /// `base64url(header) + "."`, the same for every assertion.
+    header_prefix: String,
     public: Jwk,
 }
 
@@ -97,30 +106,53 @@ impl Signer {
         let mut seed = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut seed);
         der.extend_from_slice(&seed);
-        Self::from_key(EncodingKey::from_ed_der(&der)).expect("a fresh Ed25519 key is valid")
+        Self::from_der(&der).expect("a fresh Ed25519 key is valid")
     }
 
     /// An Ed25519 private key in PKCS#8 PEM (`openssl genpkey -algorithm ed25519`).
     pub fn from_pem(pem: &[u8]) -> Result<Self, KeyLoadError> {
-        let key = EncodingKey::from_ed_pem(pem).map_err(|e| {
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        let help = |e: &dyn std::fmt::Display| {
             KeyLoadError(format!(
                 "not an Ed25519 private key in PKCS#8 PEM ({e}); make one with `openssl genpkey -algorithm ed25519`"
             ))
-        })?;
+        };
+        let text = std::str::from_utf8(pem).map_err(|e| help(&e))?;
+        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(text).map_err(|e| help(&e))?;
         Self::from_key(key)
     }
 
-    fn from_key(key: EncodingKey) -> Result<Self, KeyLoadError> {
-        let mut public = Jwk::from_encoding_key(&key, Algorithm::EdDSA)
+    fn from_der(der: &[u8]) -> Result<Self, KeyLoadError> {
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        let key = ed25519_dalek::SigningKey::from_pkcs8_der(der)
             .map_err(|e| KeyLoadError(format!("not a usable Ed25519 key: {e}")))?;
+        Self::from_key(key)
+    }
+
+    fn from_key(key: ed25519_dalek::SigningKey) -> Result<Self, KeyLoadError> {
+        let mut public: Jwk = serde_json::from_value(serde_json::json!({
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": B64.encode(key.verifying_key().as_bytes()),
+        }))
+        .map_err(|e| KeyLoadError(format!("not a usable Ed25519 key: {e}")))?;
         let kid = public
             .thumbprint(ThumbprintHash::SHA256)
             .map_err(|e| KeyLoadError(e.to_string()))?;
         public.common.key_id = Some(kid.clone());
         public.common.public_key_use = Some(PublicKeyUse::Signature);
         public.common.key_algorithm = Some(KeyAlgorithm::EdDSA);
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.clone());
+        let header_json = serde_json::to_vec(&header).map_err(|e| KeyLoadError(e.to_string()))?;
+        let header_prefix = format!("{}.", B64.encode(header_json));
         // A broken key must fail here, at start-up, not on the first request.
-        let signer = Self { kid, key, public };
+        let signer = Self {
+            kid,
+            key,
+            header_prefix,
+            public,
+        };
         signer.sign_at(
             &Identity {
                 subject: "start-up-check".into(),
@@ -168,9 +200,15 @@ impl Signer {
             name: identity.name.clone(),
             rid: request_id.into(),
         };
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| KeyLoadError(e.to_string()))
+        use ed25519_dalek::Signer as _;
+        let payload = serde_json::to_vec(&claims).map_err(|e| KeyLoadError(e.to_string()))?;
+        let mut token = String::with_capacity(self.header_prefix.len() + payload.len() * 2);
+        token.push_str(&self.header_prefix);
+        B64.encode_string(payload, &mut token);
+        let signature = self.key.sign(token.as_bytes());
+        token.push('.');
+        B64.encode_string(signature.to_bytes(), &mut token);
+        Ok(token)
     }
 }
 
