@@ -132,9 +132,10 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Request id (kept from `x-request-id` when sane, else generated) on the log span and
-/// the response; metrics by matched route.
-async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+/// Request id (kept from `x-request-id` when sane, else generated) on the log span, the
+/// request (so handlers forward it to the backend, and an identity assertion made for
+/// another request does not verify) and the response; metrics by matched route.
+async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = request
         .headers()
@@ -142,6 +143,11 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(fresh_request_id, str::to_string);
+    // Whatever the request carried (nothing, or something not sane) is replaced, so the
+    // id handlers see is the one logged and answered. (It is visible ASCII either way.)
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        request.headers_mut().insert("x-request-id", v);
+    }
     let route = request
         .extensions()
         .get::<MatchedPath>()

@@ -136,6 +136,29 @@ async fn v2_answers_the_ui_shape_with_its_cache_policy_and_forwards_the_trace() 
 }
 
 #[tokio::test]
+async fn a_generated_request_id_reaches_the_backend_and_the_response() {
+    let (backend, fake) = fake_backend().await;
+    let bff = start(&[("BACKEND_URL", backend)]).await;
+    let long = "x".repeat(200);
+    // No request id, then one that is not sane: either way the BFF makes one, and the
+    // backend sees the very id the response names.
+    for (n, headers) in [vec![], vec![("x-request-id", long.as_str())]]
+        .into_iter()
+        .enumerate()
+    {
+        let r = get(&format!("{}/v2/items/42", bff.url), &headers).await;
+        assert_eq!(r.status(), 200);
+        let answered = r.headers()["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert!(!answered.is_empty() && answered != long, "{answered}");
+        let seen = fake.seen.lock().expect("lock");
+        assert_eq!(seen[n]["x-request-id"], answered.as_str());
+    }
+}
+
+#[tokio::test]
 async fn a_deprecated_v1_says_so_in_exact_headers_and_in_the_openapi_document() {
     let (backend, _) = fake_backend().await;
     let bff = start(&[
@@ -416,4 +439,38 @@ async fn the_user_comes_only_from_the_gateways_assertion() {
     let list: Vec<ItemV2> = r.json().await.expect("json");
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].title, "Rust Nation");
+}
+
+#[tokio::test]
+async fn an_assertion_replayed_without_its_request_id_is_anonymous() {
+    let (backend, _) = fake_backend().await;
+    let gateway = fake_gateway().await;
+    let bff = start(&[
+        ("BACKEND_URL", backend),
+        ("GATEWAY_JWKS_URL", gateway.jwks_url.clone()),
+    ])
+    .await;
+    // Captured from a request the gateway made for `req-1`, then sent again without the
+    // `x-request-id` that would show it belongs to another request.
+    let captured = assertion(&gateway.key, "alice", &["buyer"], "req-1");
+    let r = get(
+        &format!("{}/v2/me", bff.url),
+        &[("oberon-identity", &captured)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(!r.json::<bff_template::Me>().await.expect("json").signed_in);
+    let r = get(
+        &format!("{}/v2/me/items", bff.url),
+        &[("oberon-identity", &captured)],
+    )
+    .await;
+    assert_eq!(r.status(), 401);
+    // With its own request id it is still good (the refusal above is the binding).
+    let r = get(
+        &format!("{}/v2/me/items", bff.url),
+        &[("oberon-identity", &captured), ("x-request-id", "req-1")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
 }

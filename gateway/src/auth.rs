@@ -99,7 +99,7 @@ impl Issuers {
                     validation.set_audience(&c.audiences);
                     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
                     validation.validate_nbf = true;
-                    validation.leeway = c.leeway_s;
+                    validation.leeway = *c.leeway_s.get_ref();
                     (alg, validation)
                 })
                 .collect();

@@ -50,11 +50,19 @@ pub struct GatewayConfig {
 pub struct SessionConfig {
     /// `cookie = "oberon_session"`: the cookie carrying the identity provider's token.
     pub cookie: String,
-    /// `sign_in_url = "https://idp.example/authorize"`: where a page route sends a
-    /// browser that must sign in (with `state`, `redirect_uri` and `return_to`).
+    /// `sign_in_url = "https://idp.example/authorize"`: the provider's authorization
+    /// endpoint, where a page route sends a browser that must sign in (an OpenID
+    /// Connect request: `scope`, `client_id`, `state`, `nonce`, `redirect_uri`).
     pub sign_in_url: Option<Spanned<String>>,
     /// `issuer = "https://idp.example"`: which `[[issuers]]` entry signs the sessions.
     pub issuer: Option<Spanned<String>>,
+    /// `client_id = "oberon"`: this gateway's client id at the provider. The provider
+    /// puts it in the ID token's `aud`, so it must be one of the session issuer's
+    /// `audiences`. Default `"oberon"`, which is what the development provider expects.
+    pub client_id: Spanned<String>,
+    /// `scopes = ["profile", "email"]`: scopes asked for besides `openid`, which is
+    /// always asked for. Default none.
+    pub scopes: Vec<Spanned<String>>,
 }
 
 impl Default for SessionConfig {
@@ -63,6 +71,8 @@ impl Default for SessionConfig {
             cookie: "oberon_session".into(),
             sign_in_url: None,
             issuer: None,
+            client_id: Spanned::new(0..0, "oberon".into()),
+            scopes: Vec::new(),
         }
     }
 }
@@ -138,9 +148,10 @@ pub struct IssuerConfig {
     pub audiences: Vec<String>,
     /// `algorithms = ["RS256"]`: the only algorithms accepted from this issuer.
     pub algorithms: Spanned<Vec<String>>,
-    /// `leeway_s = 30`: clock skew tolerated on `exp` and `nbf`.
+    /// `leeway_s = 30`: clock skew tolerated on `exp` and `nbf`, at most
+    /// [`MAX_LEEWAY_S`]: a token stays good this long past its `exp`.
     #[serde(default = "IssuerConfig::default_leeway")]
-    pub leeway_s: u64,
+    pub leeway_s: Spanned<u64>,
     /// `roles_claim = "realm_access.roles"`: where the user's roles are (a dotted path).
     #[serde(default = "IssuerConfig::default_roles_claim")]
     pub roles_claim: String,
@@ -150,8 +161,8 @@ pub struct IssuerConfig {
 }
 
 impl IssuerConfig {
-    fn default_leeway() -> u64 {
-        30
+    fn default_leeway() -> Spanned<u64> {
+        Spanned::new(0..0, 30)
     }
     fn default_roles_claim() -> String {
         "roles".into()
@@ -264,6 +275,10 @@ pub const ASYMMETRIC_ALGORITHMS: [&str; 9] = [
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
 ];
 
+/// The largest `leeway_s`: leeway is for clocks that disagree by seconds, and every
+/// second of it is a second a stolen, expired token still works.
+pub const MAX_LEEWAY_S: u64 = 300;
+
 pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigErrors> {
     let mut errors = Vec::new();
     let err = |span: std::ops::Range<usize>, message: String, help: &str| {
@@ -350,6 +365,16 @@ pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigE
                 ));
             }
         }
+        if *issuer.leeway_s.get_ref() > MAX_LEEWAY_S {
+            errors.push(err(
+                issuer.leeway_s.span(),
+                format!(
+                    "leeway_s = {} is more than {MAX_LEEWAY_S} s",
+                    issuer.leeway_s.get_ref()
+                ),
+                "leeway covers clock skew, and an expired token is accepted for that long: use seconds, e.g. 30",
+            ));
+        }
         if issuer.audiences.is_empty() {
             errors.push(err(
                 issuer.issuer.span(),
@@ -370,6 +395,7 @@ pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigE
             "name one of the [[issuers]] entries",
         ));
     }
+    errors.extend(check_sign_in_request(c, &err));
     if let Some(url) = &c.session.sign_in_url
         && !is_http_url(url.get_ref())
     {
@@ -456,6 +482,61 @@ pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigE
     }
 }
 
+/// `[session]`'s `client_id` and `scopes`: what the sign-in redirect asks for.
+fn check_sign_in_request(
+    c: &GatewayConfig,
+    err: &impl Fn(std::ops::Range<usize>, String, &str) -> ConfigError,
+) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let client_id = &c.session.client_id;
+    if client_id.get_ref().is_empty() || client_id.get_ref().chars().any(char::is_control) {
+        errors.push(err(
+            client_id.span(),
+            format!("client_id {:?} is not a client id", client_id.get_ref()),
+            "give the client id the identity provider registered for this site",
+        ));
+    }
+    // RFC 6749 §3.3: a scope is printable ASCII without space, `"` or `\`.
+    for scope in &c.session.scopes {
+        let s = scope.get_ref();
+        if s.is_empty()
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        {
+            errors.push(err(
+                scope.span(),
+                format!("scope {s:?} is not an OAuth scope"),
+                "list one scope per string, e.g. scopes = [\"profile\", \"email\"]",
+            ));
+        }
+    }
+    if let Some(name) = &c.session.issuer
+        && let Some(issuer) = c
+            .issuers
+            .iter()
+            .find(|i| i.issuer.get_ref() == name.get_ref())
+        && !issuer.audiences.contains(client_id.get_ref())
+    {
+        // A default client id has no place in the file: point at the session issuer.
+        let span = if client_id.span().is_empty() {
+            name.span()
+        } else {
+            client_id.span()
+        };
+        errors.push(err(
+            span,
+            format!(
+                "session client_id {:?} is not among the audiences of issuer {:?}",
+                client_id.get_ref(),
+                name.get_ref()
+            ),
+            "ID tokens carry the client id in `aud`: add it to that issuer's audiences, or set [session] client_id",
+        ));
+    }
+    errors
+}
+
 fn is_http_url(s: &str) -> bool {
     s.parse::<http::Uri>()
         .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.authority().is_some())
@@ -536,6 +617,43 @@ algorithms = ["RS256"]
             text.contains("gateway.toml:2:1: unknown field `colour`"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn leeway_is_bounded() {
+        let src = format!("routes = []{BASE}leeway_s = 3600\n");
+        let text = errors_of(&src);
+        assert!(
+            text.contains("gateway.toml:10:12: leeway_s = 3600 is more than 300 s"),
+            "{text}"
+        );
+        assert!(text.contains("help: leeway covers clock skew"), "{text}");
+        assert_eq!(errors_of(&format!("routes = []{BASE}leeway_s = 300\n")), "");
+    }
+
+    #[test]
+    fn the_sign_in_request_is_checked() {
+        let session = "[session]\nissuer = \"https://idp.example\"\n";
+        // The default client id, "oberon", is among the audiences.
+        assert_eq!(errors_of(&format!("routes = []{BASE}{session}")), "");
+        let text = errors_of(&format!(
+            "routes = []{BASE}{session}client_id = \"web\"\nscopes = [\"profile\", \"a b\"]\n"
+        ));
+        assert!(
+            text.contains(
+                "gateway.toml:12:13: session client_id \"web\" is not among the audiences of issuer \"https://idp.example\""
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("help: ID tokens carry the client id in `aud`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("gateway.toml:13:22: scope \"a b\" is not an OAuth scope"),
+            "{text}"
+        );
+        assert!(text.starts_with("2 configuration errors"), "{text}");
     }
 
     #[test]

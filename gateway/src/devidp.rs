@@ -1,11 +1,12 @@
 //! A local identity provider for development and tests: an RSA key made at start, its
 //! JWKS, OpenID discovery, and a sign-in page where anybody can be anybody (choose a
 //! name and roles). It speaks the same protocol the gateway expects from a real
-//! provider (`response_mode=form_post`), so production swaps in any standard OIDC
-//! issuer without a change to the gateway.
+//! provider (`response_mode=form_post`, the request's `nonce` echoed in the ID token),
+//! so production swaps in any standard OIDC issuer without a change to the gateway.
 
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse, Response};
@@ -31,7 +32,15 @@ pub struct DevIdp {
     /// `redirect_uri`s a sign-in may return to (exact match): anything else would hand
     /// tokens to whoever asks.
     redirect_uris: Vec<String>,
+    /// Sign-ins shown the form and not yet posted: their `nonce` by `state`. Kept here
+    /// rather than in the form, as a real provider keeps it in its own session, so a
+    /// client that posts back only what it chose (name, roles) still gets its nonce.
+    pending: Mutex<HashMap<String, (String, Instant)>>,
 }
+
+/// How long a sign-in form stays good, and how many may be pending at once.
+const PENDING_FOR: Duration = Duration::from_secs(600);
+const MAX_PENDING: usize = 1024;
 
 /// Claims of a token minted by [`DevIdp::mint`].
 #[derive(Debug, Clone, Default)]
@@ -66,6 +75,7 @@ impl DevIdp {
             key,
             public,
             redirect_uris,
+            pending: Mutex::new(HashMap::new()),
         })
     }
 
@@ -81,8 +91,13 @@ impl DevIdp {
 
     /// A signed ID token.
     pub fn mint(&self, m: &Mint) -> anyhow::Result<String> {
+        self.mint_with_nonce(m, None)
+    }
+
+    /// A signed ID token answering a sign-in request that carried `nonce`.
+    pub fn mint_with_nonce(&self, m: &Mint, nonce: Option<&str>) -> anyhow::Result<String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-        let claims = serde_json::json!({
+        let mut claims = serde_json::json!({
             "iss": self.issuer,
             "aud": self.audience,
             "sub": m.subject,
@@ -92,9 +107,36 @@ impl DevIdp {
             "nbf": now,
             "exp": now + m.lifetime_s,
         });
+        if let Some(nonce) = nonce {
+            claims["nonce"] = nonce.into();
+        }
         let mut header = Header::new(Algorithm::RS256);
         header.kid = self.public.common.key_id.clone();
         Ok(jsonwebtoken::encode(&header, &claims, &self.key)?)
+    }
+
+    /// Remember the `nonce` of the sign-in `state` until its form is posted.
+    fn remember_nonce(&self, state: &str, nonce: &str) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.retain(|_, (_, at)| at.elapsed() < PENDING_FOR);
+        if pending.len() >= MAX_PENDING
+            && let Some(oldest) = pending
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+        {
+            pending.remove(&oldest);
+        }
+        pending.insert(state.to_string(), (nonce.to_string(), Instant::now()));
+    }
+
+    /// The `nonce` of the sign-in `state`, once.
+    fn take_nonce(&self, state: &str) -> Option<String> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending
+            .remove(state)
+            .filter(|(_, at)| at.elapsed() < PENDING_FOR)
+            .map(|(nonce, _)| nonce)
     }
 }
 
@@ -127,6 +169,8 @@ async fn discovery(State(idp): State<Arc<DevIdp>>) -> impl IntoResponse {
 struct Authorize {
     state: String,
     redirect_uri: String,
+    /// Echoed in the ID token's `nonce` claim.
+    nonce: Option<String>,
 }
 
 fn escape(s: &str) -> String {
@@ -149,6 +193,9 @@ fn refuse(message: &str) -> Response {
 async fn sign_in_form(State(idp): State<Arc<DevIdp>>, Query(q): Query<Authorize>) -> Response {
     if !idp.redirect_uris.contains(&q.redirect_uri) {
         return refuse("unknown redirect_uri");
+    }
+    if let Some(nonce) = &q.nonce {
+        idp.remember_nonce(&q.state, nonce);
     }
     let roles: String = ROLES
         .iter()
@@ -205,12 +252,14 @@ async fn sign_in(State(idp): State<Arc<DevIdp>>, Form(f): Form<SignIn>) -> Respo
     .filter(|(_, on)| on.is_some())
     .map(|(r, _)| r.to_string())
     .collect();
-    let token = match idp.mint(&Mint {
+    let nonce = idp.take_nonce(&f.state);
+    let mint = Mint {
         subject: f.user.clone(),
         name: Some(f.user.clone()),
         roles,
         lifetime_s: 3600,
-    }) {
+    };
+    let token = match idp.mint_with_nonce(&mint, nonce.as_deref()) {
         Ok(t) => t,
         Err(e) => return refuse(&format!("cannot sign: {e}")),
     };

@@ -1,13 +1,18 @@
-//! Browser sign-in, as an OpenID Connect relying party using `response_mode=form_post`:
+//! Browser sign-in, as an OpenID Connect relying party using the implicit flow's
+//! `response_type=id_token` with `response_mode=form_post`:
 //!
 //! 1. A page route that needs a user redirects to `/_gateway/sign-in?return_to=PATH`.
 //! 2. The gateway checks that `PATH` is local (no open redirect), remembers it with a
-//!    random `state` in a short-lived cookie, and redirects to the identity provider.
+//!    random `state` and a random `nonce` in a short-lived cookie, and redirects to the
+//!    identity provider's authorization endpoint (`scope=openid …`, `client_id`,
+//!    `state`, `nonce`, `redirect_uri`).
 //! 3. The provider signs the user in and POSTs `id_token` and `state` to
 //!    `/_gateway/session`.
 //! 4. The gateway checks `state` against its cookie (so nobody can sign a browser in as
-//!    somebody else), verifies the token like any other, stores it in the session
-//!    cookie (HttpOnly) and redirects to `PATH`.
+//!    somebody else), verifies the token like any other, checks that its `nonce` claim
+//!    is the cookie's (so a token minted for another sign-in, or captured and posted
+//!    again, is refused), stores it in the session cookie (HttpOnly) and redirects to
+//!    `PATH`.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,6 +25,7 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use rand::RngCore;
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::Gateway;
 use crate::auth::cookie_value;
@@ -27,7 +33,8 @@ use crate::config::GatewayConfig;
 use crate::path::is_local_return_path;
 use crate::proxy::gateway_answer;
 
-/// The cookie holding a sign-in in progress (`state` and the return path).
+/// The cookie holding a sign-in in progress: `STATE.NONCE.RETURN_PATH`, each
+/// base64url.
 pub const STATE_COOKIE: &str = "oberon_signin";
 
 pub(crate) struct Settings {
@@ -36,6 +43,9 @@ pub(crate) struct Settings {
     public_url: String,
     secure: bool,
     issuer: Option<String>,
+    client_id: String,
+    /// `openid` and the configured scopes, space-separated.
+    scope: String,
 }
 
 impl Settings {
@@ -55,6 +65,8 @@ impl Settings {
             secure: public_url.starts_with("https://"),
             public_url,
             issuer: config.session.issuer.as_ref().map(|i| i.get_ref().clone()),
+            client_id: config.session.client_id.get_ref().clone(),
+            scope: scope_of(config.session.scopes.iter().map(|s| s.get_ref().as_str())),
         }
     }
 
@@ -110,6 +122,24 @@ fn url_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
+/// `openid`, then `extra` without repeats: the `scope` of an OpenID Connect request.
+fn scope_of<'a>(extra: impl Iterator<Item = &'a str>) -> String {
+    let mut scopes = vec!["openid"];
+    for s in extra {
+        if !scopes.contains(&s) {
+            scopes.push(s);
+        }
+    }
+    scopes.join(" ")
+}
+
+/// 128 random bits, base64url.
+fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 #[derive(Deserialize)]
 pub struct StartQuery {
     return_to: Option<String>,
@@ -128,24 +158,32 @@ pub async fn start_sign_in(
         .return_to
         .filter(|r| is_local_return_path(r))
         .unwrap_or_else(|| "/".to_string());
-    let mut state = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut state);
-    let state = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(state);
+    let state = random_token();
+    let nonce = random_token();
     let remembered = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&return_to);
     let separator = if sign_in_url.contains('?') { '&' } else { '?' };
     let location = format!(
-        "{sign_in_url}{separator}response_type=id_token&response_mode=form_post&client_id=oberon&state={state}&redirect_uri={}",
+        "{sign_in_url}{separator}response_type=id_token&response_mode=form_post&scope={}&client_id={}&state={state}&nonce={nonce}&redirect_uri={}",
+        url_encode(&settings.scope),
+        url_encode(&settings.client_id),
         url_encode(&format!("{}/_gateway/session", settings.public_url))
     );
     let mut response = redirect(&location);
     set_cookie(
         &mut response,
         format!(
-            "{STATE_COOKIE}={state}.{remembered}; Path=/_gateway; Max-Age=600; {}",
+            "{STATE_COOKIE}={state}.{nonce}.{remembered}; Path=/_gateway; Max-Age=600; {}",
             settings.attributes(true)
         ),
     );
     response
+}
+
+/// `STATE.NONCE.RETURN_PATH` from the state cookie.
+fn sign_in_started(headers: &HeaderMap) -> Option<(&str, &str, &str)> {
+    let mut parts = cookie_value(headers, STATE_COOKIE)?.split('.');
+    let started = (parts.next()?, parts.next()?, parts.next()?);
+    parts.next().is_none().then_some(started)
 }
 
 #[derive(Deserialize)]
@@ -161,8 +199,7 @@ pub async fn finish_sign_in(
     Form(callback): Form<Callback>,
 ) -> Response<Body> {
     let settings = &gateway.session;
-    let started = cookie_value(&headers, STATE_COOKIE).and_then(|v| v.split_once('.'));
-    let Some((state, remembered)) = started else {
+    let Some((state, nonce, remembered)) = sign_in_started(&headers) else {
         return gateway_answer(
             StatusCode::BAD_REQUEST,
             "this sign-in was not started here, or took too long: start again\n",
@@ -181,6 +218,19 @@ pub async fn finish_sign_in(
             return gateway_answer(StatusCode::BAD_REQUEST, "the sign-in token is not valid\n");
         }
     };
+    // The token must be the answer to this sign-in, not one minted for another (or
+    // captured and posted again): OpenID Connect Core §3.2.2.11.
+    let token_nonce = match verified.claims.get("nonce") {
+        Some(Value::String(n)) => n.as_str(),
+        _ => "",
+    };
+    if nonce.is_empty() || !constant_time_eq(nonce.as_bytes(), token_nonce.as_bytes()) {
+        tracing::info!(user = %verified.identity.subject, "sign-in token refused: its nonce is not this sign-in's");
+        return gateway_answer(
+            StatusCode::BAD_REQUEST,
+            "the sign-in token was not made for this sign-in: start again\n",
+        );
+    }
     if let Some(issuer) = &settings.issuer
         && verified.identity.issuer != *issuer
     {

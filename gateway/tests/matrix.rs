@@ -108,11 +108,17 @@ async fn token_matrix() {
         &EncodingKey::from_secret(i.public_pem.as_bytes()),
     )
     .unwrap();
+    // A bit flipped in the middle of the decoded signature (the last base64 character
+    // may carry only padding bits, so changing it may change nothing).
     let tampered_signature = {
-        let mut t = valid.clone();
-        let last = t.pop().unwrap();
-        t.push(if last == 'A' { 'B' } else { 'A' });
-        t
+        use base64::Engine;
+        let (signed, signature) = valid.rsplit_once('.').unwrap();
+        let mut signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(signature)
+            .unwrap();
+        let middle = signature.len() / 2;
+        signature[middle] ^= 0x01;
+        format!("{signed}.{}", b64(&signature))
     };
     let tampered_claims = {
         let parts: Vec<&str> = valid.split('.').collect();
@@ -435,17 +441,57 @@ async fn optional_routes_reject_invalid_tokens_and_roles_are_enforced() {
     assert!(s.upstream.saw("cookie")[0].headers.contains_key(IDENTITY));
 }
 
-/// Start a sign-in with `return_to`, complete it with a valid token, and return where
-/// the gateway sends the browser.
-async fn sign_in(s: &Setup, return_to: &str) -> String {
+/// A sign-in the gateway started: where it sends the browser, the state cookie (as a
+/// `Cookie` header), and the request's `state` and `nonce`.
+struct Started {
+    location: String,
+    cookie: String,
+    state: String,
+    nonce: String,
+}
+
+/// The value of query parameter `name` in `url` (as sent, still encoded).
+fn param(url: &str, name: &str) -> Option<String> {
+    url.split(['?', '&'])
+        .find_map(|p| p.strip_prefix(&format!("{name}=")))
+        .map(String::from)
+}
+
+async fn start_sign_in(url: &str, return_to: &str) -> Started {
     let r = client()
-        .get(format!("{}/_gateway/sign-in", s.url))
+        .get(format!("{url}/_gateway/sign-in"))
         .query(&[("return_to", return_to)])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    let location = r.headers()["location"].to_str().unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    Started {
+        state: param(&location, "state").unwrap(),
+        nonce: param(&location, "nonce").unwrap(),
+        location,
+        cookie,
+    }
+}
+
+/// POST the provider's answer to the gateway's callback.
+async fn finish_sign_in(url: &str, started: &Started, id_token: String) -> reqwest::Response {
+    client()
+        .post(format!("{url}/_gateway/session"))
+        .header("cookie", &started.cookie)
+        .form(&[("id_token", id_token), ("state", started.state.clone())])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Start a sign-in with `return_to`, complete it with a valid token, and return where
+/// the gateway sends the browser.
+async fn sign_in(s: &Setup, return_to: &str) -> String {
+    let started = start_sign_in(&s.url, return_to).await;
+    let location = &started.location;
     assert!(
         location.starts_with("https://idp.test/sign-in?"),
         "{location}"
@@ -454,20 +500,9 @@ async fn sign_in(s: &Setup, return_to: &str) -> String {
         location.contains("redirect_uri=http%3A%2F%2Fgateway.test%2F_gateway%2Fsession"),
         "{location}"
     );
-    let state = location
-        .split(['?', '&'])
-        .find_map(|p| p.strip_prefix("state="))
-        .unwrap()
-        .to_string();
-    let cookie = r.headers()["set-cookie"].to_str().unwrap();
-    let cookie = cookie.split(';').next().unwrap().to_string();
-    let r = client()
-        .post(format!("{}/_gateway/session", s.url))
-        .header("cookie", cookie)
-        .form(&[("id_token", s.issuer.token("alice")), ("state", state)])
-        .send()
-        .await
-        .unwrap();
+    let mut claims = s.issuer.claims("alice");
+    claims["nonce"] = started.nonce.clone().into();
+    let r = finish_sign_in(&s.url, &started, s.issuer.sign(&claims)).await;
     assert_eq!(r.status(), 303);
     let set: Vec<&str> = r
         .headers()
@@ -481,6 +516,144 @@ async fn sign_in(s: &Setup, return_to: &str) -> String {
         "{set:?}"
     );
     r.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn sign_in_is_an_openid_connect_request() {
+    let s = setup().await;
+    let started = start_sign_in(&s.url, "/account").await;
+    let location = &started.location;
+    assert_eq!(param(location, "response_type").unwrap(), "id_token");
+    assert_eq!(param(location, "response_mode").unwrap(), "form_post");
+    assert_eq!(param(location, "scope").unwrap(), "openid");
+    assert_eq!(param(location, "client_id").unwrap(), "oberon");
+    // State and nonce: 128 random bits each, different every time.
+    assert_eq!(started.state.len(), 22, "{location}");
+    assert_eq!(started.nonce.len(), 22, "{location}");
+    assert_ne!(started.state, started.nonce);
+    let again = start_sign_in(&s.url, "/account").await;
+    assert_ne!(again.nonce, started.nonce);
+
+    // The client id and the extra scopes come from [session].
+    let config = CONFIG
+        .replace(
+            "issuer = \"https://idp.test\"\n\n[upstreams]",
+            "issuer = \"https://idp.test\"\nclient_id = \"tickets web\"\nscopes = [\"profile\", \"openid\", \"email\"]\n\n[upstreams]",
+        )
+        .replace(
+            "audiences = [\"oberon\"]",
+            "audiences = [\"oberon\", \"tickets web\"]",
+        );
+    assert_ne!(config, CONFIG);
+    let s = setup_with(&config).await;
+    let location = start_sign_in(&s.url, "/account").await.location;
+    assert_eq!(param(&location, "client_id").unwrap(), "tickets%20web");
+    assert_eq!(
+        param(&location, "scope").unwrap(),
+        "openid%20profile%20email"
+    );
+}
+
+#[tokio::test]
+async fn a_sign_in_token_must_carry_this_sign_ins_nonce() {
+    let s = setup().await;
+    let i = &s.issuer;
+    let started = start_sign_in(&s.url, "/account").await;
+    let other = start_sign_in(&s.url, "/account").await;
+    let with_nonce = |nonce: Option<&str>| {
+        let mut claims = i.claims("alice");
+        if let Some(n) = nonce {
+            claims["nonce"] = n.into();
+        }
+        i.sign(&claims)
+    };
+    // Valid tokens of the right issuer, but not the answer to this sign-in: none, or
+    // another sign-in's nonce.
+    for (name, token) in [
+        ("no nonce", with_nonce(None)),
+        ("another sign-in's nonce", with_nonce(Some(&other.nonce))),
+        ("an empty nonce", with_nonce(Some(""))),
+    ] {
+        let r = finish_sign_in(&s.url, &started, token).await;
+        assert_eq!(r.status(), 400, "{name}");
+        assert!(r.headers().get("set-cookie").is_none(), "{name}");
+        assert_eq!(
+            r.text().await.unwrap(),
+            "the sign-in token was not made for this sign-in: start again\n",
+            "{name}"
+        );
+    }
+    let r = finish_sign_in(&s.url, &started, with_nonce(Some(&started.nonce))).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/account");
+}
+
+#[tokio::test]
+async fn the_development_idp_signs_in_the_way_the_smoke_test_does() {
+    use oberon_gateway::devidp::{self, DevIdp};
+    const DEV: &str = "oberon-dev-idp";
+    let redirect_uri = "http://gateway.test/_gateway/session";
+    let idp = DevIdp::new(DEV, "http://unused", "oberon", vec![redirect_uri.into()]).unwrap();
+    let idp_url = serve(devidp::app(std::sync::Arc::new(idp))).await;
+    let config = CONFIG.replace(
+        "sign_in_url = \"https://idp.test/sign-in\"\nissuer = \"https://idp.test\"",
+        &format!("sign_in_url = \"{idp_url}/sign-in\"\nissuer = \"{DEV}\""),
+    ) + &format!(
+        "\n[[issuers]]\nissuer = \"{DEV}\"\njwks_url = \"https://dev-idp.test/jwks.json\"\naudiences = [\"oberon\"]\nalgorithms = [\"RS256\"]\n"
+    );
+    let (_upstream, upstream_url) = Upstream::start().await;
+    let dev_jwks = format!("{idp_url}/.well-known/jwks.json");
+    let (_gateway, url, _dir) = gateway(
+        &config,
+        &upstream_url,
+        &[(ISSUER, "http://127.0.0.1:9/jwks.json"), (DEV, &dev_jwks)],
+    )
+    .await;
+
+    // As `.ci/sign-in-smoke`: follow the redirect to the provider's form, post back only
+    // `state`, `redirect_uri`, the name and a role, and carry the token to the gateway.
+    let field = |html: &str, name: &str| {
+        html.split(&format!("name=\"{name}\" value=\""))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("no {name} in {html}"))
+            .to_string()
+    };
+    let started = start_sign_in(&url, "/account").await;
+    assert!(
+        started.location.starts_with(&idp_url),
+        "{}",
+        started.location
+    );
+    let form = client()
+        .get(&started.location)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let state = field(&form, "state");
+    assert_eq!(state, started.state);
+    assert_eq!(field(&form, "redirect_uri"), redirect_uri);
+    let posted = client()
+        .post(format!("{idp_url}/sign-in"))
+        .form(&[
+            ("state", state.as_str()),
+            ("redirect_uri", redirect_uri),
+            ("user", "alice"),
+            ("buyer", "on"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = field(&posted, "id_token");
+    let r = finish_sign_in(&url, &started, token).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    assert_eq!(r.headers()["location"], "/account");
 }
 
 #[tokio::test]
@@ -506,7 +679,7 @@ async fn sign_in_returns_only_to_local_paths() {
     // A callback whose state does not match the browser's cookie is refused.
     let r = client()
         .post(format!("{}/_gateway/session", s.url))
-        .header("cookie", "oberon_signin=abc.Lw")
+        .header("cookie", "oberon_signin=abc.def.Lw")
         .form(&[
             ("id_token", s.issuer.token("mallory")),
             ("state", "other".into()),
@@ -694,5 +867,88 @@ async fn proxying_sets_forwarding_headers_and_reports_failures() {
     assert_eq!(
         r.text().await.unwrap(),
         "upstream echo could not be reached\n"
+    );
+}
+
+#[tokio::test]
+async fn two_issuers_each_verify_with_their_own_keys_only() {
+    const OTHER: &str = "https://other-idp.test";
+    let config = format!(
+        "{CONFIG}\n[[issuers]]\nissuer = \"{OTHER}\"\njwks_url = \"https://other-idp.test/jwks.json\"\naudiences = [\"oberon\"]\nalgorithms = [\"RS256\"]\n"
+    );
+    let (upstream, upstream_url) = Upstream::start().await;
+    let a = TestIssuer::start().await;
+    let b = TestIssuer::start().await;
+    let (gateway, url, dir) = gateway(
+        &config,
+        &upstream_url,
+        &[(ISSUER, a.jwks_url.as_str()), (OTHER, b.jwks_url.as_str())],
+    )
+    .await;
+    let s = Setup {
+        upstream,
+        issuer: a,
+        gateway,
+        url,
+        _dir: dir,
+    };
+    let a = &s.issuer;
+    let claiming_other = |signer: &TestIssuer, sub: &str| {
+        let mut claims = signer.claims(sub);
+        claims["iss"] = OTHER.into();
+        signer.sign(&claims)
+    };
+    // Both publish their key as `key-1`: the key must come from the claimed issuer's
+    // set, never from whichever set holds that kid.
+    let cases = [
+        ("issuer-a", a.token("alice"), 200, 1),
+        ("issuer-b", claiming_other(&b, "bob"), 200, 1),
+        ("a-key-claiming-b", claiming_other(a, "mallory"), 401, 0),
+        ("b-key-claiming-a", b.token("mallory"), 401, 0),
+    ];
+    for (name, token, status, seen) in cases {
+        assert_eq!(
+            case(&s, name, "/req/x", Some(&token)).await,
+            (status, seen),
+            "case {name}"
+        );
+    }
+    // Each user reaches the upstream as their own issuer's.
+    let verifier = Verifier::fixed(&s.gateway.signer().jwks());
+    for (name, issuer, subject) in [("issuer-a", ISSUER, "alice"), ("issuer-b", OTHER, "bob")] {
+        let seen = &s.upstream.saw(name)[0];
+        let identity = verifier
+            .verify(
+                seen.headers[IDENTITY].to_str().unwrap(),
+                Some(seen.headers["x-request-id"].to_str().unwrap()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (identity.issuer.as_str(), identity.subject.as_str()),
+            (issuer, subject)
+        );
+    }
+}
+
+#[tokio::test]
+async fn leeway_forgives_a_little_clock_skew_and_no_more() {
+    let config = CONFIG.replace("leeway_s = 5", "leeway_s = 30");
+    assert_ne!(config, CONFIG);
+    let s = setup_with(&config).await;
+    let expired_ago = |seconds: u64| {
+        let mut claims = s.issuer.claims("alice");
+        claims["iat"] = (now() - 600).into();
+        claims["nbf"] = (now() - 600).into();
+        claims["exp"] = (now() - seconds).into();
+        s.issuer.sign(&claims)
+    };
+    assert_eq!(
+        case(&s, "expired-5s-ago", "/req/x", Some(&expired_ago(5))).await,
+        (200, 1)
+    );
+    assert_eq!(
+        case(&s, "expired-60s-ago", "/req/x", Some(&expired_ago(60))).await,
+        (401, 0)
     );
 }

@@ -190,6 +190,8 @@ async fn orders_are_for_the_signed_in_buyer_only_and_never_shared() {
             ],
             401,
         ),
+        // Replayed with the request id left out, so nothing shows it is another request's.
+        (vec![("oberon-identity", alice.as_str())], 401),
         (
             vec![
                 ("oberon-identity", visitor.as_str()),

@@ -71,6 +71,8 @@ pub enum IdentityError {
     Invalid(String),
     #[error("made for another request")]
     OtherRequest,
+    #[error("no request id to bind it to")]
+    NoRequestId,
 }
 
 /// The gateway's public keys, fetched from its JWKS and refetched when an assertion
@@ -160,7 +162,10 @@ impl GatewayKeys {
         self.known(kid)
     }
 
-    /// The user in `token`, if the gateway signed it for the request `request_id`.
+    /// The user in `token`, if the gateway signed it for the request `request_id`. The
+    /// gateway sends the request id with every assertion, so an assertion without one
+    /// is refused: otherwise a captured assertion could be replayed, for as long as it
+    /// lives, by leaving the request id out.
     pub async fn verify(
         &self,
         token: &str,
@@ -176,8 +181,10 @@ impl GatewayKeys {
         let claims = jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
             .map_err(|e| IdentityError::Invalid(e.to_string()))?
             .claims;
-        if request_id.is_some_and(|id| id != claims.rid) {
-            return Err(IdentityError::OtherRequest);
+        match request_id {
+            None => return Err(IdentityError::NoRequestId),
+            Some(id) if id != claims.rid => return Err(IdentityError::OtherRequest),
+            Some(_) => {}
         }
         Ok(User {
             id: claims.sub,
@@ -259,5 +266,61 @@ impl<R: Role> FromRequestParts<Arc<AppState>> for UserWithRole<R> {
             )),
             Some(user) => Ok(Self(user, PhantomData)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys that hold one Ed25519 key under `gw-1` (no JWKS fetch), and that key's
+    /// signing half.
+    fn keys() -> (GatewayKeys, jsonwebtoken::EncodingKey) {
+        // PKCS#8 v1 (RFC 8410) prefix, then a 32-byte seed.
+        let mut der = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        der.extend_from_slice(&[7; 32]);
+        let signing = jsonwebtoken::EncodingKey::from_ed_der(&der);
+        let jwk =
+            jsonwebtoken::jwk::Jwk::from_encoding_key(&signing, Algorithm::EdDSA).expect("jwk");
+        let keys = GatewayKeys::new("http://127.0.0.1:9/not-fetched");
+        keys.keys.write().expect("lock").insert(
+            "gw-1".into(),
+            DecodingKey::from_jwk(&jwk).expect("decoding key"),
+        );
+        (keys, signing)
+    }
+
+    fn assertion(key: &jsonwebtoken::EncodingKey, rid: &str) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+        header.kid = Some("gw-1".into());
+        let claims = serde_json::json!({
+            "iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "roles": ["buyer"],
+            "iat": now, "nbf": now, "exp": now + 60, "rid": rid,
+        });
+        jsonwebtoken::encode(&header, &claims, key).expect("sign")
+    }
+
+    #[tokio::test]
+    async fn an_assertion_verifies_only_with_the_request_id_it_was_made_for() {
+        let (keys, signing) = keys();
+        let token = assertion(&signing, "req-1");
+        let user = keys.verify(&token, Some("req-1")).await.expect("verifies");
+        assert_eq!(user.id, "alice");
+        assert!(matches!(
+            keys.verify(&token, Some("req-2")).await,
+            Err(IdentityError::OtherRequest)
+        ));
+        // Replayed with the request id left out: refused, not waved through.
+        assert!(matches!(
+            keys.verify(&token, None).await,
+            Err(IdentityError::NoRequestId)
+        ));
     }
 }

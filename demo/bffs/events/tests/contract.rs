@@ -137,6 +137,24 @@ async fn an_event_comes_with_its_related_events_and_its_cache_policy() {
 }
 
 #[tokio::test]
+async fn a_generated_request_id_reaches_the_backend_and_the_response() {
+    let (backend, fake) = fake_backend().await;
+    let bff = start(&[("BACKEND_URL", backend)]).await;
+    // No request id: the BFF makes one, and every backend call carries the very id the
+    // response names.
+    let r = get(&format!("{}/v1/events/43", bff.url), &[]).await;
+    assert_eq!(r.status(), 200);
+    let answered = r.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(!answered.is_empty());
+    let seen = fake.seen.lock().expect("lock");
+    assert_eq!(seen.len(), 2, "the event and its related event");
+    assert!(seen.iter().all(|h| h["x-request-id"] == answered.as_str()));
+}
+
+#[tokio::test]
 async fn failures_map_to_clear_statuses_that_are_not_cached() {
     let (backend, _) = fake_backend().await;
     let bff = start(&[
