@@ -87,6 +87,7 @@ fn demo_page(c: &mut Criterion) {
             bffs: BTreeMap::new(),
             data_client: None,
             identity: None,
+            admin_token: None,
         }))
         .expect("demo site starts");
     let headers = http::HeaderMap::new();
@@ -179,6 +180,7 @@ fn data_path(c: &mut Criterion) {
                 bffs: BTreeMap::from([("events".to_string(), bff)]),
                 data_client: None,
                 identity: None,
+                admin_token: None,
             }))
             .expect("demo site starts");
         let headers = http::HeaderMap::new();

@@ -95,6 +95,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let gateway = Arc::new(gateway);
 
+    // The renderer's admin endpoint (the cache mode): the operator's token from the
+    // environment, or a fresh one for this run.
+    let admin_token = std::env::var("OBERON_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| format!("dev-{:016x}", rand_u64()));
     let renderer = Renderer::start(RendererOptions {
         site_dir,
         components_dir: Some(installed.clone()),
@@ -104,6 +110,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ]),
         data_client: None,
         identity: Some(Arc::new(Verifier::fixed(&gateway.signer().jwks()))),
+        admin_token: Some(admin_token.clone()),
     })
     .await?;
     renderer.watch(Duration::from_millis(300));
@@ -116,6 +123,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     eprintln!("oberon: demo site at {public_url}/events/42; sign in at {public_url}/account");
     eprintln!(
         "oberon: gateway {public_url}, renderer {renderer_url}, events BFF {events}, checkout BFF {checkout}, identity provider {idp_url}"
+    );
+    eprintln!(
+        "oberon: cache mode: OBERON_ADMIN_TOKEN={admin_token} oberon mode --renderer {renderer_url} [normal|elevated|incident|auto]"
     );
 
     if !args.no_build {
@@ -211,4 +221,17 @@ fn stamps(dirs: &[PathBuf]) -> BTreeMap<PathBuf, Option<SystemTime>> {
         }
     }
     out
+}
+
+/// A random number for the development admin token, from the standard library's
+/// randomly keyed hasher (no dependency for one token).
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }

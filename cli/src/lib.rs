@@ -3,4 +3,5 @@
 pub mod build;
 pub mod dev;
 pub mod fixture_backend;
+pub mod mode;
 pub mod new;

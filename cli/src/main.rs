@@ -25,6 +25,9 @@ enum Command {
     Dev(oberon_cli::dev::DevArgs),
     /// Create something new from a template: `oberon new bff NAME`.
     New(oberon_cli::new::NewArgs),
+    /// Show or set a renderer's cache mode: `oberon mode`, `oberon mode incident`,
+    /// `oberon mode auto`.
+    Mode(oberon_cli::mode::ModeArgs),
 }
 
 #[tokio::main]
@@ -33,6 +36,7 @@ async fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Dev(args) => oberon_cli::dev::run(args).await,
         Command::New(args) => oberon_cli::new::run(args),
+        Command::Mode(args) => oberon_cli::mode::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

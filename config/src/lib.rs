@@ -107,6 +107,8 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
             "add the field"
         } else if e.message().contains("unknown variant") {
             "use one of the values listed above"
+        } else if e.message().contains("is out of range") {
+            "use a value in the range given above"
         } else {
             "fix the TOML syntax at this position"
         };

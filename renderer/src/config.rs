@@ -34,6 +34,34 @@ pub struct SiteConfig {
     pub bffs: BTreeMap<String, String>,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub cache: CacheSettings,
+    /// `[mode]`: when the fleet's cache mode rises, and how soon it falls.
+    #[serde(default)]
+    pub mode: crate::mode::ModeSettings,
+}
+
+/// `[cache]` in `site.toml`: the CDN side of the caching contract.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheSettings {
+    /// `jitter = 0.1`: up to this share of each CDN TTL is taken off at random, so
+    /// pages do not all expire together (0 turns it off; at most 0.5).
+    #[serde(deserialize_with = "bounded::jitter")]
+    pub jitter: f64,
+    /// `purge = ["http://127.0.0.1:6081"]`: CDN endpoints that take
+    /// `PURGE` with a `Surrogate-Key` header. The renderer purges the keys of a
+    /// component version it swaps out, and of a mode it leaves.
+    pub purge: Vec<String>,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            jitter: 0.1,
+            purge: Vec::new(),
+        }
+    }
 }
 
 /// `[limits]` in `site.toml`.
@@ -41,15 +69,23 @@ pub struct SiteConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// `page_deadline_ms = 1000`: no page takes longer than this, whatever its parts do.
+    #[serde(deserialize_with = "bounded::deadline")]
     pub page_deadline_ms: u64,
     /// `component_deadline_ms = 100`: default deadline of one component render.
+    #[serde(deserialize_with = "bounded::deadline")]
     pub component_deadline_ms: u64,
     /// `component_memory_mib = 16`: linear memory cap of one component instance.
+    #[serde(deserialize_with = "bounded::memory_mib")]
     pub component_memory_mib: usize,
     /// `max_instances = 256`: component instances alive at once, process-wide.
+    #[serde(deserialize_with = "bounded::instances")]
     pub max_instances: u32,
     /// `max_data_bytes = 4194304`: largest data-source body accepted.
     pub max_data_bytes: usize,
+    /// `max_concurrent_renders = 256`: pages rendered at once; past this a request is
+    /// shed with a 503 and `Retry-After` (and the cache mode rises).
+    #[serde(deserialize_with = "bounded::instances")]
+    pub max_concurrent_renders: u32,
 }
 
 impl Default for Limits {
@@ -60,6 +96,7 @@ impl Default for Limits {
             component_memory_mib: 16,
             max_instances: 256,
             max_data_bytes: 4 << 20,
+            max_concurrent_renders: 256,
         }
     }
 }
@@ -94,6 +131,7 @@ pub struct PageConfig {
     #[serde(default)]
     pub cache: PageCache,
     /// `deadline_ms = 800`: overrides the site's page deadline.
+    #[serde(default, deserialize_with = "bounded::optional_deadline")]
     pub deadline_ms: Option<u64>,
     /// `[[data]]`: data sources, each published on the bus as a topic.
     #[serde(default)]
@@ -138,7 +176,10 @@ pub struct DataSourceConfig {
     /// `{params.NAME}` (route parameters) and `{query.NAME}`; values are percent-encoded.
     pub url: Spanned<String>,
     /// `deadline_ms = 250`: past this the topic is absent and the page goes on.
-    #[serde(default = "DataSourceConfig::default_deadline")]
+    #[serde(
+        default = "DataSourceConfig::default_deadline",
+        deserialize_with = "bounded::deadline"
+    )]
     pub deadline_ms: u64,
     /// `private = true`: keep the topic server-side (not embedded in the page for the
     /// client bus).
@@ -171,10 +212,58 @@ pub struct SlotConfig {
     #[serde(default)]
     pub critical: bool,
     /// `deadline_ms = 50`: overrides the site's component deadline.
+    #[serde(default, deserialize_with = "bounded::optional_deadline")]
     pub deadline_ms: Option<u64>,
 }
 
 pub use oberon_config::{ConfigError, ConfigErrors, parse_toml};
+
+/// Numbers with a sensible range, refused at load (with the value's position) rather
+/// than overflowing or misbehaving at request time.
+mod bounded {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    /// Every deadline: 1 ms to 60 s. A page is an interactive answer, and the CDN's
+    /// stale copy is the better answer past a minute.
+    pub const DEADLINE_MS: (u64, u64) = (1, 60_000);
+
+    fn within<'de, D: Deserializer<'de>, T>(
+        d: D,
+        (lo, hi): (T, T),
+        unit: &str,
+    ) -> Result<T, D::Error>
+    where
+        T: Deserialize<'de> + PartialOrd + std::fmt::Display + Copy,
+    {
+        let v = T::deserialize(d)?;
+        if v < lo || v > hi {
+            return Err(D::Error::custom(format!(
+                "{v} is out of range: must be between {lo} and {hi} {unit}"
+            )));
+        }
+        Ok(v)
+    }
+
+    pub fn deadline<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        within(d, DEADLINE_MS, "ms")
+    }
+
+    pub fn optional_deadline<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        deadline(d).map(Some)
+    }
+
+    pub fn memory_mib<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+        within(d, (1, 4096), "MiB")
+    }
+
+    pub fn instances<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        within(d, (1, 100_000), "instances")
+    }
+
+    pub fn jitter<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        within(d, (0.0, crate::cache::MAX_JITTER), "(a share of the TTL)")
+    }
+}
 
 pub fn read_site_config(dir: &Path) -> Result<SiteConfig, ConfigError> {
     let file = dir.join("site.toml");
@@ -199,5 +288,29 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("help: remove the field"), "{text}");
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_located() {
+        let src = "route = \"/\"\nlayout = \"x.html\"\nteam = \"t\"\nslots = []\ndeadline_ms = 18446744073709551615\n";
+        let text = parse_toml::<PageConfig>(Path::new("pages/home.toml"), src)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with("pages/home.toml:5:15: 18446744073709551615 is out of range: must be between 1 and 60000 ms"),
+            "{text}"
+        );
+        assert!(
+            text.contains("help: use a value in the range given"),
+            "{text}"
+        );
+        let site = "[limits]\nmax_instances = 0\n";
+        let text = parse_toml::<SiteConfig>(Path::new("site.toml"), site)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with("site.toml:2:17: 0 is out of range"),
+            "{text}"
+        );
     }
 }

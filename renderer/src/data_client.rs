@@ -24,6 +24,7 @@ use futures::future::{BoxFuture, Shared};
 use http_cache_semantics::{AfterResponse, BeforeRequest, CacheOptions, CachePolicy};
 use tokio::sync::Semaphore;
 
+use crate::component::Cacheability;
 use crate::data::DataError;
 
 /// Tuning of the data client. The defaults suit a renderer in front of a handful of BFFs.
@@ -86,6 +87,11 @@ pub enum Served {
 pub struct Fetched {
     pub value: Arc<str>,
     pub served: Served,
+    /// What the BFF's answer allows a page built from it to be: `personal` for a
+    /// `private` answer, one that sets a cookie, or one made for a signed-in user and
+    /// not marked `public`; `volatile` for one no shared cache may keep fresh
+    /// (`no-store`, `no-cache`, `max-age=0`); else `public`.
+    pub class: Cacheability,
 }
 
 /// A BFF's circuit breaker, as seen from outside.
@@ -142,8 +148,19 @@ struct Outcome {
     shareable: bool,
 }
 
+impl Outcome {
+    fn fetched(&self) -> Fetched {
+        Fetched {
+            value: self.entry.value.clone(),
+            served: self.served,
+            class: self.entry.class,
+        }
+    }
+}
+
 struct Entry {
     value: Arc<str>,
+    class: Cacheability,
     policy: CachePolicy,
     /// Until when it may be served as stale.
     stale_until: SystemTime,
@@ -242,6 +259,7 @@ impl DataClient {
             return Ok(Fetched {
                 value: entry.value.clone(),
                 served: Served::Fresh,
+                class: entry.class,
             });
         }
         if identity.is_some() {
@@ -250,10 +268,7 @@ impl DataClient {
                 .clone()
                 .run(url, cached.clone(), request_id, identity);
             let result = match tokio::time::timeout(deadline, own).await {
-                Ok(Ok(outcome)) => Ok(Fetched {
-                    value: outcome.entry.value.clone(),
-                    served: outcome.served,
-                }),
+                Ok(Ok(outcome)) => Ok(outcome.fetched()),
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(DataError::Timeout(deadline.as_millis())),
             };
@@ -261,10 +276,7 @@ impl DataClient {
         }
         let (shared, started_here) = self.inner.clone().inflight(url, cached.clone(), request_id);
         let result = match tokio::time::timeout(deadline, shared).await {
-            Ok(Ok(outcome)) if outcome.shareable || started_here => Ok(Fetched {
-                value: outcome.entry.value.clone(),
-                served: outcome.served,
-            }),
+            Ok(Ok(outcome)) if outcome.shareable || started_here => Ok(outcome.fetched()),
             // Someone else's private answer: ask for our own, in what time is left.
             Ok(Ok(_)) => {
                 let left = deadline.saturating_sub(started.elapsed());
@@ -274,10 +286,7 @@ impl DataClient {
                 )
                 .await
                 {
-                    Ok(Ok(outcome)) => Ok(Fetched {
-                        value: outcome.entry.value.clone(),
-                        served: outcome.served,
-                    }),
+                    Ok(Ok(outcome)) => Ok(outcome.fetched()),
                     Ok(Err(e)) => Err(e),
                     Err(_) => Err(DataError::Timeout(deadline.as_millis())),
                 }
@@ -303,6 +312,7 @@ impl DataClient {
                 Ok(Fetched {
                     value: entry.value.clone(),
                     served: Served::Stale,
+                    class: entry.class,
                 })
             }
             (Err(e), _) => Err(e),
@@ -469,6 +479,7 @@ impl Inner {
                 &parts,
                 now,
                 Served::Revalidated,
+                identity.is_some(),
             ));
         }
         if !response.status().is_success() {
@@ -504,6 +515,7 @@ impl Inner {
             &parts,
             now,
             Served::Fetched,
+            identity.is_some(),
         ))
     }
 
@@ -514,17 +526,26 @@ impl Inner {
         parts: &http::response::Parts,
         now: SystemTime,
         served: Served,
+        for_user: bool,
     ) -> Outcome {
-        let shareable = policy.is_storable()
-            && !parts.headers.contains_key(http::header::SET_COOKIE)
-            && !has_directive(&parts.headers, "private");
+        let personal = parts.headers.contains_key(http::header::SET_COOKIE)
+            || has_directive(&parts.headers, "private");
+        let shareable = policy.is_storable() && !personal;
         let fresh_for = policy.time_to_live(now);
+        let class = if personal || (for_user && !shareable) {
+            Cacheability::Personal
+        } else if !shareable || fresh_for.is_zero() {
+            Cacheability::Volatile
+        } else {
+            Cacheability::Public
+        };
         let stale_for = directive_seconds(&parts.headers, "stale-if-error")
             .map_or(self.opts.stale_if_error, Duration::from_secs);
         let keep_for = (fresh_for + stale_for).max(Duration::from_millis(1));
         Outcome {
             entry: Arc::new(Entry {
                 value,
+                class,
                 policy,
                 stale_until: now + keep_for,
                 keep_for,

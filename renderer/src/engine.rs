@@ -268,7 +268,11 @@ impl ComponentEngine {
         );
         let timed_out = |store: &Store<HostState>| Instant::now() >= store.data().deadline;
 
-        let outcome = async {
+        // The epoch callback stops a guest that is running wasm; this bound also stops
+        // one that is parked in a host call (a WASI sleep or poll), where no epoch
+        // check happens. Dropping the call unwinds the guest's fiber; the store, and
+        // with it the instance, goes back to the pool.
+        let run = async {
             let instance = component
                 .inner
                 .pre
@@ -311,8 +315,14 @@ impl ComponentEngine {
                     message: trap_message(&e),
                 }),
             }
-        }
-        .await;
+        };
+        let outcome = match tokio::time::timeout_at(deadline.into(), run).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(ComponentError::Timeout {
+                component: name.clone(),
+                deadline_ms: deadline.saturating_duration_since(started).as_millis(),
+            }),
+        };
         let published = match &outcome {
             // A failed component's topics stay absent: its publishes are discarded.
             Ok(_) => store.data_mut().bus.take_published(),

@@ -303,12 +303,34 @@ fn write_head_entry(out: &mut String, entry: &HeadEntry) {
             if tag == "title" {
                 out.push_str(&escape(content));
             } else {
-                // Raw text elements: only their own end tag could break out.
-                out.push_str(&content.replace("</", "<\\/"));
+                raw_text(out, content);
             }
             let _ = write!(out, "</{tag}>");
         }
     }
+}
+
+/// The content of a raw text element (`script`, `style`): nothing in it may end the
+/// element early. Besides an end tag (`</`), a script must not contain `<!--` or
+/// `<script`: together they put the HTML parser in the "double escaped" state, where
+/// the host's own `</script>` no longer closes the element and the rest of the page
+/// would be swallowed. A backslash after the `<` keeps the meaning in JS strings and
+/// regular expressions, where these sequences can legitimately occur.
+fn raw_text(out: &mut String, content: &str) {
+    let mut rest = content;
+    while let Some(at) = rest.find('<') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let next = rest.as_bytes();
+        let dangerous = next.first().is_some_and(|&b| b == b'/' || b == b'!')
+            || next
+                .get(..6)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"script"));
+        if dangerous {
+            out.push('\\');
+        }
+    }
+    out.push_str(rest);
 }
 
 /// HTML-escape text for element content and quoted attribute values.
@@ -387,6 +409,21 @@ mod tests {
             head,
             "<title>First &lt;1&gt;</title><meta name=\"description\" content=\"a &quot;quote&quot;\">\
              <link rel=\"icon\" href=\"/i.png\"><link rel=\"stylesheet\" href=\"/assets/a/1/a.css\">"
+        );
+    }
+
+    #[test]
+    fn head_scripts_cannot_end_early_or_swallow_the_page() {
+        let mut out = String::new();
+        let entry = HeadEntry {
+            tag: "script".into(),
+            attrs: vec![],
+            content: Some("a='<!--<SCRIPT>';b='</script>';c=1<2;".into()),
+        };
+        write_head_entry(&mut out, &entry);
+        assert_eq!(
+            out,
+            "<script>a='<\\!--<\\SCRIPT>';b='<\\/script>';c=1<2;</script>"
         );
     }
 

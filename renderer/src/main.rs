@@ -70,6 +70,8 @@ async fn main() -> anyhow::Result<()> {
         bffs: args.bffs.into_iter().collect::<BTreeMap<_, _>>(),
         data_client: None,
         identity,
+        // From the environment, not a flag: a flag would show in `ps`.
+        admin_token: std::env::var("OBERON_ADMIN_TOKEN").ok(),
     })
     .await?;
     if args.watch_ms > 0 {

@@ -15,12 +15,14 @@ use futures::future::join_all;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::bus::BusSnapshot;
-use crate::cache::page_cache_headers;
+use crate::cache::{self, Mode, PagePolicy};
 use crate::component::{Cacheability, RequestContext, User};
 use crate::config::ConfigErrors;
 use crate::data_client::{DataClient, DataClientOptions, Served};
 use crate::engine::{ComponentEngine, EngineLimits};
 use crate::layout::Composition;
+use crate::mode::{Change, FleetMode};
+use crate::purge::Purger;
 use crate::registry::{self, ComponentSet, DirScan};
 use crate::site::{Page, REQUEST_TOPIC, Site, SiteSource};
 use oberon_identity::Verifier;
@@ -40,6 +42,9 @@ pub struct RendererOptions {
     /// Verifies the gateway's identity assertions. Without it every request is
     /// anonymous, whatever headers it carries.
     pub identity: Option<Arc<Verifier>>,
+    /// The bearer token of the admin endpoint (`POST /_oberon/mode`). Without one the
+    /// endpoint refuses everybody.
+    pub admin_token: Option<String>,
 }
 
 /// The renderer: the site currently served, and what it needs to serve it.
@@ -52,6 +57,9 @@ pub struct Renderer {
     current: RwLock<Arc<Site>>,
     /// The components directory as of the last reload attempt.
     last_scan: tokio::sync::Mutex<DirScan>,
+    mode: FleetMode,
+    purger: Purger,
+    admin_token: Option<String>,
 }
 
 /// A rendered response, before it becomes HTTP.
@@ -88,7 +96,12 @@ impl Renderer {
             return Err(ConfigErrors(errors).into());
         }
         let site = Site::build(&source, components)?;
-        Ok(Arc::new(Self {
+        let mode = FleetMode::new(
+            source.config.mode.clone(),
+            source.config.limits.max_concurrent_renders as usize,
+        );
+        let purger = Purger::new(source.config.cache.purge.clone()).map_err(StartError::Engine)?;
+        let renderer = Arc::new(Self {
             engine,
             data,
             identity: options.identity,
@@ -96,7 +109,75 @@ impl Renderer {
             components_dir,
             current: RwLock::new(Arc::new(site)),
             last_scan: tokio::sync::Mutex::new(scan),
-        }))
+            mode,
+            purger,
+            admin_token: options.admin_token.filter(|t| !t.is_empty()),
+        });
+        renderer.watch_mode(MODE_LOOK_EVERY);
+        Ok(renderer)
+    }
+
+    /// The fleet mode: its current value, signals, and the admission limit.
+    pub fn mode(&self) -> &FleetMode {
+        &self.mode
+    }
+
+    /// Whether `token` is the admin endpoint's bearer token (compared in constant time).
+    pub fn is_admin(&self, token: &str) -> bool {
+        self.admin_token.as_deref().is_some_and(|ours| {
+            ours.len() == token.len()
+                && ours
+                    .bytes()
+                    .zip(token.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        })
+    }
+
+    /// An operator's floor for the mode (`None` clears it); purges what a left mode
+    /// cached.
+    pub fn set_operator_mode(&self, mode: Option<Mode>) {
+        if let Some(change) = self.mode.set_operator(mode, Instant::now()) {
+            self.mode_changed(change, "operator");
+        }
+    }
+
+    fn mode_changed(&self, change: Change, by: &str) {
+        tracing::warn!(from = %change.from, to = %change.to, by, "cache mode changed");
+        if change.to < change.from {
+            // Pages cached for longer in the modes we left are refreshed now rather
+            // than when their longer TTL runs out.
+            let left = Mode::ALL
+                .into_iter()
+                .filter(|m| *m > change.to && *m <= change.from)
+                .map(cache::mode_key)
+                .collect();
+            self.purger.purge_later(left);
+        }
+    }
+
+    /// Look at the mode's signals every `interval` until the renderer is dropped.
+    fn watch_mode(self: &Arc<Self>, interval: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(renderer) = weak.upgrade() else {
+                    break;
+                };
+                let open = renderer
+                    .data
+                    .breakers()
+                    .iter()
+                    .filter(|b| b.state != crate::data_client::BreakerState::Closed)
+                    .count();
+                if let Some(change) = renderer.mode.look(open, Instant::now()) {
+                    renderer.mode_changed(change, "signals");
+                }
+            }
+        });
     }
 
     /// The site being served now. Requests hold this `Arc` for their whole life, so a
@@ -132,8 +213,21 @@ impl Renderer {
                 .await;
         match Site::build(&self.source, components) {
             Ok(site) if errors.is_empty() => {
+                // Pages rendered with a version that is gone are purged from the CDN.
+                let gone: Vec<String> = current
+                    .components
+                    .by_name
+                    .values()
+                    .filter(|old| {
+                        site.components
+                            .get(old.name())
+                            .is_none_or(|new| new.hash != old.hash)
+                    })
+                    .map(|old| cache::component_version_key(old.name(), &old.hash))
+                    .collect();
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(site);
-                tracing::info!("swapped in new component versions");
+                tracing::info!(purge = ?gone, "swapped in new component versions");
+                self.purger.purge_later(gone);
                 Ok(true)
             }
             Ok(_) => Err(ConfigErrors(errors)),
@@ -220,14 +314,14 @@ impl Renderer {
         let deadline = started + page.deadline;
 
         let data_started = Instant::now();
-        let bus = match given {
+        let (bus, data_class) = match given {
             None => self.fetch_data(page, &ctx, deadline, assertion).await,
             Some(values) => {
                 let mut bus = seeded_bus(&ctx);
                 for (topic, json) in values {
                     bus.insert(Arc::from(*topic), Arc::from(*json));
                 }
-                bus
+                (bus, Cacheability::Public)
             }
         };
         let data_time = data_started.elapsed();
@@ -239,7 +333,7 @@ impl Renderer {
         let compose_started = Instant::now();
         let mut partial = false;
         let mut critical_failed = None;
-        let mut class = page.class;
+        let mut class = page.class.max(data_class);
         let mut slots = Vec::with_capacity(page.slots.len());
         let mut head = Vec::new();
         let mut assets = Vec::new();
@@ -269,6 +363,7 @@ impl Renderer {
         }
         if let Some(reason) = critical_failed {
             tracing::error!(route = %page.route, team = %page.team, request_id = %ctx.request_id, "critical component failed: {reason}");
+            self.mode.record(started.elapsed());
             return simple(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "this page is temporarily unavailable\n",
@@ -294,7 +389,13 @@ impl Renderer {
         };
         let compose_time = compose_started.elapsed();
 
-        let cache = page_cache_headers(class, page.ttl_s, partial, true);
+        let mode = self.mode.current();
+        let policy = PagePolicy::decide(class, page.ttl_s, partial, mode);
+        let jitter = match self.source.config.cache.jitter {
+            0.0 => 0.0,
+            j => j * rand::random::<f64>(),
+        };
+        let cache = policy.headers(jitter);
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
@@ -304,7 +405,30 @@ impl Renderer {
         if let Some(cdn) = cache.cdn {
             headers.insert("cdn-cache-control", cdn.clone());
             headers.insert("surrogate-control", cdn);
+            // What a shared cache must key on besides the URL: a request with a
+            // session cookie or credentials gets a personal page, never this one.
+            headers.insert(
+                header::VARY,
+                HeaderValue::from_static("Cookie, Authorization"),
+            );
+            let keys = cache::surrogate_keys(
+                &page.route,
+                &page.team,
+                page.slots
+                    .iter()
+                    .map(|s| (s.component.name(), s.component.hash.as_str())),
+                mode,
+            );
+            if let Ok(v) = HeaderValue::from_str(&keys.join(" ")) {
+                headers.insert("surrogate-key", v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&keys.join(",")) {
+                headers.insert("cache-tag", v);
+            }
         }
+        let etag = cache::etag(body.as_bytes());
+        let not_modified = cache::if_none_match(request.get_all(header::IF_NONE_MATCH), &etag);
+        headers.insert(header::ETAG, etag);
         if let Ok(v) = HeaderValue::from_str(&format!(
             "data;dur={:.2}, components;dur={:.2}, compose;dur={:.2}",
             ms(data_time),
@@ -313,10 +437,19 @@ impl Renderer {
         )) {
             headers.insert("server-timing", v);
         }
+        let elapsed = started.elapsed();
+        self.mode.record(elapsed);
         tracing::info!(
             route = %page.route, team = %page.team, request_id = %ctx.request_id, partial,
-            elapsed_us = started.elapsed().as_micros() as u64, "page rendered"
+            %mode, elapsed_us = elapsed.as_micros() as u64, "page rendered"
         );
+        if not_modified {
+            return PageResponse {
+                status: StatusCode::NOT_MODIFIED,
+                headers,
+                body: String::new(),
+            };
+        }
         PageResponse {
             status: StatusCode::OK,
             headers,
@@ -365,8 +498,9 @@ impl Renderer {
         ctx: &RequestContext,
         deadline: Instant,
         identity: Option<&str>,
-    ) -> BusSnapshot {
+    ) -> (BusSnapshot, Cacheability) {
         let mut bus = seeded_bus(ctx);
+        let mut class = Cacheability::Public;
         let fetches = page.data.iter().map(|source| async move {
             let url = source.url.expand(ctx);
             let budget = source.deadline.min(deadline.saturating_duration_since(Instant::now()));
@@ -386,14 +520,16 @@ impl Renderer {
                 ),
                 Ok(_) => {}
             }
-            (source.topic.clone(), result.map(|f| f.value))
+            (source.topic.clone(), result)
         });
         for (topic, result) in join_all(fetches).await {
-            if let Ok(json) = result {
-                bus.insert(topic, json);
+            if let Ok(fetched) = result {
+                // The least cacheable answer bounds the page.
+                class = class.max(fetched.class);
+                bus.insert(topic, fetched.value);
             }
         }
-        bus
+        (bus, class)
     }
 
     /// Run the page's components stage by stage. Returns each slot's fragment (or why
@@ -456,6 +592,9 @@ impl Renderer {
         (results, Arc::unwrap_or_clone(bus))
     }
 }
+
+/// How often the mode's signals are looked at.
+const MODE_LOOK_EVERY: Duration = Duration::from_millis(250);
 
 /// Why the renderer could not start.
 #[derive(Debug, thiserror::Error)]

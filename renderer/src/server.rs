@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::cache::Mode;
 use crate::render::Renderer;
 
 /// The renderer's routes: its own endpoints, component assets, and every other GET as
@@ -20,6 +21,7 @@ pub fn app(renderer: Arc<Renderer>) -> Router {
         .route("/_oberon/livez", get(|| async { "ok\n" }))
         .route("/_oberon/readyz", get(ready))
         .route("/_oberon/status", get(status))
+        .route("/_oberon/mode", get(mode).post(set_mode))
         .route("/assets/{component}/{hash}/{*path}", get(asset))
         .fallback(page)
         .with_state(renderer)
@@ -54,12 +56,71 @@ async fn status(State(renderer): State<Arc<Renderer>>) -> Response {
     axum::Json(serde_json::json!({
         "pages": site.pages.len(),
         "components": site.components.by_name.len(),
+        "mode": renderer.mode().status(),
         "data": {
             "breakers": data.breakers(),
             "stats": data.stats(),
         },
     }))
     .into_response()
+}
+
+/// The cache mode and what set it, as JSON.
+async fn mode(State(renderer): State<Arc<Renderer>>) -> Response {
+    no_store(axum::Json(renderer.mode().status()).into_response())
+}
+
+/// `POST /_oberon/mode` with `Authorization: Bearer <admin token>` and
+/// `{"mode": "normal" | "elevated" | "incident" | "auto"}`: an operator's floor for the
+/// mode (`auto` clears it). Answers the new status.
+async fn set_mode(
+    State(renderer): State<Arc<Renderer>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !token.is_some_and(|t| renderer.is_admin(t)) {
+        let mut response = (StatusCode::UNAUTHORIZED, "admin token required\n").into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"oberon-renderer\""),
+        );
+        return no_store(response);
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SetMode {
+        mode: String,
+    }
+    let wanted = serde_json::from_slice::<SetMode>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|m| match m.mode.as_str() {
+            "auto" => Ok(None),
+            other => other.parse::<Mode>().map(Some),
+        });
+    match wanted {
+        Ok(floor) => {
+            renderer.set_operator_mode(floor);
+            no_store(axum::Json(renderer.mode().status()).into_response())
+        }
+        Err(e) => no_store(
+            (
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"mode\": \"normal\" | \"elevated\" | \"incident\" | \"auto\"}}: {e}\n"),
+            )
+                .into_response(),
+        ),
+    }
+}
+
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 async fn page(State(renderer): State<Arc<Renderer>>, request: Request<Body>) -> Response {
@@ -71,6 +132,20 @@ async fn page(State(renderer): State<Arc<Renderer>>, request: Request<Body>) -> 
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
+    // Shed at once past the limit: a quick 503 lets the CDN serve its stale copy,
+    // where queueing would only time out later.
+    let Some(_place) = renderer.mode().admission().try_enter() else {
+        renderer.mode().record_shed();
+        let mut response = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded, try again shortly\n",
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return no_store(response);
+    };
     let uri = request.uri();
     let rendered = renderer
         .render(uri.path(), uri.query(), request.headers())

@@ -45,19 +45,23 @@ props = { n = 21 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_publisher_leaves_its_topics_absent_and_subscribers_still_render() {
-    let site = TestSite::new(&[]);
-    site.install(&["chain-source", "chain-double", "chain-sink"]);
-    site.page(
-        "chain.toml",
-        r#"
+    // Failing before publishing, and failing after publishing: either way the topic
+    // must stay absent, so the host has to discard what a failed component published.
+    for failure in ["fail = true", "fail_after_publish = true"] {
+        let site = TestSite::new(&[]);
+        site.install(&["chain-source", "chain-double", "chain-sink"]);
+        site.page(
+            "chain.toml",
+            &format!(
+                r#"
 route = "/chain"
 layout = "test.html"
 team = "t"
-cache = { class = "public" }
+cache = {{ class = "public" }}
 [[slots]]
 name = "source"
 component = "chain-source"
-props = { n = 3, fail = true }
+props = {{ n = 3, {failure} }}
 fallback = "<p>source fallback</p>"
 [[slots]]
 name = "double"
@@ -65,24 +69,31 @@ component = "chain-double"
 [[slots]]
 name = "sink"
 component = "chain-sink"
-"#,
-    );
-    let running = site.start().await.expect("site starts");
-    let page = running.get("/chain").await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    assert_eq!(page.slot("source"), "<p>source fallback</p>");
-    assert_eq!(page.slot("double"), "<p>double n absent</p>");
-    assert_eq!(page.slot("sink"), "<p>sink n=absent n2=absent</p>");
-    let state = page.bus_state();
-    assert!(
-        state.get("n").is_none() && state.get("n2").is_none(),
-        "{state}"
-    );
-    // A fallback makes the render partial: cached briefly at most.
-    assert_eq!(
-        page.header("cdn-cache-control"),
-        "max-age=30, stale-while-revalidate=30, stale-if-error=300"
-    );
+"#
+            ),
+        );
+        let running = site.start().await.expect("site starts");
+        let page = running.get("/chain").await;
+        assert_eq!(page.status, 200, "{failure}: {}", page.body);
+        assert_eq!(page.slot("source"), "<p>source fallback</p>", "{failure}");
+        assert_eq!(page.slot("double"), "<p>double n absent</p>", "{failure}");
+        assert_eq!(
+            page.slot("sink"),
+            "<p>sink n=absent n2=absent</p>",
+            "{failure}"
+        );
+        let state = page.bus_state();
+        assert!(
+            state.get("n").is_none() && state.get("n2").is_none(),
+            "{failure}: {state}"
+        );
+        // A fallback makes the render partial: cached briefly at most.
+        assert_eq!(
+            page.header("cdn-cache-control"),
+            "max-age=30, stale-while-revalidate=30, stale-if-error=86400",
+            "{failure}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,12 +129,15 @@ component = "bus-probe"
     assert_eq!(page.bus_state()["mine"], 2);
 }
 
+/// Every way the `misbehave` test component can fail.
+const MISBEHAVIOURS: [&str; 7] = ["loop", "sleep", "oom", "stack", "trap", "panic", "error"];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn misbehaving_components_fall_back_within_their_deadline_and_the_page_renders() {
     let site = TestSite::new(&[]);
     site.install(&["misbehave", "chain-source"]);
     let mut page = String::from("route = \"/bad\"\nlayout = \"test.html\"\nteam = \"t\"\n");
-    for mode in ["loop", "oom", "stack", "trap", "panic", "error"] {
+    for mode in MISBEHAVIOURS {
         page.push_str(&format!(
             "[[slots]]\nname = \"{mode}\"\ncomponent = \"misbehave\"\nprops = {{ mode = \"{mode}\" }}\nfallback = \"<p>{mode} fallback</p>\"\n"
         ));
@@ -135,7 +149,7 @@ async fn misbehaving_components_fall_back_within_their_deadline_and_the_page_ren
     for round in 0..3 {
         let page = running.get("/bad").await;
         assert_eq!(page.status, 200, "round {round}: {}", page.body);
-        for mode in ["loop", "oom", "stack", "trap", "panic", "error"] {
+        for mode in MISBEHAVIOURS {
             assert_eq!(
                 page.slot(mode),
                 format!("<p>{mode} fallback</p>"),
@@ -143,10 +157,11 @@ async fn misbehaving_components_fall_back_within_their_deadline_and_the_page_ren
             );
         }
         assert_eq!(page.slot("good"), "<p>source n=1</p>");
-        // The looping component is stopped at its 100 ms deadline, well inside the
-        // page's 1 s deadline.
+        // The looping and the sleeping component are stopped at their 100 ms
+        // deadline (they run concurrently, in one stage), well inside the page's 1 s
+        // deadline and nowhere near the 30 s sleep.
         assert!(
-            page.elapsed < Duration::from_millis(800),
+            page.elapsed < Duration::from_millis(500),
             "round {round}: took {:?}",
             page.elapsed
         );
@@ -238,7 +253,7 @@ component = "cart-summary"
     // The picker is volatile, so the page is; in normal mode that keeps the base TTL.
     assert_eq!(
         page.header("cdn-cache-control"),
-        "max-age=120, stale-while-revalidate=120, stale-if-error=300"
+        "max-age=120, stale-while-revalidate=120, stale-if-error=86400"
     );
     assert_eq!(page.body.matches("/ticket-picker.js\"").count(), 1);
     assert_eq!(page.body.matches("/event-details.css\"").count(), 1);
@@ -284,6 +299,7 @@ async fn each_failure_is_reported_as_its_kind() {
     let bus = Arc::new(BusSnapshot::default());
     for (mode, expected) in [
         ("loop", "timeout"),
+        ("sleep", "timeout"),
         ("oom", "trap"),
         ("stack", "trap"),
         ("trap", "trap"),
@@ -303,6 +319,12 @@ async fn each_failure_is_reported_as_its_kind() {
             Err(ComponentError::Instantiate { .. }) => "instantiate",
         };
         assert_eq!(kind, expected, "{mode}: {:?}", result.outcome.err());
+        // Stopped at the deadline (1 ms epoch ticks), not whenever the guest is done.
+        assert!(
+            result.elapsed < Duration::from_millis(250),
+            "{mode}: took {:?}",
+            result.elapsed
+        );
     }
     // And the instance after them is as good as new.
     let deadline = Instant::now() + Duration::from_millis(100);

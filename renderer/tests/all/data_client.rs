@@ -30,6 +30,11 @@ struct Bff {
     delay: std::sync::Mutex<Duration>,
     /// Answer 503 to this many requests first.
     fail_first: AtomicUsize,
+    /// Requests being answered now, and the most seen at once.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// Body bytes handed to the connection so far (for the huge answer).
+    sent: Arc<AtomicUsize>,
 }
 
 struct Running {
@@ -60,11 +65,17 @@ async fn bff(answer: Answer) -> Running {
         answer: std::sync::Mutex::new(answer),
         delay: std::sync::Mutex::new(Duration::ZERO),
         fail_first: AtomicUsize::new(0),
+        in_flight: AtomicUsize::new(0),
+        max_in_flight: AtomicUsize::new(0),
+        sent: Arc::new(AtomicUsize::new(0)),
     });
     async fn handle(State(bff): State<Arc<Bff>>, request: HeaderMap) -> Response {
         let n = bff.hits.fetch_add(1, Ordering::SeqCst) + 1;
+        let now = bff.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        bff.max_in_flight.fetch_max(now, Ordering::SeqCst);
         let delay = *bff.delay.lock().expect("lock");
         tokio::time::sleep(delay).await;
+        bff.in_flight.fetch_sub(1, Ordering::SeqCst);
         if bff
             .fail_first
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1))
@@ -99,9 +110,13 @@ async fn bff(answer: Answer) -> Running {
                 ([(header::CONTENT_TYPE, "application/json")], "{\"n\": nope").into_response()
             }
             Answer::Huge => {
+                let sent = bff.sent.clone();
                 let chunks = std::iter::once(bytes::Bytes::from_static(b"\""))
                     .chain((0..800).map(|_| bytes::Bytes::from(vec![b'x'; 64 << 10])))
                     .chain(std::iter::once(bytes::Bytes::from_static(b"\"")))
+                    .inspect(move |chunk| {
+                        sent.fetch_add(chunk.len(), Ordering::SeqCst);
+                    })
                     .map(Ok::<_, std::io::Error>);
                 axum::body::Body::from_stream(futures::stream::iter(chunks)).into_response()
             }
@@ -189,9 +204,15 @@ async fn a_waiter_giving_up_does_not_cancel_the_fetch() {
     b.delay(Duration::from_millis(200));
     let c = client();
     let url = format!("{}/slow", b.url);
-    let early = c.fetch(&url, Duration::from_millis(20), "t").await;
+    // Two waiters share one fetch; the impatient one gives up, the other still gets
+    // the value from the same (single) upstream request.
+    let (early, patient) = tokio::join!(
+        c.fetch(&url, Duration::from_millis(20), "t"),
+        c.fetch(&url, Duration::from_millis(1000), "t"),
+    );
     assert!(matches!(early, Err(DataError::Timeout(20))), "{early:?}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(patient.expect("patient waiter").served, Served::Fetched);
+    tokio::time::sleep(Duration::from_millis(100)).await;
     // The fetch went on without its waiter and filled the cache.
     assert_eq!(n(&c, &url).await.unwrap(), (1, Served::Fresh));
     assert_eq!(b.hits(), 1);
@@ -310,6 +331,63 @@ async fn garbage_and_huge_bodies_leave_the_topic_absent() {
         .fetch(&format!("{}/h", b.url), Duration::from_secs(5), "t")
         .await;
     assert!(matches!(r, Err(DataError::TooLarge(_))), "{r:?}");
+    // The client stopped reading at its 4 MiB limit and dropped the connection: the
+    // BFF got to hand over only that much plus what the socket buffers hold, not the
+    // 50 MB, so nothing near the whole body was ever held in memory.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sent = b.bff.sent.load(Ordering::SeqCst);
+    assert!(sent < 16 << 20, "the BFF sent {sent} bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_max_concurrency_requests_reach_one_bff_at_once() {
+    let b = bff(Answer::Json("no-store", vec![])).await;
+    b.delay(Duration::from_millis(100));
+    let c = DataClient::new(DataClientOptions {
+        max_concurrency: 2,
+        ..DataClientOptions::default()
+    })
+    .expect("client");
+    // Distinct URLs, so nothing is coalesced: every one needs its own request.
+    let urls: Vec<String> = (0..8).map(|i| format!("{}/c{i}", b.url)).collect();
+    let all = futures::future::join_all(
+        urls.iter()
+            .map(|url| c.fetch_as(url, Duration::from_secs(2), "t", None)),
+    )
+    .await;
+    assert!(all.iter().all(Result::is_ok), "{all:?}");
+    assert_eq!(b.hits(), 8);
+    assert_eq!(b.bff.max_in_flight.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_is_retried_once() {
+    let c = client();
+    let url = format!("{}/x", crate::support::dead_url());
+    let r = c.fetch(&url, DEADLINE, "t").await;
+    assert!(matches!(r, Err(DataError::Connect(_))), "{r:?}");
+    let stats = c.stats();
+    assert_eq!((stats.upstream_requests, stats.retries), (2, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_breaker_serves_the_stale_entry_without_calling_the_bff() {
+    let b = bff(Answer::Json("public, max-age=1, stale-if-error=30", vec![])).await;
+    let c = client();
+    let url = format!("{}/e", b.url);
+    assert_eq!(n(&c, &url).await.unwrap(), (1, Served::Fetched));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // Other keys of the same BFF fail until its breaker opens.
+    b.answer(Answer::Status(500));
+    for i in 0..3 {
+        assert!(n(&c, &format!("{}/k{i}", b.url)).await.is_err());
+    }
+    assert_eq!(c.breakers()[0].state, BreakerState::Open);
+    let hits = b.hits();
+    assert_eq!(n(&c, &url).await.unwrap(), (1, Served::Stale));
+    assert_eq!(b.hits(), hits, "an open breaker does not call the BFF");
+    assert_eq!(c.stats().rejected_by_breaker, 1);
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod caching;
 mod components;
 mod config_errors;
 mod data_client;

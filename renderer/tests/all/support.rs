@@ -18,6 +18,10 @@ pub const ANY_SLOTS_LAYOUT: &str = "<!doctype html><html><head>{{ head }}</head>
 {% for name, html in slots|items %}<div data-slot=\"{{ name }}\">{{ html }}</div>{% endfor %}\
 {{ scripts }}</body></html>";
 
+/// The admin token of every test renderer.
+#[allow(dead_code)]
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
 pub struct TestSite {
     pub dir: TempDir,
 }
@@ -27,7 +31,7 @@ impl TestSite {
     pub fn new(bffs: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut toml = String::from(
-            "components = \"components\"\n[limits]\npage_deadline_ms = 1000\ncomponent_deadline_ms = 100\nmax_instances = 32\n[bffs]\n",
+            "components = \"components\"\n[limits]\npage_deadline_ms = 1000\ncomponent_deadline_ms = 100\nmax_instances = 32\n[cache]\njitter = 0.0\n[bffs]\n",
         );
         for (name, url) in bffs {
             toml.push_str(&format!("{name} = \"{url}\"\n"));
@@ -86,6 +90,7 @@ impl TestSite {
             bffs: BTreeMap::new(),
             data_client: None,
             identity,
+            admin_token: Some(ADMIN_TOKEN.into()),
         })
         .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -222,13 +227,10 @@ pub async fn backend() -> String {
         .route(
             "/huge",
             get(|| async {
-                // 8 MiB of valid JSON, over the renderer's 4 MiB limit, without a length.
-                let chunk = bytes::Bytes::from(vec![b' '; 64 << 10]);
+                // 50 MB of valid JSON, far over the renderer's 4 MiB limit, without a
+                // length.
                 let chunks = std::iter::once(bytes::Bytes::from_static(b"\""))
-                    .chain(
-                        std::iter::repeat_n(chunk, 128)
-                            .map(|_| bytes::Bytes::from(vec![b'x'; 64 << 10])),
-                    )
+                    .chain((0..800).map(|_| bytes::Bytes::from(vec![b'x'; 64 << 10])))
                     .chain(std::iter::once(bytes::Bytes::from_static(b"\"")))
                     .map(Ok::<_, std::io::Error>);
                 axum::body::Body::from_stream(futures::stream::iter(chunks))

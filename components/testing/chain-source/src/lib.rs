@@ -1,5 +1,6 @@
 //! `chain-source`: publishes `n` (props `n`, a JSON number, default 1).
-//! With props `fail: true` it fails before publishing.
+//! With props `fail: true` it fails before publishing; with `fail_after_publish: true`
+//! it publishes and then fails, so the host must discard what it published.
 
 use oberon_sdk::{Component, Context, Fragment, Metadata, Props, Value, bus, html};
 
@@ -20,6 +21,9 @@ impl Component for ChainSource {
             Some(other) => return Err(format!("props.n must be a number, got {other}")),
         };
         bus::publish("n", &n)?;
+        if props.bool("fail_after_publish") == Some(true) {
+            return Err("chain-source published, then failed".to_string());
+        }
         Ok(Fragment::html(format!(
             "<p>source n={}</p>",
             html::escape(&n.to_string())

@@ -1,5 +1,6 @@
 //! `misbehave`: a component that misbehaves on request, for the renderer's
-//! isolation tests. Props: `{"mode": "ok"|"loop"|"oom"|"stack"|"trap"|"panic"|"error"|"env"}`.
+//! isolation tests. Props:
+//! `{"mode": "ok"|"loop"|"sleep"|"oom"|"stack"|"trap"|"panic"|"error"|"env"}`.
 
 use std::hint::black_box;
 
@@ -16,6 +17,11 @@ impl Component for Misbehave {
         match props.str("mode").unwrap_or("ok") {
             "ok" => Ok(Fragment::html("<p>misbehave ok</p>")),
             "loop" => spin(),
+            // Parks in a WASI poll, where no wasm runs and so no epoch check happens.
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(30));
+                Ok(Fragment::html("<p>misbehave woke up</p>"))
+            }
             "oom" => exhaust_memory(),
             "stack" => Ok(Fragment::html(format!("<p>{}</p>", recurse(0)))),
             "trap" => trap(),

@@ -1,0 +1,320 @@
+vcl 4.1;
+
+# Oberon's CDN policy for Varnish (written for 7.1; uses only core VCL and vmod_std).
+#
+# It implements the origin's header contract (see infra/cdn/README.md):
+#
+#   page, public/volatile  Cache-Control: max-age=0, must-revalidate      (browsers only)
+#                          CDN-Cache-Control: max-age=T, stale-while-revalidate=S,
+#                                             stale-if-error=E           (this cache)
+#                          Surrogate-Control: <same>                     (fallback)
+#                          Surrogate-Key: k1 k2 ...   Cache-Tag: k1,k2   ETag
+#   page, personal         Cache-Control: private, no-store              never stored
+#   error (5xx)            Cache-Control: no-store                       never stored;
+#                                                                        stale copy served
+#   asset                  Cache-Control: public, max-age=31536000, immutable
+#   any Set-Cookie         never stored
+#   request with Cookie or Authorization: passed to the origin, never cached.
+#
+# Internal state between restarts travels in the request header X-Oberon-Stale
+# ("retry": refresh synchronously, the stale copy is kept as a fallback; "serve":
+# the refresh failed, deliver the stale copy). It is removed from every client
+# request on arrival, so no client can ask for stale content. The origin sees it
+# only as "X-Oberon-Stale: retry" on such a synchronous refresh.
+#
+# Response headers added: X-Cache (HIT, MISS, STALE, STALE-IF-ERROR, PASS), Age
+# (Varnish's own). With `X-Oberon-Debug: 1` from a trusted address the CDN-only
+# headers are kept and X-Oberon-TTL / X-Oberon-Grace are added.
+
+import std;
+
+# The deployment (or a test) writes oberon-backend.vcl, declaring `backend origin`
+# with a health probe, into a directory on vcl_path. See oberon-backend.vcl.example.
+include "oberon-backend.vcl";
+
+# Who may purge and who may see the CDN-only headers: loopback only. A deployment
+# that purges from elsewhere adds its addresses here.
+acl oberon_trusted {
+    "127.0.0.1";
+    "::1";
+}
+
+# ---------------------------------------------------------------------------
+# Client side
+# ---------------------------------------------------------------------------
+
+# Contract: internal control headers are never accepted from clients; PURGE/BAN
+# by surrogate key from trusted addresses; Cookie/Authorization → pass; the
+# restart states of stale-if-error choose how much grace a lookup may use.
+sub vcl_recv {
+    set req.backend_hint = origin;
+
+    if (req.restarts == 0) {
+        # Only this VCL sets it, and only before a restart.
+        unset req.http.X-Oberon-Stale;
+        if (client.ip !~ oberon_trusted) {
+            unset req.http.X-Oberon-Debug;
+        }
+    }
+
+    if (req.method == "PURGE" || req.method == "BAN") {
+        call oberon_purge;
+    }
+
+    if (req.http.X-Oberon-Stale == "retry") {
+        # The object is past its stale-while-revalidate window: do not accept it
+        # as a hit, fetch synchronously. The stale copy stays in cache (its grace
+        # covers stale-if-error) in case the fetch fails.
+        set req.grace = 0s;
+    } elsif (req.http.X-Oberon-Stale == "serve") {
+        # The fetch failed: accept the object anywhere in its own grace, which
+        # vcl_backend_response set to cover stale-if-error.
+        set req.grace = 3650d;
+    }
+
+    # Credentials or cookies: the response may be personal. Same as the builtin,
+    # stated here because the contract depends on it.
+    if (req.http.Authorization || req.http.Cookie) {
+        return (pass);
+    }
+
+    # Fall through to the builtin vcl_recv (Host normalisation, method checks).
+}
+
+# Contract: `PURGE` (or `BAN`) with `Surrogate-Key: k1 k2 ...` from oberon_trusted
+# bans every object whose Surrogate-Key holds any of the keys as a whole token.
+# 403 from anyone else, 400 without keys or with characters outside
+# [A-Za-z0-9_:@/.+-] plus { } (the renderer writes route patterns such as
+# "route:/events/{id}" into keys). The ban tests obj.* only, so the ban lurker
+# can apply it in the background. Every branch ends in synth.
+sub oberon_purge {
+    if (client.ip !~ oberon_trusted) {
+        return (synth(403, "Forbidden"));
+    }
+    if (!req.http.Surrogate-Key || req.http.Surrogate-Key !~ "[^ \t]") {
+        return (synth(400, "Surrogate-Key required"));
+    }
+    if (req.http.Surrogate-Key !~ "^[ \t]*[A-Za-z0-9_:@/.+{}-]+([ \t]+[A-Za-z0-9_:@/.+{}-]+)*[ \t]*$") {
+        return (synth(400, "Invalid Surrogate-Key"));
+    }
+    # Trim, make `.`, `+`, `{`, `}` literal ([.] etc. rather than backslashes), then
+    # turn the space-separated keys into an alternation. The ban argument must
+    # not be quoted (std.ban would keep the quotes as part of the regex) and so
+    # must not contain spaces: the validation above and [[:space:]] see to that.
+    set req.http.X-Oberon-Ban = regsuball(req.http.Surrogate-Key, "^[ \t]+|[ \t]+$", "");
+    set req.http.X-Oberon-Ban = regsuball(req.http.X-Oberon-Ban, "([.+{}])", "[\1]");
+    set req.http.X-Oberon-Ban = regsuball(req.http.X-Oberon-Ban, "[ \t]+", "|");
+    # A key matches only as a whole token: bounded by start/end or whitespace,
+    # so "route:/events" does not match "route:/events/42".
+    if (std.ban("obj.http.Surrogate-Key ~ " +
+        "(^|[[:space:]])(" + req.http.X-Oberon-Ban + ")([[:space:]]|$)")) {
+        return (synth(200, "Banned"));
+    }
+    return (synth(400, "Ban rejected: " + std.ban_error()));
+}
+
+# Contract: fresh → HIT; within stale-while-revalidate → deliver stale and
+# refresh in the background; past it but within stale-if-error → try the origin
+# synchronously and keep the stale copy for when that fails; origin known sick →
+# deliver the stale copy at once.
+sub vcl_hit {
+    if (obj.ttl >= 0s) {
+        return (deliver);
+    }
+    if (req.http.X-Oberon-Stale == "serve") {
+        # Restarted after a failed synchronous refresh (see vcl_synth).
+        return (deliver);
+    }
+    if (obj.ttl + std.duration(obj.http.X-Oberon-Swr, 0s) > 0s) {
+        # stale-while-revalidate: Varnish starts a background fetch on delivery.
+        return (deliver);
+    }
+    if (!std.healthy(req.backend_hint)) {
+        # The probe already says the origin is down: stale-if-error right away.
+        set req.http.X-Oberon-Stale = "serve";
+        return (deliver);
+    }
+    if (req.restarts == 0) {
+        set req.http.X-Oberon-Stale = "retry";
+        return (restart);
+    }
+    return (deliver);
+}
+
+# Contract: Age and X-Cache on every response; CDN-only headers stripped unless
+# a trusted debug request.
+sub vcl_deliver {
+    if (obj.uncacheable) {
+        # pass, hit-for-miss, errors: nothing from or into the cache.
+        set resp.http.X-Cache = "PASS";
+    } elsif (obj.hits == 0) {
+        set resp.http.X-Cache = "MISS";
+    } elsif (obj.ttl >= 0s) {
+        set resp.http.X-Cache = "HIT";
+    } elsif (req.http.X-Oberon-Stale == "serve") {
+        set resp.http.X-Cache = "STALE-IF-ERROR";
+    } else {
+        set resp.http.X-Cache = "STALE";
+    }
+
+    unset resp.http.X-Oberon-Swr;
+    if (req.http.X-Oberon-Debug == "1") {
+        set resp.http.X-Oberon-TTL = obj.ttl;
+        set resp.http.X-Oberon-Grace = obj.grace;
+    } else {
+        # For the CDN only (RFC 9213 targeted field, surrogate fields, purge keys).
+        unset resp.http.CDN-Cache-Control;
+        unset resp.http.Surrogate-Control;
+        unset resp.http.Surrogate-Key;
+        unset resp.http.Cache-Tag;
+    }
+}
+
+# Contract: stale-if-error. A synchronous refresh that failed (origin 5xx,
+# connection refused, timeout) was abandoned by the backend side, which lands
+# here as a 503: restart once and deliver the stale copy. Purge answers get a
+# short plain-text body.
+sub vcl_synth {
+    if (req.http.X-Oberon-Stale == "retry" && resp.status >= 500) {
+        set req.http.X-Oberon-Stale = "serve";
+        return (restart);
+    }
+    if (req.method == "PURGE" || req.method == "BAN") {
+        set resp.http.Content-Type = "text/plain; charset=utf-8";
+        set resp.body = resp.reason + {"
+"};
+        return (deliver);
+    }
+}
+
+# ---------------------------------------------------------------------------
+# Backend side
+# ---------------------------------------------------------------------------
+
+# Contract: the debug switch is the CDN's, not the origin's. X-Oberon-Stale
+# stays on the backend request (only ever "retry", set by vcl_hit): the backend
+# subs need it to know that a stale copy backs this fetch, and VCL 7.1 has no
+# other place to carry that. The origin ignores it.
+sub vcl_backend_fetch {
+    unset bereq.http.X-Oberon-Debug;
+    if (bereq.http.X-Oberon-Stale != "retry") {
+        unset bereq.http.X-Oberon-Stale;
+    }
+}
+
+# Contract: the CDN's TTL comes from CDN-Cache-Control, else Surrogate-Control,
+# else Varnish's own reading of Cache-Control. private/no-store/no-cache in the
+# targeted field, private/no-store/no-cache in Cache-Control when there is no
+# targeted field, or Set-Cookie → hit-for-miss (never served to anyone else).
+# Errors never replace a cached object.
+sub vcl_backend_response {
+    # Set only here, from the targeted field; never trusted from the origin.
+    unset beresp.http.X-Oberon-Swr;
+    unset beresp.http.X-Oberon-Policy;
+
+    if (bereq.uncacheable) {
+        # A pass (Cookie/Authorization, non-GET): nothing is stored anyway.
+        return (deliver);
+    }
+
+    if (beresp.status >= 500) {
+        if (bereq.is_bgfetch || bereq.http.X-Oberon-Stale == "retry") {
+            # A refresh failed while a stale copy exists: keep that object as it
+            # is (any delivered response, even uncacheable, would supersede it).
+            # A background fetch just ends; a synchronous one lands in vcl_synth,
+            # which restarts and serves the stale copy.
+            return (abandon);
+        }
+        # No stale copy: the origin's error goes to this request only.
+        set beresp.ttl = 0s;
+        set beresp.grace = 0s;
+        set beresp.keep = 0s;
+        set beresp.uncacheable = true;
+        return (deliver);
+    }
+
+    if (beresp.http.Set-Cookie) {
+        call oberon_hit_for_miss;
+    }
+
+    if (beresp.http.CDN-Cache-Control) {
+        set beresp.http.X-Oberon-Policy = beresp.http.CDN-Cache-Control;
+    } elsif (beresp.http.Surrogate-Control) {
+        set beresp.http.X-Oberon-Policy = beresp.http.Surrogate-Control;
+    }
+
+    if (beresp.http.X-Oberon-Policy) {
+        call oberon_targeted_policy;
+    }
+
+    # No targeted field: Varnish has already set ttl (and grace from a
+    # Cache-Control stale-while-revalidate) from Cache-Control/Expires.
+    if (beresp.http.Cache-Control ~ "(?i)(^|[\s,])(private|no-store|no-cache)([\s,=]|$)" ||
+        beresp.ttl <= 0s ||
+        beresp.http.Vary == "*") {
+        call oberon_hit_for_miss;
+    }
+    set beresp.http.X-Oberon-Swr = beresp.grace + "s";
+    return (deliver);
+}
+
+# TTL, stale-while-revalidate and stale-if-error from the targeted field (in
+# beresp.http.X-Oberon-Policy). The object's grace covers the longer of the two
+# windows; the stale-while-revalidate part is remembered in X-Oberon-Swr for
+# vcl_hit (stripped on delivery).
+sub oberon_targeted_policy {
+    if (beresp.http.X-Oberon-Policy ~ "(?i)(^|[\s,])(private|no-store|no-cache)([\s,=]|$)") {
+        call oberon_hit_for_miss;
+    }
+    if (beresp.http.X-Oberon-Policy !~ "(?i)(^|[\s,])max-age\s*=\s*\d+") {
+        # A targeted field without freshness: do not fall back on Cache-Control.
+        call oberon_hit_for_miss;
+    }
+    set beresp.ttl = std.duration(regsub(beresp.http.X-Oberon-Policy,
+        "(?i)^(.*[\s,])?max-age\s*=\s*(\d+).*$", "\2") + "s", 0s);
+    if (beresp.ttl <= 0s) {
+        call oberon_hit_for_miss;
+    }
+
+    set beresp.grace = 0s;
+    if (beresp.http.X-Oberon-Policy ~ "(?i)(^|[\s,])stale-while-revalidate\s*=\s*\d+") {
+        set beresp.grace = std.duration(regsub(beresp.http.X-Oberon-Policy,
+            "(?i)^(.*[\s,])?stale-while-revalidate\s*=\s*(\d+).*$", "\2") + "s", 0s);
+    }
+    set beresp.http.X-Oberon-Swr = beresp.grace + "s";
+    if (beresp.http.X-Oberon-Policy ~ "(?i)(^|[\s,])stale-if-error\s*=\s*\d+" &&
+        std.duration(regsub(beresp.http.X-Oberon-Policy,
+            "(?i)^(.*[\s,])?stale-if-error\s*=\s*(\d+).*$", "\2") + "s", 0s) > beresp.grace) {
+        set beresp.grace = std.duration(regsub(beresp.http.X-Oberon-Policy,
+            "(?i)^(.*[\s,])?stale-if-error\s*=\s*(\d+).*$", "\2") + "s", 0s);
+    }
+
+    unset beresp.http.X-Oberon-Policy;
+    return (deliver);
+}
+
+# Not storable for sharing: a short hit-for-miss marker (requests for the URL
+# skip the waiting list and fetch on their own; a later cacheable answer is
+# stored normally).
+sub oberon_hit_for_miss {
+    unset beresp.http.X-Oberon-Policy;
+    unset beresp.http.X-Oberon-Swr;
+    set beresp.ttl = 30s;
+    set beresp.grace = 0s;
+    set beresp.uncacheable = true;
+    return (deliver);
+}
+
+# Contract: origin unreachable (refused, timeout, probe says sick). A failed
+# refresh never replaces the good object: abandon it (vcl_synth then serves the
+# stale copy to a synchronous request). Otherwise Varnish's 503, to this request
+# only.
+sub vcl_backend_error {
+    if (bereq.is_bgfetch || bereq.http.X-Oberon-Stale == "retry") {
+        return (abandon);
+    }
+    set beresp.ttl = 0s;
+    set beresp.grace = 0s;
+    set beresp.keep = 0s;
+    set beresp.uncacheable = true;
+}
