@@ -466,8 +466,8 @@ fn too_many(wait: Duration) -> Response<Body> {
 /// [`Gateway::handle`].
 pub fn app(gateway: Arc<Gateway>) -> Router {
     Router::new()
-        .route("/_gateway/livez", get(|| async { "ok\n" }))
-        .route("/_gateway/readyz", get(|| async { "ok\n" }))
+        .route("/_gateway/livez", get(health))
+        .route("/_gateway/readyz", get(health))
         .route(JWKS_PATH, get(jwks))
         .route("/_gateway/sign-in", get(session::start_sign_in))
         .route("/_gateway/session", post(session::finish_sign_in))
@@ -482,6 +482,11 @@ async fn handle(
     request: Request<Body>,
 ) -> Response<Body> {
     gateway.handle(peer, request).await
+}
+
+/// Health answers are about this instant and this instance: nobody may cache them.
+async fn health() -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-store")], "ok\n")
 }
 
 async fn jwks(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {

@@ -220,7 +220,7 @@ pub use oberon_config::{ConfigError, ConfigErrors, parse_toml};
 
 /// Numbers with a sensible range, refused at load (with the value's position) rather
 /// than overflowing or misbehaving at request time.
-mod bounded {
+pub(crate) mod bounded {
     use serde::{Deserialize, Deserializer, de::Error};
 
     /// Every deadline: 1 ms to 60 s. A page is an interactive answer, and the CDN's
@@ -262,6 +262,22 @@ mod bounded {
 
     pub fn jitter<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         within(d, (0.0, crate::cache::MAX_JITTER), "(a share of the TTL)")
+    }
+
+    /// A share of the admission limit at which the fleet is busy: at least 5% (below
+    /// that any render would raise the mode), at most all of it.
+    pub fn busy_fraction<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        within(d, (0.05, 1.0), "(a share of limits.max_concurrent_renders)")
+    }
+
+    /// How long the mode's signals must stay calm before it falls: 1 s to 1 h.
+    pub fn calm_period_s<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        within(d, (1, 3600), "s")
+    }
+
+    /// The window the render p99 is taken over: 1 s to 10 min.
+    pub fn window_s<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        within(d, (1, 600), "s")
     }
 }
 
@@ -312,5 +328,29 @@ mod tests {
             text.starts_with("site.toml:2:17: 0 is out of range"),
             "{text}"
         );
+        for (mode, expected) in [
+            (
+                "p99_objective_ms = 0",
+                "site.toml:2:20: 0 is out of range: must be between 1 and 60000 ms",
+            ),
+            (
+                "busy_fraction = 1.5",
+                "site.toml:2:17: 1.5 is out of range: must be between 0.05 and 1",
+            ),
+            (
+                "calm_period_s = 0",
+                "site.toml:2:17: 0 is out of range: must be between 1 and 3600 s",
+            ),
+            (
+                "window_s = 86400",
+                "site.toml:2:12: 86400 is out of range: must be between 1 and 600 s",
+            ),
+        ] {
+            let site = format!("[mode]\n{mode}\n");
+            let text = parse_toml::<SiteConfig>(Path::new("site.toml"), &site)
+                .unwrap_err()
+                .to_string();
+            assert!(text.starts_with(expected), "{mode}: {text}");
+        }
     }
 }

@@ -20,14 +20,18 @@ use crate::cache::Mode;
 pub struct ModeSettings {
     /// `p99_objective_ms = 250`: a render p99 above this raises `elevated`, above twice
     /// this `incident`.
+    #[serde(deserialize_with = "crate::config::bounded::deadline")]
     pub p99_objective_ms: u64,
     /// `busy_fraction = 0.8`: renders in flight at this share of
     /// `limits.max_concurrent_renders` raise `elevated`.
+    #[serde(deserialize_with = "crate::config::bounded::busy_fraction")]
     pub busy_fraction: f64,
     /// `calm_period_s = 60`: how long the signals must stay below a mode before it is
     /// left.
+    #[serde(deserialize_with = "crate::config::bounded::calm_period_s")]
     pub calm_period_s: u64,
     /// `window_s = 10`: the renders the p99 is computed over.
+    #[serde(deserialize_with = "crate::config::bounded::window_s")]
     pub window_s: u64,
 }
 

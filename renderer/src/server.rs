@@ -18,7 +18,10 @@ use crate::render::Renderer;
 /// a page.
 pub fn app(renderer: Arc<Renderer>) -> Router {
     Router::new()
-        .route("/_oberon/livez", get(|| async { "ok\n" }))
+        .route(
+            "/_oberon/livez",
+            get(|| async { no_store("ok\n".into_response()) }),
+        )
         .route("/_oberon/readyz", get(ready))
         .route("/_oberon/status", get(status))
         .route("/_oberon/mode", get(mode).post(set_mode))
@@ -45,7 +48,7 @@ async fn ready(State(renderer): State<Arc<Renderer>>) -> Response {
         site.pages.len(),
         site.components.by_name.len()
     );
-    body.into_response()
+    no_store(body.into_response())
 }
 
 /// What the renderer is doing, as JSON: its site, and each BFF's breaker and the data
@@ -53,7 +56,7 @@ async fn ready(State(renderer): State<Arc<Renderer>>) -> Response {
 async fn status(State(renderer): State<Arc<Renderer>>) -> Response {
     let site = renderer.site();
     let data = renderer.data();
-    axum::Json(serde_json::json!({
+    let response = axum::Json(serde_json::json!({
         "pages": site.pages.len(),
         "components": site.components.by_name.len(),
         "mode": renderer.mode().status(),
@@ -62,7 +65,8 @@ async fn status(State(renderer): State<Arc<Renderer>>) -> Response {
             "stats": data.stats(),
         },
     }))
-    .into_response()
+    .into_response();
+    no_store(response)
 }
 
 /// The cache mode and what set it, as JSON.
@@ -176,7 +180,7 @@ async fn asset(
                 ),
                 (
                     header::CACHE_CONTROL,
-                    HeaderValue::from_static("public, max-age=31536000, immutable"),
+                    HeaderValue::from_static("max-age=31536000, immutable"),
                 ),
                 (
                     header::X_CONTENT_TYPE_OPTIONS,

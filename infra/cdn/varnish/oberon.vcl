@@ -12,7 +12,7 @@ vcl 4.1;
 #   page, personal         Cache-Control: private, no-store              never stored
 #   error (5xx)            Cache-Control: no-store                       never stored;
 #                                                                        stale copy served
-#   asset                  Cache-Control: public, max-age=31536000, immutable
+#   asset                  Cache-Control: max-age=31536000, immutable
 #   any Set-Cookie         never stored
 #   request with Cookie or Authorization: passed to the origin, never cached.
 #

@@ -33,7 +33,7 @@ async fn a_new_version_is_swapped_in_without_a_restart() {
             assert_eq!(asset.status(), 200);
             assert_eq!(
                 asset.headers()["cache-control"],
-                "public, max-age=31536000, immutable"
+                "max-age=31536000, immutable"
             );
             assert_eq!(
                 asset.text().await.expect("body"),

@@ -1,0 +1,19 @@
+//! Support for the caching contract's end-to-end tests: a real Varnish running the
+//! repository's `infra/cdn/varnish/oberon.vcl` ([`varnish`]), the origin behind it —
+//! gateway, renderer and a backend, all on loopback ([`origin`]) — a bounded load
+//! ([`load`]) and the HTTP linter httplint ([`lint`]).
+//!
+//! The tests themselves are in `tests/`. They need Debian's `varnish` and PyPI's
+//! `httplint`; `.ci/run` installs both.
+
+pub mod lint;
+pub mod load;
+pub mod origin;
+pub mod varnish;
+
+/// The tests measure rates and hit ratios: one at a time, so that they do not load
+/// each other's origins on a small machine.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}

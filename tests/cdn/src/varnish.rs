@@ -1,0 +1,165 @@
+//! A real Varnish (Debian's `varnish` package) running `infra/cdn/varnish/oberon.vcl`
+//! in front of an origin on loopback, for as long as the [`Varnish`] value lives.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// `varnishd`: `$OBERON_VARNISHD`, else Debian's path, else whatever is on `PATH`.
+fn varnishd() -> PathBuf {
+    if let Some(path) = std::env::var_os("OBERON_VARNISHD") {
+        return PathBuf::from(path);
+    }
+    let debian = Path::new("/usr/sbin/varnishd");
+    if debian.exists() {
+        return debian.to_path_buf();
+    }
+    PathBuf::from("varnishd")
+}
+
+/// The repository's `infra/cdn/varnish/`.
+pub fn vcl_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/cdn/varnish")
+}
+
+/// A free loopback port, for a server started later (Varnish takes its listen address
+/// on the command line). The small window in which somebody else could take it is
+/// covered by [`Varnish::start`] failing loudly.
+pub fn reserve_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A running `varnishd -F`, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Varnish {
+    child: Child,
+    pub addr: SocketAddr,
+    /// The VCL, the backend declaration, varnishd's working directory and its log.
+    dir: TempDir,
+}
+
+impl Varnish {
+    /// Start Varnish on `127.0.0.1:port` with `oberon.vcl` and an `origin` backend at
+    /// `origin` (probed on `/_gateway/readyz`, as `oberon-backend.vcl.example` does),
+    /// and wait until it answers.
+    pub fn start(port: u16, origin: SocketAddr) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // varnishd compiles and loads the VCL as its own unprivileged user when it is
+        // started as root: everything it reads must be readable by others.
+        chmod(dir.path(), 0o755);
+        let example = std::fs::read_to_string(vcl_dir().join("oberon-backend.vcl.example"))
+            .expect("read oberon-backend.vcl.example");
+        let backend = example
+            .replace(
+                ".host = \"127.0.0.1\";",
+                &format!(".host = \"{}\";", origin.ip()),
+            )
+            .replace(
+                ".port = \"8080\";",
+                &format!(".port = \"{}\";", origin.port()),
+            );
+        assert_ne!(
+            backend, example,
+            "oberon-backend.vcl.example no longer declares 127.0.0.1:8080; update this test"
+        );
+        write_readable(&dir.path().join("oberon-backend.vcl"), &backend);
+        let vcl = std::fs::read_to_string(vcl_dir().join("oberon.vcl")).expect("read oberon.vcl");
+        write_readable(&dir.path().join("oberon.vcl"), &vcl);
+        let workdir = dir.path().join("work");
+        std::fs::create_dir(&workdir).expect("mkdir work");
+        chmod(&workdir, 0o755);
+        let log = std::fs::File::create(dir.path().join("varnishd.log")).expect("log file");
+
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let program = varnishd();
+        let child = Command::new(&program)
+            .arg("-F")
+            .arg("-n")
+            .arg(&workdir)
+            .arg("-a")
+            .arg(addr.to_string())
+            // The management interface on a port of its own choosing.
+            .args(["-T", "127.0.0.1:0"])
+            .arg("-f")
+            .arg(dir.path().join("oberon.vcl"))
+            .arg("-p")
+            .arg(format!("vcl_path={}", dir.path().display()))
+            // The ban lurker applies purges in the background within a fraction of a
+            // second; requests test bans themselves anyway.
+            .args(["-p", "ban_lurker_sleep=0.01"])
+            .args(["-s", "malloc,64m"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {}: {e}\nThese tests need Varnish: install Debian's `varnish` package (as .ci/run does), or set OBERON_VARNISHD",
+                    program.display()
+                )
+            });
+        let mut varnish = Self { child, addr, dir };
+        varnish.wait_until_serving();
+        varnish
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// What varnishd printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("varnishd.log")).unwrap_or_default()
+    }
+
+    fn wait_until_serving(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("varnishd exited ({status}) before serving:\n{}", self.log());
+            }
+            if std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "varnishd did not listen on {} within 60 s:\n{}",
+                self.addr,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Varnish {
+    fn drop(&mut self) {
+        // SIGTERM lets the manager stop its worker child; SIGKILL would orphan it.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+fn write_readable(path: &Path, contents: &str) {
+    std::fs::write(path, contents).expect("write");
+    chmod(path, 0o644);
+}
