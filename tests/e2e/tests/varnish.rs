@@ -2,14 +2,14 @@
 //! in front of the gateway and the renderer, all real, on loopback.
 //!
 //! Figures (hit ratio, origin request rates, availability) are printed; run with
-//! `cargo test -p oberon-cdn-tests --test varnish -- --nocapture` to see them.
+//! `cargo test -p oberon-e2e-tests --test varnish -- --nocapture` to see them.
 
 use std::time::{Duration, Instant};
 
-use oberon_cdn_tests::exclusive;
-use oberon_cdn_tests::load::{self, Bound};
-use oberon_cdn_tests::origin::{Origin, SiteSettings, client, get, install};
-use oberon_cdn_tests::varnish::{Varnish, reserve_port};
+use oberon_e2e_tests::exclusive;
+use oberon_e2e_tests::load::{self, Bound};
+use oberon_e2e_tests::origin::{Origin, SiteSettings, client, get, install};
+use oberon_e2e_tests::varnish::{Varnish, reserve_port};
 use oberon_renderer::cache::Mode;
 
 /// Varnish in front of a fresh origin whose renderer purges that Varnish.

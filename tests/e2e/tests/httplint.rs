@@ -3,14 +3,14 @@
 //! public page, a revalidation, a personal page, an error, a shed request, an asset,
 //! the admin endpoints — exactly as it came off the wire.
 
-use oberon_cdn_tests::exclusive;
-use oberon_cdn_tests::lint::{Note, lint, raw_get};
+use oberon_e2e_tests::exclusive;
+use oberon_e2e_tests::lint::{Note, lint, raw_get};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use oberon_cdn_tests::origin::{Origin, SiteSettings};
-use oberon_cdn_tests::varnish::{Varnish, reserve_port};
+use oberon_e2e_tests::origin::{Origin, SiteSettings};
+use oberon_e2e_tests::varnish::{Varnish, reserve_port};
 
 /// httplint's verdicts that fail a response: anything `BAD`, and a `WARN` about
 /// caching, except those we disagree with on purpose.

@@ -1,4 +1,4 @@
-//! Support for the caching contract's end-to-end tests: a real Varnish running the
+//! Support for the end-to-end tests: a real Varnish running the
 //! repository's `infra/cdn/varnish/oberon.vcl` ([`varnish`]), the origin behind it —
 //! gateway, renderer and a backend, all on loopback ([`origin`]) — a bounded load
 //! ([`load`]) and the HTTP linter httplint ([`lint`]).
