@@ -42,6 +42,9 @@ pub struct GatewayConfig {
     pub issuers: Vec<IssuerConfig>,
     /// `[[routes]]`: matched in the order of their specificity, not of the file.
     pub routes: Vec<RouteConfig>,
+    /// `[origin]`: the CDN's secret header, required on every request but the health
+    /// endpoints' and the JWKS's (see [`crate::origin`]). Unset: no check.
+    pub origin: Option<crate::origin::OriginConfig>,
 }
 
 /// `[session]`: the browser's session cookie and where it signs in.

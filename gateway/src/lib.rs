@@ -14,10 +14,13 @@
 //! - [`ratelimit`]: GCRA per client and per user.
 //! - [`session`]: browser sign-in (`form_post` callback with a state cookie) and sign-out.
 //! - [`devidp`]: a local identity provider for `oberon dev` and tests.
+//! - [`origin`]: `[origin]`, the CDN's secret header, without which nothing but the
+//!   health endpoints and the public keys is answered.
 
 pub mod auth;
 pub mod config;
 pub mod devidp;
+pub mod origin;
 pub mod path;
 pub mod proxy;
 pub mod ratelimit;
@@ -85,6 +88,8 @@ pub struct Gateway {
     body_limit: u64,
     header_limit: usize,
     pub(crate) session: session::Settings,
+    /// `[origin]`: when set, only requests through the CDN are answered.
+    pub(crate) origin: Option<origin::OriginGuard>,
 }
 
 impl Gateway {
@@ -127,7 +132,17 @@ impl Gateway {
                 Signer::from_pem(&pem).map_err(|e| err(format!("{}: {e}", file.display())))?
             }
         };
-        let gateway = Self::build(config, signer, &options.jwks_urls);
+        let origin = match &config.origin {
+            None => None,
+            Some(o) => Some(origin::OriginGuard::load(
+                o,
+                &options.config,
+                &source,
+                |name| std::env::var(name).ok(),
+            )?),
+        };
+        let mut gateway = Self::build(config, signer, &options.jwks_urls);
+        gateway.origin = origin;
         gateway.issuers.prefetch().await;
         Ok(gateway)
     }
@@ -188,6 +203,7 @@ impl Gateway {
             body_limit: config.limits.body_bytes,
             header_limit: config.limits.header_bytes,
             session: session::Settings::new(&config),
+            origin: None,
         }
     }
 
@@ -462,17 +478,29 @@ fn too_many(wait: Duration) -> Response<Body> {
     response
 }
 
+/// Paths answered without the CDN's origin header (see [`origin`]): the probes of
+/// the orchestrator and of the CDN itself, and the public keys that renderers and
+/// BFFs fetch from inside the cluster.
+pub const HEALTH_PATHS: [&str; 2] = ["/_gateway/livez", "/_gateway/readyz"];
+
 /// The gateway's routes: its own endpoints, and everything else through
-/// [`Gateway::handle`].
+/// [`Gateway::handle`]. Everything a browser reaches (sign-in, pages, APIs) sits
+/// behind [`origin::guard`]; the health endpoints and the JWKS do not.
 pub fn app(gateway: Arc<Gateway>) -> Router {
-    Router::new()
-        .route("/_gateway/livez", get(health))
-        .route("/_gateway/readyz", get(health))
-        .route(JWKS_PATH, get(jwks))
+    let through_the_cdn = Router::new()
         .route("/_gateway/sign-in", get(session::start_sign_in))
         .route("/_gateway/session", post(session::finish_sign_in))
         .route("/_gateway/sign-out", post(session::sign_out))
         .fallback(handle)
+        .layer(axum::middleware::from_fn_with_state(
+            gateway.clone(),
+            origin::guard,
+        ));
+    Router::new()
+        .route(HEALTH_PATHS[0], get(health))
+        .route(HEALTH_PATHS[1], get(health))
+        .route(JWKS_PATH, get(jwks))
+        .merge(through_the_cdn)
         .with_state(gateway)
 }
 

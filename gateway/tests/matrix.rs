@@ -952,3 +952,90 @@ async fn leeway_forgives_a_little_clock_skew_and_no_more() {
         (401, 0)
     );
 }
+
+#[tokio::test]
+async fn with_origin_verification_only_the_cdn_gets_through() {
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    const NEXT: &str = "fedcba9876543210fedcba9876543210";
+    let config = format!("{CONFIG}\n[origin]\nsecret_file = \"origin-secret\"\n");
+    let (upstream, upstream_url) = Upstream::start().await;
+    let issuer = TestIssuer::start().await;
+    let (_gateway, url, _dir) = gateway_with_files(
+        &config,
+        // A rotation in progress: both secrets are good.
+        &[("origin-secret", &format!("{SECRET}\n{NEXT}\n"))],
+        &upstream_url,
+        &[(ISSUER, issuer.jwks_url.as_str())],
+    )
+    .await;
+    let get = |case: &'static str, path: &str, origin: &[&str]| {
+        let mut request = client().get(format!("{url}{path}")).header("x-case", case);
+        for v in origin {
+            request = request.header("x-origin-verify", *v);
+        }
+        async move { request.send().await.unwrap() }
+    };
+
+    for (case, origin) in [
+        ("none", &[][..]),
+        ("wrong", &["0123456789abcdef0123456789abcdeX"][..]),
+        ("prefix", &[&SECRET[..16]][..]),
+        ("twice", &[SECRET, "something else"][..]),
+    ] {
+        let response = get(case, "/public/x", origin).await;
+        assert_eq!(response.status(), 403, "{case}");
+        assert!(
+            upstream.saw(case).is_empty(),
+            "{case}: reached the upstream"
+        );
+    }
+    // The browser-facing endpoints of the gateway itself are behind it too.
+    assert_eq!(
+        get("sign-in", "/_gateway/sign-in?return_to=/", &[])
+            .await
+            .status(),
+        403
+    );
+
+    for (case, secret) in [("good", SECRET), ("next", NEXT)] {
+        let response = get(case, "/public/x", &[secret]).await;
+        assert_eq!(response.status(), 200, "{case}");
+        let seen = upstream.saw(case);
+        assert_eq!(seen.len(), 1, "{case}");
+        assert!(
+            seen[0].headers.get("x-origin-verify").is_none(),
+            "{case}: the secret was passed upstream"
+        );
+    }
+
+    // Probes and the in-cluster key fetch come without the CDN.
+    for path in oberon_gateway::HEALTH_PATHS
+        .into_iter()
+        .chain([oberon_identity::assertion::JWKS_PATH])
+    {
+        assert_eq!(get("health", path, &[]).await.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn origin_verification_refuses_to_start_without_a_good_secret() {
+    let config = format!("{CONFIG}\n[origin]\nsecret_file = \"origin-secret\"\n");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(&file, &config).unwrap();
+    std::fs::write(dir.path().join("origin-secret"), "too-short\n").unwrap();
+    let error = oberon_gateway::Gateway::load(oberon_gateway::GatewayOptions {
+        config: file,
+        ..Default::default()
+    })
+    .await
+    .err()
+    .expect("a short secret is refused")
+    .to_string();
+    let line = config.lines().count();
+    assert!(
+        error.contains(&format!("gateway.toml:{line}:15: ")),
+        "{error}"
+    );
+    assert!(error.contains("is not at least 32 characters"), "{error}");
+}

@@ -267,9 +267,22 @@ pub async fn gateway(
     upstream: &str,
     jwks: &[(&str, &str)],
 ) -> (Arc<Gateway>, String, tempfile::TempDir) {
+    gateway_with_files(config, &[], upstream, jwks).await
+}
+
+/// [`gateway`], with more files (name, content) beside `gateway.toml`.
+pub async fn gateway_with_files(
+    config: &str,
+    files: &[(&str, &str)],
+    upstream: &str,
+    jwks: &[(&str, &str)],
+) -> (Arc<Gateway>, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("gateway.toml");
     std::fs::write(&file, config).unwrap();
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).unwrap();
+    }
     let gateway = Gateway::load(GatewayOptions {
         config: file,
         upstreams: [("echo".to_string(), upstream.to_string())].into(),

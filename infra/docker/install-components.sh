@@ -1,0 +1,38 @@
+#!/bin/sh
+# Build the example components (components/examples/*) for wasm32-wasip2 and install
+# them as a renderer's components directory: <dest>/<name>/component.wasm, plus the
+# crate's assets/ as <dest>/<name>/assets/. The same layout as
+# oberon_renderer::registry::install, which `oberon dev` uses.
+#
+# Used by renderer.Dockerfile to bake the components into the image, and by the
+# infra check (infra/tests) to start the renderer the way the image does.
+#
+#   infra/docker/install-components.sh COMPONENTS_WORKSPACE DEST
+set -eu
+workspace=$1
+dest=$2
+
+names=""
+for manifest in "$workspace"/examples/*/Cargo.toml; do
+    name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n 1)
+    [ -n "$name" ] || { echo "$manifest: no package name" >&2; exit 1; }
+    names="$names $name"
+done
+
+# shellcheck disable=SC2086 # one -p per name
+(cd "$workspace" && cargo build --quiet --release --locked --target wasm32-wasip2 \
+    $(for n in $names; do printf -- '-p %s ' "$n"; done))
+
+for manifest in "$workspace"/examples/*/Cargo.toml; do
+    crate=$(dirname "$manifest")
+    name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n 1)
+    wasm="$workspace/target/wasm32-wasip2/release/$(echo "$name" | tr - _).wasm"
+    mkdir -p "$dest/$name"
+    if [ -d "$crate/assets" ]; then
+        rm -rf "$dest/$name/assets"
+        cp -R "$crate/assets" "$dest/$name/assets"
+    fi
+    cp "$wasm" "$dest/$name/.component.wasm.tmp"
+    mv "$dest/$name/.component.wasm.tmp" "$dest/$name/component.wasm"
+done
+echo "installed:$names -> $dest"
