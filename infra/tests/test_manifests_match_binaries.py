@@ -184,6 +184,46 @@ def test_listen_port_is_the_port_probes_services_and_policies_name(manifests):
                         q["containerPort"] for q in c["ports"]}, f"NetworkPolicy {name}: {p} on {n}"
 
 
+def selected_by(selector: dict, labels: dict[str, dict]) -> set[str]:
+    return {n for n, l in labels.items() if selector.get("matchLabels", {}).items() <= l.items()}
+
+
+def test_network_policies_admit_only_the_platform(manifests):
+    """Who may open a connection to whom, as the policies say (ingress is denied by
+    default): the gateway from anywhere, the renderer from the gateway, a BFF from the
+    gateway and the renderer; and every egress port is one the target listens on."""
+    deployments = manifests.of("Deployment")
+    labels = {n: d["spec"]["template"]["metadata"]["labels"] for n, d in deployments.items()}
+    policies = manifests.of("NetworkPolicy").values()
+    assert any(p["spec"]["podSelector"] == {} and "ingress" not in p["spec"]
+               and p["spec"]["policyTypes"] == ["Ingress"] for p in policies), "no default deny"
+    admitted: dict[str, set[str]] = {n: set() for n in deployments}
+    for p in policies:
+        for target in selected_by(p["spec"]["podSelector"], labels):
+            for rule in p["spec"].get("ingress", []):
+                sources = rule.get("from")
+                admitted[target] |= ({"anywhere"} if sources is None else
+                                     set().union(*(selected_by(s["podSelector"], labels) for s in sources)))
+        for rule in p["spec"].get("egress", []):
+            for to in rule.get("to", []):
+                if "namespaceSelector" in to:
+                    continue  # DNS, outside the manifests
+                for n in selected_by(to["podSelector"], labels):
+                    listening = {q["containerPort"] for q in container(deployments[n])["ports"]}
+                    for port in rule["ports"]:
+                        assert port["port"] in listening, f"{p['metadata']['name']}: egress {port} to {n}"
+    binaries = {n: IMAGES[image_of(manifests, d)][1] for n, d in deployments.items()}
+    names = {b: n for n, b in binaries.items()}
+    for n, b in binaries.items():
+        if b == "oberon-gateway":
+            expected = {"anywhere"}
+        elif b == "oberon-renderer":
+            expected = {names["oberon-gateway"]}
+        else:
+            expected = {names["oberon-gateway"], names["oberon-renderer"]}
+        assert admitted[n] == expected, f"{n} is reachable from {sorted(admitted[n])}"
+
+
 def test_images_run_the_binaries_their_dockerfiles_build(manifests):
     for name, d in manifests.of("Deployment").items():
         dockerfile, binary = IMAGES[image_of(manifests, d)]
