@@ -19,6 +19,10 @@ for manifest in "$workspace"/examples/*/Cargo.toml; do
     names="$names $name"
 done
 
+# The components workspace has its own target directory and flags
+# (components/.cargo/config.toml): nothing from an outer build may leak in.
+unset CARGO_TARGET_DIR CARGO_BUILD_TARGET CARGO_ENCODED_RUSTFLAGS RUSTFLAGS
+
 # shellcheck disable=SC2086 # one -p per name
 (cd "$workspace" && cargo build --quiet --release --locked --target wasm32-wasip2 \
     $(for n in $names; do printf -- '-p %s ' "$n"; done))
