@@ -80,6 +80,8 @@ pub struct Origin {
     pub backend: Arc<Backend>,
     /// Requests that reached the gateway, other than its own health endpoints.
     pub counter: Arc<Counter>,
+    /// What the CDN must send in `X-Origin-Verify` for the gateway to answer.
+    pub origin_secret: String,
     issuer: Issuer,
     site: TempDir,
     _gateway_dir: TempDir,
@@ -103,8 +105,23 @@ impl Origin {
             .await
             .expect("bind");
         let renderer_addr = renderer_listener.local_addr().expect("addr");
+        // The CDN proves itself to the gateway with this secret (`[origin]`).
+        let origin_secret = format!(
+            "{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        );
+        let secret_file = gateway_dir.path().join("origin-secret");
+        std::fs::write(&secret_file, &origin_secret).expect("origin secret");
         let config = gateway_dir.path().join("gateway.toml");
-        std::fs::write(&config, GATEWAY_CONFIG).expect("gateway.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{GATEWAY_CONFIG}\n[origin]\nheader = \"x-origin-verify\"\nsecret_file = {:?}\n",
+                secret_file.display().to_string()
+            ),
+        )
+        .expect("gateway.toml");
         let gateway = Gateway::load(GatewayOptions {
             config,
             upstreams: [("renderer".to_string(), format!("http://{renderer_addr}"))].into(),
@@ -171,6 +188,7 @@ impl Origin {
             renderer_addr,
             backend,
             counter,
+            origin_secret,
             issuer,
             site,
             _gateway_dir: gateway_dir,

@@ -43,9 +43,9 @@ pub struct Varnish {
 
 impl Varnish {
     /// Start Varnish on `127.0.0.1:port` with `oberon.vcl` and an `origin` backend at
-    /// `origin` (probed on `/_gateway/readyz`, as `oberon-backend.vcl.example` does),
-    /// and wait until it answers.
-    pub fn start(port: u16, origin: SocketAddr) -> Self {
+    /// `origin` (probed on `/_gateway/readyz`, as `oberon-backend.vcl.example` does)
+    /// that it proves itself to with `origin_secret`, and wait until it answers.
+    pub fn start(port: u16, origin: SocketAddr, origin_secret: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         // varnishd compiles and loads the VCL as its own unprivileged user when it is
         // started as root: everything it reads must be readable by others.
@@ -61,10 +61,12 @@ impl Varnish {
                 ".port = \"8080\";",
                 &format!(".port = \"{}\";", origin.port()),
             );
-        assert_ne!(
-            backend, example,
-            "oberon-backend.vcl.example no longer declares 127.0.0.1:8080; update this test"
+        let placeholder = "\"REPLACE-WITH-THE-ORIGIN-SECRET\"";
+        assert!(
+            backend != example && backend.contains(placeholder),
+            "oberon-backend.vcl.example no longer declares 127.0.0.1:8080 and the origin secret's placeholder; update this test"
         );
+        let backend = backend.replace(placeholder, &format!("\"{origin_secret}\""));
         write_readable(&dir.path().join("oberon-backend.vcl"), &backend);
         let vcl = std::fs::read_to_string(vcl_dir().join("oberon.vcl")).expect("read oberon.vcl");
         write_readable(&dir.path().join("oberon.vcl"), &vcl);

@@ -79,7 +79,7 @@ async fn the_renderers_responses_pass_httplint() {
         ..SiteSettings::default()
     })
     .await;
-    let varnish = Varnish::start(port, origin.gateway_addr);
+    let varnish = Varnish::start(port, origin.gateway_addr, &origin.origin_secret);
     let renderer = origin.renderer_addr;
     let mut failures = Vec::new();
 

@@ -17,7 +17,7 @@ async fn stack(mut settings: SiteSettings) -> (Varnish, Origin) {
     let port = reserve_port();
     settings.purge = vec![format!("http://127.0.0.1:{port}/")];
     let origin = Origin::start(settings).await;
-    let varnish = Varnish::start(port, origin.gateway_addr);
+    let varnish = Varnish::start(port, origin.gateway_addr, &origin.origin_secret);
     (varnish, origin)
 }
 
@@ -93,6 +93,36 @@ async fn public_pages_are_served_by_the_cdn_over_a_burst() {
         "{reached} origin requests for 19 new pages"
     );
     assert!(hit_ratio >= 0.98, "hit ratio {hit_ratio}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_answers_only_through_the_cdn() {
+    let _one = exclusive().await;
+    let (varnish, origin) = stack(SiteSettings::default()).await;
+    let client = client();
+    let direct = format!("http://{}", origin.gateway_addr);
+
+    let around = get(&client, &format!("{direct}/events/1"), &[]).await;
+    assert_eq!(around.status, 403, "the gateway answered around the CDN");
+    let forged = get(
+        &client,
+        &format!("{direct}/events/1"),
+        &[("x-origin-verify", "guessed-guessed-guessed-guessed-guessed")],
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+    // Probes need no secret: the CDN's own, and the orchestrator's.
+    let ready = get(&client, &format!("{direct}/_gateway/readyz"), &[]).await;
+    assert_eq!(ready.status, 200);
+
+    // Through the CDN, whatever the client claims, the CDN's secret is what arrives.
+    let through = get(
+        &client,
+        &varnish.url("/events/1"),
+        &[("x-origin-verify", "guessed-guessed-guessed-guessed-guessed")],
+    )
+    .await;
+    assert_eq!(through.status, 200, "{}", through.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
