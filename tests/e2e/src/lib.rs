@@ -1,11 +1,13 @@
 //! Support for the end-to-end tests: a real Varnish running the
 //! repository's `infra/cdn/varnish/oberon.vcl` ([`varnish`]), the origin behind it —
 //! gateway, renderer and a backend, all on loopback ([`origin`]) — a bounded load
-//! ([`load`]) and the HTTP linter httplint ([`lint`]).
+//! ([`load`]), the HTTP linter httplint ([`lint`]) and a real browser, headless
+//! chromium driven over WebDriver ([`browser`]).
 //!
-//! The tests themselves are in `tests/`. They need Debian's `varnish` and PyPI's
-//! `httplint`; `.ci/run` installs both.
+//! The tests themselves are in `tests/`. They need Debian's `varnish`, `chromium` and
+//! `chromium-driver`, and PyPI's `httplint`; `.ci/run` installs them.
 
+pub mod browser;
 pub mod lint;
 pub mod load;
 pub mod origin;

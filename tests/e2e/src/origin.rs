@@ -467,7 +467,8 @@ pub fn install(components: &Path, name: &str, crate_name: &str) {
 
 /// The gateway as a production deployment behind a CDN has it, on loopback: Varnish is
 /// the trusted hop (it appends the client to `X-Forwarded-For`), and the rate limits
-/// are far above what the tests send.
+/// are far above what the tests send. Pages and the components' client assets are
+/// routed as in `demo/gateway.toml`.
 const GATEWAY_CONFIG: &str = r#"
 public_url = "http://127.0.0.1:1"
 trusted_hops = ["127.0.0.1/32"]
@@ -512,6 +513,12 @@ path = "/account"
 upstream = "renderer"
 kind = "page"
 auth = "required"
+
+[[routes]]
+path = "/assets/{*path}"
+upstream = "renderer"
+kind = "api"
+auth = "public"
 "#;
 
 /// An RSA identity provider: its JWKS on loopback, and tokens for any user.

@@ -3,7 +3,10 @@
 (function () {
   "use strict";
 
-  function selectionOf(form) {
+  // `typing`: an `input` event, the user may be half way through the quantity. Then
+  // an empty field publishes nothing and the field is left alone (rewriting "" to "1"
+  // would turn a typed "3" into "13"); `change` and `submit` normalise it.
+  function selectionOf(form, typing) {
     var select = form.querySelector('select[name="type"]');
     var qtyInput = form.querySelector('input[name="qty"]');
     var option = select && select.options[select.selectedIndex];
@@ -11,11 +14,12 @@
     var remaining = parseInt(option.getAttribute("data-remaining"), 10) || 0;
     var max = Math.min(10, remaining);
     var quantity = parseInt(qtyInput && qtyInput.value, 10);
+    if (typing && !isFinite(quantity)) return null;
     if (!isFinite(quantity) || quantity < 1) quantity = 1;
     if (quantity > max) quantity = max;
     if (qtyInput) {
       qtyInput.max = String(max);
-      if (String(quantity) !== qtyInput.value) qtyInput.value = String(quantity);
+      if (!typing && String(quantity) !== qtyInput.value) qtyInput.value = String(quantity);
     }
     return {
       event_id: form.getAttribute("data-event-id"),
@@ -30,18 +34,18 @@
   function wire(form) {
     if (form.getAttribute("data-oberon-wired")) return;
     form.setAttribute("data-oberon-wired", "1");
-    var publish = function () {
-      var selection = selectionOf(form);
+    var publish = function (typing) {
+      var selection = selectionOf(form, typing);
       var bus = window.oberon && window.oberon.bus;
       if (selection && bus) bus.publish("ticket-selection", selection);
     };
-    form.addEventListener("change", publish);
-    form.addEventListener("input", publish);
+    form.addEventListener("change", function () { publish(false); });
+    form.addEventListener("input", function () { publish(true); });
     // With the bus available, the page updates in place: no reload needed.
     form.addEventListener("submit", function (e) {
       if (window.oberon && window.oberon.bus) {
         e.preventDefault();
-        publish();
+        publish(false);
       }
     });
   }
