@@ -1,5 +1,6 @@
 //! The client-side state bus in a real browser: Debian's headless chromium, driven over
-//! WebDriver, loads an event page through the gateway and uses it as a visitor would.
+//! WebDriver, loads an event page through the CDN (Varnish) and the gateway and uses it
+//! as a visitor would.
 //!
 //! What runs is the renderer's `client_bus.js` (inline in the page, seeded from the
 //! embedded `oberon-bus-state`), `ticket-picker.js` (publishes `ticket-selection`) and
@@ -11,6 +12,7 @@ use std::path::Path;
 
 use oberon_e2e_tests::browser::{BACKSPACE, Browser, END};
 use oberon_e2e_tests::origin::{Origin, SiteSettings};
+use oberon_e2e_tests::varnish::{Varnish, reserve_port};
 use serde_json::{Value, json};
 
 /// Installed before the page's own scripts: collects script errors (uncaught
@@ -121,10 +123,17 @@ async fn the_bus_carries_the_selection_from_picker_to_cart_in_a_real_browser() {
         .expect("a second type on sale, at least 3 left");
     let event_id = "42";
 
-    let origin = Origin::start(SiteSettings::default()).await;
+    // As a visitor reaches it: through the CDN, which the gateway insists on.
+    let port = reserve_port();
+    let origin = Origin::start(SiteSettings {
+        purge: vec![format!("http://127.0.0.1:{port}/")],
+        ..SiteSettings::default()
+    })
+    .await;
+    let varnish = Varnish::start(port, origin.gateway_addr, &origin.origin_secret);
     let browser = Browser::start().await;
     browser.before_page_scripts(PROBE).await;
-    let url = format!("http://{}/events/{event_id}", origin.gateway_addr);
+    let url = varnish.url(&format!("/events/{event_id}"));
     browser.goto(&url).await;
 
     // (1) The page, the bus and the components' scripts loaded, with no errors.
@@ -150,7 +159,7 @@ async fn the_bus_carries_the_selection_from_picker_to_cart_in_a_real_browser() {
     assert_eq!(loaded["page"], 200, "{loaded}");
     let scripts = loaded["scripts"].as_array().expect("scripts");
     for component in ["ticket-picker", "cart-summary"] {
-        let prefix = format!("http://{}/assets/{component}/", origin.gateway_addr);
+        let prefix = varnish.url(&format!("/assets/{component}/"));
         let script = scripts
             .iter()
             .find(|s| {
