@@ -56,7 +56,6 @@ impl Default for SiteSettings {
 /// user's orders (private). Its answers can be slowed down to overload the renderer.
 #[derive(Default)]
 pub struct Backend {
-    pub event_requests: AtomicU64,
     pub delay_ms: AtomicU64,
 }
 
@@ -281,7 +280,6 @@ fn backend_router(backend: Arc<Backend>) -> Router {
             "/v1/events/{id}",
             routing::get(
                 |State(backend): State<Arc<Backend>>, UrlPath(id): UrlPath<String>| async move {
-                    backend.event_requests.fetch_add(1, Ordering::SeqCst);
                     let delay = backend.delay_ms.load(Ordering::SeqCst);
                     if delay > 0 {
                         tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -315,6 +313,63 @@ fn backend_router(backend: Arc<Backend>) -> Router {
 const LAYOUT: &str = "<!doctype html><html><head>{{ head }}</head><body>\
 {% for name, html in slots|items %}<div data-slot=\"{{ name }}\">{{ html }}</div>{% endfor %}\
 {{ scripts }}</body></html>";
+
+/// The pages whose configuration does not depend on [`SiteSettings`].
+const FIXED_PAGES: [(&str, &str); 4] = [
+    (
+        "about",
+        r#"route = "/about"
+layout = "test.html"
+team = "marketing"
+cache = { class = "public", ttl_s = 60 }
+[[slots]]
+name = "footer"
+component = "site-footer"
+fallback = "<footer>Oberon Tickets</footer>"
+"#,
+    ),
+    (
+        "hello",
+        r#"route = "/hello"
+layout = "test.html"
+team = "hello"
+cache = { class = "public", ttl_s = 60 }
+[[slots]]
+name = "hello"
+component = "hello"
+fallback = "<p>hello unavailable</p>"
+"#,
+    ),
+    (
+        "account",
+        r#"route = "/account"
+layout = "test.html"
+team = "checkout"
+cache = { class = "personal" }
+[[data]]
+topic = "orders"
+url = "{bff.checkout}/v1/orders"
+private = true
+[[slots]]
+name = "account"
+component = "account-summary"
+critical = true
+"#,
+    ),
+    (
+        "broken",
+        r#"route = "/broken"
+layout = "test.html"
+team = "testing"
+cache = { class = "public", ttl_s = 60 }
+[[slots]]
+name = "main"
+component = "misbehave"
+props = { mode = "trap" }
+critical = true
+"#,
+    ),
+];
 
 /// A site of the demo's components: `/events/{id}` (team events, public, four
 /// components over the events backend), `/about` (team marketing, public, one
@@ -381,63 +436,9 @@ fallback = ""
         ttl = settings.event_ttl_s,
     );
     std::fs::write(dir.join("pages/event.toml"), event).expect("event.toml");
-    std::fs::write(
-        dir.join("pages/about.toml"),
-        r#"route = "/about"
-layout = "test.html"
-team = "marketing"
-cache = { class = "public", ttl_s = 60 }
-[[slots]]
-name = "footer"
-component = "site-footer"
-fallback = "<footer>Oberon Tickets</footer>"
-"#,
-    )
-    .expect("about.toml");
-    std::fs::write(
-        dir.join("pages/hello.toml"),
-        r#"route = "/hello"
-layout = "test.html"
-team = "hello"
-cache = { class = "public", ttl_s = 60 }
-[[slots]]
-name = "hello"
-component = "hello"
-fallback = "<p>hello unavailable</p>"
-"#,
-    )
-    .expect("hello.toml");
-    std::fs::write(
-        dir.join("pages/account.toml"),
-        r#"route = "/account"
-layout = "test.html"
-team = "checkout"
-cache = { class = "personal" }
-[[data]]
-topic = "orders"
-url = "{bff.checkout}/v1/orders"
-private = true
-[[slots]]
-name = "account"
-component = "account-summary"
-critical = true
-"#,
-    )
-    .expect("account.toml");
-    std::fs::write(
-        dir.join("pages/broken.toml"),
-        r#"route = "/broken"
-layout = "test.html"
-team = "testing"
-cache = { class = "public", ttl_s = 60 }
-[[slots]]
-name = "main"
-component = "misbehave"
-props = { mode = "trap" }
-critical = true
-"#,
-    )
-    .expect("broken.toml");
+    for (name, toml) in FIXED_PAGES {
+        std::fs::write(dir.join("pages").join(format!("{name}.toml")), toml).expect(name);
+    }
     let components = dir.join("components");
     for name in [
         "event-details",

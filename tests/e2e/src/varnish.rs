@@ -21,7 +21,7 @@ fn varnishd() -> PathBuf {
 }
 
 /// The repository's `infra/cdn/varnish/`.
-pub fn vcl_dir() -> PathBuf {
+fn vcl_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/cdn/varnish")
 }
 
