@@ -33,35 +33,30 @@ impl Component for EventDetails {
                 r#"<section class="event-details event-details--unavailable"><p>Event details are unavailable right now.</p></section>"#,
             ));
         };
-        let name = html::escape(&event.name);
-        let image = event
-            .image
-            .as_deref()
-            .map(|src| {
-                format!(
-                    r#"<img class="event-image" src="{}" alt="{name}">"#,
-                    html::escape(src)
-                )
-            })
-            .unwrap_or_default();
-        let html = format!(
-            concat!(
-                r#"<section class="event-details">"#,
-                "{image}",
-                "<h1>{name}</h1>",
-                r#"<p class="event-place">{venue}, {city}</p>"#,
-                r#"<p class="event-date"><time datetime="{datetime}">{date}</time></p>"#,
-                r#"<div class="event-description"><p>{description}</p></div>"#,
-                "</section>"
-            ),
-            image = image,
-            name = name,
-            venue = html::escape(&event.venue),
-            city = html::escape(&event.city),
-            datetime = html::escape(&event.starts_at),
-            date = html::escape(&format_date(&event.starts_at)),
-            description = html::escape(&event.description),
-        );
+        // Built with `push_str` and `escape_into`, not `format!`: this runs on every
+        // request, and each `format!` and escaped `String` is work in a fresh instance.
+        let mut html = String::with_capacity(256 + event.description.len());
+        html.push_str(r#"<section class="event-details">"#);
+        if let Some(src) = event.image.as_deref() {
+            html.push_str(r#"<img class="event-image" src=""#);
+            html::escape_into(&mut html, src);
+            html.push_str(r#"" alt=""#);
+            html::escape_into(&mut html, &event.name);
+            html.push_str(r#"">"#);
+        }
+        html.push_str("<h1>");
+        html::escape_into(&mut html, &event.name);
+        html.push_str(r#"</h1><p class="event-place">"#);
+        html::escape_into(&mut html, &event.venue);
+        html.push_str(", ");
+        html::escape_into(&mut html, &event.city);
+        html.push_str(r#"</p><p class="event-date"><time datetime=""#);
+        html::escape_into(&mut html, &event.starts_at);
+        html.push_str(r#"">"#);
+        html::escape_into(&mut html, &format_date(&event.starts_at));
+        html.push_str(r#"</time></p><div class="event-description"><p>"#);
+        html::escape_into(&mut html, &event.description);
+        html.push_str("</p></div></section>");
         Ok(Fragment::html(html)
             .with_head(HeadEntry::title(format!("{} · Oberon Tickets", event.name)))
             .with_head(HeadEntry::meta_name("description", summary(&event))))

@@ -36,30 +36,28 @@ impl Component for Recommendations {
                 r#"<section class="recommendations recommendations--empty"><p>No recommendations right now.</p></section>"#,
             ));
         }
-        let mut items = String::new();
+        // Built with `push_str` and `escape_into`, not `format!`: this runs on every
+        // request, and each `format!` and escaped `String` is work in a fresh instance.
+        let mut html = String::with_capacity(160 + 160 * related.len());
+        html.push_str(r#"<section class="recommendations"><h2>You might also like</h2><ul>"#);
         for r in &related {
-            let date = r
-                .starts_at
-                .as_deref()
-                .map(|d| {
-                    let day = d.split('T').next().unwrap_or(d);
-                    format!(
-                        r#" <time datetime="{}">{}</time>"#,
-                        html::escape(d),
-                        html::escape(day)
-                    )
-                })
-                .unwrap_or_default();
-            items.push_str(&format!(
-                r#"<li><a href="/events/{}">{}</a>{}</li>"#,
-                html::escape(&r.id),
-                html::escape(&r.name),
-                date
-            ));
+            html.push_str(r#"<li><a href="/events/"#);
+            html::escape_into(&mut html, &r.id);
+            html.push_str(r#"">"#);
+            html::escape_into(&mut html, &r.name);
+            html.push_str("</a>");
+            if let Some(d) = r.starts_at.as_deref() {
+                let day = d.split('T').next().unwrap_or(d);
+                html.push_str(r#" <time datetime=""#);
+                html::escape_into(&mut html, d);
+                html.push_str(r#"">"#);
+                html::escape_into(&mut html, day);
+                html.push_str("</time>");
+            }
+            html.push_str("</li>");
         }
-        Ok(Fragment::html(format!(
-            r#"<section class="recommendations"><h2>You might also like</h2><ul>{items}</ul></section>"#
-        )))
+        html.push_str("</ul></section>");
+        Ok(Fragment::html(html))
     }
 }
 

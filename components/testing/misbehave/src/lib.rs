@@ -63,7 +63,7 @@ fn exhaust_memory() -> ! {
 }
 
 /// Recurses without end, each frame holding a buffer whose address escapes, so the
-/// frames live on the guest's shadow stack (32 KiB) and overflow it.
+/// frames live on the guest's shadow stack (16 KiB) and overflow it.
 #[allow(unconditional_recursion)] // on purpose: it ends in a stack-overflow trap
 fn recurse(depth: u64) -> u64 {
     let mut frame = [0u8; 512];
