@@ -88,6 +88,7 @@ fn demo_page(c: &mut Criterion) {
             data_client: None,
             identity: None,
             admin_token: None,
+            code_cache: None,
         }))
         .expect("demo site starts");
     let headers = http::HeaderMap::new();
@@ -181,6 +182,7 @@ fn data_path(c: &mut Criterion) {
                 data_client: None,
                 identity: None,
                 admin_token: None,
+                code_cache: None,
             }))
             .expect("demo site starts");
         let headers = http::HeaderMap::new();

@@ -91,6 +91,7 @@ fn main() {
                 data_client: None,
                 identity: None,
                 admin_token: None,
+                code_cache: None,
             }))
             .expect("demo site starts");
         let headers = http::HeaderMap::new();

@@ -111,6 +111,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         data_client: None,
         identity: Some(Arc::new(Verifier::fixed(&gateway.signer().jwks()))),
         admin_token: Some(admin_token.clone()),
+        // A second `oberon dev` loads unchanged components without compiling them.
+        code_cache: Some(root.join("target/oberon-dev/code-cache")),
     })
     .await?;
     renderer.watch(Duration::from_millis(300));

@@ -7,6 +7,7 @@
 //! WASI linked with an empty context). Anything a guest does wrong — trap, panic, loop,
 //! exhaust memory — comes back as a [`ComponentError`] for that one slot.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings;
 use crate::bus::{BusSnapshot, ComponentBus};
+use crate::code_cache::CodeCache;
 use crate::component::{Cacheability, ComponentMetadata, Fragment, HeadEntry, RequestContext};
 
 /// How often the engine's epoch advances. A running guest checks its deadline (and yields
@@ -113,6 +115,7 @@ pub struct ComponentEngine {
     linker: Linker<HostState>,
     limits: EngineLimits,
     ticker_stop: Arc<AtomicBool>,
+    code_cache: Option<CodeCache>,
 }
 
 impl Drop for ComponentEngine {
@@ -165,7 +168,19 @@ impl ComponentEngine {
             linker,
             limits,
             ticker_stop,
+            code_cache: None,
         })
+    }
+
+    /// Keep compiled components in `dir` (created if missing), so that the next
+    /// process with the same engine loads them without compiling.
+    pub fn with_code_cache(mut self, dir: &Path) -> std::io::Result<Self> {
+        self.code_cache = Some(CodeCache::open(dir, &self.engine)?);
+        Ok(self)
+    }
+
+    pub fn code_cache(&self) -> Option<&CodeCache> {
+        self.code_cache.as_ref()
     }
 
     pub fn limits(&self) -> &EngineLimits {
@@ -175,8 +190,13 @@ impl ComponentEngine {
     /// Compile a component, link it, and read its metadata by calling `describe` once.
     /// Everything that can be done before a request arrives is done here.
     pub async fn load(&self, wasm: &[u8]) -> Result<LoadedComponent, LoadError> {
-        let component =
-            Component::new(&self.engine, wasm).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let component = match &self.code_cache {
+            Some(cache) => cache
+                .load(&self.engine, wasm)
+                .map(|(component, _)| component),
+            None => Component::new(&self.engine, wasm),
+        }
+        .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let pre = self
             .linker
             .instantiate_pre(&component)

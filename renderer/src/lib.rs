@@ -7,6 +7,7 @@
 mod bindings;
 pub mod bus;
 pub mod cache;
+pub mod code_cache;
 pub mod component;
 pub mod config;
 pub mod data;

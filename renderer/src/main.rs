@@ -38,6 +38,11 @@ struct Args {
     /// are verified with its keys. Without it every request renders anonymously.
     #[arg(long)]
     identity_jwks: Option<String>,
+    /// Directory for compiled components, so that a restart does not compile them
+    /// again (created if missing, private to this user). Without it every start
+    /// compiles every component.
+    #[arg(long, env = "OBERON_CODE_CACHE")]
+    code_cache: Option<PathBuf>,
     /// How often to look for new component versions, in milliseconds (0: never).
     #[arg(long, default_value_t = 1000)]
     watch_ms: u64,
@@ -72,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         identity,
         // From the environment, not a flag: a flag would show in `ps`.
         admin_token: std::env::var("OBERON_ADMIN_TOKEN").ok(),
+        code_cache: args.code_cache,
     })
     .await?;
     if args.watch_ms > 0 {

@@ -45,6 +45,9 @@ pub struct RendererOptions {
     /// The bearer token of the admin endpoint (`POST /_oberon/mode`). Without one the
     /// endpoint refuses everybody.
     pub admin_token: Option<String>,
+    /// A directory for compiled components (see [`crate::code_cache`]), so that a
+    /// restart loads them without compiling. `None`: compile at every start.
+    pub code_cache: Option<PathBuf>,
 }
 
 /// The renderer: the site currently served, and what it needs to serve it.
@@ -81,6 +84,15 @@ impl Renderer {
             max_instances: limits.max_instances,
         })
         .map_err(StartError::Engine)?;
+        let engine = match &options.code_cache {
+            None => engine,
+            Some(dir) => engine.with_code_cache(dir).map_err(|e| {
+                StartError::Engine(anyhow::anyhow!(
+                    "cannot open the compiled-code cache {}: {e} (give a writable directory, or leave the option out)",
+                    dir.display()
+                ))
+            })?,
+        };
         let data_options = options.data_client.unwrap_or_else(|| DataClientOptions {
             max_bytes: limits.max_data_bytes,
             ..DataClientOptions::default()

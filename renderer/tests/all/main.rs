@@ -5,6 +5,7 @@
 mod support;
 
 mod caching;
+mod code_cache;
 mod components;
 mod config_errors;
 mod data_client;

@@ -84,6 +84,22 @@ impl TestSite {
         &self,
         identity: Option<Arc<oberon_identity::Verifier>>,
     ) -> Result<Running, StartError> {
+        self.start_with(identity, None).await
+    }
+
+    /// Start with a compiled-code cache directory.
+    pub async fn start_with_code_cache(
+        &self,
+        code_cache: Option<std::path::PathBuf>,
+    ) -> Result<Running, StartError> {
+        self.start_with(None, code_cache).await
+    }
+
+    async fn start_with(
+        &self,
+        identity: Option<Arc<oberon_identity::Verifier>>,
+        code_cache: Option<std::path::PathBuf>,
+    ) -> Result<Running, StartError> {
         let renderer = Renderer::start(RendererOptions {
             site_dir: self.path().to_path_buf(),
             components_dir: None,
@@ -91,6 +107,7 @@ impl TestSite {
             data_client: None,
             identity,
             admin_token: Some(ADMIN_TOKEN.into()),
+            code_cache,
         })
         .await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -138,6 +138,7 @@ impl Origin {
             data_client: None,
             identity: Some(Arc::new(Verifier::fixed(&gateway.signer().jwks()))),
             admin_token: Some(ADMIN_TOKEN.into()),
+            code_cache: None,
         })
         .await
         .unwrap_or_else(|e| panic!("renderer start: {e}"));
