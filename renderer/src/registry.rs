@@ -16,11 +16,60 @@ use sha2::{Digest, Sha256};
 use crate::config::ConfigError;
 use crate::engine::{ComponentEngine, LoadedComponent};
 
-/// One client asset held in memory.
+/// One client asset held in memory, with what serving it needs computed once.
 #[derive(Debug)]
 pub struct Asset {
     pub bytes: bytes::Bytes,
     pub content_type: &'static str,
+    /// First 16 hex digits of the SHA-256 of `bytes`: the asset's URL carries it, so a
+    /// URL always means the same bytes, and an asset unchanged across versions keeps
+    /// its URL (and its place in every cache).
+    pub hash: String,
+    /// A strong ETag of `bytes`; the gzip variant's is this with `-gz`.
+    pub etag: http::HeaderValue,
+    /// The gzip-compressed bytes, for a compressible type when compression saves at
+    /// least a tenth.
+    pub gzip: Option<bytes::Bytes>,
+}
+
+impl Asset {
+    pub fn new(path: &str, bytes: bytes::Bytes) -> Self {
+        let hash = hex::encode(&Sha256::digest(&bytes)[..8]);
+        let content_type = content_type(path);
+        let gzip = compressible(content_type)
+            .then(|| gzip(&bytes))
+            .flatten()
+            .filter(|z| z.len() * 10 <= bytes.len() * 9)
+            .map(bytes::Bytes::from);
+        let etag = http::HeaderValue::from_str(&format!("\"{hash}\""))
+            .unwrap_or_else(|_| http::HeaderValue::from_static("\"\""));
+        Self {
+            bytes,
+            content_type,
+            hash,
+            etag,
+            gzip,
+        }
+    }
+
+    /// The ETag of the gzip variant (a different representation, so a different tag).
+    pub fn gzip_etag(&self) -> http::HeaderValue {
+        http::HeaderValue::from_str(&format!("\"{}-gz\"", self.hash))
+            .unwrap_or_else(|_| http::HeaderValue::from_static("\"\""))
+    }
+}
+
+fn compressible(content_type: &str) -> bool {
+    content_type.starts_with("text/")
+        || content_type.starts_with("application/json")
+        || content_type.starts_with("image/svg+xml")
+}
+
+fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).ok()?;
+    encoder.finish().ok()
 }
 
 /// A loaded component version with its assets.
@@ -29,7 +78,7 @@ pub struct ComponentVersion {
     pub component: LoadedComponent,
     /// First 16 hex digits of the SHA-256 of the `.wasm`.
     pub hash: String,
-    pub assets: BTreeMap<String, Asset>,
+    pub assets: BTreeMap<String, Arc<Asset>>,
     stamp: FileStamp,
 }
 
@@ -38,9 +87,10 @@ impl ComponentVersion {
         &self.component.metadata().name
     }
 
-    /// URL of one of this version's assets.
+    /// URL of one of this version's assets: `/assets/<component>/<content hash>/<path>`.
     pub fn asset_url(&self, path: &str) -> String {
-        format!("/assets/{}/{}/{}", self.name(), self.hash, path)
+        let hash = self.assets.get(path).map_or(&self.hash, |a| &a.hash);
+        format!("/assets/{}/{}/{}", self.name(), hash, path)
     }
 }
 
@@ -162,13 +212,7 @@ async fn load_one(
                 "ship the file in the component's assets/ directory, or remove it from describe()",
             )
         })?;
-        assets.insert(
-            path.clone(),
-            Asset {
-                bytes: bytes.into(),
-                content_type: content_type(path),
-            },
-        );
+        assets.insert(path.clone(), Arc::new(Asset::new(path, bytes.into())));
     }
     Ok(ComponentVersion {
         component,

@@ -6,7 +6,7 @@
 //! component does can fail the page or hold it past its deadline; a failed critical
 //! component makes it a 503.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ use crate::engine::{ComponentEngine, EngineLimits};
 use crate::layout::Composition;
 use crate::mode::{Change, FleetMode};
 use crate::purge::Purger;
-use crate::registry::{self, ComponentSet, DirScan};
+use crate::registry::{self, Asset, ComponentSet, ComponentVersion, DirScan};
 use crate::site::{Page, REQUEST_TOPIC, Site, SiteSource};
 use oberon_identity::Verifier;
 use oberon_identity::assertion::HEADER as IDENTITY_HEADER;
@@ -63,6 +63,21 @@ pub struct Renderer {
     mode: FleetMode,
     purger: Purger,
     admin_token: Option<String>,
+    /// Assets of versions swapped out, still served for [`ASSET_RETENTION`]: a page
+    /// rendered just before a swap (in a browser, or on its way from the CDN) still
+    /// finds its scripts and styles.
+    retired_assets: std::sync::Mutex<VecDeque<RetiredAssets>>,
+}
+
+/// How long the assets of a version swapped out stay available.
+pub const ASSET_RETENTION: Duration = Duration::from_secs(15 * 60);
+/// At most this many swapped-out versions' assets are kept, whatever their age.
+const RETIRED_VERSIONS_KEPT: usize = 64;
+
+struct RetiredAssets {
+    at: Instant,
+    component: String,
+    assets: Vec<(String, Arc<Asset>)>,
 }
 
 /// A rendered response, before it becomes HTTP.
@@ -124,6 +139,7 @@ impl Renderer {
             mode,
             purger,
             admin_token: options.admin_token.filter(|t| !t.is_empty()),
+            retired_assets: std::sync::Mutex::new(VecDeque::new()),
         });
         renderer.watch_mode(MODE_LOOK_EVERY);
         Ok(renderer)
@@ -200,6 +216,54 @@ impl Renderer {
             .map_or_else(|p| p.into_inner().clone(), |g| g.clone())
     }
 
+    /// A client asset by component, content hash and path: of the versions served now,
+    /// or of one swapped out less than [`ASSET_RETENTION`] ago.
+    pub fn asset(&self, component: &str, hash: &str, path: &str) -> Option<Arc<Asset>> {
+        let current = self
+            .site()
+            .components
+            .get(component)
+            .and_then(|v| v.assets.get(path))
+            .filter(|a| a.hash == hash)
+            .cloned();
+        current.or_else(|| {
+            let retired = self
+                .retired_assets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            retired
+                .iter()
+                .rev()
+                .filter(|r| r.at.elapsed() < ASSET_RETENTION && r.component == component)
+                .flat_map(|r| r.assets.iter())
+                .find(|(p, a)| p == path && a.hash == hash)
+                .map(|(_, a)| a.clone())
+        })
+    }
+
+    fn retire_assets(&self, versions: &[&Arc<ComponentVersion>]) {
+        let mut retired = self
+            .retired_assets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        retired.retain(|r| now.duration_since(r.at) < ASSET_RETENTION);
+        for version in versions {
+            retired.push_back(RetiredAssets {
+                at: now,
+                component: version.name().to_string(),
+                assets: version
+                    .assets
+                    .iter()
+                    .map(|(p, a)| (p.clone(), a.clone()))
+                    .collect(),
+            });
+        }
+        while retired.len() > RETIRED_VERSIONS_KEPT {
+            retired.pop_front();
+        }
+    }
+
     /// The data client: its breakers' state feeds health output and the cache mode.
     pub fn data(&self) -> &DataClient {
         &self.data
@@ -225,8 +289,9 @@ impl Renderer {
                 .await;
         match Site::build(&self.source, components) {
             Ok(site) if errors.is_empty() => {
-                // Pages rendered with a version that is gone are purged from the CDN.
-                let gone: Vec<String> = current
+                // Pages rendered with a version that is gone are purged from the CDN;
+                // its assets stay available a while longer.
+                let gone_versions: Vec<&Arc<ComponentVersion>> = current
                     .components
                     .by_name
                     .values()
@@ -235,6 +300,10 @@ impl Renderer {
                             .get(old.name())
                             .is_none_or(|new| new.hash != old.hash)
                     })
+                    .collect();
+                self.retire_assets(&gone_versions);
+                let gone: Vec<String> = gone_versions
+                    .iter()
                     .map(|old| cache::component_version_key(old.name(), &old.hash))
                     .collect();
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(site);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -162,39 +162,70 @@ async fn page(State(renderer): State<Arc<Renderer>>, request: Request<Body>) -> 
 async fn asset(
     State(renderer): State<Arc<Renderer>>,
     Path((component, hash, path)): Path<(String, String, String)>,
+    request: HeaderMap,
 ) -> Response {
-    let site = renderer.site();
-    // Only a declared asset of the version currently loaded is served: the lookup is in
-    // an in-memory map, so no request path ever reaches the file system.
-    let found = site
-        .components
-        .get(&component)
-        .filter(|v| v.hash == hash)
-        .and_then(|v| v.assets.get(&path));
-    match found {
-        Some(asset) => (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(asset.content_type),
-                ),
-                (
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("max-age=31536000, immutable"),
-                ),
-                (
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                ),
-            ],
-            asset.bytes.clone(),
-        )
-            .into_response(),
-        None => (
+    // Only a declared asset of a version loaded (or swapped out moments ago) is
+    // served, by an in-memory lookup on the literal path: no request path ever reaches
+    // the file system, so `..` and its encodings simply find nothing.
+    let Some(asset) = renderer.asset(&component, &hash, &path) else {
+        return (
             StatusCode::NOT_FOUND,
             [(header::CACHE_CONTROL, "no-store")],
             "not found\n",
         )
-            .into_response(),
+            .into_response();
+    };
+    let gzip = asset.gzip.as_ref().filter(|_| accepts_gzip(&request));
+    let etag = match gzip {
+        Some(_) => asset.gzip_etag(),
+        None => asset.etag.clone(),
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.content_type),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=31536000, immutable"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if asset.gzip.is_some() {
+        headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }
+    let not_modified = crate::cache::if_none_match(request.get_all(header::IF_NONE_MATCH), &etag);
+    headers.insert(header::ETAG, etag);
+    if not_modified {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    match gzip {
+        Some(body) => {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            (headers, body.clone()).into_response()
+        }
+        None => (headers, asset.bytes.clone()).into_response(),
+    }
+}
+
+/// Whether `Accept-Encoding` admits gzip (`gzip` or `*`, with a non-zero q).
+fn accepts_gzip(request: &HeaderMap) -> bool {
+    request
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let q_zero = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .or_else(|| p.strip_prefix("Q="))
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+        })
 }

@@ -39,6 +39,13 @@ async fn a_new_version_is_swapped_in_without_a_restart() {
                 asset.text().await.expect("body"),
                 "console.log('hello v2');\n"
             );
+            // A page rendered just before the swap still finds its script.
+            let old = running.get(&v1_asset).await;
+            assert_eq!(
+                (old.status, old.body.as_str()),
+                (200, "console.log('hello v1');\n"),
+                "a swapped-out version's assets stay available"
+            );
             break;
         }
         assert!(

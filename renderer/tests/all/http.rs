@@ -23,23 +23,161 @@ async fn methods_paths_and_assets() {
         (404, "no-store")
     );
 
-    let hash = &running
+    let hash = running
         .renderer
         .site()
         .components
         .get("hello")
         .expect("hello")
+        .assets["hello.js"]
         .hash
         .clone();
+    let page = running.get("/").await;
+    assert!(
+        page.body
+            .contains(&format!("/assets/hello/{hash}/hello.js")),
+        "the layout links the content-hashed URL: {}",
+        page.body
+    );
     let ok = running.get(&format!("/assets/hello/{hash}/hello.js")).await;
     assert_eq!(ok.status, 200);
     assert_eq!(ok.header("content-type"), "text/javascript; charset=utf-8");
+    assert_eq!(ok.header("cache-control"), "max-age=31536000, immutable");
+    assert_eq!(ok.header("x-content-type-options"), "nosniff");
+    assert_eq!(ok.header("etag"), format!("\"{hash}\""));
+    let same = running
+        .get_with(
+            &format!("/assets/hello/{hash}/hello.js"),
+            &[("if-none-match", &format!("W/\"x\", \"{hash}\""))],
+        )
+        .await;
+    assert_eq!((same.status, same.body.as_str()), (304, ""));
+    assert_eq!(same.header("etag"), format!("\"{hash}\""));
+    assert_eq!(same.header("cache-control"), "max-age=31536000, immutable");
+    let other = running
+        .get_with(
+            &format!("/assets/hello/{hash}/hello.js"),
+            &[("if-none-match", "\"0000000000000000\"")],
+        )
+        .await;
+    assert_eq!(other.status, 200);
+
     for bad in [
         "/assets/hello/0000000000000000/hello.js".to_string(),
+        format!("/assets/hello/{hash}/undeclared.js"),
         format!("/assets/hello/{hash}/../component.wasm"),
         format!("/assets/hello/{hash}/%2e%2e/component.wasm"),
-        format!("/assets/hello/{hash}/undeclared.js"),
+        format!("/assets/hello/{hash}/%2E%2E%2Fcomponent.wasm"),
+        format!("/assets/hello/{hash}/..%2fcomponent.wasm"),
+        format!("/assets/hello/{hash}/..%5ccomponent.wasm"),
+        format!("/assets/hello/{hash}/%252e%252e%252fcomponent.wasm"),
+        format!("/assets/hello/{hash}/.%2e/.%2e/site.toml"),
+        format!("/assets/hello/{hash}/sub/../hello.js"),
+        format!("/assets/hello/{hash}/./hello.js"),
+        format!("/assets/hello/{hash}//etc/passwd"),
+        format!("/assets/hello/{hash}/%2fetc%2fpasswd"),
+        format!("/assets/hello/{hash}/hello.js%00.png"),
+        format!("/assets/%2e%2e/{hash}/hello.js"),
+        "/assets/hello/%2e%2e/hello.js".to_string(),
+        "/assets/hello/../../site.toml".to_string(),
     ] {
-        assert_eq!(running.get(&bad).await.status, 404, "{bad}");
+        // Sent byte for byte: an HTTP client would normalise `..` and `.` away.
+        let (status, body) = raw_get(running.addr, &bad).await;
+        assert!(status == 404 || status == 400, "{bad}: {status} {body}");
+        assert!(!body.contains("asm") && !body.contains("hello v1"), "{bad}");
+    }
+}
+
+/// GET `path` exactly as given, over a plain connection; the status and body.
+async fn raw_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assets_are_gzipped_for_clients_that_accept_it() {
+    let site = TestSite::new(&[]);
+    site.install(&["ticket-picker"]);
+    site.page("t.toml", "route = \"/\"\nlayout = \"test.html\"\nteam = \"t\"\n[[slots]]\nname = \"tickets\"\ncomponent = \"ticket-picker\"\n");
+    let running = site.start().await.expect("site starts");
+    let asset = running
+        .renderer
+        .site()
+        .components
+        .get("ticket-picker")
+        .expect("loaded")
+        .assets["ticket-picker.js"]
+        .clone();
+    let url = running.url(&format!(
+        "/assets/ticket-picker/{}/ticket-picker.js",
+        asset.hash
+    ));
+    // reqwest here is built without decompression: bodies come as sent.
+    let plain = running.client.get(&url).send().await.expect("get");
+    assert_eq!(plain.headers().get("content-encoding"), None);
+    assert_eq!(plain.headers()["vary"], "Accept-Encoding");
+    let plain_etag = plain.headers()["etag"].clone();
+    assert_eq!(plain.bytes().await.expect("body"), asset.bytes);
+
+    for accept in ["gzip", "br, gzip;q=0.8", "*", "deflate, GZIP"] {
+        let zipped = running
+            .client
+            .get(&url)
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(zipped.status(), 200, "{accept}");
+        assert_eq!(zipped.headers()["content-encoding"], "gzip", "{accept}");
+        assert_eq!(zipped.headers()["vary"], "Accept-Encoding");
+        assert_eq!(
+            zipped.headers()["content-type"],
+            "text/javascript; charset=utf-8"
+        );
+        let etag = zipped.headers()["etag"].clone();
+        assert_ne!(etag, plain_etag, "another representation, another tag");
+        let body = zipped.bytes().await.expect("body");
+        assert!(
+            body.len() < asset.bytes.len() * 9 / 10,
+            "{} bytes",
+            body.len()
+        );
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut unzipped)
+            .expect("valid gzip");
+        assert_eq!(unzipped, asset.bytes);
+        let revalidated = running
+            .client
+            .get(&url)
+            .header("accept-encoding", accept)
+            .header("if-none-match", etag.clone())
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(revalidated.status(), 304, "{accept}");
+    }
+    for refused in ["gzip;q=0", "identity", "br"] {
+        let got = running
+            .client
+            .get(&url)
+            .header("accept-encoding", refused)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(got.headers().get("content-encoding"), None, "{refused}");
     }
 }
