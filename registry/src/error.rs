@@ -75,7 +75,7 @@ pub enum RegistryError {
     #[error("invalid upload of {component}: {reason}")]
     InvalidUpload { component: String, reason: String },
     #[error(
-        "the registry index changed under {attempts} attempts in a row (too many concurrent writers); try again"
+        "other writers won {attempts} attempts in a row to write the registry (too many concurrent deploys); try again"
     )]
     Contended { attempts: u32 },
 }

@@ -174,7 +174,7 @@ impl Registry {
                         .await;
                     return Ok(out);
                 }
-                Created::Existed => {
+                Created::Existed | Created::Conflict => {
                     // Lost the race; back off a little, more after repeated losses.
                     let jitter = u64::from(now_ms().wrapping_mul(7919) as u16 % 8);
                     let wait = (u64::from(attempt.min(10)) * 3 + jitter).max(1);
@@ -210,7 +210,14 @@ impl Registry {
         let key = blob_key(&sha256);
         // Existed: the same content is there already (the key is its hash); the read
         // below checks that too, so a damaged earlier copy is reported, not trusted.
-        self.storage.create(&key, bytes.clone()).await?;
+        let mut attempts = 0;
+        while self.storage.create(&key, bytes.clone()).await? == Created::Conflict {
+            attempts += 1;
+            if attempts == MAX_ATTEMPTS {
+                return Err(RegistryError::Contended { attempts });
+            }
+            tokio::time::sleep(Duration::from_millis(u64::from(attempts.min(20)))).await;
+        }
         self.read_blob(what, &key, &sha256).await?;
         Ok(BlobRef {
             sha256,

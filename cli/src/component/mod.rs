@@ -364,7 +364,7 @@ async fn status(registry: &Registry, name: &str) -> anyhow::Result<()> {
     for (version, v) in &entry.versions {
         println!(
             "  {version:<12} sha256 {} {} asset(s) oberon:component@{}  {} by {}",
-            &v.wasm.sha256[..16],
+            v.wasm.sha256.get(..16).unwrap_or(&v.wasm.sha256),
             v.assets.len(),
             v.wit,
             when(v.deployed_at_ms),

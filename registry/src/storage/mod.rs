@@ -27,6 +27,9 @@ pub enum Created {
     New,
     /// The key existed already; nothing was written.
     Existed,
+    /// Another conditional write to the same key was in flight (S3's 409
+    /// `ConditionalRequestConflict`): nothing is known about the key; try again.
+    Conflict,
 }
 
 #[async_trait]

@@ -75,6 +75,11 @@ impl S3Storage {
     }
 }
 
+fn is_conflict(e: &object_store::Error) -> bool {
+    let text = e.to_string();
+    text.contains("ConditionalRequestConflict") || text.contains("409 Conflict")
+}
+
 #[async_trait]
 impl Storage for S3Storage {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StorageError> {
@@ -100,6 +105,9 @@ impl Storage for S3Storage {
             Ok(_) => Ok(Created::New),
             Err(object_store::Error::AlreadyExists { .. })
             | Err(object_store::Error::Precondition { .. }) => Ok(Created::Existed),
+            // AWS answers 409 when conditional writes to one key overlap and asks the
+            // client to retry; object_store passes it on as a generic error.
+            Err(e) if is_conflict(&e) => Ok(Created::Conflict),
             Err(e) => Err(self.error(key, e)),
         }
     }
