@@ -34,6 +34,7 @@ fn ok(out: &Output) -> String {
 fn refused(out: &Output, message: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "not refused: {stderr}");
+    assert_eq!(stderr.matches(message).count(), 1, "said once: {stderr}");
     assert!(matches!(out.status.code(), Some(1 | 2)), "{:?}", out.status);
     assert!(
         stderr.contains(message),

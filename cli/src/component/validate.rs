@@ -36,7 +36,7 @@ pub enum ValidationError {
         "imports no {CONTRACT} interface, so it was not built with the Oberon SDK; build it against {CONTRACT}@{WIT_VERSION}"
     )]
     NoContract,
-    #[error("{0}")]
+    #[error(transparent)]
     Load(#[from] LoadError),
     #[error("test props must be a JSON object, e.g. '{{\"who\":\"me\"}}': {0}")]
     TestProps(String),

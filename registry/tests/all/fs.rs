@@ -2,10 +2,13 @@
 
 use std::sync::Arc;
 
-use oberon_registry::Registry;
-use oberon_registry::storage::{FsStorage, Storage};
+use async_trait::async_trait;
+use bytes::Bytes;
+use oberon_registry::storage::{Created, FsStorage, Storage, StorageError};
+use oberon_registry::{Channel, Registry, Target};
 
 use crate::scenarios::{self, Open};
+use crate::support::{upload, v};
 
 fn open_at(dir: &std::path::Path) -> Open {
     let dir = dir.to_path_buf();
@@ -61,5 +64,77 @@ async fn unsupported_format_and_bad_locations() {
     assert!(
         err.to_string().contains("only local paths and s3://"),
         "{err}"
+    );
+}
+
+/// The real filesystem backend, except that the index cannot be written: a deploy
+/// that dies at the worst moment, after its files and before the index.
+#[derive(Debug)]
+struct IndexWriteFails(FsStorage);
+
+#[async_trait]
+impl Storage for IndexWriteFails {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StorageError> {
+        self.0.get(key).await
+    }
+
+    async fn create(&self, key: &str, bytes: Bytes) -> Result<Created, StorageError> {
+        if key.starts_with("index/") {
+            return Err(StorageError::Io {
+                location: self.0.location(),
+                key: key.into(),
+                source: std::io::Error::other("disk full"),
+            });
+        }
+        self.0.create(key, bytes).await
+    }
+
+    async fn overwrite(&self, key: &str, bytes: Bytes) -> Result<(), StorageError> {
+        self.0.overwrite(key, bytes).await
+    }
+
+    fn location(&self) -> String {
+        self.0.location()
+    }
+}
+
+#[tokio::test]
+async fn failed_index_write_leaves_the_previous_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = Registry::new(Arc::new(FsStorage::open(dir.path()).unwrap()));
+    healthy
+        .deploy(&upload("hello", "1.0.0"), Target::Stable, "a")
+        .await
+        .unwrap();
+    let before = healthy.index().await.unwrap();
+
+    let failing = Registry::new(Arc::new(IndexWriteFails(
+        FsStorage::open(dir.path()).unwrap(),
+    )));
+    let err = failing
+        .deploy(&upload("hello", "2.0.0"), Target::Stable, "a")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("index/00000000000000000002.json: disk full"),
+        "{err}"
+    );
+    let err = failing.promote("hello", "a").await.unwrap_err();
+    assert!(err.to_string().contains("no canary"), "{err}");
+
+    assert_eq!(healthy.index().await.unwrap(), before);
+    let index = healthy.index().await.unwrap();
+    assert_eq!(
+        index
+            .resolve("hello", Channel::Stable, None)
+            .unwrap()
+            .version,
+        &v("1.0.0")
+    );
+    // No temporary file is left behind either.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
     );
 }
