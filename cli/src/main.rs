@@ -28,8 +28,8 @@ enum Command {
     /// Show or set a renderer's cache mode: `oberon mode`, `oberon mode incident`,
     /// `oberon mode auto`.
     Mode(oberon_cli::mode::ModeArgs),
-    /// Components and the registry: `new`, `build`, `deploy`, `promote`, `rollback`,
-    /// `list`, `status`.
+    /// Components and the registry: `new`, `build`, `deploy`, `canary`, `promote`,
+    /// `rollback`, `list`, `status`.
     Component(oberon_cli::component::ComponentArgs),
 }
 

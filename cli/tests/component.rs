@@ -97,6 +97,11 @@ fn deploy_list_promote_rollback() {
         ["hello", "1.0.0", "1.1.0", "(25%)", "2"]
     );
 
+    let stdout = ok(&oberon(reg, &["canary", "hello", "--percent", "50"]));
+    assert_eq!(stdout, "hello: canary 1.1.0 now gets 50% of traffic\n");
+    let list = ok(&oberon(reg, &["list"]));
+    assert!(list.contains(" 1.1.0 (50%) "), "{list}");
+
     let stdout = ok(&oberon(reg, &["promote", "hello"]));
     assert_eq!(
         stdout,
@@ -115,9 +120,13 @@ fn deploy_list_promote_rollback() {
         .skip_while(|l| *l != "history:")
         .skip(1)
         .collect();
-    assert_eq!(history.len(), 5, "{status}");
+    assert_eq!(history.len(), 6, "{status}");
     assert!(
-        history[4].contains("rollback stable 1.1.0 → 1.0.0  by ci"),
+        history[2].contains("share    canary 1.1.0 → 1.1.0 (50%)  by ci"),
+        "{status}"
+    );
+    assert!(
+        history[5].contains("rollback stable 1.1.0 → 1.0.0  by ci"),
         "{status}"
     );
 

@@ -118,6 +118,8 @@ pub enum Action {
     Deploy,
     Promote,
     Rollback,
+    /// The canary's share of traffic changed; its version did not.
+    Share,
 }
 
 impl fmt::Display for Action {
@@ -126,6 +128,7 @@ impl fmt::Display for Action {
             Action::Deploy => "deploy",
             Action::Promote => "promote",
             Action::Rollback => "rollback",
+            Action::Share => "share",
         })
     }
 }

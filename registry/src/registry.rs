@@ -370,6 +370,42 @@ impl Registry {
         .await
     }
 
+    /// Give the canary another share of traffic (0 to 100 percent).
+    pub async fn set_canary_share(
+        &self,
+        component: &str,
+        percent: u8,
+        actor: &str,
+    ) -> Result<Move, RegistryError> {
+        check_percent(component, percent)?;
+        let at_ms = now_ms();
+        self.update(|index| {
+            let entry = entry_mut(index, component)?;
+            let canary =
+                entry
+                    .channels
+                    .canary
+                    .as_mut()
+                    .ok_or_else(|| RegistryError::EmptyChannel {
+                        component: component.into(),
+                        channel: Channel::Canary,
+                    })?;
+            canary.percent = percent;
+            let m = Move {
+                at_ms,
+                by: actor.into(),
+                action: Action::Share,
+                channel: Channel::Canary,
+                from: Some(canary.version.clone()),
+                to: Some(canary.version.clone()),
+                percent: Some(percent),
+            };
+            entry.history.push(m.clone());
+            Ok(m)
+        })
+        .await
+    }
+
     /// Stable goes back to the version it held before (or to `to`); the canary
     /// channel, when rolled back, is cleared.
     pub async fn rollback(

@@ -58,6 +58,16 @@ pub enum ComponentCommand {
     Build(build::BuildArgs),
     /// Validate a component and deploy it as a new version to stable or canary.
     Deploy(DeployArgs),
+    /// Give the canary another share of traffic: `oberon component canary NAME --percent 50`.
+    Canary {
+        name: String,
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+        percent: u8,
+        #[command(flatten)]
+        registry: RegistryArg,
+        #[command(flatten)]
+        actor: ActorArg,
+    },
     /// Make the canary the stable version.
     Promote {
         name: String,
@@ -147,6 +157,22 @@ pub async fn run(args: ComponentArgs) -> anyhow::Result<()> {
             for m in &moves {
                 println!("{name}: {} {} → {}", m.channel, show(&m.from), show(&m.to));
             }
+            Ok(())
+        }
+        ComponentCommand::Canary {
+            name,
+            percent,
+            registry,
+            actor,
+        } => {
+            let m = registry
+                .open()?
+                .set_canary_share(&name, percent, &actor.name())
+                .await?;
+            println!(
+                "{name}: canary {} now gets {percent}% of traffic",
+                show(&m.to)
+            );
             Ok(())
         }
         ComponentCommand::Rollback {
@@ -374,12 +400,13 @@ async fn status(registry: &Registry, name: &str) -> anyhow::Result<()> {
     println!("history:");
     for m in &entry.history {
         println!(
-            "  {}  {:<8} {:<6} {} → {}  by {}",
+            "  {}  {:<8} {:<6} {} → {}{}  by {}",
             when(m.at_ms),
             m.action.to_string(),
             m.channel.to_string(),
             show(&m.from),
             show(&m.to),
+            m.percent.map(|p| format!(" ({p}%)")).unwrap_or_default(),
             m.by
         );
     }

@@ -138,3 +138,40 @@ async fn failed_index_write_leaves_the_previous_state() {
         0
     );
 }
+
+#[tokio::test]
+async fn canary_share_changes_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reg, _) = open_at(dir.path())();
+    reg.deploy(&upload("hello", "1.0.0"), Target::Stable, "a")
+        .await
+        .unwrap();
+    let err = reg.set_canary_share("hello", 20, "a").await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "component hello: channel canary points at no version"
+    );
+    reg.deploy(
+        &upload("hello", "1.1.0"),
+        Target::Canary { percent: 5 },
+        "a",
+    )
+    .await
+    .unwrap();
+    let m = reg.set_canary_share("hello", 50, "b").await.unwrap();
+    assert_eq!((m.to, m.percent), (Some(v("1.1.0")), Some(50)));
+    let err = reg.set_canary_share("hello", 101, "b").await.unwrap_err();
+    assert!(
+        err.to_string().contains("canary share 101% is over 100%"),
+        "{err}"
+    );
+    let index = reg.index().await.unwrap();
+    let canary = index.resolve("hello", Channel::Canary, None).unwrap();
+    assert_eq!((canary.version, canary.percent), (&v("1.1.0"), Some(50)));
+    // Stable's lineage ignores canary moves: a rollback has nowhere to go.
+    let err = reg
+        .rollback("hello", Channel::Stable, None, "b")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no previous version"), "{err}");
+}
