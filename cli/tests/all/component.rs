@@ -1,8 +1,6 @@
 //! `oberon component …` as a user runs it: the real binary, real components built from
 //! source (`oberon-test-artifacts`), a registry on disk or in a moto S3 server.
 
-#![allow(clippy::unwrap_used)]
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
