@@ -28,6 +28,9 @@ enum Command {
     /// Show or set a renderer's cache mode: `oberon mode`, `oberon mode incident`,
     /// `oberon mode auto`.
     Mode(oberon_cli::mode::ModeArgs),
+    /// Components and the registry: `new`, `build`, `deploy`, `canary`, `promote`,
+    /// `rollback`, `list`, `status`.
+    Component(oberon_cli::component::ComponentArgs),
 }
 
 #[tokio::main]
@@ -37,6 +40,7 @@ async fn main() -> std::process::ExitCode {
         Command::Dev(args) => oberon_cli::dev::run(args).await,
         Command::New(args) => oberon_cli::new::run(args),
         Command::Mode(args) => oberon_cli::mode::run(args).await,
+        Command::Component(args) => oberon_cli::component::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -7,6 +7,11 @@ use std::sync::Arc;
 
 use crate::bindings::oberon::component::types as wit;
 
+/// The version of the `oberon:component` contract this host serves: the one `bindings`
+/// is generated from. A component built against another version cannot be loaded, and
+/// the registry refuses to deploy it.
+pub const WIT_VERSION: &str = "0.1.0";
+
 /// How cacheable a component's (or a page's) output is; ordered from most to least
 /// cacheable so that "the least cacheable wins" is `max`.
 #[derive(
@@ -158,6 +163,15 @@ pub struct Fragment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wit_version_is_the_one_the_bindings_use() {
+        let bindings = include_str!("bindings.rs");
+        assert!(
+            bindings.contains(&format!("components/wit/v{WIT_VERSION}\"")),
+            "bindings.rs and WIT_VERSION disagree"
+        );
+    }
 
     #[test]
     fn topic_names() {
