@@ -158,22 +158,30 @@ pub fn surrogate_keys<'a>(
     components: impl IntoIterator<Item = (&'a str, &'a str)>,
     mode: Mode,
 ) -> Vec<String> {
+    let prefixed = |prefix: &str, text: &str| {
+        let mut key = String::with_capacity(prefix.len() + text.len());
+        key.push_str(prefix);
+        key.push_str(text);
+        key
+    };
     let mut keys = vec![
         "oberon".to_string(),
-        format!("route:{}", key_text(route)),
-        format!("team:{}", key_text(team)),
+        prefixed("route:", &key_text(route)),
+        prefixed("team:", &key_text(team)),
     ];
     for (name, version) in components {
-        for key in [
-            format!("component:{name}"),
-            format!("component:{name}@{version}"),
-        ] {
+        let by_name = prefixed("component:", name);
+        let mut by_version = String::with_capacity(by_name.len() + 1 + version.len());
+        by_version.push_str(&by_name);
+        by_version.push('@');
+        by_version.push_str(version);
+        for key in [by_name, by_version] {
             if !keys.contains(&key) {
                 keys.push(key);
             }
         }
     }
-    keys.push(format!("mode:{mode}"));
+    keys.push(mode_key(mode));
     keys
 }
 

@@ -173,46 +173,53 @@ impl Composition<'_> {
             write_head_entry(&mut out, entry);
         }
         for url in dedup(&self.assets).filter(|u| u.ends_with(".css")) {
-            let _ = write!(out, "<link rel=\"stylesheet\" href=\"{}\">", escape(url));
+            out.push_str("<link rel=\"stylesheet\" href=\"");
+            escape_into(&mut out, url);
+            out.push_str("\">");
         }
         out
     }
 
     fn scripts(&self) -> String {
-        let mut out = String::from("<script id=\"oberon-bus-state\" type=\"application/json\">");
-        out.push_str(&self.bus_state_json());
+        let mut out = String::with_capacity(CLIENT_BUS.len() + 1024);
+        out.push_str("<script id=\"oberon-bus-state\" type=\"application/json\">");
+        self.write_bus_state_json(&mut out);
         out.push_str("</script><script>");
         out.push_str(CLIENT_BUS);
         out.push_str("</script>");
         for url in dedup(&self.assets).filter(|u| u.ends_with(".js")) {
-            let _ = write!(
-                out,
-                "<script type=\"module\" src=\"{}\"></script>",
-                escape(url)
-            );
+            out.push_str("<script type=\"module\" src=\"");
+            escape_into(&mut out, url);
+            out.push_str("\"></script>");
         }
         out
     }
 
     /// The public bus state as a JSON object, safe inside a `<script>` element.
     pub fn bus_state_json(&self) -> String {
-        let mut json = String::from("{");
+        let mut json = String::new();
+        self.write_bus_state_json(&mut json);
+        json
+    }
+
+    fn write_bus_state_json(&self, json: &mut String) {
+        let start = json.len();
+        json.push('{');
         for (topic, value) in self
             .bus
             .iter()
             .filter(|(t, _)| !self.private_topics.contains(&***t))
         {
-            if json.len() > 1 {
+            if json.len() > start + 1 {
                 json.push(',');
             }
             // Topic names are validated to need no escaping; values are validated JSON.
             json.push('"');
             json.push_str(topic);
             json.push_str("\":");
-            push_script_safe(&mut json, value);
+            push_script_safe(json, value);
         }
         json.push('}');
-        json
     }
 }
 
@@ -221,8 +228,16 @@ impl Composition<'_> {
 /// keeps `</script>` in a value from ending the element. U+2028/U+2029 are escaped for
 /// older JavaScript parsers.
 fn push_script_safe(out: &mut String, json: &str) {
-    // Scanned bytewise: every character to escape is ASCII or starts with 0xE2.
+    // Scanned bytewise: every character to escape is ASCII or starts with 0xE2. Most
+    // values contain none, and are copied in one go.
     let bytes = json.as_bytes();
+    if !bytes
+        .iter()
+        .any(|&b| matches!(b, b'<' | b'>' | b'&' | 0xE2))
+    {
+        out.push_str(json);
+        return;
+    }
     let mut copied = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escaped = match b {
@@ -291,9 +306,14 @@ fn is_attr_name(name: &str) -> bool {
 }
 
 fn write_head_entry(out: &mut String, entry: &HeadEntry) {
-    let _ = write!(out, "<{}", entry.tag);
+    out.push('<');
+    out.push_str(&entry.tag);
     for (k, v) in &entry.attrs {
-        let _ = write!(out, " {}=\"{}\"", k, escape(v));
+        out.push(' ');
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_into(out, v);
+        out.push('"');
     }
     out.push('>');
     match entry.tag.as_str() {
@@ -301,7 +321,7 @@ fn write_head_entry(out: &mut String, entry: &HeadEntry) {
         tag => {
             let content = entry.content.as_deref().unwrap_or("");
             if tag == "title" {
-                out.push_str(&escape(content));
+                escape_into(out, content);
             } else {
                 raw_text(out, content);
             }
@@ -336,17 +356,27 @@ fn raw_text(out: &mut String, content: &str) {
 /// HTML-escape text for element content and quoted attribute values.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    escape_into(&mut out, s);
     out
+}
+
+/// [`escape`], appended to `out`: runs of ordinary text are copied whole.
+pub fn escape_into(out: &mut String, s: &str) {
+    let mut copied = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&#39;",
+            _ => continue,
+        };
+        out.push_str(&s[copied..i]);
+        out.push_str(escaped);
+        copied = i + 1;
+    }
+    out.push_str(&s[copied..]);
 }
 
 #[cfg(test)]
