@@ -364,7 +364,7 @@ fn build_page(
         None,
         limits.component_deadline_ms,
         errors,
-    )?;
+    );
     if let Some(placed) = source.layouts.placed_slots(cfg.layout.get_ref()) {
         for s in &cfg.slots {
             if !placed.contains(s.name.get_ref()) {
@@ -383,9 +383,8 @@ fn build_page(
             }
         }
     }
-    if errors.len() > before {
-        return None;
-    }
+    // Every problem of the page is reported at once: the slots' and the layout's.
+    let slots = slots.filter(|_| errors.len() == before)?;
     let mut variants = vec![plan_variant(file, &seeded, 0, slots, errors)?];
     // One variant per distinct canary share among this page's components: a request
     // whose draw is under a share gets the canary of every component with at least
@@ -587,6 +586,35 @@ fn plan_variant(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_draw_picks_the_canaries_whose_share_is_above_it() {
+        let variant = |canary_share| PageVariant {
+            canary_share,
+            slots: Vec::new(),
+            plan: BusPlan { stages: Vec::new() },
+        };
+        // Components with canary shares 10 % and 30 %: variants all-stable, both
+        // canaries (share >= 10), only the 30 % one.
+        let page = Page {
+            route: "/".into(),
+            team: "t".into(),
+            layout: "l".into(),
+            class: Cacheability::Public,
+            ttl_s: 0,
+            deadline: Duration::from_secs(1),
+            data: Vec::new(),
+            variants: vec![variant(0), variant(10), variant(30)],
+            private_topics: HashSet::new(),
+        };
+        let share = |draw| page.variant(draw).canary_share;
+        assert_eq!(share(0.0), 10, "under both shares: both canaries");
+        assert_eq!(share(9.99), 10);
+        assert_eq!(share(10.0), 30, "under 30 only: the 30 % canary");
+        assert_eq!(share(29.9), 30);
+        assert_eq!(share(30.0), 0, "above both: stable");
+        assert_eq!(share(99.9), 0);
+    }
 
     #[test]
     fn routes() {
