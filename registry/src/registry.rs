@@ -145,6 +145,23 @@ impl Registry {
         }
     }
 
+    /// The latest index if it is newer than `generation`, else `None`. Costs one
+    /// read when nothing changed (of generation + 1, which exists only once a writer
+    /// published it), so a renderer can poll it often.
+    pub async fn index_if_newer(&self, generation: u64) -> Result<Option<Index>, RegistryError> {
+        if generation > 0
+            && self
+                .storage
+                .get(&index_key(generation + 1))
+                .await?
+                .is_none()
+        {
+            return Ok(None);
+        }
+        let index = self.index().await?;
+        Ok((index.generation > generation).then_some(index))
+    }
+
     /// Apply `change` to the latest index and publish the result as the next
     /// generation, retrying on a lost race. Returns what `change` returned.
     async fn update<T>(

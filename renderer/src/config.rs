@@ -201,6 +201,12 @@ pub struct SlotConfig {
     pub name: Spanned<String>,
     /// `component = "ticket-picker"`.
     pub component: Spanned<String>,
+    /// `version = "^1.2"`: the versions of the component this page accepts (a semver
+    /// requirement). With components from a registry, a channel (stable or canary)
+    /// whose version does not satisfy it is refused for this page and the site served
+    /// now is kept. Components from a directory carry no version and are not checked.
+    #[serde(default)]
+    pub version: Option<Spanned<String>>,
     /// `props = { default_quantity = 2 }`: given to the component as JSON.
     #[serde(default)]
     pub props: Option<toml::Table>,

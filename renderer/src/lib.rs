@@ -18,6 +18,7 @@ pub mod mode;
 pub mod plan;
 pub mod purge;
 pub mod registry;
+pub mod registry_source;
 pub mod render;
 pub mod server;
 pub mod site;

@@ -29,8 +29,13 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
     /// Components directory, instead of the one named in site.toml.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "registry")]
     components: Option<PathBuf>,
+    /// Serve the components of a registry (a directory, or `s3://bucket/prefix` with
+    /// the `AWS_*` variables, as `oberon component deploy --registry`): each
+    /// component's stable version, and its canary for the canary's share of requests.
+    #[arg(long, env = "OBERON_REGISTRY")]
+    registry: Option<String>,
     /// BFF base URL, as NAME=URL; repeatable. Replaces the one in site.toml.
     #[arg(long = "bff", value_parser = parse_bff)]
     bffs: Vec<(String, String)>,
@@ -43,7 +48,8 @@ struct Args {
     /// compiles every component.
     #[arg(long, env = "OBERON_CODE_CACHE")]
     code_cache: Option<PathBuf>,
-    /// How often to look for new component versions, in milliseconds (0: never).
+    /// How often to look for new component versions (in the directory, or a new
+    /// generation of the registry's index), in milliseconds (0: never).
     #[arg(long, default_value_t = 1000)]
     watch_ms: u64,
 }
@@ -69,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
             Some(Arc::new(Verifier::remote(keys)))
         }
     };
-    let renderer = Renderer::start(RendererOptions {
+    let options = RendererOptions {
         site_dir: args.site,
         components_dir: args.components,
         bffs: args.bffs.into_iter().collect::<BTreeMap<_, _>>(),
@@ -78,8 +84,15 @@ async fn main() -> anyhow::Result<()> {
         // From the environment, not a flag: a flag would show in `ps`.
         admin_token: std::env::var("OBERON_ADMIN_TOKEN").ok(),
         code_cache: args.code_cache,
-    })
-    .await?;
+    };
+    let renderer = match &args.registry {
+        None => Renderer::start(options).await?,
+        Some(location) => {
+            let registry = oberon_registry::Registry::open(location)
+                .with_context(|| format!("--registry {location}"))?;
+            Renderer::start_from_registry(options, registry).await?
+        }
+    };
     if args.watch_ms > 0 {
         renderer.watch(Duration::from_millis(args.watch_ms));
     }

@@ -3,8 +3,9 @@
 //! Layout: `<dir>/<name>/component.wasm`, with the client assets that `describe`
 //! declares under `<dir>/<name>/assets/`. Each version is identified by the SHA-256 of
 //! its `.wasm`; its assets are read into memory with it, so a version and its assets
-//! are swapped together and asset URLs (which carry the hash) are immutable. The full
-//! registry with channels and object storage grows from this.
+//! are swapped together and asset URLs (which carry the hash) are immutable. Versions
+//! from a registry (with channels) are loaded by [`crate::registry_source`] into the
+//! same types.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -79,6 +80,9 @@ pub struct ComponentVersion {
     /// First 16 hex digits of the SHA-256 of the `.wasm`.
     pub hash: String,
     pub assets: BTreeMap<String, Arc<Asset>>,
+    /// The registry version, for a version from a registry (a directory's components
+    /// have none).
+    pub version: Option<oberon_registry::Version>,
     stamp: FileStamp,
 }
 
@@ -109,15 +113,41 @@ fn stamp(path: &Path) -> Option<FileStamp> {
     })
 }
 
-/// The component versions currently loaded, by name.
+/// The component versions currently loaded, by name: the stable version of each, and
+/// the canary of those that have one.
 #[derive(Debug, Default, Clone)]
 pub struct ComponentSet {
     pub by_name: BTreeMap<String, Arc<ComponentVersion>>,
+    /// Canary versions with their share of requests (1 to 100 %); only from a registry.
+    pub canary: BTreeMap<String, Canary>,
+}
+
+/// A component's canary version and the share of requests that get it.
+#[derive(Debug, Clone)]
+pub struct Canary {
+    pub version: Arc<ComponentVersion>,
+    pub percent: u8,
 }
 
 impl ComponentSet {
     pub fn get(&self, name: &str) -> Option<&Arc<ComponentVersion>> {
         self.by_name.get(name)
+    }
+
+    /// Every version loaded, stable and canary.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<ComponentVersion>> {
+        self.by_name
+            .values()
+            .chain(self.canary.values().map(|c| &c.version))
+    }
+
+    /// Whether this set holds a version with this hash under this name.
+    pub fn holds(&self, name: &str, hash: &str) -> bool {
+        self.get(name).is_some_and(|v| v.hash == hash)
+            || self
+                .canary
+                .get(name)
+                .is_some_and(|c| c.version.hash == hash)
     }
 }
 
@@ -218,6 +248,7 @@ async fn load_one(
         component,
         hash,
         assets,
+        version: None,
         stamp: stamp.unwrap_or(FileStamp {
             modified: None,
             len: 0,
@@ -282,4 +313,43 @@ fn copy_tree(src: &Path, dest: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A version from the registry's files (already checked against their hashes):
+/// compiled (or taken from the code cache) and its assets held in memory.
+pub async fn load_artifact(
+    engine: &ComponentEngine,
+    name: &str,
+    version: &oberon_registry::Version,
+    wasm: &[u8],
+    files: &BTreeMap<String, bytes::Bytes>,
+) -> Result<ComponentVersion, String> {
+    let hash = hex::encode(&Sha256::digest(wasm)[..8]);
+    let component = engine
+        .load(wasm)
+        .await
+        .map_err(|e| format!("component {name} {version}: {e}"))?;
+    let declared = &component.metadata().name;
+    if &**declared != name {
+        return Err(format!(
+            "component {name} {version} describes itself as {declared:?}"
+        ));
+    }
+    let mut assets = BTreeMap::new();
+    for path in &component.metadata().assets {
+        let bytes = files.get(path).ok_or_else(|| {
+            format!("component {name} {version} declares asset {path:?}, which the registry does not hold")
+        })?;
+        assets.insert(path.clone(), Arc::new(Asset::new(path, bytes.clone())));
+    }
+    Ok(ComponentVersion {
+        component,
+        hash,
+        assets,
+        version: Some(version.clone()),
+        stamp: FileStamp {
+            modified: None,
+            len: 0,
+        },
+    })
 }

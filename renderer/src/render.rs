@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,8 @@ use crate::layout::Composition;
 use crate::mode::{Change, FleetMode};
 use crate::purge::Purger;
 use crate::registry::{self, Asset, ComponentSet, ComponentVersion, DirScan};
-use crate::site::{Page, REQUEST_TOPIC, Site, SiteSource};
+use crate::registry_source::{Look, RegistrySource, RegistryStatus};
+use crate::site::{Page, PageVariant, REQUEST_TOPIC, Site, SiteSource};
 use oberon_identity::Verifier;
 use oberon_identity::assertion::HEADER as IDENTITY_HEADER;
 
@@ -56,10 +58,12 @@ pub struct Renderer {
     data: DataClient,
     identity: Option<Arc<Verifier>>,
     source: SiteSource,
-    components_dir: PathBuf,
+    components: Components,
     current: RwLock<Arc<Site>>,
-    /// The components directory as of the last reload attempt.
-    last_scan: tokio::sync::Mutex<DirScan>,
+    /// Pages rendered with at least one canary version, and with none: the canary's
+    /// measured share.
+    canary_pages: AtomicU64,
+    stable_pages: AtomicU64,
     mode: FleetMode,
     purger: Purger,
     admin_token: Option<String>,
@@ -67,6 +71,22 @@ pub struct Renderer {
     /// rendered just before a swap (in a browser, or on its way from the CDN) still
     /// finds its scripts and styles.
     retired_assets: std::sync::Mutex<VecDeque<RetiredAssets>>,
+}
+
+/// Where the component versions come from.
+enum Components {
+    /// `<dir>/<name>/component.wasm`, watched by file stamps (`oberon dev`, tests).
+    Dir {
+        dir: PathBuf,
+        /// The directory as of the last reload attempt.
+        last_scan: tokio::sync::Mutex<DirScan>,
+    },
+    /// A registry's channels, watched by index generation.
+    Registry {
+        source: RegistrySource,
+        /// The generation last tried (served, or refused for a bad version).
+        tried: tokio::sync::Mutex<u64>,
+    },
 }
 
 /// How long the assets of a version swapped out stay available.
@@ -92,6 +112,23 @@ impl Renderer {
     /// Read the site, load its components and build every page. Fails, listing every
     /// problem, unless the whole site is valid.
     pub async fn start(options: RendererOptions) -> Result<Arc<Self>, StartError> {
+        Self::start_inner(options, None).await
+    }
+
+    /// Start with the components of a registry (the stable version of each, and the
+    /// canaries for their share of requests) instead of a directory. Fails if the
+    /// registry cannot be read: there is nothing else to serve.
+    pub async fn start_from_registry(
+        options: RendererOptions,
+        registry: oberon_registry::Registry,
+    ) -> Result<Arc<Self>, StartError> {
+        Self::start_inner(options, Some(registry)).await
+    }
+
+    async fn start_inner(
+        options: RendererOptions,
+        registry: Option<oberon_registry::Registry>,
+    ) -> Result<Arc<Self>, StartError> {
         let source = SiteSource::read(&options.site_dir, &options.bffs)?;
         let limits = &source.config.limits;
         let engine = ComponentEngine::new(EngineLimits {
@@ -113,15 +150,34 @@ impl Renderer {
             ..DataClientOptions::default()
         });
         let data = DataClient::new(data_options).map_err(StartError::Engine)?;
-        let components_dir = options
-            .components_dir
-            .unwrap_or_else(|| source.components_dir());
-        let scan = registry::scan(&components_dir);
-        let (components, errors) =
-            registry::load_components(&engine, &components_dir, &ComponentSet::default()).await;
-        if !errors.is_empty() {
-            return Err(ConfigErrors(errors).into());
-        }
+        let (origin, components) = match registry {
+            None => {
+                let dir = options
+                    .components_dir
+                    .unwrap_or_else(|| source.components_dir());
+                let scan = registry::scan(&dir);
+                let (components, errors) =
+                    registry::load_components(&engine, &dir, &ComponentSet::default()).await;
+                if !errors.is_empty() {
+                    return Err(ConfigErrors(errors).into());
+                }
+                let origin = Components::Dir {
+                    dir,
+                    last_scan: tokio::sync::Mutex::new(scan),
+                };
+                (origin, components)
+            }
+            Some(registry) => {
+                let source = RegistrySource::new(registry);
+                let (generation, components) =
+                    source.load_initial(&engine).await.map_err(ConfigErrors)?;
+                let origin = Components::Registry {
+                    source,
+                    tried: tokio::sync::Mutex::new(generation),
+                };
+                (origin, components)
+            }
+        };
         let site = Site::build(&source, components)?;
         let mode = FleetMode::new(
             source.config.mode.clone(),
@@ -133,9 +189,10 @@ impl Renderer {
             data,
             identity: options.identity,
             source,
-            components_dir,
+            components: origin,
             current: RwLock::new(Arc::new(site)),
-            last_scan: tokio::sync::Mutex::new(scan),
+            canary_pages: AtomicU64::new(0),
+            stable_pages: AtomicU64::new(0),
             mode,
             purger,
             admin_token: options.admin_token.filter(|t| !t.is_empty()),
@@ -219,13 +276,16 @@ impl Renderer {
     /// A client asset by component, content hash and path: of the versions served now,
     /// or of one swapped out less than [`ASSET_RETENTION`] ago.
     pub fn asset(&self, component: &str, hash: &str, path: &str) -> Option<Arc<Asset>> {
-        let current = self
-            .site()
-            .components
-            .get(component)
-            .and_then(|v| v.assets.get(path))
-            .filter(|a| a.hash == hash)
-            .cloned();
+        let site = self.site();
+        let current = [
+            site.components.get(component),
+            site.components.canary.get(component).map(|c| &c.version),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.assets.get(path))
+        .find(|a| a.hash == hash)
+        .cloned();
         current.or_else(|| {
             let retired = self
                 .retired_assets
@@ -269,37 +329,103 @@ impl Renderer {
         &self.data
     }
 
-    pub fn components_dir(&self) -> &std::path::Path {
-        &self.components_dir
+    /// The components directory, when the components come from one.
+    pub fn components_dir(&self) -> Option<&std::path::Path> {
+        match &self.components {
+            Components::Dir { dir, .. } => Some(dir),
+            Components::Registry { .. } => None,
+        }
     }
 
-    /// Look at the components directory; if anything changed, load the changed
-    /// versions and swap in a rebuilt site. A version that fails to load, or a site
-    /// that no longer validates, is reported and the current site is kept.
-    pub async fn reload_if_changed(&self) -> Result<bool, ConfigErrors> {
-        let mut last = self.last_scan.lock().await;
-        let scan = registry::scan(&self.components_dir);
-        if scan == *last {
-            return Ok(false);
+    /// The registry as last seen, when the components come from one.
+    pub fn registry_status(&self) -> Option<RegistryStatus> {
+        match &self.components {
+            Components::Dir { .. } => None,
+            Components::Registry { source, .. } => Some(source.status()),
         }
-        *last = scan;
-        let current = self.site();
-        let (components, mut errors) =
-            registry::load_components(&self.engine, &self.components_dir, &current.components)
-                .await;
+    }
+
+    /// Pages rendered with a canary version, and with none, since start.
+    pub fn channel_counts(&self) -> (u64, u64) {
+        (
+            self.canary_pages.load(Ordering::Relaxed),
+            self.stable_pages.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Look at the components directory or the registry; if anything changed, load
+    /// the changed versions and swap in a rebuilt site. A version that fails to load,
+    /// or a site that no longer validates, is reported and the current site is kept.
+    /// An unreachable registry changes nothing (see [`Renderer::registry_status`]).
+    pub async fn reload_if_changed(&self) -> Result<bool, ConfigErrors> {
+        match &self.components {
+            Components::Dir { dir, last_scan } => {
+                let mut last = last_scan.lock().await;
+                let scan = registry::scan(dir);
+                if scan == *last {
+                    return Ok(false);
+                }
+                *last = scan;
+                let current = self.site();
+                let (components, errors) =
+                    registry::load_components(&self.engine, dir, &current.components).await;
+                self.swap(&current, components, errors)
+            }
+            Components::Registry { source, tried } => {
+                let mut tried = tried.lock().await;
+                let current = self.site();
+                let look = source.look(&self.engine, *tried, &current.components).await;
+                let (generation, loaded, transient) = match look {
+                    Err(e) => {
+                        tracing::warn!(
+                            registry = %source.status().location,
+                            "registry unreachable, still serving what we have: {e}"
+                        );
+                        return Ok(false);
+                    }
+                    Ok(Look::Unchanged) => return Ok(false),
+                    Ok(Look::Changed {
+                        generation,
+                        loaded,
+                        transient,
+                    }) => (generation, loaded, transient),
+                };
+                if !transient {
+                    *tried = generation;
+                }
+                let swapped = match loaded {
+                    Ok(components) => self.swap(&current, components, Vec::new()),
+                    Err(errors) => Err(ConfigErrors(errors)),
+                };
+                source.swapped(
+                    generation,
+                    swapped.as_ref().err().map(|e| {
+                        format!(
+                            "generation {generation} refused, still serving the previous one: {e}"
+                        )
+                    }),
+                );
+                swapped
+            }
+        }
+    }
+
+    /// Build a site from `components` and swap it in, unless there were `errors` or
+    /// it does not validate.
+    fn swap(
+        &self,
+        current: &Site,
+        components: ComponentSet,
+        mut errors: Vec<crate::config::ConfigError>,
+    ) -> Result<bool, ConfigErrors> {
         match Site::build(&self.source, components) {
             Ok(site) if errors.is_empty() => {
                 // Pages rendered with a version that is gone are purged from the CDN;
                 // its assets stay available a while longer.
                 let gone_versions: Vec<&Arc<ComponentVersion>> = current
                     .components
-                    .by_name
-                    .values()
-                    .filter(|old| {
-                        site.components
-                            .get(old.name())
-                            .is_none_or(|new| new.hash != old.hash)
-                    })
+                    .all()
+                    .filter(|old| !site.components.holds(old.name(), &old.hash))
                     .collect();
                 self.retire_assets(&gone_versions);
                 let gone: Vec<String> = gone_versions
@@ -374,6 +500,9 @@ impl Renderer {
             return simple(StatusCode::NOT_FOUND, "not found\n");
         };
         let page = &site.pages[*matched.value];
+        // One draw per request, not per slot: the whole page is one combination of
+        // versions (see `Page::variant`).
+        let variant = page.variant(rand::random::<f64>() * 100.0);
         let request_id = request_id(request);
         let (user, assertion) = self.user_of(request, &request_id).await;
         let ctx = RequestContext {
@@ -408,17 +537,19 @@ impl Renderer {
         let data_time = data_started.elapsed();
 
         let components_started = Instant::now();
-        let (fragments, bus) = self.run_components(page, &ctx, bus, deadline).await;
+        let (fragments, bus) = self
+            .run_components(page, variant, &ctx, bus, deadline)
+            .await;
         let components_time = components_started.elapsed();
 
         let compose_started = Instant::now();
         let mut partial = false;
         let mut critical_failed = None;
         let mut class = page.class.max(data_class);
-        let mut slots = Vec::with_capacity(page.slots.len());
+        let mut slots = Vec::with_capacity(variant.slots.len());
         let mut head = Vec::new();
         let mut assets = Vec::new();
-        for (slot, fragment) in page.slots.iter().zip(fragments) {
+        for (slot, fragment) in variant.slots.iter().zip(fragments) {
             let meta = slot.component.component.metadata();
             class = class.max(meta.cacheability);
             match fragment {
@@ -471,7 +602,24 @@ impl Renderer {
         let compose_time = compose_started.elapsed();
 
         let mode = self.mode.current();
-        let policy = PagePolicy::decide(class, page.ttl_s, partial, mode);
+        if variant.is_canary() {
+            self.canary_pages.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.stable_pages.fetch_add(1, Ordering::Relaxed);
+        }
+        // A canary page is never stored by a shared cache: a CDN keys on the URL, so a
+        // stored canary copy would be served to everybody, far beyond its share (see
+        // ARCHITECTURE.md, "Canaries and the CDN").
+        let policy = PagePolicy::decide(
+            if variant.is_canary() {
+                Cacheability::Personal
+            } else {
+                class
+            },
+            page.ttl_s,
+            partial,
+            mode,
+        );
         let jitter = match self.source.config.cache.jitter {
             0.0 => 0.0,
             j => j * rand::random::<f64>(),
@@ -483,6 +631,31 @@ impl Renderer {
             HeaderValue::from_static("text/html; charset=utf-8"),
         );
         headers.insert(header::CACHE_CONTROL, cache.cache_control);
+        headers.insert(
+            "oberon-channel",
+            HeaderValue::from_static(if variant.is_canary() {
+                "canary"
+            } else {
+                "stable"
+            }),
+        );
+        let version_keys = || {
+            cache::surrogate_keys(
+                &page.route,
+                &page.team,
+                variant
+                    .slots
+                    .iter()
+                    .map(|s| (s.component.name(), s.component.hash.as_str())),
+                mode,
+            )
+        };
+        if cache.cdn.is_none() && variant.is_canary() {
+            // Not stored anyway, but the keys say which versions made this page.
+            if let Ok(v) = HeaderValue::from_str(&version_keys().join(" ")) {
+                headers.insert("surrogate-key", v);
+            }
+        }
         if let Some(cdn) = cache.cdn {
             headers.insert("cdn-cache-control", cdn.clone());
             headers.insert("surrogate-control", cdn);
@@ -492,14 +665,7 @@ impl Renderer {
                 header::VARY,
                 HeaderValue::from_static("Cookie, Authorization"),
             );
-            let keys = cache::surrogate_keys(
-                &page.route,
-                &page.team,
-                page.slots
-                    .iter()
-                    .map(|s| (s.component.name(), s.component.hash.as_str())),
-                mode,
-            );
+            let keys = version_keys();
             if let Ok(v) = HeaderValue::from_str(&keys.join(" ")) {
                 headers.insert("surrogate-key", v);
             }
@@ -522,7 +688,7 @@ impl Renderer {
         self.mode.record(elapsed);
         tracing::info!(
             route = %page.route, team = %page.team, request_id = %ctx.request_id, partial,
-            %mode, elapsed_us = elapsed.as_micros() as u64, "page rendered"
+            canary = variant.is_canary(), %mode, elapsed_us = elapsed.as_micros() as u64, "page rendered"
         );
         if not_modified {
             return PageResponse {
@@ -618,16 +784,17 @@ impl Renderer {
     async fn run_components(
         &self,
         page: &Page,
+        variant: &PageVariant,
         ctx: &RequestContext,
         bus: BusSnapshot,
         deadline: Instant,
     ) -> (Vec<Result<crate::component::Fragment, String>>, BusSnapshot) {
         let mut results: Vec<Option<Result<crate::component::Fragment, String>>> =
-            (0..page.slots.len()).map(|_| None).collect();
+            (0..variant.slots.len()).map(|_| None).collect();
         let mut bus = Arc::new(bus);
-        for stage in &page.plan.stages {
+        for stage in &variant.plan.stages {
             let runs = stage.iter().map(|&i| {
-                let slot = &page.slots[i];
+                let slot = &variant.slots[i];
                 let bus = bus.clone();
                 let slot_deadline = (Instant::now() + slot.deadline).min(deadline);
                 async move {
@@ -647,7 +814,7 @@ impl Renderer {
             let outcomes = join_all(runs).await;
             let next = Arc::make_mut(&mut bus);
             for (i, result) in outcomes {
-                let slot = &page.slots[i];
+                let slot = &variant.slots[i];
                 match result.outcome {
                     Ok(fragment) => {
                         for (topic, value) in result.published {

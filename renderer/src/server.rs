@@ -51,14 +51,26 @@ async fn ready(State(renderer): State<Arc<Renderer>>) -> Response {
     no_store(body.into_response())
 }
 
-/// What the renderer is doing, as JSON: its site, and each BFF's breaker and the data
-/// client's counters (the cache mode will key on these).
+/// What the renderer is doing, as JSON: its site, where its components come from (the
+/// registry's reachability and generation), the canaries and how many pages each
+/// channel rendered, and each BFF's breaker and the data client's counters.
 async fn status(State(renderer): State<Arc<Renderer>>) -> Response {
     let site = renderer.site();
     let data = renderer.data();
+    let (canary_pages, stable_pages) = renderer.channel_counts();
     let response = axum::Json(serde_json::json!({
         "pages": site.pages.len(),
         "components": site.components.by_name.len(),
+        // `null` when the components come from a directory. An unreachable registry
+        // shows here (`reachable: false`) while the renderer goes on serving.
+        "registry": renderer.registry_status(),
+        "canaries": site.components.canary.iter()
+            .map(|(name, c)| (name.clone(), serde_json::json!({
+                "version": c.version.version.as_ref().map(ToString::to_string),
+                "percent": c.percent,
+            })))
+            .collect::<serde_json::Map<_, _>>(),
+        "pages_rendered": { "canary": canary_pages, "stable": stable_pages },
         "mode": renderer.mode().status(),
         "data": {
             "breakers": data.breakers(),

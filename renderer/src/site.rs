@@ -18,6 +18,7 @@ use crate::data::UrlTemplate;
 use crate::layout::Layouts;
 use crate::plan::{BusPlan, PlanSlot, plan};
 use crate::registry::{ComponentSet, ComponentVersion};
+use oberon_registry::{Channel, VersionReq};
 
 /// Topic seeded on every page with the request's path, parameters, query and locale.
 pub const REQUEST_TOPIC: &str = "request";
@@ -120,11 +121,15 @@ pub struct DataSource {
 pub struct Slot {
     pub name: String,
     pub component: Arc<ComponentVersion>,
+    /// The channel `component` came from (always stable from a directory).
+    pub channel: Channel,
     /// The slot's props as JSON text.
     pub props: String,
     pub fallback: String,
     pub critical: bool,
     pub deadline: Duration,
+    /// Where the slot names its component in the page file, for errors.
+    span: std::ops::Range<usize>,
 }
 
 /// A page, ready to serve.
@@ -137,10 +142,40 @@ pub struct Page {
     pub ttl_s: u32,
     pub deadline: Duration,
     pub data: Vec<DataSource>,
-    pub slots: Vec<Slot>,
-    pub plan: BusPlan,
+    /// `variants[0]` has every slot on its stable version; then one per distinct
+    /// canary share among the page's components, by share ascending.
+    pub variants: Vec<PageVariant>,
     /// Topics not embedded for the client bus.
     pub private_topics: HashSet<String>,
+}
+
+/// One combination of component versions for a page's slots, with its bus plan.
+#[derive(Debug)]
+pub struct PageVariant {
+    /// 0 for the stable variant; else the canary share (in %) every canary version in
+    /// it has at least.
+    pub canary_share: u8,
+    pub slots: Vec<Slot>,
+    pub plan: BusPlan,
+}
+
+impl PageVariant {
+    pub fn is_canary(&self) -> bool {
+        self.canary_share > 0
+    }
+}
+
+impl Page {
+    /// The variant for a request's canary draw (uniform in `[0, 100)`): the smallest
+    /// share above the draw, so the request gets the canary of every component whose
+    /// share is above its draw, and the stable version of the others. One draw per
+    /// request, so a page is consistent (a component in two slots is one version).
+    pub fn variant(&self, draw: f64) -> &PageVariant {
+        self.variants[1..]
+            .iter()
+            .find(|v| draw < f64::from(v.canary_share))
+            .unwrap_or(&self.variants[0])
+    }
 }
 
 /// Every page of a site, routed.
@@ -322,52 +357,14 @@ fn build_page(
         }
     }
 
-    let mut slots = Vec::new();
-    let mut slot_spans = Vec::new();
-    let mut names = HashSet::new();
-    for s in &cfg.slots {
-        let name = s.name.get_ref();
-        if !names.insert(name.clone()) {
-            errors.push(at(
-                s.name.span(),
-                format!("slot {name:?} appears twice"),
-                "give each slot its own name".into(),
-            ));
-        }
-        let Some(component) = components.get(s.component.get_ref()) else {
-            let known: Vec<&str> = components.by_name.keys().map(String::as_str).collect();
-            errors.push(at(
-                s.component.span(),
-                format!(
-                    "unknown component {:?} in slot {name:?}",
-                    s.component.get_ref()
-                ),
-                format!(
-                    "deploy it to {}, or use one of: {}",
-                    source.components_dir().display(),
-                    if known.is_empty() {
-                        "(no components loaded)".into()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            ));
-            continue;
-        };
-        let props = match &s.props {
-            Some(table) => serde_json::to_string(table).unwrap_or_else(|_| "{}".into()),
-            None => "{}".into(),
-        };
-        slots.push(Slot {
-            name: name.clone(),
-            component: component.clone(),
-            props,
-            fallback: s.fallback.clone(),
-            critical: s.critical,
-            deadline: Duration::from_millis(s.deadline_ms.unwrap_or(limits.component_deadline_ms)),
-        });
-        slot_spans.push(s.component.span());
-    }
+    let slots = bind_slots(
+        source,
+        file,
+        components,
+        None,
+        limits.component_deadline_ms,
+        errors,
+    );
     if let Some(placed) = source.layouts.placed_slots(cfg.layout.get_ref()) {
         for s in &cfg.slots {
             if !placed.contains(s.name.get_ref()) {
@@ -386,24 +383,33 @@ fn build_page(
             }
         }
     }
+    // Every problem of the page is reported at once: the slots' and the layout's.
+    let slots = slots.filter(|_| errors.len() == before)?;
+    let mut variants = vec![plan_variant(file, &seeded, 0, slots, errors)?];
+    // One variant per distinct canary share among this page's components: a request
+    // whose draw is under a share gets the canary of every component with at least
+    // that share, so a page is always one whole, planned and checked combination.
+    let shares: BTreeSet<u8> = cfg
+        .slots
+        .iter()
+        .filter_map(|s| components.canary.get(s.component.get_ref()))
+        .map(|c| c.percent)
+        .filter(|p| *p > 0)
+        .collect();
+    for share in shares {
+        let slots = bind_slots(
+            source,
+            file,
+            components,
+            Some(share),
+            limits.component_deadline_ms,
+            errors,
+        )?;
+        variants.push(plan_variant(file, &seeded, share, slots, errors)?);
+    }
     if errors.len() > before {
         return None;
     }
-
-    let plan_slots: Vec<PlanSlot<'_>> = slots
-        .iter()
-        .map(|s| PlanSlot {
-            slot: &s.name,
-            meta: s.component.component.metadata(),
-        })
-        .collect();
-    let plan = match plan(&plan_slots, &seeded) {
-        Ok(p) => p,
-        Err(e) => {
-            errors.push(at(slot_spans[e.slot].clone(), e.message, e.help));
-            return None;
-        }
-    };
     Some(Page {
         route: cfg.route.get_ref().clone(),
         team: cfg.team.clone(),
@@ -418,14 +424,197 @@ fn build_page(
             .map(|d| d.topic.get_ref().clone())
             .collect(),
         data,
-        slots,
-        plan,
+        variants,
     })
+}
+
+/// The page's slots bound to versions: the stable ones, or (`canary_share`) the canary
+/// of every component whose canary share is at least that. Each version is checked
+/// against the slot's `version` requirement.
+fn bind_slots(
+    source: &SiteSource,
+    file: &PageFile,
+    components: &ComponentSet,
+    canary_share: Option<u8>,
+    default_deadline_ms: u64,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Vec<Slot>> {
+    let before = errors.len();
+    let at = |span: std::ops::Range<usize>, message: String, help: String| {
+        ConfigError::new(&file.path, message)
+            .at(&file.source, span.start)
+            .help(help)
+    };
+    let from_registry = components.all().any(|v| v.version.is_some());
+    let where_ = if from_registry {
+        "the registry (`oberon component deploy`)".to_string()
+    } else {
+        source.components_dir().display().to_string()
+    };
+    let mut slots = Vec::new();
+    let mut names = HashSet::new();
+    for s in &file.config.slots {
+        let name = s.name.get_ref();
+        if canary_share.is_none() && !names.insert(name.clone()) {
+            errors.push(at(
+                s.name.span(),
+                format!("slot {name:?} appears twice"),
+                "give each slot its own name".into(),
+            ));
+        }
+        let canary = canary_share.and_then(|share| {
+            components
+                .canary
+                .get(s.component.get_ref())
+                .filter(|c| c.percent >= share)
+        });
+        let (component, channel) = match canary {
+            Some(c) => (&c.version, Channel::Canary),
+            None => match components.get(s.component.get_ref()) {
+                Some(v) => (v, Channel::Stable),
+                None => {
+                    let known: Vec<&str> = components.by_name.keys().map(String::as_str).collect();
+                    errors.push(at(
+                        s.component.span(),
+                        format!(
+                            "unknown component {:?} in slot {name:?}",
+                            s.component.get_ref()
+                        ),
+                        format!(
+                            "deploy it to {where_}, or use one of: {}",
+                            if known.is_empty() {
+                                "(no components loaded)".into()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    ));
+                    continue;
+                }
+            },
+        };
+        if let Some(requirement) = &s.version {
+            match VersionReq::parse(requirement.get_ref()) {
+                Err(e) => {
+                    if canary_share.is_none() {
+                        errors.push(at(
+                            requirement.span(),
+                            format!(
+                                "invalid version requirement {:?} in slot {name:?}: {e}",
+                                requirement.get_ref()
+                            ),
+                            "write a semver requirement, such as `version = \"^1.2\"`".into(),
+                        ));
+                    }
+                    continue;
+                }
+                Ok(req) => {
+                    if let Some(version) = component.version.as_ref().filter(|v| !req.matches(v)) {
+                        let refused = oberon_registry::RegistryError::RequirementNotMet {
+                            component: s.component.get_ref().clone(),
+                            channel,
+                            version: version.clone(),
+                            requirement: req,
+                        };
+                        errors.push(at(
+                            requirement.span(),
+                            format!("slot {name:?}: {refused}"),
+                            format!(
+                                "this page is not served with {channel} until it matches; roll {channel} back (`oberon component rollback`) or change `version` here"
+                            ),
+                        ));
+                        continue;
+                    }
+                }
+            }
+        }
+        let props = match &s.props {
+            Some(table) => serde_json::to_string(table).unwrap_or_else(|_| "{}".into()),
+            None => "{}".into(),
+        };
+        slots.push(Slot {
+            name: name.clone(),
+            component: component.clone(),
+            channel,
+            props,
+            fallback: s.fallback.clone(),
+            critical: s.critical,
+            deadline: Duration::from_millis(s.deadline_ms.unwrap_or(default_deadline_ms)),
+            span: s.component.span(),
+        });
+    }
+    (errors.len() == before).then_some(slots)
+}
+
+/// Plan the bus of one combination of versions.
+fn plan_variant(
+    file: &PageFile,
+    seeded: &BTreeSet<Arc<str>>,
+    canary_share: u8,
+    slots: Vec<Slot>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<PageVariant> {
+    let plan_slots: Vec<PlanSlot<'_>> = slots
+        .iter()
+        .map(|s| PlanSlot {
+            slot: &s.name,
+            meta: s.component.component.metadata(),
+        })
+        .collect();
+    match plan(&plan_slots, seeded) {
+        Ok(plan) => Some(PageVariant {
+            canary_share,
+            slots,
+            plan,
+        }),
+        Err(e) => {
+            let with = if canary_share > 0 {
+                "with the canary versions: "
+            } else {
+                ""
+            };
+            errors.push(
+                ConfigError::new(&file.path, format!("{with}{}", e.message))
+                    .at(&file.source, slots[e.slot].span.start)
+                    .help(e.help),
+            );
+            None
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_draw_picks_the_canaries_whose_share_is_above_it() {
+        let variant = |canary_share| PageVariant {
+            canary_share,
+            slots: Vec::new(),
+            plan: BusPlan { stages: Vec::new() },
+        };
+        // Components with canary shares 10 % and 30 %: variants all-stable, both
+        // canaries (share >= 10), only the 30 % one.
+        let page = Page {
+            route: "/".into(),
+            team: "t".into(),
+            layout: "l".into(),
+            class: Cacheability::Public,
+            ttl_s: 0,
+            deadline: Duration::from_secs(1),
+            data: Vec::new(),
+            variants: vec![variant(0), variant(10), variant(30)],
+            private_topics: HashSet::new(),
+        };
+        let share = |draw| page.variant(draw).canary_share;
+        assert_eq!(share(0.0), 10, "under both shares: both canaries");
+        assert_eq!(share(9.99), 10);
+        assert_eq!(share(10.0), 30, "under 30 only: the 30 % canary");
+        assert_eq!(share(29.9), 30);
+        assert_eq!(share(30.0), 0, "above both: stable");
+        assert_eq!(share(99.9), 0);
+    }
 
     #[test]
     fn routes() {

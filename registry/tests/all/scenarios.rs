@@ -27,6 +27,10 @@ pub async fn lifecycle(open: Open) {
     .unwrap();
     let index = reg.index().await.unwrap();
     assert_eq!(index.generation, 2);
+    // What a renderer polls: nothing newer than what it has, or the latest.
+    assert!(reg.index_if_newer(2).await.unwrap().is_none());
+    assert_eq!(reg.index_if_newer(1).await.unwrap().unwrap().generation, 2);
+    assert_eq!(reg.index_if_newer(0).await.unwrap().unwrap().generation, 2);
     let canary = index.resolve("hello", Channel::Canary, None).unwrap();
     assert_eq!((canary.version, canary.percent), (&v("1.1.0"), Some(10)));
     let stable = index.resolve("hello", Channel::Stable, None).unwrap();

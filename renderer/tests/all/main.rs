@@ -13,3 +13,4 @@ mod data_sources;
 mod hot_swap;
 mod http;
 mod identity;
+mod registry_channels;

@@ -1,8 +1,10 @@
 //! A throwaway site on disk, a running renderer, and a backend to fetch data from.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -272,4 +274,54 @@ pub fn dead_url() -> String {
 #[allow(dead_code)]
 pub fn config_cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config-errors")
+}
+
+/// A moto S3 server on a free loopback port, killed when dropped (as in the
+/// registry's tests).
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let mut child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("moto_server not found: `pip install 'moto[server]==5.2.1'` (see .ci/run)");
+        let stderr = child.stderr.take().expect("piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let endpoint = loop {
+            let line = lines
+                .next()
+                .expect("moto_server exited before listening")
+                .expect("read moto_server's output");
+            if let Some(rest) = line.split("Running on ").nth(1) {
+                break rest.trim().to_string();
+            }
+        };
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Moto { child, endpoint }
+    }
+
+    /// Create a bucket (moto accepts unsigned requests).
+    pub async fn bucket(&self, name: &str) {
+        let status = reqwest::Client::new()
+            .put(format!("{}/{name}", self.endpoint))
+            .send()
+            .await
+            .expect("create bucket")
+            .status();
+        assert!(status.is_success(), "create bucket {name}: {status}");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
