@@ -68,6 +68,10 @@ pub struct Args {
     /// Where to write the results document.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/RESULTS.md"))]
     pub results: PathBuf,
+    /// After Oberon's measurement, load it once more with `perf record -g` attached
+    /// and write the profile here (`perf report -i FILE --no-children`).
+    #[arg(long)]
+    pub perf_record: Option<PathBuf>,
     /// Systems to run (limit, oberon, podium, tailor), comma-separated.
     #[arg(
         long,

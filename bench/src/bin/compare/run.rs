@@ -28,7 +28,12 @@ pub fn main(mut args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let per_system = args.warmup() + args.duration() + Duration::from_secs(30);
+    let profiling = if args.perf_record.is_some() {
+        args.duration()
+    } else {
+        Duration::ZERO
+    };
+    let per_system = args.warmup() + args.duration() + profiling + Duration::from_secs(30);
     let slow = Duration::from_millis(
         (args.part_timeout_ms + args.slow_part_ms + args.critical_part_ms)
             * args.slow_samples as u64,
@@ -223,6 +228,10 @@ async fn measure(
         "{name}: the probe got answers other than 200 under load"
     );
 
+    if let (Some(file), "oberon") = (&args.perf_record, name) {
+        profile(&running, args, load, &url, file).await?;
+    }
+
     let (slow, critical) = if name == "limit" {
         (None, None)
     } else {
@@ -251,6 +260,35 @@ async fn measure(
         slow,
         critical,
     })
+}
+
+/// The same load once more, with `perf record` attached to the server (not measured:
+/// the profiler's own cost would be in the figures).
+async fn profile(
+    running: &Running,
+    args: &Args,
+    load: &Load,
+    url: &str,
+    file: &Path,
+) -> anyhow::Result<()> {
+    eprintln!(
+        "  profiling {} into {}",
+        running.server.name,
+        file.display()
+    );
+    let mut perf = tokio::process::Command::new("perf");
+    perf.args(["record", "-F", "499", "--call-graph", "dwarf,16384", "-o"])
+        .arg(file)
+        .args(["-p", &running.server.pid().to_string(), "--", "sleep"])
+        .arg(args.duration_s.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let perf = perf.spawn().context("running perf record")?;
+    let (wrk, perf) = tokio::join!(load.run(url, args.duration()), perf.wait_with_output());
+    wrk?;
+    anyhow::ensure!(perf?.status.success(), "perf record failed");
+    Ok(())
 }
 
 async fn slow_case(addr: &str, path: &str, samples: usize) -> anyhow::Result<Vec<Sample>> {
