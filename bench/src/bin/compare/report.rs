@@ -56,6 +56,8 @@ pub struct SystemResult {
     pub peak_kib: u64,
     pub slow: Option<SlowCase>,
     pub critical: Option<SlowCase>,
+    /// `perf report` by object, when `--perf-record` was given.
+    pub profile: Option<String>,
 }
 
 pub fn one_line(r: &SystemResult) -> String {
@@ -149,7 +151,7 @@ impl Versions {
                         if dirty { " (with local changes)" } else { "" }
                     ),
                 ),
-                ("rustc".into(), output("rustc", &["-V"])),
+                ("rustc".into(), without_name(&output("rustc", &["-V"]))),
                 (
                     "node".into(),
                     output(&paths.node.display().to_string(), &["--version"]),
@@ -159,11 +161,19 @@ impl Versions {
                 ("node-tailor".into(), package("node-tailor")),
                 (
                     "wrk".into(),
-                    wrk.split(" [").next().unwrap_or_default().to_string(),
+                    without_name(wrk.split(" [").next().unwrap_or_default()),
                 ),
             ],
         }
     }
+}
+
+/// `rustc 1.95.0 (…)` → `1.95.0 (…)`.
+fn without_name(version: &str) -> String {
+    version
+        .split_once(' ')
+        .map_or(version, |(_, v)| v)
+        .to_string()
 }
 
 fn output(program: &str, args: &[&str]) -> String {
@@ -368,6 +378,16 @@ impl Document<'_> {
             );
         }
         out.push('\n');
+        for r in &self.results {
+            if let Some(profile) = &r.profile {
+                let _ = writeln!(
+                    out,
+                    "## Where {}'s time goes\n\n`perf record` during a second, unmeasured load; \
+                     self time by object (`[JIT]` is the components' compiled WebAssembly):\n\n```\n{profile}\n```\n",
+                    label(&r.name)
+                );
+            }
+        }
         out.push_str(NOTES);
         out
     }
@@ -430,5 +450,7 @@ const NOTES: &str = "## How the comparison is made fair\n\n\
   deadline, Podium's podlet `timeout`, Tailor's fragment `timeout` (their defaults are \
   1 s and 3 s). A delayed part's URL carries the request's `r` in every system, so \
   Oberon's data client cannot join a previous request's fetch.\n\
+- The load is a closed loop: with 50 connections always busy, latency is about 50 \
+  divided by the throughput, so a p99 under 10 ms needs well over 5,000 pages/s.\n\
 - Peak memory is VmHWM from `/proc/PID/status`, summed over the server process and its \
   descendants, read at the end of the system's turn (warm-up, load and slow pages).\n";

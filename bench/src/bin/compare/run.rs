@@ -228,9 +228,10 @@ async fn measure(
         "{name}: the probe got answers other than 200 under load"
     );
 
-    if let (Some(file), "oberon") = (&args.perf_record, name) {
-        profile(&running, args, load, &url, file).await?;
-    }
+    let profile = match (&args.perf_record, name) {
+        (Some(file), "oberon") => Some(profile(&running, args, load, &url, file).await?),
+        _ => None,
+    };
 
     let (slow, critical) = if name == "limit" {
         (None, None)
@@ -259,6 +260,7 @@ async fn measure(
         peak_kib,
         slow,
         critical,
+        profile,
     })
 }
 
@@ -270,7 +272,7 @@ async fn profile(
     load: &Load,
     url: &str,
     file: &Path,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     eprintln!(
         "  profiling {} into {}",
         running.server.name,
@@ -288,7 +290,29 @@ async fn profile(
     let (wrk, perf) = tokio::join!(load.run(url, args.duration()), perf.wait_with_output());
     wrk?;
     anyhow::ensure!(perf?.status.success(), "perf record failed");
-    Ok(())
+    // Self time by object (the renderer, its JIT-compiled guests, the kernel, libc).
+    let report = tokio::process::Command::new("perf")
+        .args([
+            "report",
+            "--no-children",
+            "--sort",
+            "dso",
+            "--stdio",
+            "-g",
+            "none",
+            "-i",
+        ])
+        .arg(file)
+        .output()
+        .await
+        .context("running perf report")?;
+    Ok(String::from_utf8_lossy(&report.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .take(8)
+        .map(|l| l.trim().to_string())
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 async fn slow_case(addr: &str, path: &str, samples: usize) -> anyhow::Result<Vec<Sample>> {
