@@ -21,6 +21,8 @@ pub struct Sample {
     pub first_byte: Duration,
     pub total: Duration,
     pub body: Bytes,
+    /// The body's length (kept when the body itself is dropped).
+    pub bytes: usize,
 }
 
 pub struct Probe {
@@ -56,6 +58,7 @@ impl Probe {
             status,
             first_byte,
             total: started.elapsed(),
+            bytes: body.len(),
             body,
         })
     }

@@ -53,6 +53,9 @@ pub struct SystemResult {
     pub wrk: WrkReport,
     /// Time to the response head of the probe's requests during the measured load.
     pub ttfb: Vec<Duration>,
+    /// Pages of the probe whose length differs from the page's (a part missing).
+    pub short_pages: usize,
+    pub probe_pages: usize,
     pub peak_kib: u64,
     pub slow: Option<SlowCase>,
     pub critical: Option<SlowCase>,
@@ -267,9 +270,12 @@ impl Document<'_> {
         let _ = writeln!(out, "## Four-part page, {} connections\n", a.connections);
         let _ = writeln!(
             out,
-            "| system | pages/s | p50 | p99 | max | TTFB p50 | TTFB p99 | peak memory | page bytes | errors |"
+            "| system | pages/s | p50 | p99 | max | TTFB p50 | TTFB p99 | peak memory | page bytes | errors | probe pages not whole |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for r in &self.results {
             let bytes = match r.fidelity {
                 Fidelity::Identical => format!("{} (same)", r.body_bytes),
@@ -279,7 +285,7 @@ impl Document<'_> {
             };
             let _ = writeln!(
                 out,
-                "| {} | {:.0} | {} | {} | {} | {} | {} | {:.1} MiB | {} | {} |",
+                "| {} | {:.0} | {} | {} | {} | {} | {} | {:.1} MiB | {} | {} | {} of {} |",
                 label(&r.name),
                 r.wrk.requests_per_s,
                 ms(r.wrk.p50),
@@ -290,6 +296,8 @@ impl Document<'_> {
                 r.peak_kib as f64 / 1024.0,
                 bytes,
                 r.wrk.non_2xx + r.wrk.socket_errors,
+                r.short_pages,
+                r.probe_pages,
             );
         }
         out.push('\n');

@@ -257,6 +257,10 @@ async fn measure(
         body_bytes: first.body.len(),
         wrk,
         ttfb: probe.iter().map(|s| s.first_byte).collect(),
+        // A page of another length under load is one with a part missing (a fallback
+        // after a timeout, say): cheaper, and not the page being compared.
+        short_pages: probe.iter().filter(|s| s.bytes != first.body.len()).count(),
+        probe_pages: probe.len(),
         peak_kib,
         slow,
         critical,
