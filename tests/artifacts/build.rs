@@ -18,6 +18,7 @@ fn main() {
         "sdk",
         "examples",
         "testing",
+        "bench",
         "wit",
         "Cargo.toml",
         "Cargo.lock",
@@ -66,7 +67,7 @@ fn main() {
         "/// Every component built from `components/`: (crate name, .wasm path, crate directory).\n",
     );
     out.push_str("pub const ARTIFACTS: &[(&str, &str, &str)] = &[\n");
-    for group in ["examples", "testing"] {
+    for group in ["examples", "testing", "bench"] {
         for dir in crate_dirs(&workspace.join(group)) {
             let name = package_name(&dir);
             let wasm = release.join(format!("{}.wasm", name.replace('-', "_")));

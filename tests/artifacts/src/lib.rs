@@ -34,7 +34,7 @@ pub fn artifact(name: &str) -> Artifact {
             crate_dir,
         })
         .unwrap_or_else(|| {
-            panic!("no component crate {name:?} in components/examples or components/testing")
+            panic!("no component crate {name:?} in components/examples, components/testing or components/bench")
         })
 }
 

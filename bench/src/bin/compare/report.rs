@@ -1,0 +1,464 @@
+//! The figures: a table for the terminal, and `bench/RESULTS.md` (the same text).
+
+use std::fmt::Write;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::Args;
+use crate::probe::{Sample, quantile};
+use crate::systems::{CRITICAL_PART, Paths, SLOW_PART};
+use crate::wrk::WrkReport;
+
+/// How a system's page compares with Oberon's bytes.
+#[derive(Debug, Clone, Copy)]
+pub enum Fidelity {
+    Identical,
+    /// The four parts, byte for byte and in order, in a page with some markup of the
+    /// system's own (`extra_bytes` more than Oberon's).
+    SameParts {
+        extra_bytes: i64,
+    },
+}
+
+/// One slow-part page, timed a few times on an idle system.
+#[derive(Debug, Clone)]
+pub struct SlowCase {
+    pub statuses: Vec<u16>,
+    pub total: Vec<Duration>,
+    pub first_byte: Vec<Duration>,
+    /// Whether every answer was right: the slow part's fallback shown, or the critical
+    /// part rendered.
+    pub as_expected: bool,
+}
+
+impl SlowCase {
+    pub fn new(samples: &[Sample], expected: impl Fn(&Sample) -> bool) -> Self {
+        Self {
+            statuses: samples.iter().map(|s| s.status).collect(),
+            total: samples.iter().map(|s| s.total).collect(),
+            first_byte: samples.iter().map(|s| s.first_byte).collect(),
+            as_expected: samples.iter().all(|s| s.status == 200 && expected(s)),
+        }
+    }
+
+    fn max_total(&self) -> Duration {
+        self.total.iter().max().copied().unwrap_or_default()
+    }
+}
+
+pub struct SystemResult {
+    pub name: String,
+    pub fidelity: Fidelity,
+    pub body_bytes: usize,
+    pub wrk: WrkReport,
+    /// Time to the response head of the probe's requests during the measured load.
+    pub ttfb: Vec<Duration>,
+    /// Pages of the probe whose length differs from the page's (a part missing).
+    pub short_pages: usize,
+    pub probe_pages: usize,
+    pub peak_kib: u64,
+    pub slow: Option<SlowCase>,
+    pub critical: Option<SlowCase>,
+    /// `perf report` by object, when `--perf-record` was given.
+    pub profile: Option<String>,
+}
+
+pub fn one_line(r: &SystemResult) -> String {
+    format!(
+        "{}: {:.0} pages/s, p50 {}, p99 {}, peak {} MiB",
+        r.name,
+        r.wrk.requests_per_s,
+        ms(r.wrk.p50),
+        ms(r.wrk.p99),
+        r.peak_kib / 1024
+    )
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
+}
+
+/// The machine, as the kernel describes it.
+pub struct Machine {
+    pub cpu: String,
+    pub cpus: String,
+    pub memory: String,
+    pub kernel: String,
+    pub load: String,
+    pub date: String,
+}
+
+impl Machine {
+    pub fn read() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu = cpuinfo
+            .lines()
+            .find_map(|l| l.strip_prefix("model name"))
+            .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let memory = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or_else(
+                || "unknown".into(),
+                |kib| format!("{:.1} GiB", kib as f64 / 1048576.0),
+            );
+        Self {
+            cpu,
+            cpus: output("nproc", &["--all"]),
+            memory,
+            kernel: output("uname", &["-sr"]),
+            load: std::fs::read_to_string("/proc/loadavg")
+                .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+                .unwrap_or_default(),
+            date: output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+        }
+    }
+}
+
+pub struct Versions {
+    pub lines: Vec<(String, String)>,
+}
+
+impl Versions {
+    pub fn read(paths: &Paths) -> Self {
+        let package = |name: &str| {
+            let file = paths
+                .peers
+                .join("node_modules")
+                .join(name)
+                .join("package.json");
+            std::fs::read_to_string(file)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v["version"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "?".into())
+        };
+        let repo = env!("CARGO_MANIFEST_DIR");
+        let commit = output("git", &["-C", repo, "rev-parse", "--short", "HEAD"]);
+        let dirty = !output("git", &["-C", repo, "status", "--porcelain"]).is_empty();
+        let wrk = output("wrk", &["-v"]);
+        Self {
+            lines: vec![
+                (
+                    "oberon".into(),
+                    format!(
+                        "{commit}{}",
+                        if dirty { " (with local changes)" } else { "" }
+                    ),
+                ),
+                ("rustc".into(), without_name(&output("rustc", &["-V"]))),
+                (
+                    "node".into(),
+                    output(&paths.node.display().to_string(), &["--version"]),
+                ),
+                ("@podium/layout".into(), package("@podium/layout")),
+                ("@podium/client".into(), package("@podium/client")),
+                ("node-tailor".into(), package("node-tailor")),
+                (
+                    "wrk".into(),
+                    without_name(wrk.split(" [").next().unwrap_or_default()),
+                ),
+            ],
+        }
+    }
+}
+
+/// `rustc 1.95.0 (…)` → `1.95.0 (…)`.
+fn without_name(version: &str) -> String {
+    version
+        .split_once(' ')
+        .map_or(version, |(_, v)| v)
+        .to_string()
+}
+
+fn output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| {
+            let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+            if text.trim().is_empty() {
+                text = String::from_utf8_lossy(&o.stderr).into_owned();
+            }
+            text.lines().next().unwrap_or_default().trim().to_string()
+        })
+        .unwrap_or_default()
+}
+
+pub struct Document<'a> {
+    pub args: &'a Args,
+    pub machine_before: Machine,
+    pub machine_after: Machine,
+    pub versions: Versions,
+    pub page_bytes: usize,
+    pub part_bytes: Vec<usize>,
+    pub results: Vec<SystemResult>,
+    pub elapsed: Duration,
+}
+
+impl Document<'_> {
+    fn get(&self, name: &str) -> Option<&SystemResult> {
+        self.results.iter().find(|r| r.name == name)
+    }
+
+    pub fn render(&self) -> String {
+        let a = self.args;
+        let m = &self.machine_before;
+        let mut out = String::new();
+        let command = std::env::var("OBERON_BENCH_COMMAND")
+            .unwrap_or_else(|_| std::env::args().collect::<Vec<_>>().join(" "));
+        let _ = writeln!(
+            out,
+            "# Oberon, Podium, Tailor and the static-bytes limit\n\n\
+             Written by `bench/run` (issue 7) on {}; every run rewrites it. Figures from one \
+             run on one machine: compare ratios within a run, not figures across machines.\n",
+            m.date
+        );
+        let _ = writeln!(
+            out,
+            "Command: `{command}` ({:.0} s in all)\n",
+            self.elapsed.as_secs_f64()
+        );
+        let _ = writeln!(
+            out,
+            "Machine: {} × {}, {} of memory, {}; load average {} before the run, {} after.\n",
+            m.cpus, m.cpu, m.memory, m.kernel, m.load, self.machine_after.load
+        );
+        let versions: Vec<String> = self
+            .versions
+            .lines
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let _ = writeln!(out, "Versions: {}.\n", versions.join(", "));
+        let pin = |c: &str| {
+            if c.is_empty() {
+                "not pinned".to_string()
+            } else {
+                format!("CPU {c}")
+            }
+        };
+        let _ = writeln!(
+            out,
+            "Load: `wrk -t1 -c{} -d{}s --latency` on {} after {} s of warm-up, with one \
+             probe connection beside it timing the response head (TTFB); the system under \
+             test alone on {}; the parts server on {}. Part timeout {} ms everywhere. The \
+             page is {} bytes; its parts {} bytes.\n",
+            a.connections,
+            a.duration_s,
+            pin(&a.load_cpus),
+            a.warmup_s,
+            pin(&a.server_cpus),
+            pin(&a.load_cpus),
+            a.part_timeout_ms,
+            self.page_bytes,
+            self.part_bytes
+                .iter()
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+
+        let _ = writeln!(out, "## Four-part page, {} connections\n", a.connections);
+        let _ = writeln!(
+            out,
+            "| system | pages/s | p50 | p99 | max | TTFB p50 | TTFB p99 | peak memory | page bytes | errors | probe pages not whole |"
+        );
+        let _ = writeln!(
+            out,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for r in &self.results {
+            let bytes = match r.fidelity {
+                Fidelity::Identical => format!("{} (same)", r.body_bytes),
+                Fidelity::SameParts { extra_bytes } => {
+                    format!("{} (same parts, {extra_bytes:+})", r.body_bytes)
+                }
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {} | {} | {} | {} | {} | {:.1} MiB | {} | {} | {} of {} |",
+                label(&r.name),
+                r.wrk.requests_per_s,
+                ms(r.wrk.p50),
+                ms(r.wrk.p99),
+                ms(r.wrk.max),
+                ms(quantile(&r.ttfb, 0.5)),
+                ms(quantile(&r.ttfb, 0.99)),
+                r.peak_kib as f64 / 1024.0,
+                bytes,
+                r.wrk.non_2xx + r.wrk.socket_errors,
+                r.short_pages,
+                r.probe_pages,
+            );
+        }
+        out.push('\n');
+
+        let _ = writeln!(out, "## Ratios and targets\n");
+        let _ = writeln!(out, "| | measured | target | |");
+        let _ = writeln!(out, "|---|---:|---:|---|");
+        let oberon = self.get("oberon");
+        let rps = |n: &str| self.get(n).map(|r| r.wrk.requests_per_s);
+        for (peer, target) in [("podium", 15.0), ("tailor", 15.0)] {
+            if let (Some(o), Some(p)) = (rps("oberon"), rps(peer)) {
+                let ratio = o / p;
+                let _ = writeln!(
+                    out,
+                    "| Oberon / {} throughput | {ratio:.1}× | ≥ {target:.0}× | {} |",
+                    label(peer),
+                    verdict(ratio >= target)
+                );
+            }
+        }
+        if let (Some(o), Some(l)) = (rps("oberon"), rps("limit")) {
+            let ratio = o / l;
+            let _ = writeln!(
+                out,
+                "| Oberon / static-bytes limit | {:.0} % | ≥ 40 % | {} |",
+                ratio * 100.0,
+                verdict(ratio >= 0.4)
+            );
+        }
+        if let Some(o) = oberon {
+            let _ = writeln!(
+                out,
+                "| Oberon p99 at {} connections | {} | < 10 ms | {} |",
+                a.connections,
+                ms(o.wrk.p99),
+                verdict(o.wrk.p99 < Duration::from_millis(10))
+            );
+            if let Some(slow) = &o.slow {
+                let late = slow
+                    .max_total()
+                    .saturating_sub(Duration::from_millis(a.part_timeout_ms));
+                let _ = writeln!(
+                    out,
+                    "| Oberon page with a {} ms part: past its {} ms deadline (worst of {}) | {} | ≤ 10 ms | {} |",
+                    a.slow_part_ms,
+                    a.part_timeout_ms,
+                    slow.total.len(),
+                    ms(late),
+                    verdict(late <= Duration::from_millis(10) && slow.as_expected)
+                );
+            }
+        }
+        out.push('\n');
+
+        let _ = writeln!(
+            out,
+            "## Slow parts (idle system, {} requests each, one after another)\n\n\
+             `/slow`: part {SLOW_PART} (not critical) answers after {} ms, past the {} ms part \
+             timeout, so the page must show its fallback. `/critical`: part {CRITICAL_PART} (critical: \
+             Oberon's critical slot, Podium's throwable podlet, Tailor's primary fragment) \
+             answers after {} ms.\n",
+            a.slow_samples, a.slow_part_ms, a.part_timeout_ms, a.critical_part_ms
+        );
+        let _ = writeln!(
+            out,
+            "| system | `/slow` complete (median, worst) | `/slow` TTFB | fallback shown | `/critical` complete (median, worst) | `/critical` TTFB | `/critical` complete | statuses |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---|---:|---:|---|---|");
+        for r in &self.results {
+            let (Some(slow), Some(critical)) = (&r.slow, &r.critical) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {}, {} | {} | {} | {}, {} | {} | {} | {} |",
+                label(&r.name),
+                ms(quantile(&slow.total, 0.5)),
+                ms(slow.max_total()),
+                ms(quantile(&slow.first_byte, 0.5)),
+                yes(slow.as_expected),
+                ms(quantile(&critical.total, 0.5)),
+                ms(critical.max_total()),
+                ms(quantile(&critical.first_byte, 0.5)),
+                yes(critical.as_expected),
+                statuses(slow, critical),
+            );
+        }
+        out.push('\n');
+        for r in &self.results {
+            if let Some(profile) = &r.profile {
+                let _ = writeln!(
+                    out,
+                    "## Where {}'s time goes\n\n`perf record` during a second, unmeasured load; \
+                     self time by object (`[JIT]` is the components' compiled WebAssembly):\n\n```\n{profile}\n```\n",
+                    label(&r.name)
+                );
+            }
+        }
+        out.push_str(NOTES);
+        out
+    }
+}
+
+/// The distinct statuses of both pages' answers.
+fn statuses(slow: &SlowCase, critical: &SlowCase) -> String {
+    let mut all: Vec<u16> = slow
+        .statuses
+        .iter()
+        .chain(&critical.statuses)
+        .copied()
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    all.iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn label(name: &str) -> &str {
+    match name {
+        "oberon" => "Oberon",
+        "podium" => "Podium",
+        "tailor" => "Tailor",
+        "limit" => "static bytes (limit)",
+        other => other,
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "**missed**" }
+}
+
+fn yes(ok: bool) -> &'static str {
+    if ok { "yes" } else { "**no**" }
+}
+
+const NOTES: &str = "## How the comparison is made fair\n\n\
+- The same four parts, byte for byte: Oberon's `bench-part` component renders each \
+  (about 2 KB) from its data source's JSON, already in the renderer's data cache (the BFF \
+  says `public, max-age=3600`); the harness reads those parts from Oberon and serves \
+  them to Podium's podlets and Tailor's fragments from one small Rust parts server. \
+  The page around them is Oberon's too: Podium's document template is replaced by it \
+  (so Podium's page is the same bytes), Tailor's template is it with `<fragment>` tags, \
+  and Tailor adds its own pipe script. The limit serves Oberon's page from memory.\n\
+- The peers' parts are as cheap as can be (a Rust server, on the load generator's CPU, \
+  not the composer's), as if the podlets ran on other machines. Podium and Tailor \
+  cannot cache a part's content, so they fetch four parts per page; Oberon runs its \
+  four components per page (a fresh WebAssembly instance each) over cached data. That is \
+  the difference being measured.\n\
+- Each system is measured alone, on the same single CPU, with the same load generator \
+  and settings. Oberon is the `oberon-renderer` release binary with its defaults \
+  (info-level logs, one line per page, to a file; caching headers, ETag, \
+  Server-Timing). Node runs with `NODE_ENV=production`.\n\
+- Podium caches its podlets' manifests and fallbacks (it fetches them once); Tailor \
+  parses its template on every request (its `fetchTemplate` contract; the template \
+  itself is held in memory). Same part timeout everywhere: Oberon's data-source \
+  deadline, Podium's podlet `timeout`, Tailor's fragment `timeout` (their defaults are \
+  1 s and 3 s). A delayed part's URL carries the request's `r` in every system, so \
+  Oberon's data client cannot join a previous request's fetch.\n\
+- The load is a closed loop: with 50 connections always busy, latency is about 50 \
+  divided by the throughput, so a p99 under 10 ms needs well over 5,000 pages/s.\n\
+- Peak memory is VmHWM from `/proc/PID/status`, summed over the server process and its \
+  descendants, read at the end of the system's turn (warm-up, load and slow pages).\n";

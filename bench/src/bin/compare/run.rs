@@ -1,0 +1,415 @@
+//! The run itself: setup, each system in turn, the report.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::Args;
+use crate::parts;
+use crate::probe::{self, Sample};
+use crate::process;
+use crate::report::{self, Fidelity, SlowCase, SystemResult};
+use crate::systems::{self, Delays, Paths, Running};
+use crate::wrk::Load;
+
+pub fn main(mut args: Args) -> anyhow::Result<()> {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if cpus < 2 {
+        eprintln!("only {cpus} CPU: the load generator and the servers are not pinned");
+        args.load_cpus.clear();
+        args.server_cpus.clear();
+    }
+    // Before the runtime starts, so that every thread of the harness (and the probe)
+    // stays on the load generator's CPU.
+    if let Some(cpus) = args.load_cpus() {
+        process::pin_self(cpus)?;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let profiling = if args.perf_record.is_some() {
+        args.duration()
+    } else {
+        Duration::ZERO
+    };
+    let per_system = args.warmup() + args.duration() + profiling + Duration::from_secs(30);
+    let slow = Duration::from_millis(
+        (args.part_timeout_ms + args.slow_part_ms + args.critical_part_ms)
+            * args.slow_samples as u64,
+    );
+    let limit = (per_system + slow) * args.systems.len() as u32 + Duration::from_secs(180);
+    runtime.block_on(async {
+        tokio::select! {
+            result = tokio::time::timeout(limit, run(&args)) => {
+                result.map_err(|_| anyhow::anyhow!("stopped after {limit:?}: every server was stopped"))?
+            }
+            signal = interrupted() => {
+                anyhow::bail!("{signal}: every server was stopped")
+            }
+        }
+    })
+}
+
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return "interrupted";
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted",
+        _ = term.recv() => "terminated",
+        _ = hup.recv() => "hung up",
+    }
+}
+
+async fn run(args: &Args) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let machine_before = report::Machine::read();
+    let work = tempfile::Builder::new()
+        .prefix("oberon-compare-")
+        .tempdir()?;
+    let paths = paths(args, work.path())?;
+    ensure_peers(&paths.peers)?;
+    let delays = Delays {
+        slow_ms: args.slow_part_ms,
+        critical_ms: args.critical_part_ms,
+    };
+    let load = Load {
+        connections: args.connections,
+        cpus: args.load_cpus().map(str::to_string),
+        timeout: Duration::from_secs(5),
+    };
+
+    // The parts, served to Oberon as data from its BFF.
+    let bff = systems::start_self("bff", &paths, &["serve-parts".into()], args.load_cpus())?;
+    probe::wait_ready(&bff.addr, "/data/1", Duration::from_secs(20)).await?;
+    let site = work.path().join("site");
+    systems::oberon_site(
+        &site,
+        &format!("http://{}", bff.addr),
+        args.part_timeout_ms,
+        delays,
+    )?;
+
+    // The parts' HTML and the page, as Oberon renders them: what every system serves.
+    eprintln!("reading the page from Oberon");
+    let (parts_html, page) = {
+        let mut oberon = systems::start_oberon(&paths, &site, args.server_cpus())?;
+        wait_up(&mut oberon, "/_oberon/readyz", Duration::from_secs(60)).await?;
+        let mut parts_html = Vec::new();
+        for n in parts::numbers() {
+            let s = probe::get(&oberon.addr, &format!("/part/{n}")).await?;
+            anyhow::ensure!(s.status == 200, "Oberon's /part/{n} answers {}", s.status);
+            parts_html.push(String::from_utf8(s.body.to_vec())?);
+        }
+        let s = probe::get(&oberon.addr, "/bench").await?;
+        anyhow::ensure!(s.status == 200, "Oberon's /bench answers {}", s.status);
+        (parts_html, String::from_utf8(s.body.to_vec())?)
+    };
+    let skeleton = systems::skeleton(&page, &parts_html)?;
+    let html_dir = work.path().join("html");
+    std::fs::create_dir_all(&html_dir)?;
+    for (i, html) in parts_html.iter().enumerate() {
+        std::fs::write(html_dir.join(format!("part-{}.html", i + 1)), html)?;
+    }
+    let page_file = work.path().join("page.html");
+    std::fs::write(&page_file, &page)?;
+    let fragments = systems::start_self(
+        "fragments",
+        &paths,
+        &[
+            "serve-parts".into(),
+            "--html".into(),
+            html_dir.display().to_string(),
+        ],
+        args.load_cpus(),
+    )?;
+    probe::wait_ready(&fragments.addr, "/html/1", Duration::from_secs(20)).await?;
+    let parts_origin = format!("http://{}", fragments.addr);
+
+    let mut results = Vec::new();
+    for name in &args.systems {
+        eprintln!("measuring {name}");
+        let running = match name.as_str() {
+            "limit" => systems::start_self(
+                "limit",
+                &paths,
+                &[
+                    "serve-static".into(),
+                    "--body".into(),
+                    page_file.display().to_string(),
+                ],
+                args.server_cpus(),
+            )?,
+            "oberon" => systems::start_oberon(&paths, &site, args.server_cpus())?,
+            "podium" | "tailor" => {
+                let port = process::free_port()?;
+                let config = work.path().join(format!("{name}.json"));
+                systems::peer_config(
+                    &config,
+                    port,
+                    &parts_origin,
+                    args.part_timeout_ms,
+                    &skeleton,
+                    delays,
+                )?;
+                let script = if name == "podium" {
+                    "podium-layout.mjs"
+                } else {
+                    "tailor-layout.cjs"
+                };
+                systems::start_node(name, script, &paths, &config, port, args.server_cpus())?
+            }
+            other => anyhow::bail!("unknown system {other:?}: use limit, oberon, podium, tailor"),
+        };
+        let result = measure(name, running, args, &load, &page, &parts_html).await?;
+        eprintln!("  {}", report::one_line(&result));
+        results.push(result);
+    }
+    drop((bff, fragments));
+
+    let machine_after = report::Machine::read();
+    let doc = report::Document {
+        args,
+        machine_before,
+        machine_after,
+        versions: report::Versions::read(&paths),
+        page_bytes: page.len(),
+        part_bytes: parts_html.iter().map(String::len).collect(),
+        results,
+        elapsed: started.elapsed(),
+    };
+    let text = doc.render();
+    println!("{text}");
+    std::fs::write(&args.results, &text)
+        .with_context(|| format!("writing {}", args.results.display()))?;
+    eprintln!("written to {}", args.results.display());
+    Ok(())
+}
+
+async fn measure(
+    name: &str,
+    mut running: Running,
+    args: &Args,
+    load: &Load,
+    page: &str,
+    parts_html: &[String],
+) -> anyhow::Result<SystemResult> {
+    let ready_path = if name == "oberon" {
+        "/_oberon/readyz"
+    } else {
+        "/bench"
+    };
+    wait_up(&mut running, ready_path, Duration::from_secs(60)).await?;
+    let first = probe::get(&running.addr, "/bench").await?;
+    anyhow::ensure!(
+        first.status == 200,
+        "{name}: /bench answers {}",
+        first.status
+    );
+    let fidelity = fidelity(name, &first.body, page, parts_html)?;
+    let url = format!("http://{}/bench", running.addr);
+
+    load.run(&url, args.warmup()).await?;
+    let until = Instant::now() + args.duration();
+    let (wrk, probe) = tokio::join!(
+        load.run(&url, args.duration()),
+        probe::sample_until(&running.addr, "/bench", until)
+    );
+    let (wrk, probe) = (wrk?, probe?);
+    running.server.check_alive()?;
+    anyhow::ensure!(
+        probe.iter().all(|s| s.status == 200),
+        "{name}: the probe got answers other than 200 under load"
+    );
+
+    let profile = match (&args.perf_record, name) {
+        (Some(file), "oberon") => Some(profile(&running, args, load, &url, file).await?),
+        _ => None,
+    };
+
+    let (slow, critical) = if name == "limit" {
+        (None, None)
+    } else {
+        let slow = slow_case(&running.addr, "/slow", args.slow_samples).await?;
+        let critical = slow_case(&running.addr, "/critical", args.slow_samples).await?;
+        let fallback = parts::fallback(systems::SLOW_PART);
+        let shows = |s: &Sample| String::from_utf8_lossy(&s.body).contains(&fallback);
+        let critical_part = &parts_html[systems::CRITICAL_PART - 1];
+        let complete = |s: &Sample| String::from_utf8_lossy(&s.body).contains(critical_part);
+        (
+            Some(SlowCase::new(&slow, shows)),
+            Some(SlowCase::new(&critical, complete)),
+        )
+    };
+    running.server.check_alive()?;
+    let peak_kib = running.server.peak_memory_kib();
+    // Stopped before the next system starts: each is measured alone.
+    drop(running);
+    Ok(SystemResult {
+        name: name.to_string(),
+        fidelity,
+        body_bytes: first.body.len(),
+        wrk,
+        ttfb: probe.iter().map(|s| s.first_byte).collect(),
+        // A page of another length under load is one with a part missing (a fallback
+        // after a timeout, say): cheaper, and not the page being compared.
+        short_pages: probe.iter().filter(|s| s.bytes != first.body.len()).count(),
+        probe_pages: probe.len(),
+        peak_kib,
+        slow,
+        critical,
+        profile,
+    })
+}
+
+/// The same load once more, with `perf record` attached to the server (not measured:
+/// the profiler's own cost would be in the figures).
+async fn profile(
+    running: &Running,
+    args: &Args,
+    load: &Load,
+    url: &str,
+    file: &Path,
+) -> anyhow::Result<String> {
+    eprintln!(
+        "  profiling {} into {}",
+        running.server.name,
+        file.display()
+    );
+    let mut perf = tokio::process::Command::new("perf");
+    perf.args(["record", "-F", "499", "--call-graph", "dwarf,16384", "-o"])
+        .arg(file)
+        .args(["-p", &running.server.pid().to_string(), "--", "sleep"])
+        .arg(args.duration_s.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let perf = perf.spawn().context("running perf record")?;
+    let (wrk, perf) = tokio::join!(load.run(url, args.duration()), perf.wait_with_output());
+    wrk?;
+    anyhow::ensure!(perf?.status.success(), "perf record failed");
+    // Self time by object (the renderer, its JIT-compiled guests, the kernel, libc).
+    let report = tokio::process::Command::new("perf")
+        .args([
+            "report",
+            "--no-children",
+            "--sort",
+            "dso",
+            "--stdio",
+            "-g",
+            "none",
+            "-i",
+        ])
+        .arg(file)
+        .output()
+        .await
+        .context("running perf report")?;
+    Ok(String::from_utf8_lossy(&report.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .take(8)
+        .map(|l| l.trim().to_string())
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
+async fn slow_case(addr: &str, path: &str, samples: usize) -> anyhow::Result<Vec<Sample>> {
+    let mut out = Vec::new();
+    let mut probe = probe::Probe::connect(addr).await?;
+    for i in 0..samples {
+        out.push(probe.get(&format!("{path}?r={i}")).await?);
+    }
+    Ok(out)
+}
+
+/// How a system's page compares with Oberon's bytes.
+fn fidelity(
+    name: &str,
+    body: &[u8],
+    page: &str,
+    parts_html: &[String],
+) -> anyhow::Result<Fidelity> {
+    if body == page.as_bytes() {
+        return Ok(Fidelity::Identical);
+    }
+    let text = String::from_utf8_lossy(body);
+    systems::skeleton(&text, parts_html)
+        .with_context(|| format!("{name}'s page does not hold the same four parts in order"))?;
+    Ok(Fidelity::SameParts {
+        extra_bytes: body.len() as i64 - page.len() as i64,
+    })
+}
+
+async fn wait_up(running: &mut Running, path: &str, limit: Duration) -> anyhow::Result<()> {
+    let until = Instant::now() + limit;
+    loop {
+        match probe::wait_ready(&running.addr, path, Duration::from_millis(500)).await {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() > until => {
+                return Err(e.context(format!("{} did not come up", running.server.name)));
+            }
+            Err(_) => {}
+        }
+        // A server that died will not come up: say why at once.
+        running.server.check_alive()?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn paths(args: &Args, work: &Path) -> anyhow::Result<Paths> {
+    let this_exe = std::env::current_exe()?;
+    let renderer = match &args.renderer {
+        Some(p) => p.clone(),
+        None => this_exe
+            .parent()
+            .map(|d| d.join("oberon-renderer"))
+            .unwrap_or_else(|| PathBuf::from("oberon-renderer")),
+    };
+    anyhow::ensure!(
+        renderer.is_file(),
+        "no renderer at {}: run `bench/run` (which builds it), or `cargo build --release -p oberon-renderer` first",
+        renderer.display()
+    );
+    let node = find("node").context("node is not installed (Node 20 or later)")?;
+    find("wrk").context("wrk is not installed (apt-get install wrk)")?;
+    Ok(Paths {
+        peers: Path::new(env!("CARGO_MANIFEST_DIR")).join("peers"),
+        renderer,
+        node,
+        this_exe,
+        work: work.to_path_buf(),
+    })
+}
+
+fn find(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// `npm ci` in `bench/peers` unless its `node_modules` matches the lock file.
+fn ensure_peers(peers: &Path) -> anyhow::Result<()> {
+    let installed = peers.join("node_modules/.package-lock.json");
+    let lock = peers.join("package-lock.json");
+    let fresh = match (std::fs::metadata(&installed), std::fs::metadata(&lock)) {
+        (Ok(i), Ok(l)) => i.modified()? >= l.modified()?,
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    eprintln!("installing the peers: npm ci in {}", peers.display());
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(peers)
+        .status()
+        .context("running npm")?;
+    anyhow::ensure!(status.success(), "npm ci failed in {}", peers.display());
+    Ok(())
+}
