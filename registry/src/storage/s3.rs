@@ -5,14 +5,29 @@
 //! to every writer but the first, which is the compare-and-swap the index needs. This
 //! needs `object_store`'s `S3ConditionalPut::ETagMatch`, which this backend always
 //! enables; AWS S3 has had it since 2024 and moto (the test server) implements it.
+//!
+//! Waiting is bounded: `object_store`'s defaults (30 s per request, 10 retries within
+//! 3 minutes) would keep a renderer's registry watcher, or a deploy, waiting minutes
+//! on a store that accepts connections but does not answer. Here a request times out
+//! after 10 s (3 s to connect) and no retry starts after 10 s ([`retry_config`]), so a
+//! call gives up within about 20 s.
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
 use object_store::path::Path;
-use object_store::{ObjectStore, PutMode, PutPayload};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, PutMode, PutPayload, RetryConfig};
 
 use super::{Created, Storage, StorageError};
+
+/// Three retries (after 100 ms, 200 ms, 400 ms, ...), none started after 10 s.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(10),
+    }
+}
 
 #[derive(Debug)]
 pub struct S3Storage {
@@ -45,6 +60,12 @@ impl S3Storage {
         let store = builder
             .with_bucket_name(bucket)
             .with_conditional_put(S3ConditionalPut::ETagMatch)
+            .with_retry(retry_config())
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "10s")
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                "3s",
+            )
             .build()
             .map_err(|e| StorageError::Location {
                 location,
