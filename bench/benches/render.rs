@@ -3,6 +3,10 @@
 //! - `instance_render/<component>`: a fresh instance of a compiled component plus one
 //!   render, the unit of work the renderer repeats for every slot of every request.
 //!   Target: under 20 µs.
+//! - `instance_render/<component>/wasip2`: the same component built for `wasm32-wasip2`
+//!   (std's WASI imports, std's allocator) instead of `wasm32-unknown-unknown` with the
+//!   SDK's allocator, side by side (ARCHITECTURE.md, "Why guests are built for
+//!   wasm32-unknown-unknown").
 //! - `demo_page/event`: the whole demo event page in process — six components over the
 //!   bus in three stages, layout, head and assets — with its data source's value given
 //!   (as a cache hit would give it). Target: under 150 µs.
@@ -65,6 +69,18 @@ fn instance_render(c: &mut Criterion) {
         let wasm = std::fs::read(oberon_test_artifacts::artifact(name).wasm()).expect("wasm");
         let component = rt.block_on(engine.load(&wasm)).expect("load");
         group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let deadline = Instant::now() + Duration::from_millis(100);
+                let result = engine.render(&component, &ctx, "{}", &bus, deadline).await;
+                assert!(result.outcome.is_ok());
+                result
+            })
+        });
+    }
+    for name in ["site-footer", "ticket-picker"] {
+        let wasm = std::fs::read(oberon_test_artifacts::wasip2_build(name)).expect("wasm");
+        let component = rt.block_on(engine.load(&wasm)).expect("load");
+        group.bench_function(format!("{name}/wasip2"), |b| {
             b.to_async(&rt).iter(|| async {
                 let deadline = Instant::now() + Duration::from_millis(100);
                 let result = engine.render(&component, &ctx, "{}", &bus, deadline).await;

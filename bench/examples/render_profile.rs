@@ -67,8 +67,8 @@ fn main() {
         )
         .expect("write site.toml");
         let components = tempfile::tempdir().expect("tempdir");
-        // `OBERON_PROFILE_BUILD` profiles the components of another build (a cargo
-        // `wasm32-wasip2/release` directory).
+        // `OBERON_PROFILE_BUILD` profiles the components of another build (a directory
+        // of `<crate_name>.wasm` components, e.g. cargo's `wasm32-wasip2/release`).
         let build = std::env::var_os("OBERON_PROFILE_BUILD").map(std::path::PathBuf::from);
         for artifact in oberon_test_artifacts::examples() {
             let wasm = build.as_ref().map_or_else(

@@ -1,11 +1,12 @@
-//! Building guest components: the `wasm32-wasip2` target check and the cargo call.
+//! Building guest components: the guest target check, the cargo call, and wrapping
+//! each built module into a component (`oberon-guest-build`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
 
-pub const TARGET: &str = "wasm32-wasip2";
+pub use oberon_guest_build::TARGET;
 
 /// A component crate in the components workspace.
 #[derive(Debug, Clone)]
@@ -15,35 +16,32 @@ pub struct ComponentCrate {
 }
 
 impl ComponentCrate {
-    pub fn wasm(&self, workspace: &Path) -> PathBuf {
+    /// The core module cargo builds.
+    pub fn core_wasm(&self, workspace: &Path) -> PathBuf {
         workspace
             .join("target")
             .join(TARGET)
             .join("release")
             .join(format!("{}.wasm", self.name.replace('-', "_")))
     }
+
+    /// The component [`build`] makes of it.
+    pub fn wasm(&self, workspace: &Path) -> PathBuf {
+        oberon_guest_build::component_path(&self.core_wasm(workspace))
+    }
 }
 
 /// Make sure the guest target is installed, adding it with rustup if it is not.
 pub fn ensure_target() -> anyhow::Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
+    let missing = oberon_guest_build::missing_targets(&[TARGET])
         .context("running `rustup target list --installed` (is rustup installed?)")?;
-    if String::from_utf8_lossy(&installed.stdout)
-        .lines()
-        .any(|l| l.trim() == TARGET)
-    {
+    if missing.is_empty() {
         return Ok(());
     }
     eprintln!(
         "oberon: the {TARGET} target is missing; adding it with `rustup target add {TARGET}`"
     );
-    let status = Command::new("rustup")
-        .args(["target", "add", TARGET])
-        .status()
-        .context("running rustup")?;
-    if !status.success() {
+    if !oberon_guest_build::add_targets(&[TARGET]) {
         bail!("`rustup target add {TARGET}` failed; components cannot be built without it");
     }
     Ok(())
@@ -77,7 +75,8 @@ pub fn example_crates(workspace: &Path) -> anyhow::Result<Vec<ComponentCrate>> {
     Ok(crates)
 }
 
-/// `cargo build --release --target wasm32-wasip2` for `crates`.
+/// `cargo build --release --target wasm32-unknown-unknown` for `crates`, then each
+/// crate's module wrapped into its component.
 pub fn build(workspace: &Path, crates: &[ComponentCrate]) -> anyhow::Result<()> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(workspace)
@@ -88,6 +87,9 @@ pub fn build(workspace: &Path, crates: &[ComponentCrate]) -> anyhow::Result<()> 
     let status = cmd.status().context("running cargo")?;
     if !status.success() {
         bail!("building the components failed (see cargo's output above)");
+    }
+    for c in crates {
+        oberon_guest_build::componentize_file(&c.core_wasm(workspace), &c.wasm(workspace))?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Build the example components (components/examples/*) for wasm32-wasip2 and install
+# Build the example components (components/examples/*) for wasm32-unknown-unknown,
+# wrap each into a component with oberon-componentize (cli/guest-build), and install
 # them as a renderer's components directory: <dest>/<name>/component.wasm, plus the
 # crate's assets/ as <dest>/<name>/assets/. The same layout as
 # oberon_renderer::registry::install, which `oberon dev` uses.
@@ -8,9 +9,12 @@
 # infra check (infra/tests) to start the renderer the way the image does.
 #
 #   infra/docker/install-components.sh COMPONENTS_WORKSPACE DEST
+#
+# OBERON_COMPONENTIZE names the oberon-componentize binary (default: on PATH).
 set -eu
 workspace=$1
 dest=$2
+componentize=${OBERON_COMPONENTIZE:-oberon-componentize}
 
 names=""
 for manifest in "$workspace"/examples/*/Cargo.toml; do
@@ -24,19 +28,19 @@ done
 unset CARGO_TARGET_DIR CARGO_BUILD_TARGET CARGO_ENCODED_RUSTFLAGS RUSTFLAGS
 
 # shellcheck disable=SC2086 # one -p per name
-(cd "$workspace" && cargo build --quiet --release --locked --target wasm32-wasip2 \
+(cd "$workspace" && cargo build --quiet --release --locked --target wasm32-unknown-unknown \
     $(for n in $names; do printf -- '-p %s ' "$n"; done))
 
 for manifest in "$workspace"/examples/*/Cargo.toml; do
     crate=$(dirname "$manifest")
     name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -n 1)
-    wasm="$workspace/target/wasm32-wasip2/release/$(echo "$name" | tr - _).wasm"
+    core="$workspace/target/wasm32-unknown-unknown/release/$(echo "$name" | tr - _).wasm"
     mkdir -p "$dest/$name"
     if [ -d "$crate/assets" ]; then
         rm -rf "$dest/$name/assets"
         cp -R "$crate/assets" "$dest/$name/assets"
     fi
-    cp "$wasm" "$dest/$name/.component.wasm.tmp"
+    "$componentize" "$core" "$dest/$name/.component.wasm.tmp"
     mv "$dest/$name/.component.wasm.tmp" "$dest/$name/component.wasm"
 done
 echo "installed:$names -> $dest"

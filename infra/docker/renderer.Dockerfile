@@ -4,9 +4,10 @@
 # Build from the repository root:
 #   docker build -f infra/docker/renderer.Dockerfile -t oberon-renderer .
 #
-# Stage 1 builds the renderer; stage 2 builds the example components for
-# wasm32-wasip2 and installs them as <name>/component.wasm + assets/ (the layout the
-# renderer loads) with infra/docker/install-components.sh; the last stage is
+# Stage 1 builds the renderer and oberon-componentize; stage 2 builds the example
+# components for wasm32-unknown-unknown, wraps them into components and installs them
+# as <name>/component.wasm + assets/ (the layout the renderer loads) with
+# infra/docker/install-components.sh; the last stage is
 # distroless, uid 65532. The renderer reads its site and components and writes
 # nothing, so the root filesystem can be read-only. Until the component registry on
 # object storage exists (issue 6), the components are baked into the image: a new
@@ -19,13 +20,16 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p oberon-renderer --bin oberon-renderer \
-    && install -D -m 755 target/release/oberon-renderer /out/oberon-renderer
+       -p oberon-guest-build --bin oberon-componentize \
+    && install -D -m 755 target/release/oberon-renderer /out/oberon-renderer \
+    && install -D -m 755 target/release/oberon-componentize /out/oberon-componentize
 
 FROM rust:1.95-slim-bookworm AS components
 WORKDIR /src
-RUN rustup target add wasm32-wasip2
+RUN rustup target add wasm32-unknown-unknown
 COPY components components
 COPY infra/docker/install-components.sh /usr/local/bin/install-components
+COPY --from=build /out/oberon-componentize /usr/local/bin/oberon-componentize
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     install-components /src/components /out/components
 

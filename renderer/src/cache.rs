@@ -185,6 +185,35 @@ pub fn surrogate_keys<'a>(
     keys
 }
 
+/// A page variant's `Surrogate-Key` (space-separated) and `Cache-Tag` (comma-separated)
+/// values, one pair per mode: built with the site, so a request only picks its pair.
+#[derive(Debug, Clone)]
+pub struct PageKeys {
+    by_mode: [Option<(HeaderValue, HeaderValue)>; 3],
+}
+
+impl PageKeys {
+    pub fn new<'a>(
+        route: &str,
+        team: &str,
+        components: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
+    ) -> Self {
+        let by_mode = Mode::ALL.map(|mode| {
+            let keys = surrogate_keys(route, team, components.clone(), mode);
+            HeaderValue::from_str(&keys.join(" "))
+                .ok()
+                .zip(HeaderValue::from_str(&keys.join(",")).ok())
+        });
+        Self { by_mode }
+    }
+
+    /// `(Surrogate-Key, Cache-Tag)` for a page rendered in `mode`; `None` if the keys
+    /// are not a valid header value (they always are: every key is sanitised).
+    pub fn get(&self, mode: Mode) -> Option<&(HeaderValue, HeaderValue)> {
+        self.by_mode[Mode::ALL.iter().position(|m| *m == mode).unwrap_or(0)].as_ref()
+    }
+}
+
 /// The key of one component version, as [`surrogate_keys`] writes it.
 pub fn component_version_key(name: &str, version: &str) -> String {
     format!("component:{name}@{version}")
@@ -404,6 +433,18 @@ mod tests {
             surrogate_keys("/a b", "t,x", [], Normal)[1..3],
             ["route:/a_b", "team:t_x"]
         );
+    }
+
+    #[test]
+    fn page_keys_are_the_surrogate_keys_of_each_mode() {
+        let components = [("ticket-picker", "ab12"), ("cart-summary", "cd34")];
+        let keys = PageKeys::new("/events/{id}", "events", components);
+        for mode in Mode::ALL {
+            let expected = surrogate_keys("/events/{id}", "events", components, mode);
+            let (space, comma) = keys.get(mode).expect("valid");
+            assert_eq!(space.to_str().unwrap(), expected.join(" "));
+            assert_eq!(comma.to_str().unwrap(), expected.join(","));
+        }
     }
 
     #[test]

@@ -219,7 +219,7 @@ async fn load_one(
     let hash = hex::encode(&Sha256::digest(&bytes)[..8]);
     let component = engine.load(&bytes).await.map_err(|e| {
         ConfigError::new(wasm_path, format!("component {name}: {e}"))
-            .help("rebuild it against components/wit/v0.1.0 for wasm32-wasip2")
+            .help("rebuild it against components/wit/v0.1.0 (`oberon component build`)")
     })?;
     let declared = &component.metadata().name;
     if &**declared != name {

@@ -639,21 +639,11 @@ impl Renderer {
                 "stable"
             }),
         );
-        let version_keys = || {
-            cache::surrogate_keys(
-                &page.route,
-                &page.team,
-                variant
-                    .slots
-                    .iter()
-                    .map(|s| (s.component.name(), s.component.hash.as_str())),
-                mode,
-            )
-        };
+        let keys = variant.keys.get(mode);
         if cache.cdn.is_none() && variant.is_canary() {
             // Not stored anyway, but the keys say which versions made this page.
-            if let Ok(v) = HeaderValue::from_str(&version_keys().join(" ")) {
-                headers.insert("surrogate-key", v);
+            if let Some((space, _)) = keys {
+                headers.insert("surrogate-key", space.clone());
             }
         }
         if let Some(cdn) = cache.cdn {
@@ -665,12 +655,9 @@ impl Renderer {
                 header::VARY,
                 HeaderValue::from_static("Cookie, Authorization"),
             );
-            let keys = version_keys();
-            if let Ok(v) = HeaderValue::from_str(&keys.join(" ")) {
-                headers.insert("surrogate-key", v);
-            }
-            if let Ok(v) = HeaderValue::from_str(&keys.join(",")) {
-                headers.insert("cache-tag", v);
+            if let Some((space, comma)) = keys {
+                headers.insert("surrogate-key", space.clone());
+                headers.insert("cache-tag", comma.clone());
             }
         }
         let etag = cache::etag(body.as_bytes());

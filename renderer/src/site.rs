@@ -157,6 +157,8 @@ pub struct PageVariant {
     pub canary_share: u8,
     pub slots: Vec<Slot>,
     pub plan: BusPlan,
+    /// Its surrogate keys (route, team, each component and version), per mode.
+    pub keys: crate::cache::PageKeys,
 }
 
 impl PageVariant {
@@ -563,6 +565,13 @@ fn plan_variant(
         .collect();
     match plan(&plan_slots, seeded) {
         Ok(plan) => Some(PageVariant {
+            keys: crate::cache::PageKeys::new(
+                file.config.route.get_ref(),
+                &file.config.team,
+                slots
+                    .iter()
+                    .map(|s| (s.component.name(), s.component.hash.as_str())),
+            ),
             canary_share,
             slots,
             plan,
@@ -593,6 +602,7 @@ mod tests {
             canary_share,
             slots: Vec::new(),
             plan: BusPlan { stages: Vec::new() },
+            keys: crate::cache::PageKeys::new("/", "t", []),
         };
         // Components with canary shares 10 % and 30 %: variants all-stable, both
         // canaries (share >= 10), only the 30 % one.

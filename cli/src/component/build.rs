@@ -1,7 +1,9 @@
-//! `oberon component build`: `cargo build --release --target wasm32-wasip2` for one
-//! component crate, the `.wasm` found from cargo's own artifact messages, and its
-//! SHA-256 written beside it (`<file>.wasm.sha256`), which `deploy` checks so a file
-//! changed or damaged after the build is refused as a corrupt upload.
+//! `oberon component build`: `cargo build --release --target wasm32-unknown-unknown`
+//! for one component crate, the core module found from cargo's own artifact messages
+//! and wrapped into a component beside it (`<crate>.component.wasm`, by
+//! `oberon-guest-build`), and the component's SHA-256 written beside that
+//! (`<file>.wasm.sha256`), which `deploy` checks so a file changed or damaged after the
+//! build is refused as a corrupt upload.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -92,6 +94,9 @@ pub fn run(args: BuildArgs) -> anyhow::Result<Built> {
         .unwrap_or_default();
     let version = Version::parse(version_text)
         .with_context(|| format!("cargo's package id {package_id:?} has no semver version"))?;
+    let component = oberon_guest_build::component_path(&wasm);
+    oberon_guest_build::componentize_file(&wasm, &component)?;
+    let wasm = component;
     let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
     let sha256 = sha256_hex(&bytes);
     let mut sidecar = wasm.clone().into_os_string();

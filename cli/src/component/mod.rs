@@ -54,7 +54,8 @@ impl ActorArg {
 pub enum ComponentCommand {
     /// A new component crate, ready to build: `oberon component new NAME`.
     New(new::NewArgs),
-    /// Build a component crate for wasm32-wasip2 and record its SHA-256 beside it.
+    /// Build a component crate (for wasm32-unknown-unknown, wrapped into a component) and
+    /// record its SHA-256 beside it.
     Build(build::BuildArgs),
     /// Validate a component and deploy it as a new version to stable or canary.
     Deploy(DeployArgs),

@@ -3,7 +3,7 @@
 //! The guest SDK is not on crates.io, so the crate carries it: `oberon/sdk` (the SDK
 //! this `oberon` was built with) and `oberon/wit` (its contract), embedded in the
 //! binary by `cli/build.rs`, with the components workspace's lock file and build
-//! settings (the wasm32-wasip2 target, the 16 KiB stack).
+//! settings (the wasm32-unknown-unknown target, the 16 KiB stack).
 
 use std::path::{Path, PathBuf};
 
@@ -153,7 +153,7 @@ oberon_sdk::export_component!({type_name});
 
 fn readme(name: &str) -> String {
     format!(
-        "# {name}\n\nAn Oberon component.\n\n```sh\noberon component build                       # target/wasm32-wasip2/release/*.wasm\noberon component deploy --registry PATH       # validate, upload, point stable at it\noberon component deploy --registry PATH --channel canary --canary-percent 10\noberon component promote {name} --registry PATH\noberon component rollback {name} --registry PATH\n```\n\n`oberon/` holds the guest SDK and the contract (`oberon:component@0.1.0`) this\ncomponent is built against; bump the version in `Cargo.toml` for every deploy.\n"
+        "# {name}\n\nAn Oberon component.\n\n```sh\noberon component build                       # target/wasm32-unknown-unknown/release/*.component.wasm\noberon component deploy --registry PATH       # validate, upload, point stable at it\noberon component deploy --registry PATH --channel canary --canary-percent 10\noberon component promote {name} --registry PATH\noberon component rollback {name} --registry PATH\n```\n\n`oberon/` holds the guest SDK and the contract (`oberon:component@0.1.0`) this\ncomponent is built against; bump the version in `Cargo.toml` for every deploy.\n"
     )
 }
 

@@ -24,9 +24,7 @@ const CONTRACT: &str = "oberon:component";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ValidationError {
-    #[error(
-        "not a WebAssembly component: {0}; build it for wasm32-wasip2 (`oberon component build`)"
-    )]
+    #[error("not a WebAssembly component: {0}; build it with `oberon component build`")]
     NotAComponent(String),
     #[error(
         "built against {CONTRACT}@{found}, but renderers serve {CONTRACT}@{supported}; rebuild it with an oberon-sdk for {supported}"

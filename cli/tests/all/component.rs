@@ -312,7 +312,7 @@ fn scaffolded_component_builds_and_deploys() {
         .output()
         .unwrap();
     let stdout = ok(&out);
-    let wasm = dir.join("target/wasm32-wasip2/release/gift_card.wasm");
+    let wasm = dir.join("target/wasm32-unknown-unknown/release/gift_card.component.wasm");
     assert!(stdout.starts_with(&wasm.display().to_string()), "{stdout}");
     assert!(Path::new(&format!("{}.sha256", wasm.display())).is_file());
     let out = Command::new(bin)

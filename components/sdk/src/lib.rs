@@ -27,6 +27,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(all(feature = "allocator", target_arch = "wasm32", target_os = "unknown"))]
+mod allocator;
 pub mod bus;
 mod component;
 mod context;

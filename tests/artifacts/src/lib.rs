@@ -38,6 +38,16 @@ pub fn artifact(name: &str) -> Artifact {
         })
 }
 
+/// Example `name` built for `wasm32-wasip2` instead (only those in `WASIP2_BUILDS`):
+/// what the benchmarks compare the SDK's own target with.
+pub fn wasip2_build(name: &str) -> &'static Path {
+    WASIP2_BUILDS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, wasm)| Path::new(*wasm))
+        .unwrap_or_else(|| panic!("{name:?} is not also built for wasm32-wasip2"))
+}
+
 /// The example (demo site) components.
 pub fn examples() -> impl Iterator<Item = Artifact> {
     ARTIFACTS
