@@ -22,7 +22,7 @@ impl ComponentCrate {
             .join("target")
             .join(TARGET)
             .join("release")
-            .join(format!("{}.wasm", self.name.replace('-', "_")))
+            .join(oberon_guest_build::module_file_name(&self.name))
     }
 
     /// The component [`build`] makes of it.

@@ -66,7 +66,7 @@ fn main() {
     for group in ["examples", "testing", "bench"] {
         for dir in crate_dirs(&workspace.join(group)) {
             let name = package_name(&dir);
-            let file = format!("{}.wasm", name.replace('-', "_"));
+            let file = oberon_guest_build::module_file_name(&name);
             let wasm = if name == WASI_GUEST {
                 release(oberon_guest_build::WASI_TARGET).join(file)
             } else {
@@ -94,7 +94,7 @@ fn main() {
     out.push_str("pub const WASIP2_BUILDS: &[(&str, &str)] = &[\n");
     for name in WASIP2_COMPARED {
         let wasm = release(oberon_guest_build::WASI_TARGET)
-            .join(format!("{}.wasm", name.replace('-', "_")));
+            .join(oberon_guest_build::module_file_name(name));
         assert!(wasm.is_file(), "{} was not built", wasm.display());
         writeln!(out, "    ({name:?}, {:?}),", wasm.display().to_string()).ok();
     }

@@ -54,6 +54,11 @@ pub fn componentize(wasm: &[u8]) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("{e:#}"))
 }
 
+/// The file cargo names a guest crate's module: `ticket-picker` → `ticket_picker.wasm`.
+pub fn module_file_name(crate_name: &str) -> String {
+    format!("{}.wasm", crate_name.replace('-', "_"))
+}
+
 /// Where [`componentize_file`] puts the component of the core module at `core`:
 /// beside it, `name.wasm` → `name.component.wasm`.
 pub fn component_path(core: &Path) -> PathBuf {
@@ -126,6 +131,7 @@ mod tests {
     fn writes_beside_the_core_module() {
         let dir = tempfile::tempdir().unwrap();
         let core = dir.path().join("hello_v1.wasm");
+        assert_eq!(module_file_name("hello-v1"), "hello_v1.wasm");
         assert_eq!(
             component_path(&core),
             dir.path().join("hello_v1.component.wasm")
