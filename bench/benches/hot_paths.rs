@@ -19,7 +19,7 @@ use oberon_renderer::bus::BusSnapshot;
 use oberon_renderer::cache::{self, Mode, PagePolicy};
 use oberon_renderer::component::{Cacheability, ComponentMetadata, HeadEntry, RequestContext};
 use oberon_renderer::engine::{ComponentEngine, EngineLimits};
-use oberon_renderer::layout::{Composition, Layouts};
+use oberon_renderer::layout::{Composition, Layouts, PageText};
 use oberon_renderer::plan::{PlanSlot, plan};
 
 #[global_allocator]
@@ -91,11 +91,17 @@ fn layout_render(c: &mut Criterion) {
     .unwrap_or_else(|e| panic!("demo layouts: {e:?}"));
     let fragments = demo_fragments();
     let bus = event_bus();
-    let private: HashSet<&str> = HashSet::new();
-    let composition = || Composition {
+    let private: HashSet<String> = HashSet::new();
+    let names: Vec<&str> = DEMO_SLOTS.iter().map(|(slot, _, _)| *slot).collect();
+    let page = PageText {
         route: "/events/{id}",
         team: "events",
         lang: "en-GB",
+    };
+    let skeleton = layouts
+        .skeleton("base.html", page, &names)
+        .unwrap_or_else(|e| panic!("demo layout: {e}"));
+    let composition = || Composition {
         slots: DEMO_SLOTS
             .iter()
             .zip(&fragments)
@@ -103,6 +109,7 @@ fn layout_render(c: &mut Criterion) {
             .collect(),
         head: fragments.iter().flat_map(|(_, h, _)| h.clone()).collect(),
         assets: fragments.iter().flat_map(|(_, _, a)| a.clone()).collect(),
+        preload: Vec::new(),
         bus: &bus,
         private_topics: &private,
     };
@@ -112,7 +119,7 @@ fn layout_render(c: &mut Criterion) {
         // fragments in, it does not copy them.
         b.iter_batched(
             composition,
-            |composition| layouts.render("base.html", composition).expect("renders"),
+            |composition| skeleton.fill(&composition),
             BatchSize::SmallInput,
         )
     });

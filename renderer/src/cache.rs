@@ -12,7 +12,7 @@
 
 use std::fmt::Write;
 
-use http::HeaderValue;
+use http::{HeaderMap, HeaderValue, header};
 
 use crate::component::Cacheability;
 
@@ -147,6 +147,143 @@ pub struct PageCacheHeaders {
     pub cache_control: HeaderValue,
     /// `CDN-Cache-Control` and `Surrogate-Control`; absent when nothing may be shared.
     pub cdn: Option<HeaderValue>,
+}
+
+/// Everything the CDN decision for one page depends on: the one input of [`decide`].
+/// Known before the first byte, so a streamed page is decided from it like a whole one.
+#[derive(Debug, Clone, Copy)]
+pub struct PageFacts<'a> {
+    /// The least cacheable of the page's declared class, its components' declared
+    /// classes and its data sources' answers (those known when the headers leave).
+    pub class: Cacheability,
+    /// The request carries a cookie, credentials or a verified user.
+    pub credentials: bool,
+    /// Rendered with a canary version (see ARCHITECTURE.md, "Canaries and the CDN").
+    pub canary: bool,
+    /// A slot fell back, or may still (a streamed page's slots still pending).
+    pub partial: bool,
+    /// The team's TTL for the page in normal mode.
+    pub base_ttl_s: u32,
+    pub mode: Mode,
+    /// The share of the CDN TTL to take off (see [`PagePolicy::headers`]).
+    pub jitter: f64,
+    pub keys: &'a PageKeys,
+    /// The whole body, when it is known before the headers leave: it gets an `ETag`
+    /// and `If-None-Match` is answered. `None` for a streamed page.
+    pub body: Option<&'a [u8]>,
+    /// The request's headers (`If-None-Match`).
+    pub request: &'a HeaderMap,
+}
+
+/// What [`decide`] makes of a page's facts.
+#[derive(Debug)]
+pub struct PageCache {
+    /// `Cache-Control`, `CDN-Cache-Control`, `Surrogate-Control`, `Vary`,
+    /// `Surrogate-Key`, `Cache-Tag`, `ETag`: exactly those that apply.
+    pub headers: HeaderMap,
+    /// The effective class: personal for a request with credentials.
+    pub class: Cacheability,
+    pub policy: PagePolicy,
+    /// `If-None-Match` matched the body's `ETag`: answer 304.
+    pub not_modified: bool,
+    /// What these headers promise, for a page whose inputs are still coming.
+    pub promise: Promise,
+}
+
+/// What a streamed page's headers promised. A later input may join the page only if
+/// the decision with it would have been the same: a personal answer can never land in
+/// a page the CDN was told it may share. (A volatile answer joins a public page: a
+/// streamed page is decided as partial, where public and volatile get the same TTL.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Promise {
+    class: Cacheability,
+    canary: bool,
+    base_ttl_s: u32,
+    mode: Mode,
+    partial: bool,
+    policy: PagePolicy,
+}
+
+impl Promise {
+    /// Whether an input of class `late` keeps the promise.
+    pub fn admits(&self, late: Cacheability) -> bool {
+        let class = policy_class(self.class.max(late), self.canary);
+        PagePolicy::decide(class, self.base_ttl_s, self.partial, self.mode) == self.policy
+    }
+}
+
+/// The class the policy table is given: a canary page is never stored by a shared
+/// cache, since a CDN keys on the URL and a stored canary copy would be served to
+/// everybody, far beyond its share.
+fn policy_class(class: Cacheability, canary: bool) -> Cacheability {
+    if canary {
+        Cacheability::Personal
+    } else {
+        class
+    }
+}
+
+/// The CDN decision for one page: the policy table applied to its facts, and every
+/// caching header of the response.
+pub fn decide(facts: &PageFacts<'_>) -> PageCache {
+    let class = if facts.credentials {
+        Cacheability::Personal
+    } else {
+        facts.class
+    };
+    let policy = PagePolicy::decide(
+        policy_class(class, facts.canary),
+        facts.base_ttl_s,
+        facts.partial,
+        facts.mode,
+    );
+    let cache = policy.headers(facts.jitter);
+    let mut headers = HeaderMap::with_capacity(8);
+    headers.insert(header::CACHE_CONTROL, cache.cache_control);
+    let keys = facts.keys.get(facts.mode);
+    match cache.cdn {
+        Some(cdn) => {
+            headers.insert("cdn-cache-control", cdn.clone());
+            headers.insert("surrogate-control", cdn);
+            // What a shared cache must key on besides the URL: a request with a
+            // session cookie or credentials gets a personal page, never this one.
+            headers.insert(
+                header::VARY,
+                HeaderValue::from_static("Cookie, Authorization"),
+            );
+            if let Some((space, comma)) = keys {
+                headers.insert("surrogate-key", space.clone());
+                headers.insert("cache-tag", comma.clone());
+            }
+        }
+        // Not stored anyway, but the keys say which versions made a canary page.
+        None if facts.canary => {
+            if let Some((space, _)) = keys {
+                headers.insert("surrogate-key", space.clone());
+            }
+        }
+        None => {}
+    }
+    let mut not_modified = false;
+    if let Some(body) = facts.body {
+        let tag = etag(body);
+        not_modified = if_none_match(facts.request.get_all(header::IF_NONE_MATCH), &tag);
+        headers.insert(header::ETAG, tag);
+    }
+    PageCache {
+        headers,
+        class,
+        policy,
+        not_modified,
+        promise: Promise {
+            class,
+            canary: facts.canary,
+            base_ttl_s: facts.base_ttl_s,
+            mode: facts.mode,
+            partial: facts.partial,
+            policy,
+        },
+    }
 }
 
 /// The keys a page response is tagged with, for purging: the route, the team, each
@@ -464,5 +601,37 @@ mod tests {
         assert!(if_none_match([&hv("*")], &tag));
         assert!(!if_none_match([&hv("\"x\"")], &tag));
         assert!(!if_none_match([], &tag));
+    }
+
+    #[test]
+    fn a_streamed_promise_admits_what_would_not_change_the_headers() {
+        let keys = PageKeys::new("/", "t", []);
+        let request = HeaderMap::new();
+        let facts = |class, credentials, canary| PageFacts {
+            class,
+            credentials,
+            canary,
+            partial: true,
+            base_ttl_s: 120,
+            mode: Normal,
+            jitter: 0.0,
+            keys: &keys,
+            body: None,
+            request: &request,
+        };
+        let shared = decide(&facts(Public, false, false)).promise;
+        assert!(shared.admits(Public));
+        assert!(shared.admits(Volatile), "partial: the same TTL either way");
+        assert!(
+            !shared.admits(Personal),
+            "a personal answer in a shared page"
+        );
+        for personal in [
+            decide(&facts(Public, true, false)).promise,
+            decide(&facts(Public, false, true)).promise,
+            decide(&facts(Personal, false, false)).promise,
+        ] {
+            assert!(personal.admits(Personal), "nothing is shared anyway");
+        }
     }
 }

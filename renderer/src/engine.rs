@@ -115,7 +115,7 @@ pub struct ComponentEngine {
     linker: Linker<HostState>,
     limits: EngineLimits,
     ticker_stop: Arc<AtomicBool>,
-    code_cache: Option<CodeCache>,
+    code_cache: Option<Arc<CodeCache>>,
 }
 
 impl Drop for ComponentEngine {
@@ -175,12 +175,12 @@ impl ComponentEngine {
     /// Keep compiled components in `dir` (created if missing), so that the next
     /// process with the same engine loads them without compiling.
     pub fn with_code_cache(mut self, dir: &Path) -> std::io::Result<Self> {
-        self.code_cache = Some(CodeCache::open(dir, &self.engine)?);
+        self.code_cache = Some(Arc::new(CodeCache::open(dir, &self.engine)?));
         Ok(self)
     }
 
     pub fn code_cache(&self) -> Option<&CodeCache> {
-        self.code_cache.as_ref()
+        self.code_cache.as_deref()
     }
 
     pub fn limits(&self) -> &EngineLimits {
@@ -190,12 +190,15 @@ impl ComponentEngine {
     /// Compile a component, link it, and read its metadata by calling `describe` once.
     /// Everything that can be done before a request arrives is done here.
     pub async fn load(&self, wasm: &[u8]) -> Result<LoadedComponent, LoadError> {
-        let component = match &self.code_cache {
-            Some(cache) => cache
-                .load(&self.engine, wasm)
-                .map(|(component, _)| component),
-            None => Component::new(&self.engine, wasm),
-        }
+        // Compiling takes up to seconds of CPU: never on an async worker thread, where
+        // it would hold up every request scheduled there.
+        let (engine, cache, wasm) = (self.engine.clone(), self.code_cache.clone(), wasm.to_vec());
+        let component = tokio::task::spawn_blocking(move || match &cache {
+            Some(cache) => cache.load(&engine, &wasm).map(|(component, _)| component),
+            None => Component::new(&engine, &wasm),
+        })
+        .await
+        .map_err(|e| LoadError::Compile(format!("the compilation did not finish: {e}")))?
         .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         let pre = self
             .linker

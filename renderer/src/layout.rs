@@ -12,7 +12,7 @@ use std::path::Path;
 use minijinja::{Environment, Value};
 
 use crate::bus::BusSnapshot;
-use crate::component::HeadEntry;
+use crate::component::{Fragment, HeadEntry};
 use crate::config::ConfigError;
 
 const CLIENT_BUS: &str = include_str!("client_bus.js");
@@ -98,62 +98,225 @@ impl Layouts {
         )
     }
 
-    /// Render `name` for one response. Takes the composition by value so the slots'
-    /// HTML moves into the template context instead of being copied.
-    pub fn render(
+    /// Render `name` once, at site build, with holes where the slots, the head and the
+    /// scripts go. The layout may place each of them at most once and as it is (no
+    /// filter, no condition on its content): it is checked by rendering it once more
+    /// with every hole empty, which must give the same text.
+    pub fn skeleton(
         &self,
         name: &str,
-        composition: Composition<'_>,
-    ) -> Result<String, minijinja::Error> {
-        let template = self.env.get_template(name)?;
-        let head = composition.head();
-        let scripts = composition.scripts();
-        // Values are built directly rather than through `context!`, which serializes
-        // each value (and every slot's HTML) once more on the way in.
-        let slots: Value = composition
-            .slots
+        page: PageText<'_>,
+        slots: &[&str],
+    ) -> Result<Skeleton, String> {
+        let template = self.env.get_template(name).map_err(|e| e.to_string())?;
+        let context = |hole: &dyn Fn(&str) -> String| -> Value {
+            let slot_values: Value = slots
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (*n, Value::from_safe_string(hole(&i.to_string()))))
+                .collect();
+            let page_value: Value = [
+                ("route", Value::from(page.route)),
+                ("team", Value::from(page.team)),
+            ]
             .into_iter()
-            .map(|(n, html)| (n, Value::from_safe_string(html)))
             .collect();
-        let page: Value = [
-            ("route", Value::from(composition.route)),
-            ("team", Value::from(composition.team)),
-        ]
-        .into_iter()
-        .collect();
-        let ctx: Value = [
-            ("slots", slots),
-            ("head", Value::from_safe_string(head)),
-            ("scripts", Value::from_safe_string(scripts)),
-            ("lang", Value::from(composition.lang)),
-            ("page", page),
-        ]
-        .into_iter()
-        .collect();
-        template.render(ctx)
+            [
+                ("slots", slot_values),
+                ("head", Value::from_safe_string(hole("head"))),
+                ("scripts", Value::from_safe_string(hole("scripts"))),
+                ("lang", Value::from(page.lang)),
+                ("page", page_value),
+            ]
+            .into_iter()
+            .collect()
+        };
+        let marked = template
+            .render(context(&|h| format!("{HOLE}hole:{h}{HOLE}")))
+            .map_err(|e| format!("{e:#}"))?;
+        let empty = template
+            .render(context(&|_| String::new()))
+            .map_err(|e| format!("{e:#}"))?;
+        let skeleton = Skeleton::parse(&marked, slots.len())?;
+        if skeleton.text() != empty {
+            return Err(
+                "the layout changes with what the slots, head or scripts contain (a condition or filter on them); place each as it is, `{{ slots.NAME }}`"
+                    .into(),
+            );
+        }
+        Ok(skeleton)
+    }
+}
+
+/// The page-level text a layout may use besides its holes.
+#[derive(Debug, Clone, Copy)]
+pub struct PageText<'a> {
+    pub route: &'a str,
+    pub team: &'a str,
+    pub lang: &'a str,
+}
+
+/// Marks a hole in a layout rendered for its skeleton (never valid in HTML text).
+const HOLE: char = '\u{1}';
+const CHANGED: &str = "the layout changes what it places (a filter on `slots.NAME`, `head` or `scripts`), or contains the control character U+0001";
+
+/// One piece of a page's layout.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Piece {
+    Text(Box<str>),
+    /// The slot at this index of the page.
+    Slot(usize),
+    Head,
+    Scripts,
+}
+
+/// A page's layout rendered once, at site build, with holes: a request only fills the
+/// holes (no template runs per request), and a streamed page sends the text up to the
+/// first hole that is not ready.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Skeleton {
+    pieces: Vec<Piece>,
+    text_len: usize,
+}
+
+impl Skeleton {
+    fn parse(marked: &str, slots: usize) -> Result<Self, String> {
+        let mut pieces = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, part) in marked.split(HOLE).enumerate() {
+            if i % 2 == 0 {
+                if !part.is_empty() {
+                    pieces.push(Piece::Text(part.into()));
+                }
+                continue;
+            }
+            let piece = match part.strip_prefix("hole:") {
+                Some("head") => Piece::Head,
+                Some("scripts") => Piece::Scripts,
+                Some(n) if n.parse::<usize>().is_ok_and(|n| n < slots) => {
+                    Piece::Slot(n.parse().unwrap_or_default())
+                }
+                _ => return Err(CHANGED.into()),
+            };
+            if !seen.insert(piece.clone()) {
+                return Err(format!(
+                    "the layout places {} more than once; place it once",
+                    match &piece {
+                        Piece::Head => "`head`".to_string(),
+                        Piece::Scripts => "`scripts`".to_string(),
+                        _ => "a slot".to_string(),
+                    }
+                ));
+            }
+            pieces.push(piece);
+        }
+        if marked.split(HOLE).count().is_multiple_of(2) {
+            return Err(CHANGED.into());
+        }
+        let text_len = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.len(),
+                _ => 0,
+            })
+            .sum();
+        Ok(Self { pieces, text_len })
+    }
+
+    pub fn pieces(&self) -> &[Piece] {
+        &self.pieces
+    }
+
+    /// The layout's own text, every hole empty.
+    fn text(&self) -> String {
+        let mut out = String::with_capacity(self.text_len);
+        for piece in &self.pieces {
+            if let Piece::Text(t) = piece {
+                out.push_str(t);
+            }
+        }
+        out
+    }
+
+    /// The whole page: the skeleton with `composition` in its holes.
+    pub fn fill(&self, composition: &Composition<'_>) -> String {
+        let slots: usize = composition.slots.iter().map(|(_, h)| h.len()).sum();
+        let mut out = String::with_capacity(self.text_len + slots + 16 * 1024);
+        for piece in &self.pieces {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Slot(i) => {
+                    if let Some((_, html)) = composition.slots.get(*i) {
+                        out.push_str(html);
+                    }
+                }
+                Piece::Head => composition.write_head(&mut out),
+                Piece::Scripts => composition.write_scripts(&mut out),
+            }
+        }
+        out
     }
 }
 
 /// Everything a layout needs for one response.
 pub struct Composition<'a> {
-    pub route: &'a str,
-    pub team: &'a str,
-    pub lang: &'a str,
     /// Slot name and HTML (the fragment, or the fallback), in page order.
     pub slots: Vec<(&'a str, String)>,
     /// Head entries of the slots that rendered, in page order.
     pub head: Vec<HeadEntry>,
     /// Asset URLs of the slots that rendered, in page order.
     pub assets: Vec<String>,
+    /// Asset URLs the head names besides: a streamed page's head names every
+    /// component's stylesheets and preloads its scripts, before the slots render.
+    pub preload: Vec<String>,
     /// Topics to embed for the client bus.
     pub bus: &'a BusSnapshot,
     /// Topics kept server-side.
-    pub private_topics: &'a HashSet<&'a str>,
+    pub private_topics: &'a HashSet<String>,
+}
+
+impl<'a> Composition<'a> {
+    /// An empty composition of a page's bus state, for its slots to be folded in.
+    pub fn new(bus: &'a BusSnapshot, private_topics: &'a HashSet<String>, slots: usize) -> Self {
+        Self {
+            slots: Vec::with_capacity(slots),
+            head: Vec::new(),
+            assets: Vec::new(),
+            preload: Vec::new(),
+            bus,
+            private_topics,
+        }
+    }
+
+    /// Fold in the next slot (in page order) that rendered: its HTML, head entries and
+    /// assets.
+    pub fn rendered(
+        &mut self,
+        name: &'a str,
+        fragment: Fragment,
+        assets: impl IntoIterator<Item = String>,
+    ) {
+        self.head.extend(fragment.head);
+        self.assets.extend(assets);
+        self.slots.push((name, fragment.html));
+    }
+
+    /// Fold in the next slot (in page order) that fell back: its fallback HTML alone.
+    pub fn fell_back(&mut self, name: &'a str, fallback: &str) {
+        self.slots.push((name, fallback.to_string()));
+    }
 }
 
 impl Composition<'_> {
-    fn head(&self) -> String {
+    /// The merged head entries of the slots that rendered, and the stylesheets (and
+    /// preloaded scripts) of the page.
+    pub fn head(&self) -> String {
         let mut out = String::new();
+        self.write_head(&mut out);
+        out
+    }
+
+    fn write_head(&self, out: &mut String) {
         let mut seen_title = false;
         let mut seen_keys = HashSet::new();
         for entry in &self.head {
@@ -170,29 +333,40 @@ impl Composition<'_> {
             if !seen_keys.insert(key) {
                 continue;
             }
-            write_head_entry(&mut out, entry);
+            write_head_entry(out, entry);
         }
-        for url in dedup(&self.assets).filter(|u| u.ends_with(".css")) {
+        let urls = self.assets.iter().chain(&self.preload);
+        for url in dedup(urls).filter(|u| u.ends_with(".css")) {
             out.push_str("<link rel=\"stylesheet\" href=\"");
-            escape_into(&mut out, url);
+            escape_into(out, url);
             out.push_str("\">");
         }
+        for url in dedup(self.preload.iter()).filter(|u| u.ends_with(".js")) {
+            out.push_str("<link rel=\"modulepreload\" href=\"");
+            escape_into(out, url);
+            out.push_str("\">");
+        }
+    }
+
+    /// The embedded bus state, the client bus runtime and the scripts of the slots
+    /// that rendered.
+    pub fn scripts(&self) -> String {
+        let mut out = String::with_capacity(CLIENT_BUS.len() + 1024);
+        self.write_scripts(&mut out);
         out
     }
 
-    fn scripts(&self) -> String {
-        let mut out = String::with_capacity(CLIENT_BUS.len() + 1024);
+    fn write_scripts(&self, out: &mut String) {
         out.push_str("<script id=\"oberon-bus-state\" type=\"application/json\">");
-        self.write_bus_state_json(&mut out);
+        self.write_bus_state_json(out);
         out.push_str("</script><script>");
         out.push_str(CLIENT_BUS);
         out.push_str("</script>");
-        for url in dedup(&self.assets).filter(|u| u.ends_with(".js")) {
+        for url in dedup(self.assets.iter()).filter(|u| u.ends_with(".js")) {
             out.push_str("<script type=\"module\" src=\"");
-            escape_into(&mut out, url);
+            escape_into(out, url);
             out.push_str("\"></script>");
         }
-        out
     }
 
     /// The public bus state as a JSON object, safe inside a `<script>` element.
@@ -255,9 +429,9 @@ fn push_script_safe(out: &mut String, json: &str) {
     out.push_str(&json[copied..]);
 }
 
-fn dedup(items: &[String]) -> impl Iterator<Item = &String> {
+fn dedup<'a>(items: impl Iterator<Item = &'a String>) -> impl Iterator<Item = &'a String> {
     let mut seen = HashSet::new();
-    items.iter().filter(move |u| seen.insert(u.as_str()))
+    items.filter(move |u| seen.insert(u.as_str()))
 }
 
 /// The identity of a head entry for deduplication, or `None` if its tag is not allowed.
@@ -396,11 +570,8 @@ mod tests {
         }
     }
 
-    fn composition<'a>(bus: &'a BusSnapshot, private: &'a HashSet<&'a str>) -> Composition<'a> {
+    fn composition<'a>(bus: &'a BusSnapshot, private: &'a HashSet<String>) -> Composition<'a> {
         Composition {
-            route: "/",
-            team: "t",
-            lang: "en",
             slots: vec![],
             head: vec![
                 entry("title", &[], Some("First <1>")),
@@ -425,6 +596,7 @@ mod tests {
                 "/assets/a/1/a.js".into(),
                 "/assets/a/1/a.css".into(),
             ],
+            preload: vec![],
             bus,
             private_topics: private,
         }
@@ -463,7 +635,7 @@ mod tests {
         bus.insert(Arc::from("a"), Arc::from(r#"{"x":"</script><b>&"}"#));
         bus.insert(Arc::from("b"), Arc::from("\"é\u{2028}€\u{2029}\""));
         bus.insert(Arc::from("secret"), Arc::from("1"));
-        let private = HashSet::from(["secret"]);
+        let private = HashSet::from(["secret".to_string()]);
         let c = composition(&bus, &private);
         let json = c.bus_state_json();
         assert_eq!(
@@ -476,5 +648,108 @@ mod tests {
         let scripts = c.scripts();
         assert_eq!(scripts.matches("/assets/a/1/a.js").count(), 1);
         assert!(!scripts.contains("a.css"));
+    }
+
+    fn layouts(source: &str) -> Layouts {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("l.html"), source).unwrap();
+        Layouts::load(dir.path()).unwrap()
+    }
+
+    const PAGE: PageText<'static> = PageText {
+        route: "/e/{id}",
+        team: "t",
+        lang: "en",
+    };
+
+    #[test]
+    fn a_skeleton_is_the_layout_with_holes_and_fills_like_the_template() {
+        let layouts = layouts(
+            "<html lang=\"{{ lang }}\"><head>{{ head }}</head><body data-r=\"{{ page.route }}\">\
+             <main>{{ slots.main }}</main><aside>{{ slots.side }}</aside>{{ scripts }}</body></html>",
+        );
+        let skeleton = layouts.skeleton("l.html", PAGE, &["main", "side"]).unwrap();
+        assert_eq!(
+            skeleton.pieces(),
+            &[
+                Piece::Text("<html lang=\"en\"><head>".into()),
+                Piece::Head,
+                // minijinja's HTML escaping, as in any template.
+                Piece::Text("</head><body data-r=\"&#x2f;e&#x2f;{id}\"><main>".into()),
+                Piece::Slot(0),
+                Piece::Text("</main><aside>".into()),
+                Piece::Slot(1),
+                Piece::Text("</aside>".into()),
+                Piece::Scripts,
+                Piece::Text("</body></html>".into()),
+            ]
+        );
+        let bus = BusSnapshot::default();
+        let private = HashSet::new();
+        let mut c = Composition::new(&bus, &private, 2);
+        c.rendered(
+            "main",
+            Fragment {
+                html: "<p>m</p>".into(),
+                head: vec![entry("title", &[], Some("T"))],
+            },
+            ["/assets/m/1/m.css".to_string()],
+        );
+        c.fell_back("side", "<p>later</p>");
+        let page = skeleton.fill(&c);
+        assert!(page.starts_with(
+            "<html lang=\"en\"><head><title>T</title><link rel=\"stylesheet\" href=\"/assets/m/1/m.css\"></head>"
+        ));
+        assert!(page.contains(
+            "<main><p>m</p></main><aside><p>later</p></aside><script id=\"oberon-bus-state\""
+        ));
+        assert!(page.ends_with("</script></body></html>"));
+    }
+
+    #[test]
+    fn a_layout_that_loops_over_its_slots_has_a_skeleton() {
+        let layouts = layouts(
+            "{{ head }}{% for name, html in slots|items %}<div data-slot=\"{{ name }}\">{{ html }}</div>{% endfor %}{{ scripts }}",
+        );
+        let skeleton = layouts.skeleton("l.html", PAGE, &["a", "b"]).unwrap();
+        let slots: Vec<_> = (skeleton.pieces().iter())
+            .filter(|p| matches!(p, Piece::Slot(_)))
+            .collect();
+        assert_eq!(slots.len(), 2);
+    }
+
+    #[test]
+    fn a_layout_that_branches_on_or_repeats_a_hole_has_no_skeleton() {
+        for (source, expect) in [
+            (
+                "{% if slots.a %}<aside>{{ slots.a }}</aside>{% endif %}",
+                "changes with",
+            ),
+            ("{{ slots.a | upper }}", "a filter"),
+            ("{{ slots.a | length }}", "changes with"),
+            ("{{ slots.a }}{{ slots.a }}", "more than once"),
+            ("{{ head }}{{ head }}", "more than once"),
+        ] {
+            let err = layouts(source)
+                .skeleton("l.html", PAGE, &["a"])
+                .unwrap_err();
+            assert!(err.contains(expect), "{source}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_streamed_head_names_every_stylesheet_and_preloads_every_script() {
+        let bus = BusSnapshot::default();
+        let private = HashSet::new();
+        let mut c = Composition::new(&bus, &private, 0);
+        c.preload = vec!["/assets/a/1/a.css".into(), "/assets/a/1/a.js".into()];
+        assert_eq!(
+            c.head(),
+            "<link rel=\"stylesheet\" href=\"/assets/a/1/a.css\"><link rel=\"modulepreload\" href=\"/assets/a/1/a.js\">"
+        );
+        assert!(
+            !c.scripts().contains("a.js"),
+            "a script runs only for a slot that rendered"
+        );
     }
 }

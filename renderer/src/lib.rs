@@ -2,7 +2,7 @@
 //! WebAssembly components over a per-request state bus, and composes their HTML into a
 //! layout with caching headers for the CDN.
 //!
-//! Start at [`render::Renderer`]; the HTTP surface is [`server::app`].
+//! Start at [`lifecycle::Renderer`] and [`render`]; the HTTP surface is [`server::app`].
 
 mod bindings;
 pub mod bus;
@@ -14,6 +14,7 @@ pub mod data;
 pub mod data_client;
 pub mod engine;
 pub mod layout;
+pub mod lifecycle;
 pub mod mode;
 pub mod plan;
 pub mod purge;
@@ -23,7 +24,8 @@ pub mod render;
 pub mod server;
 pub mod site;
 
-pub use render::{Renderer, RendererOptions, StartError};
+pub use lifecycle::{Renderer, RendererOptions, StartError};
+pub use render::{PageReply, PageResponse, ReplyBody};
 
 /// Install a `tracing` subscriber reading `RUST_LOG` (default `info`). For binaries.
 pub fn init_tracing() {

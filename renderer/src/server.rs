@@ -10,9 +10,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::StreamExt;
 
 use crate::cache::Mode;
-use crate::render::Renderer;
+use crate::lifecycle::Renderer;
+use crate::render::ReplyBody;
 
 /// The renderer's routes: its own endpoints, component assets, and every other GET as
 /// a page.
@@ -58,6 +60,7 @@ async fn status(State(renderer): State<Arc<Renderer>>) -> Response {
     let site = renderer.site();
     let data = renderer.data();
     let (canary_pages, stable_pages) = renderer.channel_counts();
+    let (streamed, late_dropped) = renderer.stream_counts();
     let response = axum::Json(serde_json::json!({
         "pages": site.pages.len(),
         "components": site.components.by_name.len(),
@@ -71,6 +74,9 @@ async fn status(State(renderer): State<Arc<Renderer>>) -> Response {
             })))
             .collect::<serde_json::Map<_, _>>(),
         "pages_rendered": { "canary": canary_pages, "stable": stable_pages },
+        // Pages sent before all their data had answered, and late answers dropped
+        // from them for being less cacheable than their headers had promised.
+        "streaming": { "pages": streamed, "late_data_dropped": late_dropped },
         "mode": renderer.mode().status(),
         "data": {
             "breakers": data.breakers(),
@@ -150,7 +156,7 @@ async fn page(State(renderer): State<Arc<Renderer>>, request: Request<Body>) -> 
     }
     // Shed at once past the limit: a quick 503 lets the CDN serve its stale copy,
     // where queueing would only time out later.
-    let Some(_place) = renderer.mode().admission().try_enter() else {
+    let Some(place) = renderer.mode().admission().try_enter() else {
         renderer.mode().record_shed();
         let mut response = (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -163,11 +169,21 @@ async fn page(State(renderer): State<Arc<Renderer>>, request: Request<Body>) -> 
         return no_store(response);
     };
     let uri = request.uri();
-    let rendered = renderer
-        .render(uri.path(), uri.query(), request.headers())
+    let reply = renderer
+        .reply(uri.path(), uri.query(), request.headers())
         .await;
-    let mut response = (rendered.status, rendered.body).into_response();
-    response.headers_mut().extend(rendered.headers);
+    let body = match reply.body {
+        ReplyBody::Whole(body) => Body::from(body),
+        // A streamed page holds its place until its last slot has rendered.
+        ReplyBody::Stream(stream) => {
+            Body::from_stream(stream.into_body_stream().map(move |chunk| {
+                let _holds = &place;
+                chunk
+            }))
+        }
+    };
+    let mut response = (reply.status, body).into_response();
+    response.headers_mut().extend(reply.headers);
     response
 }
 

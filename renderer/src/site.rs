@@ -15,7 +15,7 @@ use crate::config::{
     ConfigError, ConfigErrors, PageConfig, SiteConfig, parse_toml, read_site_config,
 };
 use crate::data::UrlTemplate;
-use crate::layout::Layouts;
+use crate::layout::{Layouts, PageText, Skeleton};
 use crate::plan::{BusPlan, PlanSlot, plan};
 use crate::registry::{ComponentSet, ComponentVersion};
 use oberon_registry::{Channel, VersionReq};
@@ -135,6 +135,8 @@ pub struct Slot {
 /// A page, ready to serve.
 #[derive(Debug)]
 pub struct Page {
+    /// The layout rendered once for this page, with holes for slots, head and scripts.
+    pub skeleton: Skeleton,
     pub route: String,
     pub team: String,
     pub layout: String,
@@ -173,10 +175,15 @@ impl Page {
     /// share is above its draw, and the stable version of the others. One draw per
     /// request, so a page is consistent (a component in two slots is one version).
     pub fn variant(&self, draw: f64) -> &PageVariant {
+        &self.variants[self.variant_index(draw)]
+    }
+
+    /// The index in `variants` of [`Page::variant`].
+    pub fn variant_index(&self, draw: f64) -> usize {
         self.variants[1..]
             .iter()
-            .find(|v| draw < f64::from(v.canary_share))
-            .unwrap_or(&self.variants[0])
+            .position(|v| draw < f64::from(v.canary_share))
+            .map_or(0, |i| i + 1)
     }
 }
 
@@ -412,7 +419,29 @@ fn build_page(
     if errors.len() > before {
         return None;
     }
+    let names: Vec<&str> = cfg
+        .slots
+        .iter()
+        .map(|s| s.name.get_ref().as_str())
+        .collect();
+    let text = PageText {
+        route: cfg.route.get_ref(),
+        team: &cfg.team,
+        lang: &source.config.locale,
+    };
+    let skeleton = match source.layouts.skeleton(cfg.layout.get_ref(), text, &names) {
+        Ok(skeleton) => skeleton,
+        Err(e) => {
+            errors.push(at(
+                cfg.layout.span(),
+                format!("layout {:?} cannot be composed: {e}", cfg.layout.get_ref()),
+                "a layout is rendered once per page with holes for `slots.NAME`, `head` and `scripts`".into(),
+            ));
+            return None;
+        }
+    };
     Some(Page {
+        skeleton,
         route: cfg.route.get_ref().clone(),
         team: cfg.team.clone(),
         layout: cfg.layout.get_ref().clone(),
@@ -607,6 +636,7 @@ mod tests {
         // Components with canary shares 10 % and 30 %: variants all-stable, both
         // canaries (share >= 10), only the 30 % one.
         let page = Page {
+            skeleton: Default::default(),
             route: "/".into(),
             team: "t".into(),
             layout: "l".into(),

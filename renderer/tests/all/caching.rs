@@ -108,6 +108,9 @@ url = "{bff.me}/me"
 [[slots]]
 name = "sink"
 component = "chain-sink"
+# Critical, so the headers wait for the private answer: a page streamed before it
+# would have promised a shared page, and the answer would be dropped instead.
+critical = true
 "#,
     );
     let running = site.start().await.expect("site starts");

@@ -262,6 +262,8 @@ url = "{bff.events}/v1/events/{params.id}"
 [[slots]]
 name = "details"
 component = "event-details"
+# The page's primary part, as in the demo: its title is in the head, which waits for it.
+critical = true
 [[slots]]
 name = "picker"
 component = "ticket-picker"

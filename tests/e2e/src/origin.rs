@@ -316,7 +316,27 @@ const LAYOUT: &str = "<!doctype html><html><head>{{ head }}</head><body>\
 {{ scripts }}</body></html>";
 
 /// The pages whose configuration does not depend on [`SiteSettings`].
-const FIXED_PAGES: [(&str, &str); 4] = [
+const FIXED_PAGES: [(&str, &str); 5] = [
+    (
+        "tonight",
+        r#"route = "/tonight/{id}"
+layout = "test.html"
+team = "events"
+cache = { class = "public", ttl_s = 60 }
+[[data]]
+topic = "event"
+url = "{bff.events}/v1/events/{params.id}"
+deadline_ms = 1500
+[[slots]]
+name = "ready"
+component = "site-footer"
+fallback = "<footer>Oberon Tickets</footer>"
+[[slots]]
+name = "waiting"
+component = "recommendations"
+fallback = ""
+"#,
+    ),
     (
         "about",
         r#"route = "/about"
@@ -373,7 +393,9 @@ critical = true
 ];
 
 /// A site of the demo's components: `/events/{id}` (team events, public, four
-/// components over the events backend), `/about` (team marketing, public, one
+/// components over the events backend), `/tonight/{id}` (the footer, then
+/// recommendations over the same backend, no critical slot: streamed while the backend
+/// is slow), `/about` (team marketing, public, one
 /// component and no data), `/hello` (team hello, public: component `hello`, for
 /// deploys), `/account` (team checkout, personal), `/broken` (a critical component
 /// that traps: a 5xx; not routed by the gateway).
@@ -500,6 +522,12 @@ auth = "optional"
 
 [[routes]]
 path = "/about"
+upstream = "renderer"
+kind = "page"
+auth = "optional"
+
+[[routes]]
+path = "/tonight/{id}"
 upstream = "renderer"
 kind = "page"
 auth = "optional"

@@ -461,3 +461,54 @@ async fn overload_raises_incident_which_lengthens_the_cdn_ttl_and_cuts_origin_re
         "incident cut origin requests from {normal_rate:.1}/s only to {incident_rate:.1}/s"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_page_passes_through_the_cdn_before_its_slow_part() {
+    let _lock = exclusive().await;
+    let (varnish, origin) = stack(SiteSettings::default()).await;
+    origin
+        .backend
+        .delay_ms
+        .store(800, std::sync::atomic::Ordering::SeqCst);
+    let started = Instant::now();
+    let mut response = client()
+        .get(varnish.url("/tonight/7"))
+        .send()
+        .await
+        .expect("request");
+    let head_after = started.elapsed();
+    assert_eq!(response.status(), 200);
+    let first = response
+        .chunk()
+        .await
+        .expect("body")
+        .expect("a first chunk");
+    let first_after = started.elapsed();
+    let first = String::from_utf8_lossy(&first).into_owned();
+    let mut body = first.clone();
+    while let Some(chunk) = response.chunk().await.expect("body") {
+        body.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let done_after = started.elapsed();
+    println!(
+        "through Varnish, a page with an 800 ms data source: head after {head_after:?}, first chunk after {first_after:?}, complete after {done_after:?}"
+    );
+    assert!(
+        first_after < Duration::from_millis(400),
+        "the first byte waited {first_after:?} for the slow source"
+    );
+    assert!(
+        first.contains("<footer"),
+        "the ready slot came first: {first}"
+    );
+    assert!(!first.contains("You might also like"), "{first}");
+    assert!(
+        done_after >= Duration::from_millis(790),
+        "complete after {done_after:?}"
+    );
+    assert!(
+        body.contains("You might also like"),
+        "the slow part, in its place: {body}"
+    );
+    assert!(body.ends_with("</body></html>"));
+}

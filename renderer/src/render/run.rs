@@ -1,0 +1,434 @@
+//! Phase 3, one page's inputs as a dataflow: every data source is fetched at once, and
+//! every component renders as soon as the topics it subscribes to are *settled* — its
+//! data source has answered, failed or passed its deadline; its publisher has rendered
+//! or failed. A component reads only the topics it subscribes to, so it sees exactly
+//! what it would see had the page waited for all its data and run stage by stage; the
+//! difference is that a slot waiting on nothing slow is ready early, which is what a
+//! streamed page sends first.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+
+use super::{Target, seeded_bus};
+use crate::bus::BusSnapshot;
+use crate::cache::Promise;
+use crate::component::{Cacheability, Fragment, RequestContext};
+use crate::data::DataError;
+use crate::data_client::{Fetched, Served};
+use crate::engine::RenderResult;
+use crate::layout::Composition;
+use crate::lifecycle::Renderer;
+
+/// How one slot ended: its fragment, or why it fell back.
+pub(crate) type Outcome = Result<Fragment, String>;
+
+/// What one page's run is waiting for, and what has come.
+pub(crate) struct PageRun {
+    pub(crate) renderer: Arc<Renderer>,
+    pub(crate) target: Target,
+    pub(crate) ctx: Arc<RequestContext>,
+    pub(crate) started: Instant,
+    deadline: Instant,
+    bus: Arc<BusSnapshot>,
+    /// Per data source: whether it has settled.
+    sources_settled: Vec<bool>,
+    /// The least cacheable answer so far.
+    data_class: Cacheability,
+    /// Per slot, what it waits for: data sources and slots (publishers) by index.
+    waits: Vec<(Vec<usize>, Vec<usize>)>,
+    launched: Vec<bool>,
+    outcomes: Vec<Option<Outcome>>,
+    running: FuturesUnordered<BoxFuture<'static, Event>>,
+    /// Once the headers have left: what they promised. A later answer that would have
+    /// changed them is dropped.
+    promised: Option<Promise>,
+    data_done: Option<Duration>,
+    components_done: Option<Duration>,
+}
+
+enum Event {
+    Data {
+        source: usize,
+        url: String,
+        result: Result<Fetched, DataError>,
+        elapsed: Duration,
+    },
+    Slot {
+        slot: usize,
+        result: RenderResult,
+    },
+}
+
+/// When a whole page's inputs settled, from the start of the request.
+pub(crate) struct Timings {
+    pub data: Duration,
+    pub components: Duration,
+}
+
+/// A page whose every input has settled.
+pub(crate) struct Settled {
+    pub target: Target,
+    pub ctx: Arc<RequestContext>,
+    pub started: Instant,
+    pub bus: Arc<BusSnapshot>,
+    pub outcomes: Vec<Option<Outcome>>,
+    pub timings: Timings,
+    /// The least cacheable data source answer.
+    pub data_class: Cacheability,
+}
+
+impl PageRun {
+    /// Start every data source's fetch (or take `given` values instead) and every
+    /// component that waits for nothing.
+    pub(crate) fn start(
+        renderer: Arc<Renderer>,
+        target: Target,
+        ctx: RequestContext,
+        identity: Option<Arc<str>>,
+        given: Option<Vec<(Arc<str>, Arc<str>)>>,
+        started: Instant,
+    ) -> Self {
+        let page = target.page();
+        let variant = target.variant();
+        let deadline = started + page.deadline;
+        let ctx = Arc::new(ctx);
+        let mut bus = seeded_bus(&ctx);
+        let sources = page.data.len();
+        let running = FuturesUnordered::new();
+        let sources_settled = match given {
+            Some(values) => {
+                for (topic, json) in values {
+                    bus.insert(topic, json);
+                }
+                vec![true; sources]
+            }
+            None => {
+                for (i, source) in page.data.iter().enumerate() {
+                    let url = source.url.expand(&ctx);
+                    let budget = source
+                        .deadline
+                        .min(deadline.saturating_duration_since(Instant::now()));
+                    let renderer = renderer.clone();
+                    let request_id = ctx.request_id.clone();
+                    let identity = identity.clone();
+                    running.push(Box::pin(async move {
+                        let fetch_started = Instant::now();
+                        let result = renderer
+                            .data
+                            .fetch_as(&url, budget, &request_id, identity.as_deref())
+                            .await;
+                        Event::Data {
+                            source: i,
+                            url,
+                            result,
+                            elapsed: fetch_started.elapsed(),
+                        }
+                    }) as BoxFuture<'static, Event>);
+                }
+                vec![false; sources]
+            }
+        };
+        let waits = variant
+            .slots
+            .iter()
+            .map(|slot| {
+                let subscribes = &slot.component.component.metadata().subscribes;
+                let data = (page.data.iter().enumerate())
+                    .filter(|(_, d)| subscribes.contains(&d.topic))
+                    .map(|(i, _)| i)
+                    .collect();
+                let publishers = (variant.slots.iter().enumerate())
+                    .filter(|(_, p)| {
+                        let publishes = &p.component.component.metadata().publishes;
+                        subscribes.iter().any(|t| publishes.contains(t))
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                (data, publishers)
+            })
+            .collect();
+        let slots = variant.slots.len();
+        let mut run = Self {
+            renderer,
+            target,
+            ctx,
+            started,
+            deadline,
+            bus: Arc::new(bus),
+            sources_settled,
+            data_class: Cacheability::Public,
+            waits,
+            launched: vec![false; slots],
+            outcomes: (0..slots).map(|_| None).collect(),
+            running,
+            promised: None,
+            data_done: None,
+            components_done: None,
+        };
+        run.launch_ready();
+        run
+    }
+
+    /// Render every slot whose topics have settled and that has not started yet.
+    fn launch_ready(&mut self) {
+        for i in 0..self.launched.len() {
+            if self.launched[i] {
+                continue;
+            }
+            let (data, publishers) = &self.waits[i];
+            let ready = data.iter().all(|&d| self.sources_settled[d])
+                && publishers.iter().all(|&p| self.outcomes[p].is_some());
+            if !ready {
+                continue;
+            }
+            self.launched[i] = true;
+            let slot = &self.target.variant().slots[i];
+            let deadline = (Instant::now() + slot.deadline).min(self.deadline);
+            let renderer = self.renderer.clone();
+            let site = self.target.site.clone();
+            let (page, variant) = (self.target.page, self.target.variant);
+            let ctx = self.ctx.clone();
+            let bus = self.bus.clone();
+            self.running.push(Box::pin(async move {
+                let slot = &site.pages[page].variants[variant].slots[i];
+                let result = renderer
+                    .engine
+                    .render(&slot.component.component, &ctx, &slot.props, &bus, deadline)
+                    .await;
+                Event::Slot { slot: i, result }
+            }));
+        }
+    }
+
+    /// Wait for the next input to settle and take it in. `false` when nothing is left
+    /// to wait for.
+    async fn step(&mut self) -> bool {
+        let Some(event) = self.running.next().await else {
+            // Nothing runs and nothing can start: whatever has not run never will (it
+            // cannot happen with a planned page, but must not hang if it did).
+            for outcome in self.outcomes.iter_mut().filter(|o| o.is_none()) {
+                *outcome = Some(Err("not run".into()));
+            }
+            return false;
+        };
+        self.settle(event);
+        true
+    }
+
+    fn settle(&mut self, event: Event) {
+        match event {
+            Event::Data {
+                source,
+                url,
+                result,
+                elapsed,
+            } => self.settle_data(source, &url, result, elapsed),
+            Event::Slot { slot, result } => self.settle_slot(slot, result),
+        }
+        self.launch_ready();
+    }
+
+    fn settle_data(
+        &mut self,
+        i: usize,
+        url: &str,
+        result: Result<Fetched, DataError>,
+        elapsed: Duration,
+    ) {
+        self.sources_settled[i] = true;
+        if self.sources_settled.iter().all(|s| *s) {
+            self.data_done = Some(self.started.elapsed());
+        }
+        let page = self.target.page();
+        let source = &page.data[i];
+        let fetched = match result {
+            Err(e) => {
+                tracing::warn!(
+                    route = %page.route, topic = %source.topic, url, request_id = %self.ctx.request_id,
+                    elapsed_ms = elapsed.as_millis() as u64, "data source left its topic absent: {e}"
+                );
+                return;
+            }
+            Ok(fetched) => fetched,
+        };
+        if fetched.served == Served::Stale {
+            tracing::warn!(
+                route = %page.route, topic = %source.topic, url, request_id = %self.ctx.request_id,
+                "data source answered from its stale-if-error copy"
+            );
+        }
+        if self.promised.is_some_and(|p| !p.admits(fetched.class)) {
+            // The headers have left: a personal answer can never land in a page they
+            // said a CDN may share.
+            tracing::warn!(
+                route = %page.route, topic = %source.topic, url, request_id = %self.ctx.request_id,
+                class = ?fetched.class,
+                "late data source answer dropped: less cacheable than the streamed page's headers promised"
+            );
+            self.renderer
+                .counts
+                .late_data_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.data_class = self.data_class.max(fetched.class);
+        Arc::make_mut(&mut self.bus).insert(source.topic.clone(), fetched.value);
+    }
+
+    fn settle_slot(&mut self, i: usize, result: RenderResult) {
+        let outcome = match result.outcome {
+            Ok(fragment) => {
+                let bus = Arc::make_mut(&mut self.bus);
+                for (topic, value) in result.published {
+                    bus.insert(topic, value);
+                }
+                Ok(fragment)
+            }
+            Err(e) => {
+                let page = self.target.page();
+                let slot = &self.target.variant().slots[i];
+                tracing::warn!(
+                    route = %page.route, slot = %slot.name, critical = slot.critical,
+                    request_id = %self.ctx.request_id, elapsed_us = result.elapsed.as_micros() as u64,
+                    "component fell back: {e}"
+                );
+                Err(e.to_string())
+            }
+        };
+        self.outcomes[i] = Some(outcome);
+        if self.outcomes.iter().all(Option::is_some) {
+            self.components_done = Some(self.started.elapsed());
+        }
+    }
+
+    /// Wait until every critical slot has settled, then take in whatever else is ready
+    /// without waiting (a fresh data cache hit, a component that needs one poll).
+    pub(crate) async fn until_critical(&mut self) {
+        let critical: Vec<usize> = (self.target.variant().slots.iter().enumerate())
+            .filter(|(_, s)| s.critical)
+            .map(|(i, _)| i)
+            .collect();
+        while critical.iter().any(|&i| self.outcomes[i].is_none()) && self.step().await {}
+        while let Some(Some(event)) = self.running.next().now_or_never() {
+            self.settle(event);
+        }
+    }
+
+    /// Wait until slot `i` has settled.
+    pub(crate) async fn until_slot(&mut self, i: usize) {
+        while self.outcomes[i].is_none() && self.step().await {}
+    }
+
+    /// Wait until everything has settled.
+    pub(crate) async fn until_end(&mut self) {
+        while self.step().await {}
+    }
+
+    /// Why the first critical slot that failed did, if one did.
+    pub(crate) fn critical_failure(&self) -> Option<String> {
+        let slots = &self.target.variant().slots;
+        slots
+            .iter()
+            .zip(&self.outcomes)
+            .find_map(|(slot, outcome)| match outcome {
+                Some(Err(reason)) if slot.critical => Some(format!("slot {}: {reason}", slot.name)),
+                _ => None,
+            })
+    }
+
+    /// Whether every data source has settled.
+    pub(crate) fn data_settled(&self) -> bool {
+        self.sources_settled.iter().all(|s| *s)
+    }
+
+    pub(crate) fn data_class(&self) -> Cacheability {
+        self.data_class
+    }
+
+    pub(crate) fn any_fell_back(&self) -> bool {
+        self.outcomes.iter().any(|o| !matches!(o, Some(Ok(_))))
+    }
+
+    /// The headers have left, promising `promise`.
+    pub(crate) fn promise(&mut self, promise: Promise) {
+        self.promised = Some(promise);
+    }
+
+    /// A settled page, taken apart for composing.
+    pub(crate) fn into_settled(self) -> Settled {
+        Settled {
+            timings: Timings {
+                data: self.data_done.unwrap_or_default(),
+                components: self.components_done.unwrap_or_default(),
+            },
+            target: self.target,
+            ctx: self.ctx,
+            started: self.started,
+            bus: self.bus,
+            outcomes: self.outcomes,
+            data_class: self.data_class,
+        }
+    }
+
+    fn composition(&self) -> Composition<'_> {
+        let page = self.target.page();
+        Composition::new(&self.bus, &page.private_topics, 0)
+    }
+
+    /// A streamed page's head: the head entries of the slots rendered by now, every
+    /// component's stylesheets, and a preload of every component's scripts.
+    pub(crate) fn write_head(&self, out: &mut String) {
+        let mut composition = self.composition();
+        let variant = self.target.variant();
+        for (slot, outcome) in variant.slots.iter().zip(&self.outcomes) {
+            if let Some(Ok(fragment)) = outcome {
+                composition.head.extend(fragment.head.iter().cloned());
+            }
+            let assets = &slot.component.component.metadata().assets;
+            composition
+                .preload
+                .extend(assets.iter().map(|a| slot.component.asset_url(a)));
+        }
+        out.push_str(&composition.head());
+    }
+
+    /// Slot `i`'s HTML, if it has settled (its fragment, or its fallback).
+    pub(crate) fn write_slot(&self, i: usize, out: &mut String) -> bool {
+        let slot = &self.target.variant().slots[i];
+        match &self.outcomes[i] {
+            None => false,
+            Some(Ok(fragment)) => {
+                out.push_str(&fragment.html);
+                true
+            }
+            Some(Err(_)) => {
+                out.push_str(&slot.fallback);
+                true
+            }
+        }
+    }
+
+    /// The scripts (with the final bus state), once every slot has settled.
+    pub(crate) fn write_scripts(&self, out: &mut String) -> bool {
+        if self.outcomes.iter().any(Option::is_none) {
+            return false;
+        }
+        let mut composition = self.composition();
+        let variant = self.target.variant();
+        for (slot, outcome) in variant.slots.iter().zip(&self.outcomes) {
+            if let Some(Ok(_)) = outcome {
+                let assets = &slot.component.component.metadata().assets;
+                composition
+                    .assets
+                    .extend(assets.iter().map(|a| slot.component.asset_url(a)));
+            }
+        }
+        out.push_str(&composition.scripts());
+        true
+    }
+}
