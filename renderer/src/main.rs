@@ -52,6 +52,10 @@ struct Args {
     /// generation of the registry's index), in milliseconds (0: never).
     #[arg(long, default_value_t = 1000)]
     watch_ms: u64,
+    /// Threads serving requests (default: the CPUs this process may run on). With one,
+    /// the runtime is single-threaded: no work stealing, no cross-thread wake-ups.
+    #[arg(long, env = "OBERON_WORKERS")]
+    workers: Option<usize>,
 }
 
 fn parse_bff(s: &str) -> Result<(String, String), String> {
@@ -60,10 +64,27 @@ fn parse_bff(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected NAME=URL, got {s:?}"))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     oberon_renderer::init_tracing();
     let args = Args::parse();
+    let workers = args.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let mut runtime = if workers <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut multi = tokio::runtime::Builder::new_multi_thread();
+        multi.worker_threads(workers);
+        multi
+    };
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
     let identity = match &args.identity_jwks {
         None => None,
         Some(url) => {

@@ -559,19 +559,71 @@ fn seeded_bus(ctx: &RequestContext) -> BusSnapshot {
     bus
 }
 
+/// `{"locale":…,"params":{…},"path":…,"query":{…}}`, written directly: it is built
+/// for every request.
 fn request_topic(ctx: &RequestContext) -> String {
-    let pairs = |v: &[(String, String)]| -> serde_json::Map<String, serde_json::Value> {
-        v.iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect()
-    };
-    serde_json::json!({
-        "path": ctx.path,
-        "params": pairs(&ctx.params),
-        "query": pairs(&ctx.query),
-        "locale": ctx.locale,
-    })
-    .to_string()
+    let mut json = String::with_capacity(64 + ctx.path.len());
+    // Keys in order, as serde_json's (sorted) map writes them.
+    json.push_str("{\"locale\":");
+    push_json_string(&mut json, &ctx.locale);
+    push_json_object(&mut json, ",\"params\":", &ctx.params);
+    json.push_str(",\"path\":");
+    push_json_string(&mut json, &ctx.path);
+    push_json_object(&mut json, ",\"query\":", &ctx.query);
+    json.push('}');
+    json
+}
+
+/// `key` then the pairs as a JSON object: keys sorted, the last of a repeated key kept.
+fn push_json_object(json: &mut String, key: &str, pairs: &[(String, String)]) {
+    json.push_str(key);
+    json.push('{');
+    let mut kept: Vec<&(String, String)> = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        match kept.iter_mut().find(|k| k.0 == pair.0) {
+            Some(slot) => *slot = pair,
+            None => kept.push(pair),
+        }
+    }
+    kept.sort_by(|a, b| a.0.cmp(&b.0));
+    for (i, (k, v)) in kept.into_iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        push_json_string(json, k);
+        json.push(':');
+        push_json_string(json, v);
+    }
+    json.push('}');
+}
+
+/// `s` as a JSON string literal.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut copied = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[copied..i]);
+        if escaped.is_empty() {
+            use std::fmt::Write;
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escaped);
+        }
+        copied = i + 1;
+    }
+    out.push_str(&s[copied..]);
+    out.push('"');
 }
 
 /// `a=1&b=x%20y` → `[("a","1"), ("b","x y")]`.
@@ -614,5 +666,34 @@ mod tests {
                 ("flag".into(), "".into())
             ]
         );
+    }
+
+    #[test]
+    fn the_request_topic_is_the_json_serde_would_write() {
+        let ctx = RequestContext {
+            path: "/e/\"42\"\\x".into(),
+            params: vec![("id".into(), "4\u{1}2\n".into())],
+            query: vec![
+                ("z".into(), "last".into()),
+                ("a".into(), "é<&>".into()),
+                ("z".into(), "again".into()),
+            ],
+            locale: "en-GB".into(),
+            user: None,
+            request_id: Arc::from("r"),
+        };
+        let pairs = |v: &[(String, String)]| -> serde_json::Map<String, serde_json::Value> {
+            v.iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect()
+        };
+        let expected = serde_json::json!({
+            "path": ctx.path,
+            "params": pairs(&ctx.params),
+            "query": pairs(&ctx.query),
+            "locale": ctx.locale,
+        })
+        .to_string();
+        assert_eq!(request_topic(&ctx), expected);
     }
 }
