@@ -72,10 +72,11 @@ pub struct Args {
     /// and write the profile here (`perf report -i FILE --no-children`).
     #[arg(long)]
     pub perf_record: Option<PathBuf>,
-    /// Systems to run (limit, oberon, podium, tailor), comma-separated.
+    /// Systems to run (limit, oberon, oberon-uncached, oberon-varied, podium, tailor),
+    /// comma-separated.
     #[arg(
         long,
-        default_value = "limit,oberon,podium,tailor",
+        default_value = "limit,oberon,oberon-uncached,oberon-varied,podium,tailor",
         value_delimiter = ','
     )]
     pub systems: Vec<String>,

@@ -89,12 +89,18 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     let bff = systems::start_self("bff", &paths, &["serve-parts".into()], args.load_cpus())?;
     probe::wait_ready(&bff.addr, "/data/1", Duration::from_secs(20)).await?;
     let site = work.path().join("site");
-    systems::oberon_site(
-        &site,
-        &format!("http://{}", bff.addr),
-        args.part_timeout_ms,
-        delays,
-    )?;
+    let uncached_site = work.path().join("site-uncached");
+    for (dir, render_cache) in [(&site, true), (&uncached_site, false)] {
+        systems::oberon_site(
+            dir,
+            &format!("http://{}", bff.addr),
+            args.part_timeout_ms,
+            delays,
+            render_cache,
+        )?;
+    }
+    let vary = work.path().join("vary.lua");
+    std::fs::write(&vary, crate::wrk::VARY_QUERY)?;
 
     // The parts' HTML and the page, as Oberon renders them: what every system serves.
     eprintln!("reading the page from Oberon");
@@ -146,7 +152,10 @@ async fn run(args: &Args) -> anyhow::Result<()> {
                 ],
                 args.server_cpus(),
             )?,
-            "oberon" => systems::start_oberon(&paths, &site, args.server_cpus())?,
+            // The same page three ways: its renders reused (the default), the render
+            // cache off, and its inputs changing on every request (nothing reused).
+            "oberon" | "oberon-varied" => systems::start_oberon(&paths, &site, args.server_cpus())?,
+            "oberon-uncached" => systems::start_oberon(&paths, &uncached_site, args.server_cpus())?,
             "podium" | "tailor" => {
                 let port = process::free_port()?;
                 let config = work.path().join(format!("{name}.json"));
@@ -165,9 +174,12 @@ async fn run(args: &Args) -> anyhow::Result<()> {
                 };
                 systems::start_node(name, script, &paths, &config, port, args.server_cpus())?
             }
-            other => anyhow::bail!("unknown system {other:?}: use limit, oberon, podium, tailor"),
+            other => anyhow::bail!(
+                "unknown system {other:?}: use limit, oberon, oberon-uncached, oberon-varied, podium, tailor"
+            ),
         };
-        let result = measure(name, running, args, &load, &page, &parts_html).await?;
+        let script = (name == "oberon-varied").then_some(vary.as_path());
+        let result = measure(name, running, args, &load, script, &page, &parts_html).await?;
         eprintln!("  {}", report::one_line(&result));
         results.push(result);
     }
@@ -197,10 +209,11 @@ async fn measure(
     mut running: Running,
     args: &Args,
     load: &Load,
+    script: Option<&Path>,
     page: &str,
     parts_html: &[String],
 ) -> anyhow::Result<SystemResult> {
-    let ready_path = if name == "oberon" {
+    let ready_path = if name.starts_with("oberon") {
         "/_oberon/readyz"
     } else {
         "/bench"
@@ -215,10 +228,10 @@ async fn measure(
     let fidelity = fidelity(name, &first.body, page, parts_html)?;
     let url = format!("http://{}/bench", running.addr);
 
-    load.run(&url, args.warmup()).await?;
+    load.run_with(&url, args.warmup(), script).await?;
     let until = Instant::now() + args.duration();
     let (wrk, probe) = tokio::join!(
-        load.run(&url, args.duration()),
+        load.run_with(&url, args.duration(), script),
         probe::sample_until(&running.addr, "/bench", until)
     );
     let (wrk, probe) = (wrk?, probe?);
@@ -233,7 +246,8 @@ async fn measure(
         _ => None,
     };
 
-    let (slow, critical) = if name == "limit" {
+    // The slow pages once per system: Oberon's variants differ only under load.
+    let (slow, critical) = if matches!(name, "limit" | "oberon-uncached" | "oberon-varied") {
         (None, None)
     } else {
         let slow = slow_case(&running.addr, "/slow", args.slow_samples).await?;

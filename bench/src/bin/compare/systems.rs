@@ -47,14 +47,15 @@ pub struct Running {
     pub addr: String,
 }
 
-/// Lay out Oberon's site in `dir`: the `bench-part` component, the three compared
-/// pages, and one page per part (`/part/N`, whose layout is that part alone, so the
+/// Lay out Oberon's site in `dir` (with the render cache at its default size, or off):
+/// the `bench-part` component, the three compared pages, and one page per part (`/part/N`, whose layout is that part alone, so the
 /// harness can read each part's HTML from Oberon itself).
 pub fn oberon_site(
     dir: &Path,
     bff: &str,
     part_timeout_ms: u64,
     delays: Delays,
+    render_cache: bool,
 ) -> anyhow::Result<()> {
     for sub in ["pages", "layouts", "components"] {
         std::fs::create_dir_all(dir.join(sub))?;
@@ -72,7 +73,9 @@ pub fn oberon_site(
     std::fs::write(
         dir.join("site.toml"),
         format!(
-            "components = \"components\"\n\n[bffs]\nparts = \"{bff}\"\n\n[limits]\npage_deadline_ms = {page_deadline_ms}\n"
+            "components = \"components\"\n\n[bffs]\nparts = \"{bff}\"\n\n[limits]\npage_deadline_ms = {page_deadline_ms}\n{}",
+            // The default size, or off.
+            if render_cache { "" } else { "\n[render_cache]\nmax_mib = 0\n" }
         ),
     )?;
     let mut layout = String::from(

@@ -31,6 +31,16 @@ pub struct Load {
 
 impl Load {
     pub async fn run(&self, url: &str, duration: Duration) -> anyhow::Result<WrkReport> {
+        self.run_with(url, duration, None).await
+    }
+
+    /// Like [`Load::run`], with a wrk Lua script (`-s`): e.g. [`VARY_QUERY`].
+    pub async fn run_with(
+        &self,
+        url: &str,
+        duration: Duration,
+        script: Option<&std::path::Path>,
+    ) -> anyhow::Result<WrkReport> {
         let mut cmd = match &self.cpus {
             Some(cpus) => {
                 let mut c = tokio::process::Command::new("taskset");
@@ -46,9 +56,11 @@ impl Load {
             "--timeout".to_string(),
             format!("{}s", self.timeout.as_secs().max(1)),
             "--latency".to_string(),
-            url.to_string(),
-        ])
-        .kill_on_drop(true);
+        ]);
+        if let Some(script) = script {
+            cmd.arg("-s").arg(script);
+        }
+        cmd.arg(url).kill_on_drop(true);
         let out = cmd
             .output()
             .await
@@ -63,6 +75,16 @@ impl Load {
         parse(&text).with_context(|| format!("reading wrk's output:\n{text}"))
     }
 }
+
+/// A wrk script that gives every request its own query (`?v=1`, `?v=2`, …) on the
+/// URL's path: a page whose components' inputs (the request context) change on every
+/// request, so no render is ever reused.
+pub const VARY_QUERY: &str = r#"local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, wrk.path .. "?v=" .. n)
+end
+"#;
 
 /// Parse `wrk --latency` output.
 pub fn parse(text: &str) -> anyhow::Result<WrkReport> {
