@@ -40,6 +40,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
+use oberon_config::listen::ListenLimits;
 use oberon_config::{ConfigError, ConfigErrors};
 use oberon_identity::Signer;
 use oberon_identity::assertion::{HEADER as IDENTITY_HEADER, JWKS_PATH};
@@ -528,18 +529,15 @@ async fn jwks(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
 }
 
 /// Serve `app` on `listener` (with the peer address every request needs) until
-/// `shutdown` resolves, finishing requests in flight.
+/// `shutdown` resolves, finishing requests in flight: within [`ListenLimits`], so a
+/// connection that sends its head slowly, or nothing, is closed at the header-read
+/// timeout.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    oberon_config::listen::serve(listener, app, ListenLimits::default(), shutdown).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

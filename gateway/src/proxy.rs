@@ -48,7 +48,9 @@ pub fn client(connect_timeout: Duration) -> HttpClient {
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_nodelay(true);
     Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
+        // Shorter than the services' keep-alive limit, so a pooled connection is never
+        // reused just as the upstream closes it.
+        .pool_idle_timeout(oberon_config::listen::CLIENT_POOL_IDLE)
         .build(connector)
 }
 

@@ -1039,3 +1039,27 @@ async fn origin_verification_refuses_to_start_without_a_good_secret() {
     );
     assert!(error.contains("is not at least 32 characters"), "{error}");
 }
+
+/// Slowloris: a connection that dribbles its head, one that sends nothing and a
+/// kept-alive one left idle are all closed at the header-read timeout (10 s) rather
+/// than holding a file descriptor for as long as the client likes.
+#[tokio::test]
+async fn slow_silent_and_idle_connections_are_closed_at_the_header_read_timeout() {
+    let s = setup().await;
+    let limit = Duration::from_secs(14);
+    let (dribble, silent, idle) = tokio::join!(
+        held_open(&s.url, Slow::Dribble, limit),
+        held_open(&s.url, Slow::Silent, limit),
+        held_open(&s.url, Slow::IdleAfterAnswer, limit),
+    );
+    for (how, held) in [("dribble", dribble), ("silent", silent), ("idle", idle)] {
+        let held = held.unwrap_or_else(|| panic!("{how}: still open after {limit:?}"));
+        println!("{how}: closed by the server after {held:?}");
+        assert!(
+            held >= Duration::from_secs(9),
+            "{how}: closed early, {held:?}"
+        );
+    }
+    // The listener itself is unharmed.
+    assert_eq!(case(&s, "after-slow", "/public/x", None).await, (200, 1));
+}

@@ -201,7 +201,7 @@ impl DataClient {
     pub fn new(opts: DataClientOptions) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(oberon_config::listen::CLIENT_POOL_IDLE)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let cache = moka::future::Cache::builder()

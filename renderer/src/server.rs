@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use oberon_config::listen::ListenLimits;
 
 use crate::cache::Mode;
 use crate::render::Renderer;
@@ -30,15 +31,15 @@ pub fn app(renderer: Arc<Renderer>) -> Router {
         .with_state(renderer)
 }
 
-/// Serve `app` on `listener` until `shutdown` resolves, finishing requests in flight.
+/// Serve `app` on `listener` until `shutdown` resolves, finishing requests in flight:
+/// within [`ListenLimits`], so a connection that sends its head slowly, or nothing, is
+/// closed at the header-read timeout.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    oberon_config::listen::serve(listener, app, ListenLimits::default(), shutdown).await
 }
 
 async fn ready(State(renderer): State<Arc<Renderer>>) -> Response {
