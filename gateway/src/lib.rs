@@ -216,11 +216,16 @@ impl Gateway {
         &self.issuers
     }
 
+    /// Whether `ip` is one of the CDN's addresses (`trusted_hops`).
+    fn is_trusted_hop(&self, ip: IpAddr) -> bool {
+        self.trusted_hops.iter().any(|c| c.contains(ip))
+    }
+
     /// One request, from the front door to the upstream's response.
     pub async fn handle(&self, peer: SocketAddr, request: Request<Body>) -> Response<Body> {
         let hop = Hop {
             peer: peer.ip(),
-            trusted: self.trusted_hops.iter().any(|c| c.contains(peer.ip())),
+            trusted: self.is_trusted_hop(peer.ip()),
         };
         let request_id = request
             .headers()
@@ -262,7 +267,7 @@ impl Gateway {
             Ok(p) => p,
             Err(e) => return gateway_answer(StatusCode::BAD_REQUEST, format!("bad path: {e}\n")),
         };
-        let client = proxy::client_addr(request.headers(), hop);
+        let client = proxy::client_addr(request.headers(), hop, |ip| self.is_trusted_hop(ip));
         if let Err(wait) = self.per_client.check(&client) {
             return too_many(wait);
         }
