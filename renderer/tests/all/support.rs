@@ -229,6 +229,28 @@ pub async fn backend() -> String {
             get(|axum::extract::Path(n): axum::extract::Path<i64>| async move { axum::Json(n) }),
         )
         .route(
+            // Numbers with caching headers no BFF should send, each at u64::MAX.
+            "/hostile/{kind}",
+            get(
+                |axum::extract::Path(kind): axum::extract::Path<String>| async move {
+                    const MAX: &str = "18446744073709551615";
+                    let (cache_control, age) = match kind.as_str() {
+                        "max-age" => (format!("public, max-age={MAX}"), None),
+                        "s-maxage" => (format!("public, s-maxage={MAX}"), None),
+                        "age" => ("public, max-age=60".to_string(), Some(MAX)),
+                        _ => (format!("public, max-age=60, stale-if-error={MAX}"), None),
+                    };
+                    let mut response = axum::Json(7).into_response();
+                    let headers = response.headers_mut();
+                    headers.insert("cache-control", cache_control.parse().expect("value"));
+                    if let Some(age) = age {
+                        headers.insert("age", age.parse().expect("value"));
+                    }
+                    response
+                },
+            ),
+        )
+        .route(
             "/slow",
             get(|| async {
                 tokio::time::sleep(Duration::from_secs(3)).await;
