@@ -445,6 +445,8 @@ impl Role for Buyer {
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Me {
     pub signed_in: bool,
+    /// Issuer and subject in one string ([`identity::User::id`]): unique across the
+    /// identity providers, as `sub` alone is not.
     pub id: Option<String>,
     pub roles: Vec<String>,
 }
@@ -453,7 +455,7 @@ async fn me(OptionalUser(user): OptionalUser) -> Response {
     let me = match user {
         Some(u) => Me {
             signed_in: true,
-            id: Some(u.id),
+            id: Some(u.id()),
             roles: u.roles,
         },
         None => Me {
@@ -471,8 +473,14 @@ async fn my_items(
     user: UserWithRole<Buyer>,
     headers: HeaderMap,
 ) -> Response {
-    let id = &user.user().id;
-    let path = format!("/users/{}/items", urlencode(id));
+    // Keyed by issuer and subject: `alice` at one identity provider is not `alice` at
+    // another.
+    let user = user.user();
+    let path = format!(
+        "/issuers/{}/users/{}/items",
+        urlencode(&user.issuer),
+        urlencode(&user.subject)
+    );
     match state
         .backend
         .get::<Vec<BackendItem>>(&path, &forward(&headers))

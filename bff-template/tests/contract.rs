@@ -54,9 +54,21 @@ async fn fake_backend() -> (String, Arc<Fake>) {
             _ => StatusCode::NOT_FOUND.into_response(),
         }
     }
+    // A user is a subject at an issuer: only alice at https://idp.example has items.
+    async fn issuer_user_items(Path((issuer, user)): Path<(String, String)>) -> Response {
+        if issuer == "https://idp.example" {
+            user_items(Path(user)).await
+        } else {
+            StatusCode::NOT_FOUND.into_response()
+        }
+    }
     let app = Router::new()
         .route("/items/{id}", routing::get(item))
         .route("/users/{user}/items", routing::get(user_items))
+        .route(
+            "/issuers/{issuer}/users/{user}/items",
+            routing::get(issuer_user_items),
+        )
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -352,6 +364,17 @@ async fn fake_gateway() -> FakeGateway {
 }
 
 fn assertion(key: &jsonwebtoken::EncodingKey, user: &str, roles: &[&str], rid: &str) -> String {
+    assertion_at(key, "https://idp.example", user, roles, rid)
+}
+
+/// An assertion for `user` at the identity provider `idp`.
+fn assertion_at(
+    key: &jsonwebtoken::EncodingKey,
+    idp: &str,
+    user: &str,
+    roles: &[&str],
+    rid: &str,
+) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -360,7 +383,7 @@ fn assertion(key: &jsonwebtoken::EncodingKey, user: &str, roles: &[&str], rid: &
     header.kid = Some("gw-1".into());
     let claims = serde_json::json!({
         "iss": "oberon-gateway", "aud": "oberon-upstream", "sub": user, "roles": roles,
-        "iat": now, "nbf": now, "exp": now + 60, "idp": "https://idp.example", "rid": rid,
+        "iat": now, "nbf": now, "exp": now + 60, "idp": idp, "rid": rid,
     });
     jsonwebtoken::encode(&header, &claims, key).expect("sign")
 }
@@ -396,7 +419,7 @@ async fn the_user_comes_only_from_the_gateways_assertion() {
         got,
         bff_template::Me {
             signed_in: true,
-            id: Some("alice".into()),
+            id: Some("https://idp.example#alice".into()),
             roles: vec!["buyer".into()],
         }
     );
@@ -439,6 +462,55 @@ async fn the_user_comes_only_from_the_gateways_assertion() {
     let list: Vec<ItemV2> = r.json().await.expect("json");
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].title, "Rust Nation");
+}
+
+/// Several identity providers may each have an `alice`: they are different users, and
+/// neither sees the other's items.
+#[tokio::test]
+async fn alice_at_another_issuer_is_another_user() {
+    let (backend, _) = fake_backend().await;
+    let gateway = fake_gateway().await;
+    let bff = start(&[
+        ("BACKEND_URL", backend),
+        ("GATEWAY_JWKS_URL", gateway.jwks_url.clone()),
+    ])
+    .await;
+    let items = |idp: &'static str, rid: &'static str| {
+        let token = assertion_at(&gateway.key, idp, "alice", &["buyer"], rid);
+        let url = format!("{}/v2/me/items", bff.url);
+        async move {
+            let r = get(&url, &[("oberon-identity", &token), ("x-request-id", rid)]).await;
+            assert_eq!(r.status(), 200, "{idp}");
+            r.json::<Vec<ItemV2>>().await.expect("json").len()
+        }
+    };
+    assert_eq!(items("https://idp.example", "req-a").await, 1);
+    assert_eq!(
+        items("https://other-idp.example", "req-b").await,
+        0,
+        "alice at another issuer sees nothing of the first alice's"
+    );
+    let me = get(
+        &format!("{}/v2/me", bff.url),
+        &[
+            (
+                "oberon-identity",
+                &assertion_at(
+                    &gateway.key,
+                    "https://other-idp.example",
+                    "alice",
+                    &[],
+                    "req-c",
+                ),
+            ),
+            ("x-request-id", "req-c"),
+        ],
+    )
+    .await
+    .json::<bff_template::Me>()
+    .await
+    .expect("json");
+    assert_eq!(me.id.as_deref(), Some("https://other-idp.example#alice"));
 }
 
 #[tokio::test]

@@ -294,7 +294,14 @@ async fn orders_v1(
             NO_STORE,
         );
     }
-    let path = format!("/users/{}/orders", urlencode(&user.user().id));
+    // Keyed by issuer and subject: `alice` at one identity provider is not `alice` at
+    // another, and must not see the other's orders.
+    let user = user.user();
+    let path = format!(
+        "/issuers/{}/users/{}/orders",
+        urlencode(&user.issuer),
+        urlencode(&user.subject)
+    );
     let orders = match state
         .backend
         .get::<Vec<BackendOrder>>(&path, &forward(&headers))
