@@ -12,6 +12,7 @@
 pub mod backend;
 pub mod config;
 pub mod identity;
+pub mod listen;
 pub mod metrics;
 pub mod versions;
 
@@ -32,6 +33,7 @@ use tracing::Instrument;
 use crate::backend::{Backend, BackendError, Forward};
 use crate::config::{Config, Lifecycle};
 use crate::identity::{GatewayKeys, OptionalUser, Role, UserWithRole};
+use crate::listen::ListenLimits;
 use crate::metrics::Metrics;
 
 /// Cache policy of a successful, public answer: the renderer's data client (and any
@@ -97,17 +99,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let flag = state.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            flag.ready.store(false, Ordering::SeqCst);
-            tracing::info!(
-                drain_ms = flag.config.drain.as_millis() as u64,
-                "shutting down: not ready, draining"
-            );
-            tokio::time::sleep(flag.config.drain).await;
-        })
-        .await
+    let drained = async move {
+        shutdown.await;
+        flag.ready.store(false, Ordering::SeqCst);
+        tracing::info!(
+            drain_ms = flag.config.drain.as_millis() as u64,
+            "shutting down: not ready, draining"
+        );
+        tokio::time::sleep(flag.config.drain).await;
+    };
+    listen::serve(listener, app(state), ListenLimits::default(), drained).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -444,6 +445,8 @@ impl Role for Buyer {
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Me {
     pub signed_in: bool,
+    /// Issuer and subject in one string ([`identity::User::id`]): unique across the
+    /// identity providers, as `sub` alone is not.
     pub id: Option<String>,
     pub roles: Vec<String>,
 }
@@ -452,7 +455,7 @@ async fn me(OptionalUser(user): OptionalUser) -> Response {
     let me = match user {
         Some(u) => Me {
             signed_in: true,
-            id: Some(u.id),
+            id: Some(u.id()),
             roles: u.roles,
         },
         None => Me {
@@ -470,8 +473,14 @@ async fn my_items(
     user: UserWithRole<Buyer>,
     headers: HeaderMap,
 ) -> Response {
-    let id = &user.user().id;
-    let path = format!("/users/{}/items", urlencode(id));
+    // Keyed by issuer and subject: `alice` at one identity provider is not `alice` at
+    // another.
+    let user = user.user();
+    let path = format!(
+        "/issuers/{}/users/{}/items",
+        urlencode(&user.issuer),
+        urlencode(&user.subject)
+    );
     match state
         .backend
         .get::<Vec<BackendItem>>(&path, &forward(&headers))

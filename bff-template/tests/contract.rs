@@ -54,9 +54,21 @@ async fn fake_backend() -> (String, Arc<Fake>) {
             _ => StatusCode::NOT_FOUND.into_response(),
         }
     }
+    // A user is a subject at an issuer: only alice at https://idp.example has items.
+    async fn issuer_user_items(Path((issuer, user)): Path<(String, String)>) -> Response {
+        if issuer == "https://idp.example" {
+            user_items(Path(user)).await
+        } else {
+            StatusCode::NOT_FOUND.into_response()
+        }
+    }
     let app = Router::new()
         .route("/items/{id}", routing::get(item))
         .route("/users/{user}/items", routing::get(user_items))
+        .route(
+            "/issuers/{issuer}/users/{user}/items",
+            routing::get(issuer_user_items),
+        )
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -352,6 +364,17 @@ async fn fake_gateway() -> FakeGateway {
 }
 
 fn assertion(key: &jsonwebtoken::EncodingKey, user: &str, roles: &[&str], rid: &str) -> String {
+    assertion_at(key, "https://idp.example", user, roles, rid)
+}
+
+/// An assertion for `user` at the identity provider `idp`.
+fn assertion_at(
+    key: &jsonwebtoken::EncodingKey,
+    idp: &str,
+    user: &str,
+    roles: &[&str],
+    rid: &str,
+) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -360,7 +383,7 @@ fn assertion(key: &jsonwebtoken::EncodingKey, user: &str, roles: &[&str], rid: &
     header.kid = Some("gw-1".into());
     let claims = serde_json::json!({
         "iss": "oberon-gateway", "aud": "oberon-upstream", "sub": user, "roles": roles,
-        "iat": now, "nbf": now, "exp": now + 60, "idp": "https://idp.example", "rid": rid,
+        "iat": now, "nbf": now, "exp": now + 60, "idp": idp, "rid": rid,
     });
     jsonwebtoken::encode(&header, &claims, key).expect("sign")
 }
@@ -396,7 +419,7 @@ async fn the_user_comes_only_from_the_gateways_assertion() {
         got,
         bff_template::Me {
             signed_in: true,
-            id: Some("alice".into()),
+            id: Some("https://idp.example#alice".into()),
             roles: vec!["buyer".into()],
         }
     );
@@ -441,6 +464,55 @@ async fn the_user_comes_only_from_the_gateways_assertion() {
     assert_eq!(list[0].title, "Rust Nation");
 }
 
+/// Several identity providers may each have an `alice`: they are different users, and
+/// neither sees the other's items.
+#[tokio::test]
+async fn alice_at_another_issuer_is_another_user() {
+    let (backend, _) = fake_backend().await;
+    let gateway = fake_gateway().await;
+    let bff = start(&[
+        ("BACKEND_URL", backend),
+        ("GATEWAY_JWKS_URL", gateway.jwks_url.clone()),
+    ])
+    .await;
+    let items = |idp: &'static str, rid: &'static str| {
+        let token = assertion_at(&gateway.key, idp, "alice", &["buyer"], rid);
+        let url = format!("{}/v2/me/items", bff.url);
+        async move {
+            let r = get(&url, &[("oberon-identity", &token), ("x-request-id", rid)]).await;
+            assert_eq!(r.status(), 200, "{idp}");
+            r.json::<Vec<ItemV2>>().await.expect("json").len()
+        }
+    };
+    assert_eq!(items("https://idp.example", "req-a").await, 1);
+    assert_eq!(
+        items("https://other-idp.example", "req-b").await,
+        0,
+        "alice at another issuer sees nothing of the first alice's"
+    );
+    let me = get(
+        &format!("{}/v2/me", bff.url),
+        &[
+            (
+                "oberon-identity",
+                &assertion_at(
+                    &gateway.key,
+                    "https://other-idp.example",
+                    "alice",
+                    &[],
+                    "req-c",
+                ),
+            ),
+            ("x-request-id", "req-c"),
+        ],
+    )
+    .await
+    .json::<bff_template::Me>()
+    .await
+    .expect("json");
+    assert_eq!(me.id.as_deref(), Some("https://other-idp.example#alice"));
+}
+
 #[tokio::test]
 async fn an_assertion_replayed_without_its_request_id_is_anonymous() {
     let (backend, _) = fake_backend().await;
@@ -473,4 +545,72 @@ async fn an_assertion_replayed_without_its_request_id_is_anonymous() {
     )
     .await;
     assert_eq!(r.status(), 200);
+}
+
+/// How a slow client behaves on one connection.
+#[derive(Debug, Clone, Copy)]
+enum Slow {
+    /// Sends a request head one byte every 500 ms, never finishing it.
+    Dribble,
+    /// Sends nothing at all.
+    Silent,
+    /// Sends one whole request, reads the answer, then keeps the connection idle.
+    IdleAfterAnswer,
+}
+
+/// How long the server at `url` kept a connection of a `how` client open before
+/// closing it; `None` if it was still open after `limit`.
+async fn held_open(url: &str, how: Slow, limit: Duration) -> Option<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    let head = format!("GET /livez HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ");
+    let mut dribble = head.into_bytes().into_iter().chain(std::iter::repeat(b'a'));
+    if let Slow::IdleAfterAnswer = how {
+        let request = format!("GET /livez HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+    }
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < limit {
+        if let Slow::Dribble = how {
+            let byte = dribble.next().unwrap_or(b'a');
+            if stream.write_all(&[byte]).await.is_err() {
+                return Some(started.elapsed());
+            }
+        }
+        // End of file or a reset: closed by the server. An answer (to the whole
+        // request, or a 408) or nothing yet: read on until it closes.
+        let read = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
+/// Slowloris: a connection that dribbles its head, one that sends nothing and a
+/// kept-alive one left idle are all closed at the header-read timeout (10 s) rather
+/// than holding a file descriptor for as long as the client likes.
+#[tokio::test]
+async fn slow_silent_and_idle_connections_are_closed_at_the_header_read_timeout() {
+    let (backend, _) = fake_backend().await;
+    let bff = start(&[("BACKEND_URL", backend)]).await;
+    let limit = Duration::from_secs(14);
+    let (dribble, silent, idle) = tokio::join!(
+        held_open(&bff.url, Slow::Dribble, limit),
+        held_open(&bff.url, Slow::Silent, limit),
+        held_open(&bff.url, Slow::IdleAfterAnswer, limit),
+    );
+    for (how, held) in [("dribble", dribble), ("silent", silent), ("idle", idle)] {
+        let held = held.unwrap_or_else(|| panic!("{how}: still open after {limit:?}"));
+        println!("{how}: closed by the server after {held:?}");
+        assert!(
+            held >= Duration::from_secs(9),
+            "{how}: closed early, {held:?}"
+        );
+    }
+    assert_eq!(get(&format!("{}/livez", bff.url), &[]).await.status(), 200);
 }

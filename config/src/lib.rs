@@ -1,6 +1,8 @@
 //! Configuration errors for every Oberon service: each names its file, its line and
 //! column when it has one, and what to change. A service collects them all and starts
-//! only when there are none.
+//! only when there are none. And [`listen`], how every service listens.
+
+pub mod listen;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -40,6 +40,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
+use oberon_config::listen::ListenLimits;
 use oberon_config::{ConfigError, ConfigErrors};
 use oberon_identity::Signer;
 use oberon_identity::assertion::{HEADER as IDENTITY_HEADER, JWKS_PATH};
@@ -215,11 +216,16 @@ impl Gateway {
         &self.issuers
     }
 
+    /// Whether `ip` is one of the CDN's addresses (`trusted_hops`).
+    fn is_trusted_hop(&self, ip: IpAddr) -> bool {
+        self.trusted_hops.iter().any(|c| c.contains(ip))
+    }
+
     /// One request, from the front door to the upstream's response.
     pub async fn handle(&self, peer: SocketAddr, request: Request<Body>) -> Response<Body> {
         let hop = Hop {
             peer: peer.ip(),
-            trusted: self.trusted_hops.iter().any(|c| c.contains(peer.ip())),
+            trusted: self.is_trusted_hop(peer.ip()),
         };
         let request_id = request
             .headers()
@@ -261,7 +267,7 @@ impl Gateway {
             Ok(p) => p,
             Err(e) => return gateway_answer(StatusCode::BAD_REQUEST, format!("bad path: {e}\n")),
         };
-        let client = proxy::client_addr(request.headers(), hop);
+        let client = proxy::client_addr(request.headers(), hop, |ip| self.is_trusted_hop(ip));
         if let Err(wait) = self.per_client.check(&client) {
             return too_many(wait);
         }
@@ -528,18 +534,15 @@ async fn jwks(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
 }
 
 /// Serve `app` on `listener` (with the peer address every request needs) until
-/// `shutdown` resolves, finishing requests in flight.
+/// `shutdown` resolves, finishing requests in flight: within [`ListenLimits`], so a
+/// connection that sends its head slowly, or nothing, is closed at the header-read
+/// timeout.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    oberon_config::listen::serve(listener, app, ListenLimits::default(), shutdown).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

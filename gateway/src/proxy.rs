@@ -48,7 +48,9 @@ pub fn client(connect_timeout: Duration) -> HttpClient {
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_nodelay(true);
     Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
+        // Shorter than the services' keep-alive limit, so a pooled connection is never
+        // reused just as the upstream closes it.
+        .pool_idle_timeout(oberon_config::listen::CLIENT_POOL_IDLE)
         .build(connector)
 }
 
@@ -132,21 +134,36 @@ pub struct Hop {
     pub trusted: bool,
 }
 
-/// The client's address: the peer, or — from a trusted hop only — the address the hop
-/// appended last to `X-Forwarded-For`.
-pub fn client_addr(headers: &HeaderMap, hop: &Hop) -> IpAddr {
-    if hop.trusted
-        && let Some(last) = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .next_back()
-        && let Ok(ip) = last.trim().parse::<IpAddr>()
-    {
-        return ip;
+/// The client's address. From an untrusted peer, the peer. From a trusted hop,
+/// `X-Forwarded-For` read right to left: each hop appends the address it got the
+/// request from, so only entries appended by trusted hops can be believed, and the
+/// first entry that is not itself a trusted hop (`is_trusted`) is the client. Whatever
+/// is left of it was written by the client and is never read. An entry that is not an
+/// address stops the walk at the last address believed.
+pub fn client_addr(headers: &HeaderMap, hop: &Hop, is_trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
+    if !hop.trusted {
+        return hop.peer;
     }
-    hop.peer
+    // A field value that is not text counts as an entry that is not an address.
+    let entries: Vec<Option<&str>> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .flat_map(|v| match v.to_str() {
+            Ok(v) => v.split(',').map(Some).collect::<Vec<_>>(),
+            Err(_) => vec![None],
+        })
+        .collect();
+    let mut client = hop.peer;
+    for entry in entries.into_iter().rev() {
+        let Some(ip) = entry.and_then(|e| e.trim().parse::<IpAddr>().ok()) else {
+            break;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    client
 }
 
 /// Set `X-Forwarded-For`/`-Proto`/`-Host` for the upstream. From an untrusted peer
@@ -299,7 +316,8 @@ mod tests {
             peer: "192.0.2.1".parse().unwrap(),
             trusted: false,
         };
-        assert_eq!(client_addr(&h, &untrusted), untrusted.peer);
+        let cdn_range = |ip: IpAddr| matches!(ip, IpAddr::V4(v4) if v4.octets()[0] == 10);
+        assert_eq!(client_addr(&h, &untrusted, cdn_range), untrusted.peer);
         let mut out = h.clone();
         set_forwarded(&mut out, &untrusted, None);
         assert_eq!(out["x-forwarded-for"], "192.0.2.1");
@@ -310,7 +328,23 @@ mod tests {
             trusted: true,
         };
         h.insert("x-forwarded-for", "1.1.1.1, 203.0.113.9".parse().unwrap());
-        assert_eq!(client_addr(&h, &cdn).to_string(), "203.0.113.9");
+        assert_eq!(client_addr(&h, &cdn, cdn_range).to_string(), "203.0.113.9");
+        // Past the trusted hops' own entries (a shield behind an edge), never further.
+        for (chain, client) in [
+            ("1.1.1.1, 203.0.113.9, 10.0.0.7", "203.0.113.9"),
+            ("1.1.1.1, 203.0.113.9, 10.0.0.7, 10.0.0.6", "203.0.113.9"),
+            ("10.0.0.8, 10.0.0.7", "10.0.0.8"),
+            ("nonsense, 10.0.0.7", "10.0.0.7"),
+            ("", "10.0.0.5"),
+        ] {
+            let mut chained = HeaderMap::new();
+            chained.insert("x-forwarded-for", chain.parse().unwrap());
+            assert_eq!(
+                client_addr(&chained, &cdn, cdn_range).to_string(),
+                client,
+                "{chain}"
+            );
+        }
         set_forwarded(&mut h, &cdn, None);
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 203.0.113.9, 10.0.0.5");
         assert_eq!(h["x-forwarded-proto"], "https");

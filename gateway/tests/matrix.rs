@@ -762,6 +762,53 @@ async fn rate_limits_answer_429_with_retry_after() {
     );
 }
 
+/// With shielding, Fastly's POP appends the edge's address after the client's: the
+/// client is the first address, right to left, that is not a trusted hop. Neither a
+/// forged entry further left nor the edge's own address may choose the rate-limit
+/// bucket.
+#[tokio::test]
+async fn the_client_address_is_the_first_untrusted_entry_right_to_left() {
+    // Loopback (the test's own peer) plays the shield, 10.99.0.0/16 the edges.
+    let config = format!(
+        "{}\n[rate_limit]\nper_client = {{ per_second = 1, burst = 2 }}\n",
+        CONFIG.replace(
+            r#"trusted_hops = ["10.99.0.0/16"]"#,
+            r#"trusted_hops = ["127.0.0.1/32", "10.99.0.0/16"]"#
+        )
+    );
+    let s = setup_with(&config).await;
+    let status = |chain: String| {
+        let url = format!("{}/public/x", s.url);
+        async move {
+            client()
+                .get(url)
+                .header("x-case", "xff")
+                .header("x-forwarded-for", chain)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // One client forging a fresh leftmost address every time: still one bucket.
+    let mut statuses = Vec::new();
+    for n in 0..4 {
+        statuses.push(status(format!("203.0.113.{n}, 198.51.100.7, 10.99.0.5")).await);
+    }
+    assert_eq!(
+        statuses,
+        [200, 200, 429, 429],
+        "a forged entry is a new bucket"
+    );
+    // Another client behind the same edge has a bucket of its own.
+    assert_eq!(
+        status("198.51.100.8, 10.99.0.5".into()).await,
+        200,
+        "the edge's address is not the client's"
+    );
+}
+
 #[tokio::test]
 async fn proxying_sets_forwarding_headers_and_reports_failures() {
     let s = setup().await;
@@ -1038,4 +1085,28 @@ async fn origin_verification_refuses_to_start_without_a_good_secret() {
         "{error}"
     );
     assert!(error.contains("is not at least 32 characters"), "{error}");
+}
+
+/// Slowloris: a connection that dribbles its head, one that sends nothing and a
+/// kept-alive one left idle are all closed at the header-read timeout (10 s) rather
+/// than holding a file descriptor for as long as the client likes.
+#[tokio::test]
+async fn slow_silent_and_idle_connections_are_closed_at_the_header_read_timeout() {
+    let s = setup().await;
+    let limit = Duration::from_secs(14);
+    let (dribble, silent, idle) = tokio::join!(
+        held_open(&s.url, Slow::Dribble, limit),
+        held_open(&s.url, Slow::Silent, limit),
+        held_open(&s.url, Slow::IdleAfterAnswer, limit),
+    );
+    for (how, held) in [("dribble", dribble), ("silent", silent), ("idle", idle)] {
+        let held = held.unwrap_or_else(|| panic!("{how}: still open after {limit:?}"));
+        println!("{how}: closed by the server after {held:?}");
+        assert!(
+            held >= Duration::from_secs(9),
+            "{how}: closed early, {held:?}"
+        );
+    }
+    // The listener itself is unharmed.
+    assert_eq!(case(&s, "after-slow", "/public/x", None).await, (200, 1));
 }

@@ -111,11 +111,28 @@ impl ComponentMetadata {
     }
 }
 
-/// The signed-in user, when the gateway has verified one.
+/// The signed-in user, when the gateway has verified one. A user is a subject *at an
+/// issuer*: with several identity providers, `alice` at one is not `alice` at another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    pub id: String,
+    /// The identity provider that authenticated the user (the assertion's `idp`, the
+    /// token's `iss`).
+    pub issuer: String,
+    /// The user's id at that issuer (`sub`): unique only together with `issuer`.
+    pub subject: String,
     pub roles: Vec<String>,
+}
+
+impl User {
+    /// The id components get (the frozen contract's `user.id`, which has room for one
+    /// string): `ISSUER#SUBJECT`, with `%` and `#` of the issuer percent-encoded so the
+    /// first `#` always ends it. (An OpenID issuer has no fragment, so in practice the
+    /// issuer is written as it is.) Two users have the same id only if they have the
+    /// same issuer and subject. The SDK's `User::subject` reads the subject back.
+    pub fn id(&self) -> String {
+        let issuer = self.issuer.replace('%', "%25").replace('#', "%23");
+        format!("{issuer}#{}", self.subject)
+    }
 }
 
 /// What a component knows of the request.
@@ -137,7 +154,7 @@ impl RequestContext {
             query: self.query.clone(),
             locale: self.locale.clone(),
             user: self.user.as_ref().map(|u| wit::User {
-                id: u.id.clone(),
+                id: u.id(),
                 roles: u.roles.clone(),
             }),
             request_id: self.request_id.to_string(),
@@ -171,6 +188,35 @@ mod tests {
             bindings.contains(&format!("components/wit/v{WIT_VERSION}\"")),
             "bindings.rs and WIT_VERSION disagree"
         );
+    }
+
+    #[test]
+    fn a_user_is_a_subject_at_an_issuer() {
+        let user = |issuer: &str, subject: &str| User {
+            issuer: issuer.into(),
+            subject: subject.into(),
+            roles: Vec::new(),
+        };
+        let context = |u: User| RequestContext {
+            path: "/".into(),
+            params: Vec::new(),
+            query: Vec::new(),
+            locale: "en".into(),
+            user: Some(u),
+            request_id: Arc::from("r"),
+        };
+        let id = |u: User| context(u).to_wit().user.map(|u| u.id);
+        assert_eq!(
+            id(user("https://a.example", "alice")).as_deref(),
+            Some("https://a.example#alice")
+        );
+        assert_ne!(
+            id(user("https://a.example", "alice")),
+            id(user("https://b.example", "alice"))
+        );
+        // No issuer and subject can pass for another pair.
+        assert_ne!(id(user("a#b", "c")), id(user("a", "b#c")));
+        assert_eq!(user("a#b%", "c").id(), "a%23b%25#c");
     }
 
     #[test]

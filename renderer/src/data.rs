@@ -172,6 +172,10 @@ pub enum DataError {
     BreakerOpen,
     #[error("too many requests in flight to this BFF")]
     Overloaded,
+    /// The fetch panicked (on whatever the BFF sent): a failed fetch, never a failed
+    /// page.
+    #[error("fetch panicked: {0}")]
+    Panicked(String),
 }
 
 #[cfg(test)]

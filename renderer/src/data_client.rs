@@ -14,8 +14,18 @@
 //! - **Fallback**: when the breaker is open, the BFF fails or the waiter's deadline
 //!   passes, the last good value is served if it is within its stale-if-error window;
 //!   otherwise the topic stays absent.
+//! - **Hostile headers**: a BFF's numbers are believed up to a year ([`MAX_DELTA`]):
+//!   every `Cache-Control` delta-seconds and `Age` above it is cut to it before the
+//!   policy sees them, and every sum of times saturates. A fetch that panics anyway is
+//!   a failed fetch (it counts against the breaker), its in-flight entry is removed by
+//!   a drop guard, and a breaker probe that never reports gives the probe back. A data
+//!   source never fails a page, whatever its headers say.
+//! - **Hot path**: an entry carries the `Instant`s until which it is fresh and usable
+//!   stale, computed once when stored, so a hit is a comparison and not a policy
+//!   evaluation; the policy is kept for revalidation.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -26,6 +36,11 @@ use tokio::sync::Semaphore;
 
 use crate::component::Cacheability;
 use crate::data::DataError;
+
+/// The most a BFF's caching numbers (`max-age`, `s-maxage`, `stale-if-error`, `Age`, …)
+/// are believed: a year. Larger values are cut to it (RFC 9111 §1.2.2 allows a cache to
+/// cap delta-seconds), which keeps every later sum of times far from overflowing.
+pub const MAX_DELTA: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Tuning of the data client. The defaults suit a renderer in front of a handful of BFFs.
 #[derive(Debug, Clone)]
@@ -161,16 +176,84 @@ impl Outcome {
 struct Entry {
     value: Arc<str>,
     class: Cacheability,
+    /// For revalidation (its validators), not for hits: those use `fresh_until`.
     policy: CachePolicy,
+    /// Until when it is served without asking the BFF (the policy's freshness at the
+    /// time it was stored, at most [`MAX_DELTA`]).
+    fresh_until: Instant,
     /// Until when it may be served as stale.
-    stale_until: SystemTime,
+    stale_until: Instant,
     /// How long moka keeps it: freshness plus the stale-if-error window.
     keep_for: Duration,
+    /// Whom it may be reused for, from its `Vary`.
+    vary: Vary,
 }
 
 impl Entry {
-    fn usable_stale(&self, now: SystemTime) -> bool {
+    /// Fresh, and its `Vary` allows it for a request made with `identity`.
+    fn fresh_for(&self, identity: Option<&str>, now: Instant) -> bool {
+        now < self.fresh_until && self.vary.matches(identity)
+    }
+
+    fn usable_stale(&self, now: Instant) -> bool {
         now <= self.stale_until
+    }
+}
+
+/// What a stored answer's `Vary` makes of a later request, worked out once when it is
+/// stored. The renderer's requests for a URL differ only in the identity (`Accept` is
+/// always the same, nothing else is sent), so this is exactly http-cache-semantics'
+/// matching: `*` matches nothing; `Authorization` (which the policy request carries,
+/// with a fixed value, for a signed-in request) matches when both requests are signed
+/// in or both anonymous; `Oberon-Identity` when both carry the same assertion (or
+/// none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Vary {
+    never: bool,
+    on_signed_in: bool,
+    on_identity: bool,
+    /// The assertion of the request it answered, if `on_signed_in` or `on_identity`.
+    stored_identity: Option<Arc<str>>,
+}
+
+impl Vary {
+    fn of(headers: &http::HeaderMap, identity: Option<&str>) -> Self {
+        let mut vary = Vary::default();
+        for name in headers
+            .get_all(http::header::VARY)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+        {
+            if name == "*" {
+                vary.never = true;
+            } else if name.eq_ignore_ascii_case(http::header::AUTHORIZATION.as_str()) {
+                vary.on_signed_in = true;
+            } else if name.eq_ignore_ascii_case(oberon_identity::assertion::HEADER) {
+                vary.on_identity = true;
+            }
+        }
+        if vary.on_signed_in || vary.on_identity {
+            vary.stored_identity = identity.map(Arc::from);
+        }
+        vary
+    }
+
+    /// Both sets of conditions: a revalidated entry keeps its old `Vary` as well.
+    fn union(self, other: Vary) -> Vary {
+        Vary {
+            never: self.never || other.never,
+            on_signed_in: self.on_signed_in || other.on_signed_in,
+            on_identity: self.on_identity || other.on_identity,
+            stored_identity: self.stored_identity.or(other.stored_identity),
+        }
+    }
+
+    fn matches(&self, identity: Option<&str>) -> bool {
+        !self.never
+            && (!self.on_signed_in || self.stored_identity.is_some() == identity.is_some())
+            && (!self.on_identity || self.stored_identity.as_deref() == identity)
     }
 }
 
@@ -201,7 +284,7 @@ impl DataClient {
     pub fn new(opts: DataClientOptions) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(oberon_config::listen::CLIENT_POOL_IDLE)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let cache = moka::future::Cache::builder()
@@ -248,12 +331,9 @@ impl DataClient {
         identity: Option<&str>,
     ) -> Result<Fetched, DataError> {
         let started = Instant::now();
-        let now = SystemTime::now();
         let cached = self.inner.cache.get(url).await;
         if let Some(entry) = &cached
-            && let BeforeRequest::Fresh(_) = entry
-                .policy
-                .before_request(&policy_request(url, identity), now)
+            && entry.fresh_for(identity, started)
         {
             self.inner.count(|s| s.fresh_hits += 1);
             return Ok(Fetched {
@@ -306,7 +386,7 @@ impl DataClient {
     ) -> Result<Fetched, DataError> {
         match (result, cached) {
             (Ok(fetched), _) => Ok(fetched),
-            (Err(e), Some(entry)) if entry.usable_stale(SystemTime::now()) => {
+            (Err(e), Some(entry)) if entry.usable_stale(Instant::now()) => {
                 tracing::debug!(url, "serving stale data: {e}");
                 self.inner.count(|s| s.stale_served += 1);
                 Ok(Fetched {
@@ -355,11 +435,15 @@ impl Inner {
         let this = self.clone();
         let key = url.to_string();
         let request_id = request_id.to_string();
-        // Spawned, so that no waiter's deadline cancels it.
+        // Spawned, so that no waiter's deadline cancels it. The guard removes the entry
+        // however the task ends (an answer, a panic, the runtime shutting down), so no
+        // later request ever joins a fetch that will never answer.
         let task = tokio::spawn(async move {
-            let outcome = this.clone().run(&key, cached, &request_id, None).await;
-            lock(&this.inflight).remove(&key);
-            outcome
+            let _inflight = InflightEntry {
+                inner: this.clone(),
+                url: key.clone(),
+            };
+            this.clone().run(&key, cached, &request_id, None).await
         });
         let shared = async move {
             task.await
@@ -381,27 +465,35 @@ impl Inner {
         identity: Option<&str>,
     ) -> Result<Outcome, DataError> {
         let origin = self.origin(url);
-        if !origin.allow() {
+        let Some(admission) = origin.allow() else {
             self.count(|s| s.rejected_by_breaker += 1);
             return Err(DataError::BreakerOpen);
-        }
+        };
+        // Until the fetch reports, a probe that goes away (cancelled with a signed-in
+        // request's deadline, or stopped by a panic) gives the probe back.
+        let mut probe = Probe {
+            origin: &origin,
+            probing: admission == Admission::Probe,
+        };
         let Ok(Ok(_permit)) =
             tokio::time::timeout(self.opts.upstream_timeout, origin.limit.acquire()).await
         else {
-            origin.abandon_probe();
             return Err(DataError::Overloaded);
         };
         let mut retried = false;
         let result = loop {
             self.count(|s| s.upstream_requests += 1);
+            // A panic in the fetch (whatever the BFF sent) is a failed fetch.
             let attempt = tokio::time::timeout(
                 self.opts.upstream_timeout,
-                self.get(url, cached.as_deref(), request_id, identity),
+                AssertUnwindSafe(self.get(url, cached.as_deref(), request_id, identity))
+                    .catch_unwind(),
             )
             .await
-            .unwrap_or(Err(DataError::Timeout(
+            .unwrap_or(Ok(Err(DataError::Timeout(
                 self.opts.upstream_timeout.as_millis(),
-            )));
+            ))))
+            .unwrap_or_else(|panic| Err(DataError::Panicked(panic_message(&*panic))));
             let retryable = matches!(attempt, Err(DataError::Connect(_) | DataError::Status(503)));
             if retryable && !retried && origin.spend_retry() {
                 retried = true;
@@ -412,6 +504,7 @@ impl Inner {
             break attempt;
         };
         origin.deposit_retry(self.opts.retry_ratio, self.opts.retry_reserve);
+        probe.probing = false;
         match &result {
             Ok(_) => origin.success(),
             Err(e) if e.is_bff_failure() => {
@@ -466,7 +559,7 @@ impl Inner {
             }
         })?;
         let now = SystemTime::now();
-        let parts = response_parts(&response);
+        let parts = bounded(response_parts(&response));
 
         if response.status() == http::StatusCode::NOT_MODIFIED
             && let Some(entry) = cached
@@ -479,7 +572,8 @@ impl Inner {
                 &parts,
                 now,
                 Served::Revalidated,
-                identity.is_some(),
+                identity,
+                entry.vary.clone(),
             ));
         }
         if !response.status().is_success() {
@@ -515,10 +609,12 @@ impl Inner {
             &parts,
             now,
             Served::Fetched,
-            identity.is_some(),
+            identity,
+            Vary::default(),
         ))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn outcome(
         &self,
         value: Arc<str>,
@@ -526,12 +622,15 @@ impl Inner {
         parts: &http::response::Parts,
         now: SystemTime,
         served: Served,
-        for_user: bool,
+        identity: Option<&str>,
+        vary: Vary,
     ) -> Outcome {
+        let for_user = identity.is_some();
         let personal = parts.headers.contains_key(http::header::SET_COOKIE)
             || has_directive(&parts.headers, "private");
         let shareable = policy.is_storable() && !personal;
-        let fresh_for = policy.time_to_live(now);
+        // Bounded here too: `Expires` (up to the year 9999) is not a delta-seconds.
+        let fresh_for = policy.time_to_live(now).min(MAX_DELTA);
         let class = if personal || (for_user && !shareable) {
             Cacheability::Personal
         } else if !shareable || fresh_for.is_zero() {
@@ -540,15 +639,22 @@ impl Inner {
             Cacheability::Public
         };
         let stale_for = directive_seconds(&parts.headers, "stale-if-error")
-            .map_or(self.opts.stale_if_error, Duration::from_secs);
-        let keep_for = (fresh_for + stale_for).max(Duration::from_millis(1));
+            .map_or(self.opts.stale_if_error, Duration::from_secs)
+            .min(MAX_DELTA);
+        let keep_for = fresh_for
+            .saturating_add(stale_for)
+            .max(Duration::from_millis(1));
+        let stored = Instant::now();
+        let at = |after: Duration| stored.checked_add(after).unwrap_or(stored);
         Outcome {
             entry: Arc::new(Entry {
                 value,
                 class,
                 policy,
-                stale_until: now + keep_for,
+                fresh_until: at(fresh_for),
+                stale_until: at(keep_for),
                 keep_for,
+                vary: vary.union(Vary::of(&parts.headers, identity)),
             }),
             served,
             shareable,
@@ -592,16 +698,54 @@ enum Breaker {
     },
 }
 
+/// Why a request may go to the BFF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admission {
+    /// The breaker is closed.
+    Closed,
+    /// This request is the half-open breaker's one probe.
+    Probe,
+}
+
+/// A half-open breaker's probe until its fetch reports. Dropped before that (its fetch
+/// was cancelled, or panicked), it gives the probe back, so the breaker never stays
+/// half-open with nobody probing.
+struct Probe<'a> {
+    origin: &'a Origin,
+    probing: bool,
+}
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        if self.probing {
+            self.origin.abandon_probe();
+        }
+    }
+}
+
+/// Removes an in-flight fetch's entry when its task ends, however it ends.
+struct InflightEntry {
+    inner: Arc<Inner>,
+    url: String,
+}
+
+impl Drop for InflightEntry {
+    fn drop(&mut self) {
+        lock(&self.inner.inflight).remove(&self.url);
+    }
+}
+
 impl Origin {
-    fn allow(&self) -> bool {
+    /// Whether a request may go to the BFF now, and as what.
+    fn allow(&self) -> Option<Admission> {
         let mut b = lock(&self.breaker);
         match *b {
-            Breaker::Closed { .. } => true,
+            Breaker::Closed { .. } => Some(Admission::Closed),
             Breaker::Open { until, failures } if Instant::now() >= until => {
                 *b = Breaker::HalfOpen { failures };
-                true
+                Some(Admission::Probe)
             }
-            Breaker::Open { .. } | Breaker::HalfOpen { .. } => false,
+            Breaker::Open { .. } | Breaker::HalfOpen { .. } => None,
         }
     }
 
@@ -633,7 +777,9 @@ impl Origin {
                 tracing::warn!(failures, "circuit breaker opened for a BFF");
             }
             Breaker::Open {
-                until: Instant::now() + open_for,
+                until: Instant::now()
+                    .checked_add(open_for)
+                    .unwrap_or_else(Instant::now),
                 failures,
             }
         } else {
@@ -678,7 +824,8 @@ impl DataError {
             | DataError::Connect(_)
             | DataError::Request(_)
             | DataError::NotJson(_)
-            | DataError::TooLarge(_) => true,
+            | DataError::TooLarge(_)
+            | DataError::Panicked(_) => true,
             DataError::Status(s) => *s >= 500,
             DataError::BreakerOpen | DataError::Overloaded => false,
         }
@@ -703,6 +850,69 @@ fn response_parts(response: &reqwest::Response) -> http::response::Parts {
     parts.status = response.status();
     parts.headers = response.headers().clone();
     parts
+}
+
+/// `parts` with every delta-seconds of `Cache-Control` and the `Age` cut to
+/// [`MAX_DELTA`], so that no sum the cache policy makes of them can overflow. Other
+/// values are left as they are; an `Age` that is not a number is dropped (the policy
+/// would read it as 0).
+fn bounded(mut parts: http::response::Parts) -> http::response::Parts {
+    let max = MAX_DELTA.as_secs();
+    let cut = |v: &str| -> Option<u64> {
+        let digits = v.trim().trim_matches('"');
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse::<u64>().unwrap_or(u64::MAX))
+    };
+    if let Some(age) = parts.headers.get(http::header::AGE) {
+        match age.to_str().ok().and_then(cut) {
+            Some(secs) if secs > max => {
+                parts
+                    .headers
+                    .insert(http::header::AGE, http::HeaderValue::from(max));
+            }
+            Some(_) => {}
+            None => {
+                parts.headers.remove(http::header::AGE);
+            }
+        }
+    }
+    let mut changed = false;
+    let values: Vec<http::HeaderValue> = parts
+        .headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .map(|value| {
+            let Ok(text) = value.to_str() else {
+                return value.clone();
+            };
+            let directives: Vec<String> = text
+                .split(',')
+                .map(|d| match d.split_once('=') {
+                    Some((k, v)) if cut(v).is_some_and(|secs| secs > max) => {
+                        changed = true;
+                        format!("{}={max}", k.trim())
+                    }
+                    _ => d.trim().to_string(),
+                })
+                .collect();
+            http::HeaderValue::from_str(&directives.join(", ")).unwrap_or_else(|_| value.clone())
+        })
+        .collect();
+    if changed {
+        parts.headers.remove(http::header::CACHE_CONTROL);
+        for value in values {
+            parts.headers.append(http::header::CACHE_CONTROL, value);
+        }
+    }
+    parts
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 fn has_directive(headers: &http::HeaderMap, name: &str) -> bool {
@@ -778,6 +988,55 @@ mod tests {
     }
 
     #[test]
+    fn caching_numbers_are_cut_to_a_year() {
+        let (mut parts, ()) = http::Response::new(()).into_parts();
+        parts.headers =
+            headers("public, max-age=18446744073709551615, stale-if-error=99999999999999999999999");
+        parts.headers.append(
+            http::header::CACHE_CONTROL,
+            "s-maxage=\"18446744073709551615\", must-revalidate"
+                .parse()
+                .unwrap(),
+        );
+        parts
+            .headers
+            .insert(http::header::AGE, "18446744073709551615".parse().unwrap());
+        let h = bounded(parts).headers;
+        let year = MAX_DELTA.as_secs();
+        assert_eq!(directive_seconds(&h, "max-age"), Some(year));
+        assert_eq!(directive_seconds(&h, "stale-if-error"), Some(year));
+        assert_eq!(directive_seconds(&h, "s-maxage"), Some(year));
+        assert!(has_directive(&h, "public") && has_directive(&h, "must-revalidate"));
+        assert_eq!(h[http::header::AGE], year.to_string().as_str());
+
+        // Sane values are left alone; an Age that is not a number is dropped.
+        let (mut parts, ()) = http::Response::new(()).into_parts();
+        parts.headers = headers("public, max-age=60");
+        parts
+            .headers
+            .insert(http::header::AGE, "soon".parse().unwrap());
+        let h = bounded(parts).headers;
+        assert_eq!(h[http::header::CACHE_CONTROL], "public, max-age=60");
+        assert!(!h.contains_key(http::header::AGE));
+    }
+
+    #[test]
+    fn vary_is_matched_as_the_policy_would() {
+        let vary = |v: &str, stored: Option<&str>| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::VARY, v.parse().unwrap());
+            Vary::of(&h, stored)
+        };
+        assert!(vary("Accept", Some("a")).matches(Some("b")));
+        assert!(!vary("*", None).matches(None));
+        let by_identity = vary("Accept, Oberon-Identity", Some("a"));
+        assert!(by_identity.matches(Some("a")));
+        assert!(!by_identity.matches(Some("b")) && !by_identity.matches(None));
+        let by_authorization = vary("authorization", None);
+        assert!(by_authorization.matches(None) && !by_authorization.matches(Some("a")));
+    }
+
+    #[test]
     fn breaker_opens_probes_and_closes() {
         let o = Origin {
             breaker: Mutex::new(Breaker::Closed { failures: 0 }),
@@ -785,19 +1044,28 @@ mod tests {
             retry_tokens: Mutex::new(0.0),
         };
         for _ in 0..3 {
-            assert!(o.allow());
+            assert_eq!(o.allow(), Some(Admission::Closed));
             o.failure(3, Duration::from_millis(20));
         }
-        assert!(!o.allow(), "open after 3 failures");
+        assert_eq!(o.allow(), None, "open after 3 failures");
         std::thread::sleep(Duration::from_millis(25));
-        assert!(o.allow(), "one probe after open_for");
-        assert!(!o.allow(), "only one probe");
+        assert_eq!(
+            o.allow(),
+            Some(Admission::Probe),
+            "one probe after open_for"
+        );
+        assert_eq!(o.allow(), None, "only one probe");
         o.failure(3, Duration::from_millis(20));
-        assert!(!o.allow(), "a failed probe reopens it");
+        assert_eq!(o.allow(), None, "a failed probe reopens it");
         std::thread::sleep(Duration::from_millis(25));
-        assert!(o.allow());
+        assert_eq!(o.allow(), Some(Admission::Probe));
         o.success();
-        assert!(o.allow() && o.allow(), "closed after a good probe");
+        assert_eq!(
+            o.allow(),
+            Some(Admission::Closed),
+            "closed after a good probe"
+        );
+        assert_eq!(o.allow(), Some(Admission::Closed));
     }
 
     #[test]

@@ -402,7 +402,8 @@ impl Renderer {
         match verifier.verify(token, Some(request_id)).await {
             Ok(identity) => (
                 Some(User {
-                    id: identity.subject,
+                    issuer: identity.issuer,
+                    subject: identity.subject,
                     roles: identity.roles,
                 }),
                 Some(token),

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
+use oberon_config::listen::ListenLimits;
 
 use crate::cache::Mode;
 use crate::lifecycle::Renderer;
@@ -32,15 +33,15 @@ pub fn app(renderer: Arc<Renderer>) -> Router {
         .with_state(renderer)
 }
 
-/// Serve `app` on `listener` until `shutdown` resolves, finishing requests in flight.
+/// Serve `app` on `listener` until `shutdown` resolves, finishing requests in flight:
+/// within [`ListenLimits`], so a connection that sends its head slowly, or nothing, is
+/// closed at the header-read timeout.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    oberon_config::listen::serve(listener, app, ListenLimits::default(), shutdown).await
 }
 
 async fn ready(State(renderer): State<Arc<Renderer>>) -> Response {

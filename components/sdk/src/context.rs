@@ -26,6 +26,22 @@ impl User {
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
     }
+
+    /// The user's id at their identity provider (`sub`), for display. It is unique
+    /// only at that provider: key anything by [`User::id`], which is
+    /// `ISSUER#SUBJECT` (the issuer's own `%` and `#` percent-encoded, so the first `#`
+    /// ends it), unique across providers.
+    pub fn subject(&self) -> &str {
+        self.id
+            .split_once('#')
+            .map_or(self.id.as_str(), |(_, subject)| subject)
+    }
+
+    /// The identity provider that authenticated the user (its `iss`).
+    pub fn issuer(&self) -> String {
+        let issuer = self.id.split_once('#').map_or("", |(issuer, _)| issuer);
+        issuer.replace("%23", "#").replace("%25", "%")
+    }
 }
 
 fn lookup<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -61,13 +77,14 @@ mod tests {
 
         let ctx = Context {
             user: Some(User {
-                id: "u1".into(),
+                id: "https://idp.example/a%23b#u1#x".into(),
                 roles: vec!["admin".into()],
             }),
             ..ctx
         };
         let user = ctx.user().unwrap();
-        assert_eq!(user.id, "u1");
+        assert_eq!(user.subject(), "u1#x");
+        assert_eq!(user.issuer(), "https://idp.example/a#b");
         assert!(user.has_role("admin"));
         assert!(!user.has_role("staff"));
     }

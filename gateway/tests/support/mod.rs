@@ -295,8 +295,57 @@ pub async fn gateway_with_files(
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     let gateway = Arc::new(gateway);
-    let url = serve(oberon_gateway::app(gateway.clone())).await;
+    // Through the gateway's own listener, as in production.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(oberon_gateway::serve(
+        listener,
+        oberon_gateway::app(gateway.clone()),
+        std::future::pending(),
+    ));
     (gateway, url, dir)
+}
+
+/// How a slow client behaves on one connection.
+#[derive(Debug, Clone, Copy)]
+pub enum Slow {
+    /// Sends a request head one byte every 500 ms, never finishing it.
+    Dribble,
+    /// Sends nothing at all.
+    Silent,
+    /// Sends one whole request, reads the answer, then keeps the connection idle.
+    IdleAfterAnswer,
+}
+
+/// How long the server at `url` kept a connection of a `how` client open before
+/// closing it; `None` if it was still open after `limit`.
+pub async fn held_open(url: &str, how: Slow, limit: Duration) -> Option<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let head = format!("GET /_gateway/livez HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ");
+    let mut dribble = head.into_bytes().into_iter().chain(std::iter::repeat(b'a'));
+    if let Slow::IdleAfterAnswer = how {
+        let request = format!("GET /_gateway/livez HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+    }
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < limit {
+        if let Slow::Dribble = how {
+            let byte = dribble.next().unwrap_or(b'a');
+            if stream.write_all(&[byte]).await.is_err() {
+                return Some(started.elapsed());
+            }
+        }
+        // End of file or a reset: closed by the server. An answer (to the whole
+        // request, or a 408) or nothing yet: read on until it closes.
+        let read = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            return Some(started.elapsed());
+        }
+    }
+    None
 }
 
 pub fn client() -> reqwest::Client {

@@ -55,6 +55,41 @@ resource "fastly_service_vcl" "oberon" {
     headers           = ["X-Origin-Verify: ${var.origin_verify_secret}"]
   }
 
+  # Every request over TLS: a plain-HTTP request is redirected to HTTPS before anything
+  # else, so X-Forwarded-Proto below is always the truth.
+  request_setting {
+    name      = "force_tls"
+    force_ssl = true
+  }
+
+  # The gateway believes the forwarding headers and the request id of the CDN, so none
+  # may be the client's. At the first Fastly node a request meets (the edge; with
+  # shielding the shield sees visits > 0 and keeps what the edge set): the client is
+  # the connection's address, not a chain it wrote; the request id is new (identity
+  # assertions are bound to it); the scheme is the connection's; the host is the
+  # gateway's own view. Behind a shield the gateway sees "client, edge" in
+  # X-Forwarded-For and walks it right to left past Fastly's addresses (its
+  # trusted_hops).
+  snippet {
+    name     = "oberon_recv_client_facts"
+    type     = "recv"
+    priority = 5
+    content  = <<-VCL
+      if (fastly.ff.visits_this_service == 0 && req.restarts == 0) {
+        set req.http.X-Forwarded-For = client.ip;
+        set req.http.Fastly-Client-IP = client.ip;
+        set req.http.X-Request-Id = uuid.version4();
+        if (req.is_ssl) {
+          set req.http.X-Forwarded-Proto = "https";
+        } else {
+          set req.http.X-Forwarded-Proto = "http";
+        }
+        unset req.http.X-Forwarded-Host;
+        unset req.http.Forwarded;
+      }
+    VCL
+  }
+
   # Proves to the gateway that a request came through this service. Set in vcl_recv, so
   # whatever a client sent under that name is overwritten.
   header {

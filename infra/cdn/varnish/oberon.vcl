@@ -43,7 +43,8 @@ acl oberon_trusted {
 # Client side
 # ---------------------------------------------------------------------------
 
-# Contract: internal control headers are never accepted from clients; PURGE/BAN
+# Contract: internal control headers are never accepted from clients, nor are
+# forwarding headers or request ids (the gateway believes what this cache sends); PURGE/BAN
 # by surrogate key from trusted addresses; Cookie/Authorization → pass; the
 # restart states of stale-if-error choose how much grace a lookup may use.
 sub vcl_recv {
@@ -54,6 +55,23 @@ sub vcl_recv {
         unset req.http.X-Oberon-Stale;
         if (client.ip !~ oberon_trusted) {
             unset req.http.X-Oberon-Debug;
+        }
+        # This is the first edge, and the gateway believes what it forwards: so
+        # nothing the client sent under these names goes on. The client is the
+        # connection's address, not a chain it wrote (varnishd appended client.ip
+        # to the client's own X-Forwarded-For; that list is replaced here). The
+        # gateway makes a fresh request id, the one identity assertions are bound
+        # to. The scheme is this listener's: https only on 443, where a TLS
+        # terminator speaking the PROXY protocol hands connections over (so that
+        # client.ip and server.ip are the client's and the one it connected to).
+        set req.http.X-Forwarded-For = client.ip;
+        unset req.http.X-Request-Id;
+        unset req.http.X-Forwarded-Host;
+        unset req.http.Forwarded;
+        if (std.port(server.ip) == 443) {
+            set req.http.X-Forwarded-Proto = "https";
+        } else {
+            unset req.http.X-Forwarded-Proto;
         }
     }
 

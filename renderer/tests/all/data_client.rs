@@ -436,3 +436,81 @@ async fn a_users_answer_is_shared_only_when_the_bff_says_public() {
     assert_eq!(n(&c, &url).await.expect("shared"), (1, Served::Fresh));
     assert_eq!(b.hits(), 1);
 }
+
+/// Caching numbers at u64::MAX, as a hostile or broken BFF might send them: no fetch
+/// fails or panics (anonymous or signed in), later fetches of the same URL still work,
+/// and the breaker stays closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_caching_headers_never_fail_a_fetch() {
+    const MAX: &str = "18446744073709551615";
+    let b = bff(Answer::Json("public, max-age=18446744073709551615", vec![])).await;
+    let c = client();
+    let url = format!("{}/max-age", b.url);
+    assert_eq!(n(&c, &url).await.expect("first"), (1, Served::Fetched));
+    assert_eq!(n(&c, &url).await.expect("later"), (1, Served::Fresh));
+    let got = c
+        .fetch_as(
+            &format!("{}/signed-in", b.url),
+            DEADLINE,
+            "t",
+            Some("alice"),
+        )
+        .await
+        .expect("a signed-in fetch");
+    assert_eq!(got.served, Served::Fetched);
+
+    // An Age far past max-age: stale on arrival, so every use asks again.
+    b.answer(Answer::Json("public, max-age=60", vec![("age", MAX)]));
+    let url = format!("{}/age", b.url);
+    for _ in 0..3 {
+        assert_eq!(n(&c, &url).await.expect("age").1, Served::Fetched);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    for cc in [
+        "public, max-age=60, stale-if-error=18446744073709551615",
+        "public, s-maxage=18446744073709551615",
+        "public, max-age=99999999999999999999999999",
+    ] {
+        b.answer(Answer::Json(cc, vec![]));
+        let url = format!("{}/{}", b.url, cc.len());
+        let first = n(&c, &url).await.unwrap_or_else(|e| panic!("{cc}: {e}"));
+        assert_eq!(first.1, Served::Fetched, "{cc}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(n(&c, &url).await.is_ok(), "{cc}");
+    }
+    assert_eq!(c.breakers()[0].state, BreakerState::Closed);
+}
+
+/// A signed-in fetch is not spawned: the page's deadline drops it. When it was the
+/// half-open breaker's probe, the probe is given back rather than leaving the breaker
+/// half-open, refusing everyone, for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_cancelled_by_its_deadline_does_not_leave_the_breaker_half_open() {
+    let b = bff(Answer::Status(500)).await;
+    let c = client();
+    for i in 0..3 {
+        assert!(n(&c, &format!("{}/k{i}", b.url)).await.is_err());
+    }
+    assert_eq!(c.breakers()[0].state, BreakerState::Open);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+
+    // The probe: a signed-in fetch whose deadline passes while the BFF thinks.
+    b.answer(Answer::Json("private", vec![]));
+    b.delay(Duration::from_secs(2));
+    let probe = c
+        .fetch_as(
+            &format!("{}/me", b.url),
+            Duration::from_millis(100),
+            "t",
+            Some("alice"),
+        )
+        .await;
+    assert!(matches!(probe, Err(DataError::Timeout(_))), "{probe:?}");
+
+    // The BFF is well again: the next request probes, and closes the breaker.
+    b.delay(Duration::ZERO);
+    let next = n(&c, &format!("{}/after", b.url)).await;
+    assert!(next.is_ok(), "{next:?}");
+    assert_eq!(c.breakers()[0].state, BreakerState::Closed);
+}

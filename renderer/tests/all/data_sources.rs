@@ -121,3 +121,47 @@ component = "chain-sink"
     assert_eq!(status["data"]["stats"]["fresh_hits"], 1, "{status}");
     assert_eq!(status["data"]["breakers"][0]["state"], "closed", "{status}");
 }
+
+/// Caching headers at u64::MAX (`max-age`, `s-maxage`, `stale-if-error`, or an `Age`
+/// beyond any `max-age`) neither fail the page that fetched them nor any later one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_caching_headers_never_fail_a_page() {
+    let api = backend().await;
+    let site = TestSite::new(&[("api", api)]);
+    site.install(&["chain-sink"]);
+    let kinds = ["max-age", "s-maxage", "age", "stale-if-error"];
+    for kind in kinds {
+        site.page(
+            &format!("{kind}.toml"),
+            &format!(
+                r#"
+route = "/{kind}"
+layout = "test.html"
+team = "t"
+[[data]]
+topic = "n"
+url = "{{bff.api}}/hostile/{kind}"
+[[data]]
+topic = "n2"
+url = "{{bff.api}}/number/4"
+[[slots]]
+name = "sink"
+component = "chain-sink"
+"#
+            ),
+        );
+    }
+    let running = site.start().await.expect("site starts");
+    for round in 0..3 {
+        for kind in kinds {
+            let page = running.get(&format!("/{kind}")).await;
+            assert_eq!(page.status, 200, "{kind}, round {round}: {}", page.body);
+            assert_eq!(
+                page.slot("sink"),
+                "<p>sink n=7 n2=4</p>",
+                "{kind}, round {round}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

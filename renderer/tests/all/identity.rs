@@ -102,6 +102,36 @@ component = "account-summary"
         seen.lock().expect("lock").last(),
         Some(&Some(assertion.clone()))
     );
+    // The component knows the user by issuer and subject: alice at another identity
+    // provider is someone else.
+    assert!(
+        page.body
+            .contains(r#"data-oberon-user-id="https://idp.test#alice""#),
+        "{slot}"
+    );
+    let other_alice = Identity {
+        issuer: "https://other-idp.test".into(),
+        ..alice()
+    };
+    let other = running
+        .get_with(
+            "/account",
+            &[
+                (
+                    HEADER,
+                    gateway.sign(&other_alice, "req-b").expect("sign").as_str(),
+                ),
+                ("x-request-id", "req-b"),
+            ],
+        )
+        .await;
+    assert!(
+        other
+            .body
+            .contains(r#"data-oberon-user-id="https://other-idp.test#alice""#),
+        "{}",
+        other.body
+    );
 
     // Around the gateway: a forged header, a key the gateway does not have, and a real
     // assertion replayed onto another request are all anonymous.

@@ -229,6 +229,28 @@ pub async fn backend() -> String {
             get(|axum::extract::Path(n): axum::extract::Path<i64>| async move { axum::Json(n) }),
         )
         .route(
+            // Numbers with caching headers no BFF should send, each at u64::MAX.
+            "/hostile/{kind}",
+            get(
+                |axum::extract::Path(kind): axum::extract::Path<String>| async move {
+                    const MAX: &str = "18446744073709551615";
+                    let (cache_control, age) = match kind.as_str() {
+                        "max-age" => (format!("public, max-age={MAX}"), None),
+                        "s-maxage" => (format!("public, s-maxage={MAX}"), None),
+                        "age" => ("public, max-age=60".to_string(), Some(MAX)),
+                        _ => (format!("public, max-age=60, stale-if-error={MAX}"), None),
+                    };
+                    let mut response = axum::Json(7).into_response();
+                    let headers = response.headers_mut();
+                    headers.insert("cache-control", cache_control.parse().expect("value"));
+                    if let Some(age) = age {
+                        headers.insert("age", age.parse().expect("value"));
+                    }
+                    response
+                },
+            ),
+        )
+        .route(
             "/slow",
             get(|| async {
                 tokio::time::sleep(Duration::from_secs(3)).await;
@@ -324,4 +346,45 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// How a slow client behaves on one connection.
+#[derive(Debug, Clone, Copy)]
+pub enum Slow {
+    /// Sends a request head one byte every 500 ms, never finishing it.
+    Dribble,
+    /// Sends nothing at all.
+    Silent,
+    /// Sends one whole request, reads the answer, then keeps the connection idle.
+    IdleAfterAnswer,
+}
+
+/// How long the server at `addr` kept a connection of a `how` client open before
+/// closing it; `None` if it was still open after `limit`.
+pub async fn held_open(addr: SocketAddr, how: Slow, limit: Duration) -> Option<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let started = Instant::now();
+    let head = format!("GET /_oberon/livez HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ");
+    let mut dribble = head.into_bytes().into_iter().chain(std::iter::repeat(b'a'));
+    if let Slow::IdleAfterAnswer = how {
+        let request = format!("GET /_oberon/livez HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("write");
+    }
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < limit {
+        if let Slow::Dribble = how {
+            let byte = dribble.next().unwrap_or(b'a');
+            if stream.write_all(&[byte]).await.is_err() {
+                return Some(started.elapsed());
+            }
+        }
+        // End of file or a reset: closed by the server. An answer (to the whole
+        // request, or a 408) or nothing yet: read on until it closes.
+        let read = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await;
+        if let Ok(Ok(0) | Err(_)) = read {
+            return Some(started.elapsed());
+        }
+    }
+    None
 }

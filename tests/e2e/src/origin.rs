@@ -490,7 +490,7 @@ pub fn install(components: &Path, name: &str, crate_name: &str) {
 }
 
 /// The gateway as a production deployment behind a CDN has it, on loopback: Varnish is
-/// the trusted hop (it appends the client to `X-Forwarded-For`), and the rate limits
+/// the trusted hop (it sets `X-Forwarded-For` to the client), and the rate limits
 /// are far above what the tests send. Pages and the components' client assets are
 /// routed as in `demo/gateway.toml`.
 const GATEWAY_CONFIG: &str = r#"

@@ -61,16 +61,19 @@ impl Component for AccountSummary {
             }
             None => "<p>Your orders are unavailable right now.</p>".to_string(),
         };
+        // The subject is for people; the id (issuer and subject) is what tells two
+        // users apart, for the page's scripts.
         Ok(Fragment::html(format!(
             concat!(
-                r#"<section class="account" data-oberon-component="account-summary">"#,
+                r#"<section class="account" data-oberon-component="account-summary" data-oberon-user-id="{id}">"#,
                 r#"<h1>Signed in as <span data-oberon-user>{user}</span></h1>"#,
                 "<p>Roles: {roles}</p>",
                 "<h2>Your orders</h2>{orders}",
                 r#"<form method="post" action="/_gateway/sign-out"><button>Sign out</button></form>"#,
                 "</section>"
             ),
-            user = html::escape(&user.id),
+            id = html::escape(&user.id),
+            user = html::escape(user.subject()),
             roles = roles,
             orders = orders,
         )))

@@ -34,11 +34,15 @@ pub const HEADER: &str = "oberon-identity";
 const ISSUER: &str = "oberon-gateway";
 const AUDIENCE: &str = "oberon-upstream";
 
-/// A user the gateway vouches for.
+/// A user the gateway vouches for: a subject *at an issuer*. The gateway accepts users
+/// of several identity providers, and `alice` at one is not `alice` at another, so
+/// anything kept per user is keyed by both ([`User::id`], or the two fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
-    /// The user's id at their identity provider.
-    pub id: String,
+    /// The identity provider that authenticated the user (its `iss`).
+    pub issuer: String,
+    /// The user's id at that identity provider (`sub`): unique only with `issuer`.
+    pub subject: String,
     pub roles: Vec<String>,
     pub name: Option<String>,
 }
@@ -47,11 +51,22 @@ impl User {
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
     }
+
+    /// One string for (issuer, subject), the one Oberon's components get as
+    /// `user.id`: `ISSUER#SUBJECT`, with `%` and `#` of the issuer percent-encoded so
+    /// that the first `#` always ends it.
+    pub fn id(&self) -> String {
+        let issuer = self.issuer.replace('%', "%25").replace('#', "%23");
+        format!("{issuer}#{}", self.subject)
+    }
 }
 
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// The identity provider: the gateway signs it into every assertion, and a user
+    /// is nobody without it.
+    idp: String,
     #[serde(default)]
     roles: Vec<String>,
     name: Option<String>,
@@ -187,7 +202,8 @@ impl GatewayKeys {
             Some(_) => {}
         }
         Ok(User {
-            id: claims.sub,
+            issuer: claims.idp,
+            subject: claims.sub,
             roles: claims.roles,
             name: claims.name,
         })
@@ -302,7 +318,7 @@ mod tests {
         header.kid = Some("gw-1".into());
         let claims = serde_json::json!({
             "iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "roles": ["buyer"],
-            "iat": now, "nbf": now, "exp": now + 60, "rid": rid,
+            "idp": "https://idp.example", "iat": now, "nbf": now, "exp": now + 60, "rid": rid,
         });
         jsonwebtoken::encode(&header, &claims, key).expect("sign")
     }
@@ -312,7 +328,11 @@ mod tests {
         let (keys, signing) = keys();
         let token = assertion(&signing, "req-1");
         let user = keys.verify(&token, Some("req-1")).await.expect("verifies");
-        assert_eq!(user.id, "alice");
+        assert_eq!(
+            (user.issuer.as_str(), user.subject.as_str()),
+            ("https://idp.example", "alice")
+        );
+        assert_eq!(user.id(), "https://idp.example#alice");
         assert!(matches!(
             keys.verify(&token, Some("req-2")).await,
             Err(IdentityError::OtherRequest)

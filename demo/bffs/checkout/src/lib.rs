@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod config;
 pub mod identity;
+pub mod listen;
 pub mod metrics;
 pub mod versions;
 
@@ -31,6 +32,7 @@ use tracing::Instrument;
 use crate::backend::{Backend, BackendError, Forward};
 use crate::config::Config;
 use crate::identity::{GatewayKeys, Role, UserWithRole};
+use crate::listen::ListenLimits;
 use crate::metrics::Metrics;
 
 /// Cache policy of a successful, public answer: the renderer's data client (and any
@@ -93,17 +95,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let flag = state.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            flag.ready.store(false, Ordering::SeqCst);
-            tracing::info!(
-                drain_ms = flag.config.drain.as_millis() as u64,
-                "shutting down: not ready, draining"
-            );
-            tokio::time::sleep(flag.config.drain).await;
-        })
-        .await
+    let drained = async move {
+        shutdown.await;
+        flag.ready.store(false, Ordering::SeqCst);
+        tracing::info!(
+            drain_ms = flag.config.drain.as_millis() as u64,
+            "shutting down: not ready, draining"
+        );
+        tokio::time::sleep(flag.config.drain).await;
+    };
+    listen::serve(listener, app(state), ListenLimits::default(), drained).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
@@ -293,7 +294,14 @@ async fn orders_v1(
             NO_STORE,
         );
     }
-    let path = format!("/users/{}/orders", urlencode(&user.user().id));
+    // Keyed by issuer and subject: `alice` at one identity provider is not `alice` at
+    // another, and must not see the other's orders.
+    let user = user.user();
+    let path = format!(
+        "/issuers/{}/users/{}/orders",
+        urlencode(&user.issuer),
+        urlencode(&user.subject)
+    );
     let orders = match state
         .backend
         .get::<Vec<BackendOrder>>(&path, &forward(&headers))

@@ -36,9 +36,24 @@ async fn fake_backend() -> (String, Arc<Fake>) {
             _ => StatusCode::NOT_FOUND.into_response(),
         }
     }
+    // Orders are kept per user *at an issuer*: only https://idp.example's users have any.
+    async fn issuer_orders(
+        state: State<Arc<Fake>>,
+        Path((issuer, user)): Path<(String, String)>,
+    ) -> Response {
+        if issuer == "https://idp.example" {
+            orders(state, Path(user)).await
+        } else {
+            StatusCode::NOT_FOUND.into_response()
+        }
+    }
     let fake = Arc::new(Fake::default());
     let app = Router::new()
         .route("/users/{user}/orders", routing::get(orders))
+        .route(
+            "/issuers/{issuer}/users/{user}/orders",
+            routing::get(issuer_orders),
+        )
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -126,6 +141,17 @@ async fn fake_gateway() -> FakeGateway {
 }
 
 fn assertion(key: &jsonwebtoken::EncodingKey, user: &str, roles: &[&str], rid: &str) -> String {
+    assertion_at(key, "https://idp.example", user, roles, rid)
+}
+
+/// An assertion for `user` at the identity provider `idp`.
+fn assertion_at(
+    key: &jsonwebtoken::EncodingKey,
+    idp: &str,
+    user: &str,
+    roles: &[&str],
+    rid: &str,
+) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -134,7 +160,7 @@ fn assertion(key: &jsonwebtoken::EncodingKey, user: &str, roles: &[&str], rid: &
     header.kid = Some("gw-1".into());
     let claims = serde_json::json!({
         "iss": "oberon-gateway", "aud": "oberon-upstream", "sub": user, "roles": roles,
-        "iat": now, "nbf": now, "exp": now + 60, "idp": "https://idp.example", "rid": rid,
+        "iat": now, "nbf": now, "exp": now + 60, "idp": idp, "rid": rid,
     });
     jsonwebtoken::encode(&header, &claims, key).expect("sign")
 }
@@ -211,6 +237,34 @@ async fn orders_are_for_the_signed_in_buyer_only_and_never_shared() {
         let r = get(&url, &[("oberon-identity", &token), ("x-request-id", "r5")]).await;
         assert_eq!(r.status(), status, "{user}");
     }
+}
+
+/// The gateway accepts several identity providers: `alice` at one and `alice` at
+/// another are different buyers, and neither sees the other's orders.
+#[tokio::test]
+async fn alice_at_another_issuer_does_not_see_the_first_alices_orders() {
+    let (backend, _) = fake_backend().await;
+    let gateway = fake_gateway().await;
+    let bff = start(&[
+        ("BACKEND_URL", backend),
+        ("GATEWAY_JWKS_URL", gateway.jwks_url.clone()),
+    ])
+    .await;
+    let orders = |idp: &'static str, rid: &'static str| {
+        let token = assertion_at(&gateway.key, idp, "alice", &["buyer"], rid);
+        let url = format!("{}/v1/orders", bff.url);
+        async move {
+            let r = get(&url, &[("oberon-identity", &token), ("x-request-id", rid)]).await;
+            assert_eq!(r.status(), 200, "{idp}");
+            r.json::<OrdersV1>().await.expect("json").orders
+        }
+    };
+    assert_eq!(orders("https://idp.example", "a-1").await.len(), 1);
+    assert_eq!(
+        orders("https://other-idp.example", "b-1").await,
+        [],
+        "alice at another issuer sees the first alice's orders"
+    );
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@
 pub mod backend;
 pub mod config;
 pub mod identity;
+pub mod listen;
 pub mod metrics;
 pub mod versions;
 
@@ -33,6 +34,7 @@ use tracing::Instrument;
 use crate::backend::{Backend, BackendError, Forward};
 use crate::config::{Config, Lifecycle};
 use crate::identity::GatewayKeys;
+use crate::listen::ListenLimits;
 use crate::metrics::Metrics;
 
 /// Cache policy of a successful, public answer: the renderer's data client (and any
@@ -95,17 +97,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let flag = state.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            flag.ready.store(false, Ordering::SeqCst);
-            tracing::info!(
-                drain_ms = flag.config.drain.as_millis() as u64,
-                "shutting down: not ready, draining"
-            );
-            tokio::time::sleep(flag.config.drain).await;
-        })
-        .await
+    let drained = async move {
+        shutdown.await;
+        flag.ready.store(false, Ordering::SeqCst);
+        tracing::info!(
+            drain_ms = flag.config.drain.as_millis() as u64,
+            "shutting down: not ready, draining"
+        );
+        tokio::time::sleep(flag.config.drain).await;
+    };
+    listen::serve(listener, app(state), ListenLimits::default(), drained).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
