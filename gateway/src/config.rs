@@ -18,7 +18,9 @@ pub struct GatewayConfig {
     pub public_url: Spanned<String>,
     /// `trusted_hops = ["10.0.0.0/8"]`: addresses of the CDN in front. Only a request
     /// from one of them may say who the client is (`X-Forwarded-For`), which scheme it
-    /// used, or bring its own request id.
+    /// used, or bring its own request id. List every CDN address a request may come
+    /// through, edges as well as shields: the client is the first `X-Forwarded-For`
+    /// entry, right to left, that is not one of them.
     #[serde(default)]
     pub trusted_hops: Vec<Spanned<String>>,
     /// `assertion_key = "/run/secrets/gateway.pem"`: the Ed25519 key (PKCS#8 PEM) that
