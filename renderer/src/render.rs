@@ -26,6 +26,7 @@ use crate::mode::{Change, FleetMode};
 use crate::purge::Purger;
 use crate::registry::{self, Asset, ComponentSet, ComponentVersion, DirScan};
 use crate::registry_source::{Look, RegistrySource, RegistryStatus};
+use crate::render_cache::{RenderCache, Reuse};
 use crate::site::{Page, PageVariant, REQUEST_TOPIC, Site, SiteSource};
 use oberon_identity::Verifier;
 use oberon_identity::assertion::HEADER as IDENTITY_HEADER;
@@ -71,6 +72,8 @@ pub struct Renderer {
     /// rendered just before a swap (in a browser, or on its way from the CDN) still
     /// finds its scripts and styles.
     retired_assets: std::sync::Mutex<VecDeque<RetiredAssets>>,
+    /// Outcomes of reusable component renders (see [`crate::render_cache`]).
+    render_cache: RenderCache,
 }
 
 /// Where the component versions come from.
@@ -184,6 +187,7 @@ impl Renderer {
             source.config.limits.max_concurrent_renders as usize,
         );
         let purger = Purger::new(source.config.cache.purge.clone()).map_err(StartError::Engine)?;
+        let render_cache = RenderCache::new(source.config.render_cache.max_mib);
         let renderer = Arc::new(Self {
             engine,
             data,
@@ -197,6 +201,7 @@ impl Renderer {
             purger,
             admin_token: options.admin_token.filter(|t| !t.is_empty()),
             retired_assets: std::sync::Mutex::new(VecDeque::new()),
+            render_cache,
         });
         renderer.watch_mode(MODE_LOOK_EVERY);
         Ok(renderer)
@@ -322,6 +327,11 @@ impl Renderer {
         while retired.len() > RETIRED_VERSIONS_KEPT {
             retired.pop_front();
         }
+    }
+
+    /// The render cache: its counters and size are in `/_oberon/status`.
+    pub fn render_cache(&self) -> &RenderCache {
+        &self.render_cache
     }
 
     /// The data client: its breakers' state feeds health output and the cache mode.
@@ -537,9 +547,18 @@ impl Renderer {
         let data_time = data_started.elapsed();
 
         let components_started = Instant::now();
-        let (fragments, bus) = self
-            .run_components(page, variant, &ctx, bus, deadline)
+        // --- render cache: whether this request may reuse renders -----------------
+        let reuse = Reuse::for_request(
+            &self.render_cache,
+            &ctx,
+            request.contains_key(header::AUTHORIZATION) || request.contains_key(header::COOKIE),
+            page.class.max(data_class),
+            variant.is_canary(),
+        );
+        let (fragments, bus, reused) = self
+            .run_components(page, variant, &ctx, bus, deadline, reuse)
             .await;
+        // --- end render cache ---------------------------------------------------------
         let components_time = components_started.elapsed();
 
         let compose_started = Instant::now();
@@ -664,7 +683,7 @@ impl Renderer {
         let not_modified = cache::if_none_match(request.get_all(header::IF_NONE_MATCH), &etag);
         headers.insert(header::ETAG, etag);
         if let Ok(v) = HeaderValue::from_str(&format!(
-            "data;dur={:.2}, components;dur={:.2}, compose;dur={:.2}",
+            "data;dur={:.2}, components;dur={:.2}, compose;dur={:.2}, reused;desc={reused}",
             ms(data_time),
             ms(components_time),
             ms(compose_time)
@@ -767,7 +786,7 @@ impl Renderer {
     }
 
     /// Run the page's components stage by stage. Returns each slot's fragment (or why
-    /// it fell back), in page order, and the final bus.
+    /// it fell back), in page order, the final bus, and how many slots were reused.
     async fn run_components(
         &self,
         page: &Page,
@@ -775,7 +794,13 @@ impl Renderer {
         ctx: &RequestContext,
         bus: BusSnapshot,
         deadline: Instant,
-    ) -> (Vec<Result<crate::component::Fragment, String>>, BusSnapshot) {
+        reuse: Reuse,
+    ) -> (
+        Vec<Result<crate::component::Fragment, String>>,
+        BusSnapshot,
+        usize,
+    ) {
+        let mut reused = 0;
         let mut results: Vec<Option<Result<crate::component::Fragment, String>>> =
             (0..variant.slots.len()).map(|_| None).collect();
         let mut bus = Arc::new(bus);
@@ -785,22 +810,28 @@ impl Renderer {
                 let bus = bus.clone();
                 let slot_deadline = (Instant::now() + slot.deadline).min(deadline);
                 async move {
-                    let result = self
-                        .engine
-                        .render(
-                            &slot.component.component,
+                    // --- render cache: one slot, rendered or reused -------------------
+                    let rendered = self
+                        .render_cache
+                        .render_or_reuse(
+                            &self.engine,
+                            reuse,
+                            &slot.component,
                             ctx,
                             &slot.props,
                             &bus,
                             slot_deadline,
                         )
                         .await;
-                    (i, result)
+                    (i, rendered)
+                    // --- end render cache ---------------------------------------------
                 }
             });
             let outcomes = join_all(runs).await;
             let next = Arc::make_mut(&mut bus);
-            for (i, result) in outcomes {
+            for (i, rendered) in outcomes {
+                reused += usize::from(rendered.reused); // render cache
+                let result = rendered.result;
                 let slot = &variant.slots[i];
                 match result.outcome {
                     Ok(fragment) => {
@@ -824,7 +855,7 @@ impl Renderer {
             .into_iter()
             .map(|r| r.unwrap_or_else(|| Err("not run".into())))
             .collect();
-        (results, Arc::unwrap_or_clone(bus))
+        (results, Arc::unwrap_or_clone(bus), reused)
     }
 }
 

@@ -14,3 +14,4 @@ mod hot_swap;
 mod http;
 mod identity;
 mod registry_channels;
+mod render_cache;

@@ -29,7 +29,7 @@ struct BenchPart;
 
 impl Component for BenchPart {
     fn describe() -> Metadata {
-        Metadata::new("bench-part").subscribes(TOPICS)
+        Metadata::new("bench-part").subscribes(TOPICS).reuse(60)
     }
 
     fn render(_ctx: &Context, props: Props) -> Result<Fragment, String> {

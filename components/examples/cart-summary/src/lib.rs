@@ -22,6 +22,7 @@ impl Component for CartSummary {
         Metadata::new("cart-summary")
             .subscribes(["ticket-selection"])
             .assets(["cart-summary.js"])
+            .reuse(60)
     }
 
     fn render(_ctx: &Context, _props: Props) -> Result<Fragment, String> {

@@ -24,7 +24,9 @@ struct Recommendations;
 
 impl Component for Recommendations {
     fn describe() -> Metadata {
-        Metadata::new("recommendations").subscribes(["event"])
+        Metadata::new("recommendations")
+            .subscribes(["event"])
+            .reuse(60)
     }
 
     fn render(_ctx: &Context, _props: Props) -> Result<Fragment, String> {

@@ -21,7 +21,7 @@ struct SiteHeader;
 
 impl Component for SiteHeader {
     fn describe() -> Metadata {
-        Metadata::new("site-header")
+        Metadata::new("site-header").reuse(300)
     }
 
     fn render(_ctx: &Context, props: Props) -> Result<Fragment, String> {

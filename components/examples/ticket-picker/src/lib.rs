@@ -59,6 +59,7 @@ impl Component for TicketPicker {
             .publishes(["ticket-selection"])
             .assets(["ticket-picker.js"])
             .cacheability(Cacheability::Volatile)
+            .reuse(10)
     }
 
     fn render(ctx: &Context, props: Props) -> Result<Fragment, String> {

@@ -8,7 +8,7 @@ struct ChainSource;
 
 impl Component for ChainSource {
     fn describe() -> Metadata {
-        Metadata::new("chain-source").publishes(["n"])
+        Metadata::new("chain-source").publishes(["n"]).reuse(600)
     }
 
     fn render(_ctx: &Context, props: Props) -> Result<Fragment, String> {

@@ -7,7 +7,7 @@ struct Hello;
 
 impl Component for Hello {
     fn describe() -> Metadata {
-        Metadata::new("hello").assets(["hello.js"])
+        Metadata::new("hello").assets(["hello.js"]).reuse(600)
     }
 
     fn render(_ctx: &Context, _props: Props) -> Result<Fragment, String> {
