@@ -1,6 +1,6 @@
 //! `cart-summary` (team checkout): what is in the cart and what it costs.
 //!
-//! Subscribes `ticket-selection`. Public. Assets: `cart-summary.js`, which
+//! Subscribes `ticket-selection`. Public, reusable. Assets: `cart-summary.js`, which
 //! follows `ticket-selection` on the browser bus and updates the total.
 
 use oberon_sdk::{Component, Context, Fragment, Metadata, Props, bus, html};

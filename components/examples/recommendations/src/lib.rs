@@ -1,6 +1,6 @@
 //! `recommendations` (team discovery): related events.
 //!
-//! Subscribes `event` (reads its `related` list). Public.
+//! Subscribes `event` (reads its `related` list). Public, reusable.
 
 use oberon_sdk::{Component, Context, Fragment, Metadata, Props, bus, html};
 use serde::Deserialize;

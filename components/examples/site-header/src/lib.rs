@@ -1,4 +1,4 @@
-//! `site-header` (team platform): the site header. No topics, public.
+//! `site-header` (team platform): the site header. No topics, public, reusable.
 //!
 //! Props: `{"site_name": "Oberon Tickets"}` (the default). The header does not
 //! show who is signed in, so it stays cacheable for everyone: "Your account" is
