@@ -569,3 +569,60 @@ async fn a_deploy_or_rollback_under_load_never_serves_the_old_fragment() {
     let requests = load.stop().await;
     println!("render cache across deploy/rollback under load: {requests} requests, {swaps:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_page_never_reuses() {
+    let site = TestSite::new(&[]);
+    site.page(
+        "hello.toml",
+        "route = \"/\"\nlayout = \"test.html\"\nteam = \"t\"\ncache = { class = \"public\" }\n[[slots]]\nname = \"hello\"\ncomponent = \"hello\"\n",
+    );
+    let store = tempfile::tempdir().expect("registry dir");
+    let location = store.path().to_str().expect("utf-8").to_string();
+    let registry = Registry::open(&location).expect("registry");
+    registry
+        .deploy(
+            &registry_channels::hello("hello-v1", "1.0.0"),
+            Target::Stable,
+            "test",
+        )
+        .await
+        .expect("deploy v1");
+    registry
+        .deploy(
+            &registry_channels::hello("hello-v2", "1.1.0"),
+            Target::Canary { percent: 50 },
+            "test",
+        )
+        .await
+        .expect("deploy canary");
+    let running = registry_channels::start(&site, Registry::open(&location).expect("registry"))
+        .await
+        .expect("renderer starts");
+    let (mut canary, mut stable_reused) = (0, 0);
+    for _ in 0..200 {
+        let page = running.get("/").await;
+        assert_eq!(page.status, 200);
+        match page.header("oberon-channel") {
+            "canary" => {
+                assert_eq!(page.slot("hello"), "<p>hello v2</p>");
+                assert_eq!(reused(&page), 0, "a canary page renders every slot");
+                canary += 1;
+            }
+            _ => {
+                assert_eq!(page.slot("hello"), "<p>hello v1</p>");
+                stable_reused += reused(&page);
+            }
+        }
+    }
+    assert!(canary > 20, "the canary answered ({canary})");
+    assert!(
+        stable_reused > 20,
+        "stable pages were reused ({stable_reused})"
+    );
+    assert_eq!(
+        status(&running).await["reused"],
+        stable_reused,
+        "only stable pages reused"
+    );
+}
