@@ -147,9 +147,27 @@ fn demo_dir() -> std::path::PathBuf {
 fn demo_site_without_render_cache() -> tempfile::TempDir {
     let site = tempfile::tempdir().expect("tempdir");
     let demo = demo_dir();
-    let mut toml = std::fs::read_to_string(demo.join("site.toml")).expect("site.toml");
-    toml.push_str("\n[render_cache]\nmax_mib = 0\n");
-    std::fs::write(site.path().join("site.toml"), toml).expect("site.toml");
+    let demo_toml = std::fs::read_to_string(demo.join("site.toml")).expect("site.toml");
+    // The demo's own `[render_cache] max_mib`, set to 0.
+    let mut section = "";
+    let toml: Vec<&str> = demo_toml
+        .lines()
+        .map(|line| {
+            if line.starts_with('[') {
+                section = line.trim();
+            }
+            if section == "[render_cache]" && line.trim_start().starts_with("max_mib") {
+                "max_mib = 0"
+            } else {
+                line
+            }
+        })
+        .collect();
+    assert!(
+        toml.contains(&"max_mib = 0"),
+        "demo/site.toml sets [render_cache] max_mib"
+    );
+    std::fs::write(site.path().join("site.toml"), toml.join("\n")).expect("site.toml");
     for dir in ["pages", "layouts"] {
         std::fs::create_dir_all(site.path().join(dir)).expect("mkdir");
         for entry in std::fs::read_dir(demo.join(dir)).expect("demo dir") {
