@@ -25,7 +25,8 @@ fn main() {
 
 /// Embeds what `oberon component new` writes beside a new component so that it builds
 /// on its own: the guest SDK (its manifest made standalone, with the versions of the
-/// components workspace), the contract, the build settings and the lock file.
+/// components workspace), the contract version the SDK is built against, the build
+/// settings and the lock file.
 fn component_template(components: &Path) {
     let read = |rel: &str| {
         let path = components.join(rel);
@@ -60,11 +61,19 @@ fn component_template(components: &Path) {
         sdk_manifest.push_str(&line);
         sdk_manifest.push('\n');
     }
+    // The contract the SDK is generated from (`path: "../wit/vX.Y.Z"` in its lib.rs):
+    // the one a new component is built against.
+    let sdk_lib = read("sdk/src/lib.rs");
+    let contract = sdk_lib
+        .split_once("path: \"../wit/v")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(version, _)| version.to_string())
+        .expect("sdk/src/lib.rs names its contract as path: \"../wit/vX.Y.Z\"");
     let mut files: Vec<(String, String)> = vec![
         ("oberon/sdk/Cargo.toml".into(), sdk_manifest),
         (
-            "oberon/wit/v0.1.0/component.wit".into(),
-            read("wit/v0.1.0/component.wit"),
+            format!("oberon/wit/v{contract}/component.wit"),
+            read(&format!("wit/v{contract}/component.wit")),
         ),
         (".cargo/config.toml".into(), read(".cargo/config.toml")),
         ("Cargo.lock".into(), read("Cargo.lock")),
@@ -91,6 +100,9 @@ fn component_template(components: &Path) {
         out.push_str(&format!("    ({rel:?}, {text:?}),\n"));
     }
     out.push_str("];\n");
+    out.push_str(&format!(
+        "/// The `oberon:component` version the embedded SDK is built against.\npub const CONTRACT_VERSION: &str = {contract:?};\n"
+    ));
     let dest = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"))
         .join("component_template.rs");
     std::fs::write(dest, out).expect("write component_template.rs");

@@ -170,6 +170,7 @@ fn meta(name: &str, subscribes: &[&str], publishes: &[&str]) -> ComponentMetadat
         publishes: topics(publishes),
         assets: Vec::new(),
         cacheability: Cacheability::Public,
+        reuse: None,
     }
 }
 

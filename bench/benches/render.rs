@@ -9,7 +9,10 @@
 //!   wasm32-unknown-unknown").
 //! - `demo_page/event`: the whole demo event page in process — six components over the
 //!   bus in three stages, layout, head and assets — with its data source's value given
-//!   (as a cache hit would give it). Target: under 150 µs.
+//!   (as a cache hit would give it), with the render cache off: every component runs.
+//!   Target: under 150 µs.
+//! - `demo_page/event_render_cache_warm`: the same page with the render cache on and
+//!   warm (the demo's `site.toml`): every slot's outcome reused, no component runs.
 //!
 //! - `data_path/fresh_hit`: a data source answered from the data client's cache.
 //! - `data_path/page_bff_cached` and `page_bff_hanging`: the demo page fetched through
@@ -96,33 +99,87 @@ fn demo_page(c: &mut Criterion) {
     let rt = runtime();
     let components = tempfile::tempdir().expect("tempdir");
     install_examples(components.path());
-    let renderer = rt
-        .block_on(Renderer::start(RendererOptions {
-            site_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../demo").into(),
-            components_dir: Some(components.path().to_path_buf()),
-            bffs: BTreeMap::new(),
-            data_client: None,
-            identity: None,
-            admin_token: None,
-            code_cache: None,
-        }))
-        .expect("demo site starts");
+    let cache_off = demo_site_without_render_cache();
     let headers = http::HeaderMap::new();
     let compact = serde_json::from_str::<serde_json::Value>(EVENT)
         .expect("fixture")
         .to_string();
     let data = [("event", compact.as_str())];
     let mut group = c.benchmark_group("demo_page");
-    group.bench_function("event", |b| {
-        b.to_async(&rt).iter(|| async {
-            let page = renderer
-                .render_with_data("/events/42", None, &headers, &data)
-                .await;
-            assert_eq!(page.status, 200);
-            page
-        })
-    });
+    for (name, site_dir, reused) in [
+        ("event", cache_off.path().to_path_buf(), "reused;desc=0"),
+        ("event_render_cache_warm", demo_dir(), "reused;desc=6"),
+    ] {
+        let renderer = rt
+            .block_on(Renderer::start(RendererOptions {
+                site_dir,
+                components_dir: Some(components.path().to_path_buf()),
+                bffs: BTreeMap::new(),
+                data_client: None,
+                identity: None,
+                admin_token: None,
+                code_cache: None,
+            }))
+            .expect("demo site starts");
+        let render = || renderer.render_with_data("/events/42", None, &headers, &data);
+        // Warms the render cache when it is on; checks what is measured.
+        rt.block_on(render());
+        let page = rt.block_on(render());
+        let timing = page.headers["server-timing"].to_str().expect("ascii");
+        assert!(timing.ends_with(reused), "{name}: {timing}");
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let page = render().await;
+                assert_eq!(page.status, 200);
+                page
+            })
+        });
+    }
     group.finish();
+}
+
+fn demo_dir() -> std::path::PathBuf {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../demo").into()
+}
+
+/// The demo site with `[render_cache] max_mib = 0`: every component runs for every
+/// page, as the figures before the render cache measured.
+fn demo_site_without_render_cache() -> tempfile::TempDir {
+    let site = tempfile::tempdir().expect("tempdir");
+    let demo = demo_dir();
+    let demo_toml = std::fs::read_to_string(demo.join("site.toml")).expect("site.toml");
+    // The demo's own `[render_cache] max_mib`, set to 0.
+    let mut section = "";
+    let toml: Vec<&str> = demo_toml
+        .lines()
+        .map(|line| {
+            if line.starts_with('[') {
+                section = line.trim();
+            }
+            if section == "[render_cache]" && line.trim_start().starts_with("max_mib") {
+                "max_mib = 0"
+            } else {
+                line
+            }
+        })
+        .collect();
+    assert!(
+        toml.contains(&"max_mib = 0"),
+        "demo/site.toml sets [render_cache] max_mib"
+    );
+    std::fs::write(site.path().join("site.toml"), toml.join("\n")).expect("site.toml");
+    for dir in ["pages", "layouts"] {
+        std::fs::create_dir_all(site.path().join(dir)).expect("mkdir");
+        for entry in std::fs::read_dir(demo.join(dir)).expect("demo dir") {
+            let path = entry.expect("entry").path();
+            std::fs::copy(
+                &path,
+                site.path().join(dir).join(path.file_name().expect("name")),
+            )
+            .expect("copy");
+        }
+    }
+    site
 }
 
 /// A BFF on port 0 serving the demo event with `Cache-Control: public, max-age=60`.
@@ -185,6 +242,8 @@ fn data_path(c: &mut Criterion) {
 
     let components = tempfile::tempdir().expect("tempdir");
     install_examples(components.path());
+    // The data path alone: no render reused.
+    let cache_off = demo_site_without_render_cache();
     let hanging = rt.block_on(hanging_bff());
     for (name, bff) in [
         ("page_bff_cached", bff.clone()),
@@ -192,7 +251,7 @@ fn data_path(c: &mut Criterion) {
     ] {
         let renderer = rt
             .block_on(Renderer::start(RendererOptions {
-                site_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../demo").into(),
+                site_dir: cache_off.path().to_path_buf(),
                 components_dir: Some(components.path().to_path_buf()),
                 bffs: BTreeMap::from([("events".to_string(), bff)]),
                 data_client: None,

@@ -117,6 +117,7 @@ mod tests {
             publishes: pubs.iter().map(|s| Arc::from(*s)).collect(),
             assets: vec![],
             cacheability: Cacheability::Public,
+            reuse: None,
         }
     }
 

@@ -4,13 +4,21 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::bindings::oberon::component::types as wit;
+/// The versions of the `oberon:component` contract this host serves, oldest first: the
+/// ones `bindings` is generated from. A component built against another version
+/// cannot be loaded, and the registry refuses to deploy it.
+pub const WIT_VERSIONS: [&str; 2] = [
+    crate::bindings::Contract::V0_1.version(),
+    crate::bindings::Contract::V0_2.version(),
+];
 
-/// The version of the `oberon:component` contract this host serves: the one `bindings`
-/// is generated from. A component built against another version cannot be loaded, and
-/// the registry refuses to deploy it.
-pub const WIT_VERSION: &str = "0.1.0";
+/// The newest contract version served: the one the guest SDK is built against.
+pub const WIT_LATEST: &str = WIT_VERSIONS[WIT_VERSIONS.len() - 1];
+
+/// The longest reuse a component may declare (`metadata.reuse`, seconds): a day.
+pub const MAX_REUSE_S: u32 = 86_400;
 
 /// How cacheable a component's (or a page's) output is; ordered from most to least
 /// cacheable so that "the least cacheable wins" is `max`.
@@ -32,6 +40,22 @@ pub struct ComponentMetadata {
     pub publishes: BTreeSet<Arc<str>>,
     pub assets: Vec<String>,
     pub cacheability: Cacheability,
+    /// How long a render's outcome may be reused for the same inputs (see
+    /// [`crate::render_cache`]); `None` for "never", which is every component built
+    /// against `oberon:component@0.1.0`.
+    pub reuse: Option<Duration>,
+}
+
+/// What `describe` returned, whatever the contract version, before it is checked.
+#[derive(Debug, Clone)]
+pub(crate) struct Described {
+    pub name: String,
+    pub subscribes: Vec<String>,
+    pub publishes: Vec<String>,
+    pub assets: Vec<String>,
+    pub cacheability: Cacheability,
+    /// Seconds; `None` when not declared or not declarable (0.1.0).
+    pub reuse_s: Option<u32>,
 }
 
 /// Names a topic may have: lower-case ASCII letters, digits, `-`, `_` and `.`, 1 to 64
@@ -67,7 +91,7 @@ fn is_valid_asset(path: &str) -> bool {
 }
 
 impl ComponentMetadata {
-    pub(crate) fn from_wit(m: wit::Metadata) -> Result<Self, String> {
+    pub(crate) fn from_described(m: Described) -> Result<Self, String> {
         if !is_valid_component_name(&m.name) {
             return Err(format!(
                 "name {:?} must be lower-case kebab case (a-z, 0-9, '-'), 1 to 64 characters",
@@ -101,12 +125,22 @@ impl ComponentMetadata {
                 ));
             }
         }
+        let reuse = match m.reuse_s {
+            None | Some(0) => None,
+            Some(s) if s > MAX_REUSE_S => {
+                return Err(format!(
+                    "reuse of {s} s is too long: declare at most {MAX_REUSE_S} s (a day)"
+                ));
+            }
+            Some(s) => Some(Duration::from_secs(u64::from(s))),
+        };
         Ok(Self {
             name: Arc::from(m.name),
             subscribes,
             publishes,
             assets: m.assets,
-            cacheability: m.cacheability.into(),
+            cacheability: m.cacheability,
+            reuse,
         })
     }
 }
@@ -146,22 +180,6 @@ pub struct RequestContext {
     pub request_id: Arc<str>,
 }
 
-impl RequestContext {
-    pub(crate) fn to_wit(&self) -> wit::Context {
-        wit::Context {
-            path: self.path.clone(),
-            params: self.params.clone(),
-            query: self.query.clone(),
-            locale: self.locale.clone(),
-            user: self.user.as_ref().map(|u| wit::User {
-                id: u.id(),
-                roles: u.roles.clone(),
-            }),
-            request_id: self.request_id.to_string(),
-        }
-    }
-}
-
 /// One element for the document head, as a component returned it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HeadEntry {
@@ -182,11 +200,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wit_version_is_the_one_the_bindings_use() {
+    fn wit_versions_are_the_ones_the_bindings_use() {
         let bindings = include_str!("bindings.rs");
-        assert!(
-            bindings.contains(&format!("components/wit/v{WIT_VERSION}\"")),
-            "bindings.rs and WIT_VERSION disagree"
+        for version in WIT_VERSIONS {
+            assert!(
+                bindings.contains(&format!("components/wit/v{version}\"")),
+                "bindings.rs and WIT_VERSIONS disagree about {version}"
+            );
+        }
+        assert_eq!(WIT_LATEST, "0.2.0");
+    }
+
+    fn described(reuse_s: Option<u32>) -> Described {
+        Described {
+            name: "x".into(),
+            subscribes: vec![],
+            publishes: vec![],
+            assets: vec![],
+            cacheability: Cacheability::Public,
+            reuse_s,
+        }
+    }
+
+    #[test]
+    fn reuse_is_checked() {
+        let reuse = |s| ComponentMetadata::from_described(described(s)).map(|m| m.reuse);
+        assert_eq!(reuse(None), Ok(None));
+        assert_eq!(reuse(Some(0)), Ok(None));
+        assert_eq!(reuse(Some(60)), Ok(Some(Duration::from_secs(60))));
+        assert_eq!(
+            reuse(Some(MAX_REUSE_S)),
+            Ok(Some(Duration::from_secs(86_400)))
+        );
+        assert_eq!(
+            reuse(Some(MAX_REUSE_S + 1)),
+            Err("reuse of 86401 s is too long: declare at most 86400 s (a day)".to_string())
         );
     }
 
@@ -205,7 +253,12 @@ mod tests {
             user: Some(u),
             request_id: Arc::from("r"),
         };
-        let id = |u: User| context(u).to_wit().user.map(|u| u.id);
+        // What a component sees, through the current contract's bindings.
+        let id = |u: User| {
+            crate::bindings::v0_2::oberon::component::types::Context::from(&context(u))
+                .user
+                .map(|u| u.id)
+        };
         assert_eq!(
             id(user("https://a.example", "alice")).as_deref(),
             Some("https://a.example#alice")

@@ -36,6 +36,9 @@ pub struct SiteConfig {
     pub limits: Limits,
     #[serde(default)]
     pub cache: CacheSettings,
+    /// `[render_cache]`: how much memory reused renders may take.
+    #[serde(default)]
+    pub render_cache: RenderCacheSettings,
     /// `[mode]`: when the fleet's cache mode rises, and how soon it falls.
     #[serde(default)]
     pub mode: crate::mode::ModeSettings,
@@ -61,6 +64,26 @@ impl Default for CacheSettings {
             jitter: 0.1,
             purge: Vec::new(),
         }
+    }
+}
+
+/// `[render_cache]` in `site.toml`: the renderer's cache of component renders (see
+/// [`crate::render_cache`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RenderCacheSettings {
+    /// `max_mib = 64`: what the kept renders may weigh at most, in MiB (fragments,
+    /// published topics and the inputs they were rendered from). 0 turns the render
+    /// cache off: every slot is rendered for every request.
+    #[serde(deserialize_with = "bounded::render_cache_mib")]
+    pub max_mib: u64,
+}
+
+impl Default for RenderCacheSettings {
+    fn default() -> Self {
+        // The demo's event page keeps ~12 KiB per distinct event and query: 64 MiB
+        // holds some five thousand of them.
+        Self { max_mib: 64 }
     }
 }
 
@@ -266,6 +289,11 @@ pub(crate) mod bounded {
         within(d, (1, 100_000), "instances")
     }
 
+    /// The render cache: 0 (off) to 16 GiB.
+    pub fn render_cache_mib<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        within(d, (0, 16_384), "MiB")
+    }
+
     pub fn jitter<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         within(d, (0.0, crate::cache::MAX_JITTER), "(a share of the TTL)")
     }
@@ -334,6 +362,24 @@ mod tests {
             text.starts_with("site.toml:2:17: 0 is out of range"),
             "{text}"
         );
+        let site = "[render_cache]\nmax_mib = 20000\n";
+        let text = parse_toml::<SiteConfig>(Path::new("site.toml"), site)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with(
+                "site.toml:2:11: 20000 is out of range: must be between 0 and 16384 MiB"
+            ),
+            "{text}"
+        );
+        for (toml, expected) in [
+            ("", 64),
+            ("[render_cache]\n", 64),
+            ("[render_cache]\nmax_mib = 0\n", 0),
+        ] {
+            let config = parse_toml::<SiteConfig>(Path::new("site.toml"), toml).expect(toml);
+            assert_eq!(config.render_cache.max_mib, expected, "{toml}");
+        }
         for (mode, expected) in [
             (
                 "p99_objective_ms = 0",

@@ -21,10 +21,10 @@ use wasmtime::{
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings;
+use crate::bindings::{self, Contract, ContractError};
 use crate::bus::{BusSnapshot, ComponentBus};
 use crate::code_cache::CodeCache;
-use crate::component::{Cacheability, ComponentMetadata, Fragment, HeadEntry, RequestContext};
+use crate::component::{ComponentMetadata, Described, Fragment, RequestContext};
 
 /// How often the engine's epoch advances. A running guest checks its deadline (and yields
 /// to the async runtime) once per tick, so this is the granularity of deadlines.
@@ -79,8 +79,13 @@ pub enum ComponentError {
 pub enum LoadError {
     #[error("not a valid component: {0}")]
     Compile(String),
-    #[error("does not implement the oberon:component@0.1.0 world: {0}")]
-    World(String),
+    #[error("{0}")]
+    Contract(#[from] ContractError),
+    #[error("does not implement the oberon:component@{version} world: {message}")]
+    World {
+        version: &'static str,
+        message: String,
+    },
     #[error("describe() failed: {0}")]
     Describe(String),
     #[error("invalid metadata: {0}")]
@@ -159,7 +164,16 @@ impl ComponentEngine {
 
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        bindings::Component::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        // Every contract version served, side by side: their interfaces have distinct
+        // versioned names, so each component links against the one it was built for.
+        bindings::v0_1::Component::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
+        bindings::v0_2::Component::add_to_linker::<HostState, HasSelf<HostState>>(
+            &mut linker,
+            |s| s,
+        )?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), ticker_stop.clone())?;
@@ -200,15 +214,22 @@ impl ComponentEngine {
         .await
         .map_err(|e| LoadError::Compile(format!("the compilation did not finish: {e}")))?
         .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let imports = component.component_type();
+        let contract = Contract::of_imports(imports.imports(&self.engine).map(|(name, _)| name))?
+            // Without any `oberon:component` import it cannot be a component of ours;
+            // the oldest world's check says what is missing.
+            .unwrap_or(Contract::V0_1);
+        let world = |message: String| LoadError::World {
+            version: contract.version(),
+            message,
+        };
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| LoadError::World(format!("{e:#}")))?;
+            .map_err(|e| world(format!("{e:#}")))?;
         let render_export = component
             .get_export_index(None, "render")
-            .ok_or_else(|| LoadError::World("no `render` export".into()))?;
-        let pre =
-            bindings::ComponentPre::new(pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
+            .ok_or_else(|| world("no `render` export".into()))?;
 
         let name: Arc<str> = Arc::from("(loading)");
         let mut store = self.store(
@@ -217,19 +238,43 @@ impl ComponentEngine {
             ComponentBus::closed(),
             Instant::now() + Duration::from_secs(5),
         );
-        let instance = pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
-        let raw = instance
-            .call_describe(&mut store)
-            .await
-            .map_err(|e| LoadError::Describe(format!("{e:#}")))?;
-        let metadata = ComponentMetadata::from_wit(raw).map_err(LoadError::Metadata)?;
+        let describe_failed = |e: wasmtime::Error| LoadError::Describe(format!("{e:#}"));
+        // The generated bindings type-check every export of the component against
+        // its contract's world, once, here.
+        let described: Described = match contract {
+            Contract::V0_1 => {
+                let pre = bindings::v0_1::ComponentPre::new(pre.clone())
+                    .map_err(|e| world(format!("{e:#}")))?;
+                let instance = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(describe_failed)?;
+                instance
+                    .call_describe(&mut store)
+                    .await
+                    .map_err(describe_failed)?
+                    .into()
+            }
+            Contract::V0_2 => {
+                let pre = bindings::v0_2::ComponentPre::new(pre.clone())
+                    .map_err(|e| world(format!("{e:#}")))?;
+                let instance = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(describe_failed)?;
+                instance
+                    .call_describe(&mut store)
+                    .await
+                    .map_err(describe_failed)?
+                    .into()
+            }
+        };
+        let metadata = ComponentMetadata::from_described(described).map_err(LoadError::Metadata)?;
         Ok(LoadedComponent {
             inner: Arc::new(Loaded {
-                pre: pre.instance_pre().clone(),
+                pre,
                 render_export,
+                contract,
                 metadata,
             }),
         })
@@ -307,22 +352,42 @@ impl ComponentEngine {
                     component: name.clone(),
                     message: format!("{e:#}"),
                 })?;
-            let render = instance
-                .get_typed_func::<RenderParams<'_>, RenderResults>(
-                    &mut store,
-                    &component.inner.render_export,
-                )
-                .map_err(|e| ComponentError::Instantiate {
-                    component: name.clone(),
-                    message: format!("{e:#}"),
-                })?;
-            let wit_ctx = ctx.to_wit();
-            match render
-                .call_async(&mut store, (&wit_ctx, props))
-                .await
-                .map(|(r,)| r)
-            {
-                Ok(Ok(fragment)) => Ok(Fragment::from_wit(fragment)),
+            let export = &component.inner.render_export;
+            let instantiate_failed = |e: wasmtime::Error| ComponentError::Instantiate {
+                component: name.clone(),
+                message: format!("{e:#}"),
+            };
+            // The same call in every contract version, through that version's types.
+            let called = match component.inner.contract {
+                Contract::V0_1 => {
+                    use bindings::v0_1::oberon::component::types as wit;
+                    let render = instance
+                        .get_typed_func::<(&wit::Context, &str), (Result<wit::Fragment, String>,)>(
+                            &mut store, export,
+                        )
+                        .map_err(instantiate_failed)?;
+                    let wit_ctx = wit::Context::from(ctx);
+                    render
+                        .call_async(&mut store, (&wit_ctx, props))
+                        .await
+                        .map(|(r,)| r.map(Fragment::from))
+                }
+                Contract::V0_2 => {
+                    use bindings::v0_2::oberon::component::types as wit;
+                    let render = instance
+                        .get_typed_func::<(&wit::Context, &str), (Result<wit::Fragment, String>,)>(
+                            &mut store, export,
+                        )
+                        .map_err(instantiate_failed)?;
+                    let wit_ctx = wit::Context::from(ctx);
+                    render
+                        .call_async(&mut store, (&wit_ctx, props))
+                        .await
+                        .map(|(r,)| r.map(Fragment::from))
+                }
+            };
+            match called {
+                Ok(Ok(fragment)) => Ok(fragment),
                 Ok(Err(message)) => Err(ComponentError::Guest {
                     component: name.clone(),
                     message,
@@ -360,9 +425,6 @@ impl ComponentEngine {
         }
     }
 }
-
-type RenderParams<'a> = (&'a bindings::oberon::component::types::Context, &'a str);
-type RenderResults = (Result<bindings::oberon::component::types::Fragment, String>,);
 
 /// What one component render produced.
 pub struct RenderResult {
@@ -410,12 +472,45 @@ struct Loaded {
     /// `render`, looked up once; a render type-checks only this export, not every
     /// export the way the generated bindings' instantiate does.
     render_export: ComponentExportIndex,
+    /// The contract version it was built against, so the version it is called through.
+    contract: Contract,
     metadata: ComponentMetadata,
 }
 
 impl LoadedComponent {
     pub fn metadata(&self) -> &ComponentMetadata {
         &self.inner.metadata
+    }
+
+    /// The `oberon:component` version it was built against, e.g. `0.2.0`.
+    pub fn contract_version(&self) -> &'static str {
+        self.inner.contract.version()
+    }
+
+    /// This very load of the component, for as long as anything remembers it.
+    pub fn identity(&self) -> LoadIdentity {
+        LoadIdentity(Arc::downgrade(&self.inner))
+    }
+}
+
+/// One load of a component version: [`LoadIdentity::is`] holds for that load only,
+/// never for another version (or another load of the same bytes), whatever their
+/// hashes. It keeps no compiled code alive: a weak reference only keeps the address
+/// from being reused.
+#[derive(Clone)]
+pub struct LoadIdentity(std::sync::Weak<Loaded>);
+
+impl LoadIdentity {
+    pub fn is(&self, component: &LoadedComponent) -> bool {
+        std::ptr::eq(self.0.as_ptr(), Arc::as_ptr(&component.inner))
+    }
+}
+
+impl std::fmt::Debug for LoadIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LoadIdentity")
+            .field(&self.0.as_ptr())
+            .finish()
     }
 }
 
@@ -427,59 +522,38 @@ impl std::fmt::Debug for LoadedComponent {
     }
 }
 
-// --- host side of the component's imports -------------------------------------------
+// --- host side of the component's imports, for every contract version ---------------
 
-impl bindings::oberon::component::types::Host for HostState {}
+macro_rules! host_imports {
+    ($v:ident) => {
+        impl bindings::$v::oberon::component::types::Host for HostState {}
 
-impl bindings::oberon::component::bus::Host for HostState {
-    fn get(&mut self, topic: String) -> Option<String> {
-        self.bus.get(&topic)
-    }
+        impl bindings::$v::oberon::component::bus::Host for HostState {
+            fn get(&mut self, topic: String) -> Option<String> {
+                self.bus.get(&topic)
+            }
 
-    fn publish(&mut self, topic: String, value: String) -> Result<(), String> {
-        self.bus.publish(&topic, value)
-    }
-}
-
-impl bindings::oberon::component::log::Host for HostState {
-    fn log(&mut self, level: bindings::oberon::component::log::Level, message: String) {
-        use bindings::oberon::component::log::Level;
-        // Bound what a guest can push into the host's logs per call.
-        let message: String = message.chars().take(2048).collect();
-        let (component, request_id) = (&*self.component, &*self.request_id);
-        match level {
-            Level::Debug => tracing::debug!(component, request_id, "{message}"),
-            Level::Info => tracing::info!(component, request_id, "{message}"),
-            Level::Warn => tracing::warn!(component, request_id, "{message}"),
-            Level::Error => tracing::error!(component, request_id, "{message}"),
+            fn publish(&mut self, topic: String, value: String) -> Result<(), String> {
+                self.bus.publish(&topic, value)
+            }
         }
-    }
+
+        impl bindings::$v::oberon::component::log::Host for HostState {
+            fn log(&mut self, level: bindings::$v::oberon::component::log::Level, message: String) {
+                use bindings::$v::oberon::component::log::Level;
+                // Bound what a guest can push into the host's logs per call.
+                let message: String = message.chars().take(2048).collect();
+                let (component, request_id) = (&*self.component, &*self.request_id);
+                match level {
+                    Level::Debug => tracing::debug!(component, request_id, "{message}"),
+                    Level::Info => tracing::info!(component, request_id, "{message}"),
+                    Level::Warn => tracing::warn!(component, request_id, "{message}"),
+                    Level::Error => tracing::error!(component, request_id, "{message}"),
+                }
+            }
+        }
+    };
 }
 
-impl From<bindings::oberon::component::types::Cacheability> for Cacheability {
-    fn from(c: bindings::oberon::component::types::Cacheability) -> Self {
-        use bindings::oberon::component::types::Cacheability as W;
-        match c {
-            W::Public => Cacheability::Public,
-            W::Volatile => Cacheability::Volatile,
-            W::Personal => Cacheability::Personal,
-        }
-    }
-}
-
-impl Fragment {
-    fn from_wit(f: bindings::oberon::component::types::Fragment) -> Self {
-        Fragment {
-            html: f.html,
-            head: f
-                .head
-                .into_iter()
-                .map(|h| HeadEntry {
-                    tag: h.tag,
-                    attrs: h.attrs,
-                    content: h.content,
-                })
-                .collect(),
-        }
-    }
-}
+host_imports!(v0_1);
+host_imports!(v0_2);

@@ -21,6 +21,7 @@ pub mod purge;
 pub mod registry;
 pub mod registry_source;
 pub mod render;
+pub mod render_cache;
 pub mod server;
 pub mod site;
 

@@ -16,6 +16,7 @@ use crate::mode::{Change, FleetMode};
 use crate::purge::Purger;
 use crate::registry::{self, Asset, ComponentSet, ComponentVersion, DirScan};
 use crate::registry_source::{Look, RegistrySource, RegistryStatus};
+use crate::render_cache::RenderCache;
 use crate::site::{Site, SiteSource};
 use oberon_identity::Verifier;
 
@@ -58,6 +59,8 @@ pub struct Renderer {
     /// rendered just before a swap (in a browser, or on its way from the CDN) still
     /// finds its scripts and styles.
     retired_assets: std::sync::Mutex<VecDeque<RetiredAssets>>,
+    /// Outcomes of reusable component renders (see [`crate::render_cache`]).
+    pub(crate) render_cache: RenderCache,
 }
 
 /// Pages counted since start.
@@ -177,6 +180,7 @@ impl Renderer {
             source.config.limits.max_concurrent_renders as usize,
         );
         let purger = Purger::new(source.config.cache.purge.clone()).map_err(StartError::Engine)?;
+        let render_cache = RenderCache::new(source.config.render_cache.max_mib);
         let renderer = Arc::new(Self {
             engine,
             data,
@@ -189,6 +193,7 @@ impl Renderer {
             purger,
             admin_token: options.admin_token.filter(|t| !t.is_empty()),
             retired_assets: std::sync::Mutex::new(VecDeque::new()),
+            render_cache,
         });
         renderer.watch_mode(MODE_LOOK_EVERY);
         Ok(renderer)
@@ -314,6 +319,11 @@ impl Renderer {
         while retired.len() > RETIRED_VERSIONS_KEPT {
             retired.pop_front();
         }
+    }
+
+    /// The render cache: its counters and size are in `/_oberon/status`.
+    pub fn render_cache(&self) -> &RenderCache {
+        &self.render_cache
     }
 
     /// The data client: its breakers' state feeds health output and the cache mode.

@@ -161,6 +161,7 @@ mod tests {
             publishes: pubs.iter().map(|s| Arc::from(*s)).collect(),
             assets: vec![],
             cacheability: Cacheability::Public,
+            reuse: None,
         }
     }
 

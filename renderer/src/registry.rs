@@ -218,8 +218,10 @@ async fn load_one(
         .map_err(|e| ConfigError::new(wasm_path, format!("cannot read: {e}")))?;
     let hash = hex::encode(&Sha256::digest(&bytes)[..8]);
     let component = engine.load(&bytes).await.map_err(|e| {
-        ConfigError::new(wasm_path, format!("component {name}: {e}"))
-            .help("rebuild it against components/wit/v0.1.0 (`oberon component build`)")
+        ConfigError::new(wasm_path, format!("component {name}: {e}")).help(format!(
+            "rebuild it against components/wit/v{} (`oberon component build`)",
+            crate::component::WIT_LATEST
+        ))
     })?;
     let declared = &component.metadata().name;
     if &**declared != name {

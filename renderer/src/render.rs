@@ -153,7 +153,15 @@ impl Renderer {
         let credentials = request.contains_key(header::AUTHORIZATION)
             || request.contains_key(header::COOKIE)
             || ctx.user.is_some();
-        let mut run = PageRun::start(self.clone(), target, ctx, assertion, given, started);
+        let mut run = PageRun::start(
+            self.clone(),
+            target,
+            ctx,
+            assertion,
+            credentials,
+            given,
+            started,
+        );
         run.until_critical().await;
         if let Some(reason) = run.critical_failure() {
             let page = run.target.page();
@@ -255,10 +263,11 @@ impl Renderer {
         let decided = cache::decide(&facts);
         let mut headers = page_headers(variant, decided.headers);
         let timing = format!(
-            "data;dur={:.2}, components;dur={:.2}, compose;dur={:.2}",
+            "data;dur={:.2}, components;dur={:.2}, compose;dur={:.2}, reused;desc={}",
             ms(settled.timings.data),
             ms(settled.timings.components),
             ms(compose),
+            settled.timings.reused,
         );
         if let Ok(v) = HeaderValue::from_str(&timing) {
             headers.insert("server-timing", v);

@@ -56,7 +56,8 @@ async fn ready(State(renderer): State<Arc<Renderer>>) -> Response {
 
 /// What the renderer is doing, as JSON: its site, where its components come from (the
 /// registry's reachability and generation), the canaries and how many pages each
-/// channel rendered, and each BFF's breaker and the data client's counters.
+/// channel rendered, the render cache's counters and size, and each BFF's breaker and
+/// the data client's counters.
 async fn status(State(renderer): State<Arc<Renderer>>) -> Response {
     let site = renderer.site();
     let data = renderer.data();
@@ -79,6 +80,8 @@ async fn status(State(renderer): State<Arc<Renderer>>) -> Response {
         // from them for being less cacheable than their headers had promised.
         "streaming": { "pages": streamed, "late_data_dropped": late_dropped },
         "mode": renderer.mode().status(),
+        // Slots reused and rendered since start, and the cache's weighted size.
+        "render_cache": renderer.render_cache().stats(),
         "data": {
             "breakers": data.breakers(),
             "stats": data.stats(),

@@ -153,7 +153,8 @@ oberon_sdk::export_component!({type_name});
 
 fn readme(name: &str) -> String {
     format!(
-        "# {name}\n\nAn Oberon component.\n\n```sh\noberon component build                       # target/wasm32-unknown-unknown/release/*.component.wasm\noberon component deploy --registry PATH       # validate, upload, point stable at it\noberon component deploy --registry PATH --channel canary --canary-percent 10\noberon component promote {name} --registry PATH\noberon component rollback {name} --registry PATH\n```\n\n`oberon/` holds the guest SDK and the contract (`oberon:component@0.1.0`) this\ncomponent is built against; bump the version in `Cargo.toml` for every deploy.\n"
+        "# {name}\n\nAn Oberon component.\n\n```sh\noberon component build                       # target/wasm32-unknown-unknown/release/*.component.wasm\noberon component deploy --registry PATH       # validate, upload, point stable at it\noberon component deploy --registry PATH --channel canary --canary-percent 10\noberon component promote {name} --registry PATH\noberon component rollback {name} --registry PATH\n```\n\n`oberon/` holds the guest SDK and the contract (`oberon:component@{contract}`) this\ncomponent is built against; bump the version in `Cargo.toml` for every deploy.\n\nIf its render depends only on its props, the topics it subscribes to and the\nrequest's path, parameters, query and locale, declare `.reuse(SECONDS)` in\n`describe` so the renderer can reuse renders (see the SDK's documentation,\n\"Reuse\", for what such a component must not do).\n",
+        contract = template::CONTRACT_VERSION
     )
 }
 
@@ -172,7 +173,14 @@ mod tests {
         let sdk = std::fs::read_to_string(dir.join("oberon/sdk/Cargo.toml")).unwrap();
         assert!(!sdk.contains("workspace"), "{sdk}");
         assert!(sdk.contains("wit-bindgen = \""), "{sdk}");
-        assert!(dir.join("oberon/wit/v0.1.0/component.wit").is_file());
+        assert_eq!(
+            template::CONTRACT_VERSION,
+            oberon_renderer::component::WIT_LATEST
+        );
+        let wit = std::fs::read_to_string(dir.join("oberon/wit/v0.2.0/component.wit")).unwrap();
+        assert!(wit.contains("package oberon:component@0.2.0;"), "{wit}");
+        let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+        assert!(readme.contains("(`oberon:component@0.2.0`)"), "{readme}");
         assert!(dir.join("assets/gift-card2.js").is_file());
         let err = new_component("gift-card2", &dir).unwrap_err();
         assert!(err.to_string().contains("not empty"), "{err}");

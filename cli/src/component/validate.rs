@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use oberon_registry::model::{Cacheability as RegistryCacheability, VersionMetadata};
 use oberon_renderer::bus::BusSnapshot;
-use oberon_renderer::component::{Cacheability, ComponentMetadata, RequestContext, WIT_VERSION};
+use oberon_renderer::component::{
+    Cacheability, ComponentMetadata, RequestContext, WIT_LATEST, WIT_VERSIONS,
+};
 use oberon_renderer::engine::{ComponentEngine, ComponentError, EngineLimits, LoadError};
 
 /// How long the test render may take.
@@ -27,11 +29,15 @@ pub enum ValidationError {
     #[error("not a WebAssembly component: {0}; build it with `oberon component build`")]
     NotAComponent(String),
     #[error(
-        "built against {CONTRACT}@{found}, but renderers serve {CONTRACT}@{supported}; rebuild it with an oberon-sdk for {supported}"
+        "built against {CONTRACT}@{found}, but renderers serve {supported}; rebuild it with an oberon-sdk for {CONTRACT}@{WIT_LATEST}"
     )]
     WrongWitVersion { found: String, supported: String },
     #[error(
-        "imports no {CONTRACT} interface, so it was not built with the Oberon SDK; build it against {CONTRACT}@{WIT_VERSION}"
+        "imports {CONTRACT}@{0} and {CONTRACT}@{1}: a component is built against one version; rebuild it with an oberon-sdk for {CONTRACT}@{WIT_LATEST}"
+    )]
+    MixedWitVersions(String, String),
+    #[error(
+        "imports no {CONTRACT} interface, so it was not built with the Oberon SDK; build it against {CONTRACT}@{WIT_LATEST}"
     )]
     NoContract,
     #[error(transparent)]
@@ -92,16 +98,26 @@ pub fn contract_version(wasm: &[u8]) -> Result<String, ValidationError> {
             _ => {}
         }
     }
+    if let Some(found) = versions
+        .iter()
+        .find(|v| !WIT_VERSIONS.contains(&v.as_str()))
+    {
+        return Err(ValidationError::WrongWitVersion {
+            found: found.clone(),
+            supported: WIT_VERSIONS
+                .iter()
+                .map(|v| format!("{CONTRACT}@{v}"))
+                .collect::<Vec<_>>()
+                .join(" and "),
+        });
+    }
     match versions.as_slice() {
         [] => Err(ValidationError::NoContract),
-        [one] if one == WIT_VERSION => Ok(one.clone()),
-        _ => Err(ValidationError::WrongWitVersion {
-            found: versions
-                .into_iter()
-                .find(|v| v != WIT_VERSION)
-                .unwrap_or_default(),
-            supported: WIT_VERSION.to_string(),
-        }),
+        [one] => Ok(one.clone()),
+        [first, second, ..] => Err(ValidationError::MixedWitVersions(
+            first.clone(),
+            second.clone(),
+        )),
     }
 }
 

@@ -72,7 +72,7 @@ fn deploy_list_promote_rollback() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("(oberon:component@0.1.0), test render"),
+        stderr.contains("(oberon:component@0.2.0), test render"),
         "{stderr}"
     );
     assert!(
@@ -138,6 +138,28 @@ fn deploy_list_promote_rollback() {
 }
 
 #[test]
+fn both_contract_versions_deploy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = tmp.path().join("registry");
+    let reg = reg.to_str().unwrap();
+    // chain-sink is built against the frozen 0.1.0, chain-source with the SDK (0.2.0).
+    for (name, contract) in [("chain-sink", "0.1.0"), ("chain-source", "0.2.0")] {
+        let out = oberon(reg, &strs(&deploy_args(name, "1.0.0")));
+        ok(&out);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("(oberon:component@{contract}), test render")),
+            "{name}: {stderr}"
+        );
+        let status = ok(&oberon(reg, &["status", name]));
+        assert!(
+            status.contains(&format!("oberon:component@{contract}")),
+            "{name}: {status}"
+        );
+    }
+}
+
+#[test]
 fn refusals() {
     let tmp = tempfile::tempdir().unwrap();
     let reg = tmp.path().join("registry");
@@ -157,7 +179,7 @@ fn refusals() {
 
     refused(
         &oberon(reg, &strs(&deploy_args("wit-next", "1.0.0"))),
-        "refused: built against oberon:component@0.2.0, but renderers serve oberon:component@0.1.0",
+        "refused: built against oberon:component@0.3.0-next, but renderers serve oberon:component@0.1.0 and oberon:component@0.2.0; rebuild it with an oberon-sdk for oberon:component@0.2.0",
     );
 
     // A file changed after its build: the recorded hash no longer matches.
@@ -328,7 +350,7 @@ fn scaffolded_component_builds_and_deploys() {
     );
     let status = ok(&oberon(reg, &["status", "gift-card"]));
     assert!(
-        status.contains(" 1 asset(s) oberon:component@0.1.0"),
+        status.contains(" 1 asset(s) oberon:component@0.2.0"),
         "{status}"
     );
 }

@@ -22,8 +22,29 @@
 //! oberon_sdk::export_component!(Hello);
 //! ```
 //!
-//! The contract is `wit/v0.1.0/component.wit` (package `oberon:component@0.1.0`).
+//! The contract is `wit/v0.2.0/component.wit` (package `oberon:component@0.2.0`).
 //! The raw generated bindings are in [`bindings`]; most components never need them.
+//!
+//! # Reuse
+//!
+//! A component may declare with [`Metadata::reuse`] that the renderer can reuse its
+//! render: for that many seconds, a request with the same inputs gets the outcome of
+//! an earlier render (its HTML, head entries and the topics it published) without
+//! running the component. The inputs are this build of the component, the slot's
+//! props, the values of the topics it subscribes to, and the request's path, route
+//! parameters, query and locale. So a reusable component's render must depend on
+//! nothing else. It must not:
+//!
+//! - read a clock (`std::time`, a date in a WASI call) or randomness;
+//! - show the request id ([`Context`]'s `request_id`) or count renders;
+//! - depend on the signed-in user (the renderer never reuses a render for a request
+//!   with a user, nor for a component declared [`Cacheability::Personal`], but a
+//!   component that reads [`Context::user`] should not declare reuse at all);
+//! - rely on a log line per request (a reused render logs nothing).
+//!
+//! The renderer also never reuses a render on a page rendered for a canary. Renders
+//! that fail (`Err`, a trap, a timeout) are never reused. Components built against
+//! `oberon:component@0.1.0` are never reused.
 
 #![warn(missing_docs)]
 
@@ -41,11 +62,11 @@ pub use component::Component;
 pub use props::Props;
 pub use serde_json::{self, Value, json};
 
-/// The generated bindings for the `oberon:component@0.1.0` world `component`.
+/// The generated bindings for the `oberon:component@0.2.0` world `component`.
 #[allow(missing_docs, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/v0.1.0",
+        path: "../wit/v0.2.0",
         world: "component",
         pub_export_macro: true,
         export_macro_name: "__export_oberon_component",

@@ -3,7 +3,8 @@
 use crate::{Cacheability, Fragment, HeadEntry, Metadata};
 
 impl Metadata {
-    /// Metadata for the component `name`: no topics, no assets, [`Cacheability::Public`].
+    /// Metadata for the component `name`: no topics, no assets, [`Cacheability::Public`],
+    /// never reused.
     pub fn new(name: impl Into<String>) -> Self {
         Metadata {
             name: name.into(),
@@ -11,6 +12,7 @@ impl Metadata {
             publishes: Vec::new(),
             assets: Vec::new(),
             cacheability: Cacheability::Public,
+            reuse: None,
         }
     }
 
@@ -47,6 +49,15 @@ impl Metadata {
     /// Sets the cacheability class.
     pub fn cacheability(mut self, cacheability: Cacheability) -> Self {
         self.cacheability = cacheability;
+        self
+    }
+
+    /// Declares that the renderer may reuse a render of this component for `seconds`
+    /// (1 to 86400; 0 means never) for requests with the same inputs. Only for a
+    /// component whose render is a pure function of its inputs: see the crate's
+    /// documentation, "Reuse", for what such a component must not do.
+    pub fn reuse(mut self, seconds: u32) -> Self {
+        self.reuse = (seconds > 0).then_some(seconds);
         self
     }
 }
@@ -136,10 +147,15 @@ mod tests {
         assert_eq!(m.publishes, ["ticket-selection"]);
         assert_eq!(m.assets, ["ticket-picker.js"]);
         assert!(matches!(m.cacheability, Cacheability::Volatile));
+        assert_eq!(m.reuse, None);
 
         let d = Metadata::new("x");
         assert!(d.subscribes.is_empty() && d.publishes.is_empty() && d.assets.is_empty());
         assert!(matches!(d.cacheability, Cacheability::Public));
+        assert_eq!(d.reuse, None);
+
+        assert_eq!(Metadata::new("x").reuse(60).reuse, Some(60));
+        assert_eq!(Metadata::new("x").reuse(60).reuse(0).reuse, None);
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::data_client::{Fetched, Served};
 use crate::engine::RenderResult;
 use crate::layout::Composition;
 use crate::lifecycle::Renderer;
+use crate::render_cache::Reuse;
 
 /// How one slot ended: its fragment, or why it fell back.
 pub(crate) type Outcome = Result<Fragment, String>;
@@ -34,6 +35,10 @@ pub(crate) struct PageRun {
     pub(crate) ctx: Arc<RequestContext>,
     pub(crate) started: Instant,
     deadline: Instant,
+    /// The request carries a cookie, credentials or a verified user: nothing reused.
+    credentials: bool,
+    /// Slots the render cache answered.
+    reused: usize,
     bus: Arc<BusSnapshot>,
     /// Per data source: whether it has settled.
     sources_settled: Vec<bool>,
@@ -61,6 +66,7 @@ enum Event {
     Slot {
         slot: usize,
         result: RenderResult,
+        reused: bool,
     },
 }
 
@@ -68,6 +74,8 @@ enum Event {
 pub(crate) struct Timings {
     pub data: Duration,
     pub components: Duration,
+    /// Slots the render cache answered.
+    pub reused: usize,
 }
 
 /// A page whose every input has settled.
@@ -90,6 +98,7 @@ impl PageRun {
         target: Target,
         ctx: RequestContext,
         identity: Option<Arc<str>>,
+        credentials: bool,
         given: Option<Vec<(Arc<str>, Arc<str>)>>,
         started: Instant,
     ) -> Self {
@@ -159,6 +168,8 @@ impl PageRun {
             ctx,
             started,
             deadline,
+            credentials,
+            reused: 0,
             bus: Arc::new(bus),
             sources_settled,
             data_class: Cacheability::Public,
@@ -189,6 +200,15 @@ impl PageRun {
             self.launched[i] = true;
             let slot = &self.target.variant().slots[i];
             let deadline = (Instant::now() + slot.deadline).min(self.deadline);
+            // Decided at launch: the data this slot waited for has answered, so a
+            // personal answer among it is known.
+            let reuse = Reuse::for_request(
+                &self.renderer.render_cache,
+                &self.ctx,
+                self.credentials,
+                self.target.page().class.max(self.data_class),
+                self.target.variant().is_canary(),
+            );
             let renderer = self.renderer.clone();
             let site = self.target.site.clone();
             let (page, variant) = (self.target.page, self.target.variant);
@@ -196,11 +216,23 @@ impl PageRun {
             let bus = self.bus.clone();
             self.running.push(Box::pin(async move {
                 let slot = &site.pages[page].variants[variant].slots[i];
-                let result = renderer
-                    .engine
-                    .render(&slot.component.component, &ctx, &slot.props, &bus, deadline)
+                let rendered = renderer
+                    .render_cache
+                    .render_or_reuse(
+                        &renderer.engine,
+                        reuse,
+                        &slot.component,
+                        &ctx,
+                        &slot.props,
+                        &bus,
+                        deadline,
+                    )
                     .await;
-                Event::Slot { slot: i, result }
+                Event::Slot {
+                    slot: i,
+                    result: rendered.result,
+                    reused: rendered.reused,
+                }
             }));
         }
     }
@@ -228,7 +260,14 @@ impl PageRun {
                 result,
                 elapsed,
             } => self.settle_data(source, &url, result, elapsed),
-            Event::Slot { slot, result } => self.settle_slot(slot, result),
+            Event::Slot {
+                slot,
+                result,
+                reused,
+            } => {
+                self.reused += usize::from(reused);
+                self.settle_slot(slot, result);
+            }
         }
         self.launch_ready();
     }
@@ -365,6 +404,7 @@ impl PageRun {
             timings: Timings {
                 data: self.data_done.unwrap_or_default(),
                 components: self.components_done.unwrap_or_default(),
+                reused: self.reused,
             },
             target: self.target,
             ctx: self.ctx,

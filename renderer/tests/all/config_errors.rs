@@ -1,6 +1,7 @@
 //! Configuration errors, checked against their full expected text: each
-//! `tests/config-errors/NAME.toml` is a page whose site must refuse to start with the
-//! message in `NAME.err` (`$SITE` stands for the site directory). Run with `BLESS=1`
+//! `tests/config-errors/NAME.toml` is a page (or, named `site-*.toml`, a whole
+//! `site.toml`) whose site must refuse to start with the message in `NAME.err`
+//! (`$SITE` stands for the site directory). Run with `BLESS=1`
 //! to rewrite the `.err` files after a deliberate change of wording.
 
 use crate::support::{TestSite, config_cases_dir};
@@ -46,10 +47,13 @@ async fn page_configuration_errors_name_file_line_and_fix() {
             .to_string_lossy()
             .into_owned();
         let site = fresh_site();
-        site.page(
-            &format!("{name}.toml"),
-            &std::fs::read_to_string(&case).expect("case"),
-        );
+        let text = std::fs::read_to_string(&case).expect("case");
+        if name.starts_with("site-") {
+            // A `site-*.toml` case is the whole site.toml.
+            std::fs::write(site.path().join("site.toml"), text).expect("site.toml");
+        } else {
+            site.page(&format!("{name}.toml"), &text);
+        }
         let actual = start_error(&site).await;
         let expected_path = case.with_extension("err");
         if bless {
@@ -89,7 +93,7 @@ async fn site_configuration_errors() {
     let err = start_error(&site).await;
     assert!(err.contains("$SITE/components/chain-sink/component.wasm: component chain-sink: not a valid component"), "{err}");
     assert!(
-        err.contains("help: rebuild it against components/wit/v0.1.0"),
+        err.contains("help: rebuild it against components/wit/v0.2.0"),
         "{err}"
     );
 }

@@ -14,4 +14,5 @@ mod hot_swap;
 mod http;
 mod identity;
 mod registry_channels;
+mod render_cache;
 mod streaming;

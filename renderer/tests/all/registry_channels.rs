@@ -19,7 +19,7 @@ use crate::support::{Running, TestSite};
 const HELLO_PAGE: &str = "route = \"/\"\nlayout = \"test.html\"\nteam = \"t\"\n[[slots]]\nname = \"hello\"\ncomponent = \"hello\"\n";
 
 /// `hello` built from crate `crate_name` (hello-v1 or hello-v2) as `version`.
-fn hello(crate_name: &str, version: &str) -> Upload {
+pub fn hello(crate_name: &str, version: &str) -> Upload {
     let artifact = oberon_test_artifacts::artifact(crate_name);
     let wasm = std::fs::read(artifact.wasm()).expect("wasm");
     let js = std::fs::read(artifact.assets_dir().join("hello.js")).expect("hello.js");
@@ -36,11 +36,11 @@ fn hello(crate_name: &str, version: &str) -> Upload {
             assets: vec!["hello.js".into()],
             cacheability: Cacheability::Public,
         },
-        wit: "0.1.0".into(),
+        wit: "0.2.0".into(),
     }
 }
 
-async fn start(site: &TestSite, registry: Registry) -> Result<Running, StartError> {
+pub async fn start(site: &TestSite, registry: Registry) -> Result<Running, StartError> {
     let renderer = Renderer::start_from_registry(
         RendererOptions {
             site_dir: site.path().to_path_buf(),
@@ -65,7 +65,7 @@ async fn start(site: &TestSite, registry: Registry) -> Result<Running, StartErro
     })
 }
 
-fn slot_version(body: &str) -> Option<&'static str> {
+pub fn slot_version(body: &str) -> Option<&'static str> {
     if body.contains("<p>hello v1</p>") {
         Some("v1")
     } else if body.contains("<p>hello v2</p>") {

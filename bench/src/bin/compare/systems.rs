@@ -75,7 +75,11 @@ pub fn oberon_site(
         format!(
             "components = \"components\"\n\n[bffs]\nparts = \"{bff}\"\n\n[limits]\npage_deadline_ms = {page_deadline_ms}\n{}",
             // The default size, or off.
-            if render_cache { "" } else { "\n[render_cache]\nmax_mib = 0\n" }
+            if render_cache {
+                ""
+            } else {
+                "\n[render_cache]\nmax_mib = 0\n"
+            }
         ),
     )?;
     let mut layout = String::from(

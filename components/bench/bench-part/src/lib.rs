@@ -4,7 +4,7 @@
 //! Props `{ topic = "part-1" }` choose which of the topics `part-1` … `part-4` to read:
 //! `{"title": "...", "items": [{"name", "href", "price", "note"}, ...]}`. Without its
 //! topic (its data source failed or missed its deadline) the render fails, so the slot
-//! gets its fallback. Public.
+//! gets its fallback. Public, reusable (a pure function of its props and topics).
 
 use oberon_sdk::{Component, Context, Fragment, Metadata, Props, bus, html};
 use serde::Deserialize;
@@ -29,7 +29,7 @@ struct BenchPart;
 
 impl Component for BenchPart {
     fn describe() -> Metadata {
-        Metadata::new("bench-part").subscribes(TOPICS)
+        Metadata::new("bench-part").subscribes(TOPICS).reuse(60)
     }
 
     fn render(_ctx: &Context, props: Props) -> Result<Fragment, String> {

@@ -1,6 +1,6 @@
 //! `cart-summary` (team checkout): what is in the cart and what it costs.
 //!
-//! Subscribes `ticket-selection`. Public. Assets: `cart-summary.js`, which
+//! Subscribes `ticket-selection`. Public, reusable. Assets: `cart-summary.js`, which
 //! follows `ticket-selection` on the browser bus and updates the total.
 
 use oberon_sdk::{Component, Context, Fragment, Metadata, Props, bus, html};
@@ -22,6 +22,7 @@ impl Component for CartSummary {
         Metadata::new("cart-summary")
             .subscribes(["ticket-selection"])
             .assets(["cart-summary.js"])
+            .reuse(60)
     }
 
     fn render(_ctx: &Context, _props: Props) -> Result<Fragment, String> {

@@ -1,6 +1,7 @@
 //! `event-details` (team events): the event's name, place, date and description.
 //!
-//! Subscribes `event` (the page's data source). Public. Assets: `event-details.css`.
+//! Subscribes `event` (the page's data source). Public, reusable (a pure function of
+//! `event`). Assets: `event-details.css`.
 
 use oberon_sdk::{Component, Context, Fragment, HeadEntry, Metadata, Props, bus, html};
 use serde::Deserialize;
@@ -25,6 +26,7 @@ impl Component for EventDetails {
         Metadata::new("event-details")
             .subscribes(["event"])
             .assets(["event-details.css"])
+            .reuse(60)
     }
 
     fn render(_ctx: &Context, _props: Props) -> Result<Fragment, String> {

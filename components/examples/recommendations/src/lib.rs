@@ -1,6 +1,6 @@
 //! `recommendations` (team discovery): related events.
 //!
-//! Subscribes `event` (reads its `related` list). Public.
+//! Subscribes `event` (reads its `related` list). Public, reusable.
 
 use oberon_sdk::{Component, Context, Fragment, Metadata, Props, bus, html};
 use serde::Deserialize;
@@ -24,7 +24,9 @@ struct Recommendations;
 
 impl Component for Recommendations {
     fn describe() -> Metadata {
-        Metadata::new("recommendations").subscribes(["event"])
+        Metadata::new("recommendations")
+            .subscribes(["event"])
+            .reuse(60)
     }
 
     fn render(_ctx: &Context, _props: Props) -> Result<Fragment, String> {

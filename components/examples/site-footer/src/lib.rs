@@ -1,4 +1,4 @@
-//! `site-footer` (team platform): a static footer. No topics, public.
+//! `site-footer` (team platform): a static footer. No topics, public, reusable.
 
 use oberon_sdk::{Component, Context, Fragment, Metadata, Props};
 
@@ -6,7 +6,7 @@ struct SiteFooter;
 
 impl Component for SiteFooter {
     fn describe() -> Metadata {
-        Metadata::new("site-footer")
+        Metadata::new("site-footer").reuse(300)
     }
 
     fn render(_ctx: &Context, _props: Props) -> Result<Fragment, String> {

@@ -1,4 +1,4 @@
-//! `site-header` (team platform): the site header. No topics, public.
+//! `site-header` (team platform): the site header. No topics, public, reusable.
 //!
 //! Props: `{"site_name": "Oberon Tickets"}` (the default). The header does not
 //! show who is signed in, so it stays cacheable for everyone: "Your account" is
@@ -21,7 +21,7 @@ struct SiteHeader;
 
 impl Component for SiteHeader {
     fn describe() -> Metadata {
-        Metadata::new("site-header")
+        Metadata::new("site-header").reuse(300)
     }
 
     fn render(_ctx: &Context, props: Props) -> Result<Fragment, String> {

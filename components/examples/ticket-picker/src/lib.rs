@@ -1,6 +1,8 @@
 //! `ticket-picker` (team checkout): choose a ticket type and a quantity.
 //!
 //! Subscribes `event`, publishes `ticket-selection`. Volatile (remaining counts).
+//! Reusable for 10 s: a pure function of `event` (remaining counts included), the
+//! query and its props, so a reused render publishes the same selection.
 //! Query: `type` (ticket type id; default the first one not sold out) and `qty`
 //! (default props `default_quantity`, else 2; clamped to 1..=10 and to what remains).
 //! Assets: `ticket-picker.js`, which republishes the selection on the browser bus.
@@ -59,6 +61,7 @@ impl Component for TicketPicker {
             .publishes(["ticket-selection"])
             .assets(["ticket-picker.js"])
             .cacheability(Cacheability::Volatile)
+            .reuse(10)
     }
 
     fn render(ctx: &Context, props: Props) -> Result<Fragment, String> {

@@ -1,4 +1,5 @@
 //! `chain-double`: reads `n`, publishes `n2` = n * 2 (nothing when `n` is absent).
+//! Reusable for 1 s only: the render cache's expiry test waits that out.
 
 use oberon_sdk::{Component, Context, Fragment, Metadata, Props, bus};
 
@@ -9,6 +10,7 @@ impl Component for ChainDouble {
         Metadata::new("chain-double")
             .subscribes(["n"])
             .publishes(["n2"])
+            .reuse(1)
     }
 
     fn render(_ctx: &Context, _props: Props) -> Result<Fragment, String> {

@@ -1,6 +1,7 @@
 //! `chain-source`: publishes `n` (props `n`, a JSON number, default 1).
 //! With props `fail: true` it fails before publishing; with `fail_after_publish: true`
 //! it publishes and then fails, so the host must discard what it published.
+//! Reusable: the render cache's tests reuse it as a publisher.
 
 use oberon_sdk::{Component, Context, Fragment, Metadata, Props, Value, bus, html};
 
@@ -8,7 +9,7 @@ struct ChainSource;
 
 impl Component for ChainSource {
     fn describe() -> Metadata {
-        Metadata::new("chain-source").publishes(["n"])
+        Metadata::new("chain-source").publishes(["n"]).reuse(600)
     }
 
     fn render(_ctx: &Context, props: Props) -> Result<Fragment, String> {

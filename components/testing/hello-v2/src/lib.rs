@@ -1,5 +1,6 @@
 //! `hello-v2`: version 2 of the component `hello`, for the renderer's hot-swap
-//! tests (two builds that describe themselves with the same name).
+//! tests (two builds that describe themselves with the same name). Reusable, so the
+//! render cache's deploy and rollback test shows a swap never serves the other's.
 
 use oberon_sdk::{Component, Context, Fragment, Metadata, Props};
 
@@ -7,7 +8,7 @@ struct Hello;
 
 impl Component for Hello {
     fn describe() -> Metadata {
-        Metadata::new("hello").assets(["hello.js"])
+        Metadata::new("hello").assets(["hello.js"]).reuse(600)
     }
 
     fn render(_ctx: &Context, _props: Props) -> Result<Fragment, String> {

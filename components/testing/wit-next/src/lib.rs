@@ -1,4 +1,4 @@
-//! `wit-next`: a component built against `oberon:component@0.2.0` (see `wit/`), a
+//! `wit-next`: a component built against `oberon:component@0.3.0-next` (see `wit/`), a
 //! contract version the host does not serve, for the registry's deploy validation
 //! tests. Otherwise well-formed.
 
@@ -19,6 +19,7 @@ impl bindings::Guest for WitNext {
             publishes: vec![],
             assets: vec![],
             cacheability: Cacheability::Public,
+            reuse: None,
         }
     }
 
