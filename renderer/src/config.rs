@@ -243,6 +243,12 @@ pub struct SlotConfig {
     /// `deadline_ms = 50`: overrides the site's component deadline.
     #[serde(default, deserialize_with = "bounded::optional_deadline")]
     pub deadline_ms: Option<u64>,
+    /// `reads = ["part-1"]`: of the topics the component subscribes to, the only ones
+    /// this slot gives it (the others are absent to it), so the slot waits for nothing
+    /// else. For a component placed several times, each placement choosing its topic
+    /// by props. Each must be one the component subscribes to.
+    #[serde(default)]
+    pub reads: Option<Spanned<Vec<String>>>,
 }
 
 pub use oberon_config::{ConfigError, ConfigErrors, parse_toml};

@@ -128,6 +128,8 @@ pub struct Slot {
     pub fallback: String,
     pub critical: bool,
     pub deadline: Duration,
+    /// `reads`: the only subscribed topics this slot gives its component; `None`: all.
+    pub reads: Option<BTreeSet<Arc<str>>>,
     /// Where the slot names its component in the page file, for errors.
     span: std::ops::Range<usize>,
 }
@@ -161,6 +163,14 @@ pub struct PageVariant {
     pub plan: BusPlan,
     /// Its surrogate keys (route, team, each component and version), per mode.
     pub keys: crate::cache::PageKeys,
+}
+
+impl Slot {
+    /// Whether this slot gives its component `topic` (one the component subscribes to).
+    pub fn reads(&self, topic: &str) -> bool {
+        let subscribes = &self.component.component.metadata().subscribes;
+        subscribes.contains(topic) && self.reads.as_ref().is_none_or(|r| r.contains(topic))
+    }
 }
 
 impl PageVariant {
@@ -563,6 +573,34 @@ fn bind_slots(
             Some(table) => serde_json::to_string(table).unwrap_or_else(|_| "{}".into()),
             None => "{}".into(),
         };
+        let subscribes = &component.component.metadata().subscribes;
+        let reads = match &s.reads {
+            None => None,
+            Some(reads) => {
+                let unknown: Vec<&String> = (reads.get_ref().iter())
+                    .filter(|t| !subscribes.contains(t.as_str()))
+                    .collect();
+                if !unknown.is_empty() {
+                    let declared: Vec<&str> = subscribes.iter().map(|t| &**t).collect();
+                    errors.push(at(
+                        reads.span(),
+                        format!(
+                            "slot {name:?} reads {unknown:?}, which component {:?} does not subscribe to",
+                            s.component.get_ref()
+                        ),
+                        format!("`reads` narrows the component's subscriptions: {declared:?}"),
+                    ));
+                    continue;
+                }
+                Some(
+                    reads
+                        .get_ref()
+                        .iter()
+                        .map(|t| Arc::from(t.as_str()))
+                        .collect(),
+                )
+            }
+        };
         slots.push(Slot {
             name: name.clone(),
             component: component.clone(),
@@ -571,6 +609,7 @@ fn bind_slots(
             fallback: s.fallback.clone(),
             critical: s.critical,
             deadline: Duration::from_millis(s.deadline_ms.unwrap_or(default_deadline_ms)),
+            reads,
             span: s.component.span(),
         });
     }

@@ -146,15 +146,14 @@ impl PageRun {
             .slots
             .iter()
             .map(|slot| {
-                let subscribes = &slot.component.component.metadata().subscribes;
                 let data = (page.data.iter().enumerate())
-                    .filter(|(_, d)| subscribes.contains(&d.topic))
+                    .filter(|(_, d)| slot.reads(&d.topic))
                     .map(|(i, _)| i)
                     .collect();
                 let publishers = (variant.slots.iter().enumerate())
                     .filter(|(_, p)| {
                         let publishes = &p.component.component.metadata().publishes;
-                        subscribes.iter().any(|t| publishes.contains(t))
+                        publishes.iter().any(|t| slot.reads(t))
                     })
                     .map(|(i, _)| i)
                     .collect();
@@ -213,7 +212,20 @@ impl PageRun {
             let site = self.target.site.clone();
             let (page, variant) = (self.target.page, self.target.variant);
             let ctx = self.ctx.clone();
-            let bus = self.bus.clone();
+            let bus = match &slot.reads {
+                None => self.bus.clone(),
+                // Only what the slot reads: the rest is absent to it, as it would be
+                // to a fresh render (and to the render cache's key).
+                Some(reads) => {
+                    let mut only = BusSnapshot::default();
+                    for topic in reads {
+                        if let Some(value) = self.bus.get(topic) {
+                            only.insert(topic.clone(), value.clone());
+                        }
+                    }
+                    Arc::new(only)
+                }
+            };
             self.running.push(Box::pin(async move {
                 let slot = &site.pages[page].variants[variant].slots[i];
                 let rendered = renderer
@@ -453,9 +465,10 @@ impl PageRun {
         }
     }
 
-    /// The scripts (with the final bus state), once every slot has settled.
+    /// The scripts (with the final bus state), once every slot and every data source
+    /// has settled.
     pub(crate) fn write_scripts(&self, out: &mut String) -> bool {
-        if self.outcomes.iter().any(Option::is_none) {
+        if self.outcomes.iter().any(Option::is_none) || !self.data_settled() {
             return false;
         }
         let mut composition = self.composition();

@@ -88,6 +88,14 @@ async fn site() -> (TestSite, Running) {
         &page("private", "{bff.api}/private/300/9", false),
     );
     site.page("fast.toml", &page("fast", "{bff.api}/late/0/7", false));
+    // The sink placed twice: once reading only the fast `n2`, once as it is.
+    site.page(
+        "narrow.toml",
+        &page("narrow", "{bff.api}/late/600/7", true).replace(
+            "critical = true",
+            "critical = true\nreads = [\"n2\"]\n[[slots]]\nname = \"whole\"\ncomponent = \"chain-sink\"",
+        ),
+    );
     site.page(
         "broken.toml",
         r#"
@@ -277,4 +285,51 @@ async fn a_late_private_answer_never_lands_in_a_shared_page() {
     let status = running.get("/_oberon/status").await;
     let status: serde_json::Value = serde_json::from_str(&status.body).expect("json");
     assert_eq!(status["streaming"]["late_data_dropped"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_that_reads_less_waits_for_less() {
+    let (_site, running) = site().await;
+    get_timed(&running, "/fast").await;
+    let got = get_timed(&running, "/narrow").await;
+    assert_eq!(got.status, 200);
+    // The critical sink reads only `n2`: the head does not wait for `n`'s 600 ms...
+    assert!(
+        got.head_after < Duration::from_millis(300),
+        "{:?}",
+        got.head_after
+    );
+    let (_, first) = &got.chunks[0];
+    assert!(
+        first.contains("<div data-slot=\"sink\"><p>sink n=absent n2=4</p></div>"),
+        "to it `n` is absent, though the page has it: {first}"
+    );
+    // ...while the sink placed as it is does, and sees it.
+    let body = got.body();
+    assert!(
+        body.contains("<div data-slot=\"whole\"><p>sink n=7 n2=4</p></div>"),
+        "{body}"
+    );
+    assert!(body.contains(r#""n":7"#), "the bus state has every topic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_cannot_read_what_its_component_does_not_subscribe_to() {
+    let api = slow_bff().await;
+    let site = TestSite::new(&[("api", api)]);
+    site.install(&["chain-sink"]);
+    site.page(
+        "p.toml",
+        "route = \"/p\"\nlayout = \"test.html\"\nteam = \"t\"\n[[slots]]\nname = \"sink\"\ncomponent = \"chain-sink\"\nreads = [\"n\", \"other\"]\n",
+    );
+    let Err(e) = site.start().await else {
+        panic!("a slot reading an undeclared topic was accepted");
+    };
+    let text = e.to_string();
+    assert!(
+        text.contains("p.toml:7:")
+            && text
+                .contains(r#"reads ["other"], which component "chain-sink" does not subscribe to"#),
+        "{text}"
+    );
 }

@@ -132,9 +132,12 @@ fn data_source(n: usize, delay_ms: u64, deadline_ms: u64) -> String {
     )
 }
 
+/// Slot of part `n`: the one `bench-part` component placed four times, each placement
+/// choosing its part by props and reading only that part's topic (so it waits for no
+/// other part's data, as the peers' fragments do not).
 fn slot(name: &str, n: usize) -> String {
     format!(
-        "[[slots]]\nname = \"{name}\"\ncomponent = \"bench-part\"\nprops = {{ topic = \"part-{n}\" }}\nfallback = '{}'\ncritical = {}\n\n",
+        "[[slots]]\nname = \"{name}\"\ncomponent = \"bench-part\"\nprops = {{ topic = \"part-{n}\" }}\nreads = [\"part-{n}\"]\nfallback = '{}'\ncritical = {}\n\n",
         parts::fallback(n),
         n == CRITICAL_PART
     )
