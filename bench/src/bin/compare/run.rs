@@ -242,7 +242,9 @@ async fn measure(
     );
 
     let profile = match (&args.perf_record, name) {
-        (Some(file), "oberon") => Some(profile(&running, args, load, &url, file).await?),
+        (Some(file), n) if n.starts_with("oberon") => {
+            Some(profile(&running, args, load, script, &url, file).await?)
+        }
         _ => None,
     };
 
@@ -288,6 +290,7 @@ async fn profile(
     running: &Running,
     args: &Args,
     load: &Load,
+    script: Option<&Path>,
     url: &str,
     file: &Path,
 ) -> anyhow::Result<String> {
@@ -305,7 +308,10 @@ async fn profile(
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);
     let perf = perf.spawn().context("running perf record")?;
-    let (wrk, perf) = tokio::join!(load.run(url, args.duration()), perf.wait_with_output());
+    let (wrk, perf) = tokio::join!(
+        load.run_with(url, args.duration(), script),
+        perf.wait_with_output()
+    );
     wrk?;
     anyhow::ensure!(perf?.status.success(), "perf record failed");
     // Self time by object (the renderer, its JIT-compiled guests, the kernel, libc).
