@@ -228,10 +228,10 @@ async fn measure(
     let fidelity = fidelity(name, &first.body, page, parts_html)?;
     let url = format!("http://{}/bench", running.addr);
 
-    load.run_with(&url, args.warmup(), script).await?;
+    load.run(&url, args.warmup(), script).await?;
     let until = Instant::now() + args.duration();
     let (wrk, probe) = tokio::join!(
-        load.run_with(&url, args.duration(), script),
+        load.run(&url, args.duration(), script),
         probe::sample_until(&running.addr, "/bench", until)
     );
     let (wrk, probe) = (wrk?, probe?);
@@ -309,7 +309,7 @@ async fn profile(
         .kill_on_drop(true);
     let perf = perf.spawn().context("running perf record")?;
     let (wrk, perf) = tokio::join!(
-        load.run_with(url, args.duration(), script),
+        load.run(url, args.duration(), script),
         perf.wait_with_output()
     );
     wrk?;

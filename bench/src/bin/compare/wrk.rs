@@ -30,12 +30,9 @@ pub struct Load {
 }
 
 impl Load {
-    pub async fn run(&self, url: &str, duration: Duration) -> anyhow::Result<WrkReport> {
-        self.run_with(url, duration, None).await
-    }
-
-    /// Like [`Load::run`], with a wrk Lua script (`-s`): e.g. [`VARY_QUERY`].
-    pub async fn run_with(
+    /// Load `url` for `duration`, with a wrk Lua script (`-s`) if given: e.g.
+    /// [`VARY_QUERY`].
+    pub async fn run(
         &self,
         url: &str,
         duration: Duration,
