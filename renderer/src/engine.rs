@@ -241,33 +241,25 @@ impl ComponentEngine {
         let describe_failed = |e: wasmtime::Error| LoadError::Describe(format!("{e:#}"));
         // The generated bindings type-check every export of the component against
         // its contract's world, once, here.
+        // The same steps for each version, through that version's typed bindings.
+        macro_rules! describe {
+            ($v:ident) => {{
+                let pre = bindings::$v::ComponentPre::new(pre.clone())
+                    .map_err(|e| world(format!("{e:#}")))?;
+                let instance = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(describe_failed)?;
+                instance
+                    .call_describe(&mut store)
+                    .await
+                    .map_err(describe_failed)?
+                    .into()
+            }};
+        }
         let described: Described = match contract {
-            Contract::V0_1 => {
-                let pre = bindings::v0_1::ComponentPre::new(pre.clone())
-                    .map_err(|e| world(format!("{e:#}")))?;
-                let instance = pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(describe_failed)?;
-                instance
-                    .call_describe(&mut store)
-                    .await
-                    .map_err(describe_failed)?
-                    .into()
-            }
-            Contract::V0_2 => {
-                let pre = bindings::v0_2::ComponentPre::new(pre.clone())
-                    .map_err(|e| world(format!("{e:#}")))?;
-                let instance = pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(describe_failed)?;
-                instance
-                    .call_describe(&mut store)
-                    .await
-                    .map_err(describe_failed)?
-                    .into()
-            }
+            Contract::V0_1 => describe!(v0_1),
+            Contract::V0_2 => describe!(v0_2),
         };
         let metadata = ComponentMetadata::from_described(described).map_err(LoadError::Metadata)?;
         Ok(LoadedComponent {

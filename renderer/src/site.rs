@@ -163,6 +163,36 @@ pub struct PageVariant {
     pub plan: BusPlan,
     /// Its surrogate keys (route, team, each component and version), per mode.
     pub keys: crate::cache::PageKeys,
+    /// Per slot, what its render waits for: the page's data sources and the slots
+    /// that publish what it reads, by index. Built with the site, not per request.
+    pub waits: Vec<SlotWaits>,
+}
+
+/// What one slot's render waits for (see [`PageVariant::waits`]).
+#[derive(Debug, Clone, Default)]
+pub struct SlotWaits {
+    pub sources: Vec<usize>,
+    pub publishers: Vec<usize>,
+}
+
+/// [`PageVariant::waits`] of `slots` on a page with `data`.
+fn slot_waits(data: &[DataSource], slots: &[Slot]) -> Vec<SlotWaits> {
+    slots
+        .iter()
+        .map(|slot| SlotWaits {
+            sources: (data.iter().enumerate())
+                .filter(|(_, d)| slot.reads(&d.topic))
+                .map(|(i, _)| i)
+                .collect(),
+            publishers: (slots.iter().enumerate())
+                .filter(|(_, p)| {
+                    let publishes = &p.component.component.metadata().publishes;
+                    publishes.iter().any(|t| slot.reads(t))
+                })
+                .map(|(i, _)| i)
+                .collect(),
+        })
+        .collect()
 }
 
 impl Slot {
@@ -404,7 +434,7 @@ fn build_page(
     }
     // Every problem of the page is reported at once: the slots' and the layout's.
     let slots = slots.filter(|_| errors.len() == before)?;
-    let mut variants = vec![plan_variant(file, &seeded, 0, slots, errors)?];
+    let mut variants = vec![plan_variant(file, &seeded, &data, 0, slots, errors)?];
     // One variant per distinct canary share among this page's components: a request
     // whose draw is under a share gets the canary of every component with at least
     // that share, so a page is always one whole, planned and checked combination.
@@ -424,7 +454,7 @@ fn build_page(
             limits.component_deadline_ms,
             errors,
         )?;
-        variants.push(plan_variant(file, &seeded, share, slots, errors)?);
+        variants.push(plan_variant(file, &seeded, &data, share, slots, errors)?);
     }
     if errors.len() > before {
         return None;
@@ -620,6 +650,7 @@ fn bind_slots(
 fn plan_variant(
     file: &PageFile,
     seeded: &BTreeSet<Arc<str>>,
+    data: &[DataSource],
     canary_share: u8,
     slots: Vec<Slot>,
     errors: &mut Vec<ConfigError>,
@@ -641,6 +672,7 @@ fn plan_variant(
                     .map(|s| (s.component.name(), s.component.hash.as_str())),
             ),
             canary_share,
+            waits: slot_waits(data, &slots),
             slots,
             plan,
         }),
@@ -671,6 +703,7 @@ mod tests {
             slots: Vec::new(),
             plan: BusPlan { stages: Vec::new() },
             keys: crate::cache::PageKeys::new("/", "t", []),
+            waits: Vec::new(),
         };
         // Components with canary shares 10 % and 30 %: variants all-stable, both
         // canaries (share >= 10), only the 30 % one.

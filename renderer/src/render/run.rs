@@ -44,8 +44,6 @@ pub(crate) struct PageRun {
     sources_settled: Vec<bool>,
     /// The least cacheable answer so far.
     data_class: Cacheability,
-    /// Per slot, what it waits for: data sources and slots (publishers) by index.
-    waits: Vec<(Vec<usize>, Vec<usize>)>,
     launched: Vec<bool>,
     outcomes: Vec<Option<Outcome>>,
     running: FuturesUnordered<BoxFuture<'static, Event>>,
@@ -142,24 +140,6 @@ impl PageRun {
                 vec![false; sources]
             }
         };
-        let waits = variant
-            .slots
-            .iter()
-            .map(|slot| {
-                let data = (page.data.iter().enumerate())
-                    .filter(|(_, d)| slot.reads(&d.topic))
-                    .map(|(i, _)| i)
-                    .collect();
-                let publishers = (variant.slots.iter().enumerate())
-                    .filter(|(_, p)| {
-                        let publishes = &p.component.component.metadata().publishes;
-                        publishes.iter().any(|t| slot.reads(t))
-                    })
-                    .map(|(i, _)| i)
-                    .collect();
-                (data, publishers)
-            })
-            .collect();
         let slots = variant.slots.len();
         let mut run = Self {
             renderer,
@@ -172,7 +152,6 @@ impl PageRun {
             bus: Arc::new(bus),
             sources_settled,
             data_class: Cacheability::Public,
-            waits,
             launched: vec![false; slots],
             outcomes: (0..slots).map(|_| None).collect(),
             running,
@@ -190,9 +169,9 @@ impl PageRun {
             if self.launched[i] {
                 continue;
             }
-            let (data, publishers) = &self.waits[i];
-            let ready = data.iter().all(|&d| self.sources_settled[d])
-                && publishers.iter().all(|&p| self.outcomes[p].is_some());
+            let waits = &self.target.variant().waits[i];
+            let ready = waits.sources.iter().all(|&d| self.sources_settled[d])
+                && waits.publishers.iter().all(|&p| self.outcomes[p].is_some());
             if !ready {
                 continue;
             }
