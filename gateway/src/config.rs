@@ -163,6 +163,12 @@ pub struct IssuerConfig {
     /// `jwks_cooldown_s = 30`: at most one refetch of the keys per this.
     #[serde(default = "IssuerConfig::default_cooldown")]
     pub jwks_cooldown_s: u64,
+    /// `access_token_typ = "at+jwt"`: the `typ` header this issuer puts on its access
+    /// tokens, and on nothing else (RFC 9068 says `at+jwt`). Set, a bearer token must
+    /// carry it. Set or not, a token typed as an access token (`at+jwt` by default) is
+    /// never accepted as a session (an ID token), so neither kind stands in for the
+    /// other. Leave it unset for an issuer that does not type its access tokens.
+    pub access_token_typ: Option<Spanned<String>>,
 }
 
 impl IssuerConfig {
@@ -380,6 +386,15 @@ pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigE
                 "leeway covers clock skew, and an expired token is accepted for that long: use seconds, e.g. 30",
             ));
         }
+        if let Some(typ) = &issuer.access_token_typ
+            && (typ.get_ref().is_empty() || !typ.get_ref().bytes().all(|b| b.is_ascii_graphic()))
+        {
+            errors.push(err(
+                typ.span(),
+                format!("access_token_typ {:?} is not a media type", typ.get_ref()),
+                "give the `typ` header of this issuer's access tokens, e.g. \"at+jwt\" (RFC 9068)",
+            ));
+        }
         if issuer.audiences.is_empty() {
             errors.push(err(
                 issuer.issuer.span(),
@@ -424,6 +439,18 @@ pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigE
                 route.path.span(),
                 format!("route path {path:?} is the gateway's own"),
                 "paths under /_gateway and /.well-known/oberon are reserved",
+            ));
+        } else if crate::path::pattern_reaches_reserved(path) {
+            errors.push(err(
+                route.path.span(),
+                format!(
+                    "route path {path:?} could match under {}",
+                    crate::path::SERVICES_OWN
+                ),
+                &format!(
+                    "{} is where the services behind the gateway keep their own endpoints, never routed: start the pattern with a literal segment, e.g. \"/pages/{{*rest}}\"",
+                    crate::path::SERVICES_OWN
+                ),
             ));
         } else if let Err(e) = router.insert(path.as_str(), ()) {
             errors.push(err(
@@ -616,6 +643,23 @@ algorithms = ["RS256"]
     }
 
     #[test]
+    fn no_route_may_reach_the_services_own_endpoints() {
+        let route = |path: &str| {
+            format!(
+                "{BASE}\n[[routes]]\npath = \"{path}\"\nupstream = \"renderer\"\nkind = \"page\"\nauth = \"public\"\n"
+            )
+        };
+        assert_eq!(
+            errors_of(&route("/{*rest}")),
+            "1 configuration error:\n\
+             gateway.toml:12:8: route path \"/{*rest}\" could match under /_oberon\n  \
+             help: /_oberon is where the services behind the gateway keep their own endpoints, never routed: start the pattern with a literal segment, e.g. \"/pages/{*rest}\"\n"
+        );
+        assert!(errors_of(&route("/_oberon/status")).contains("could match under /_oberon"),);
+        assert_eq!(errors_of(&route("/events/{*rest}")), "");
+    }
+
+    #[test]
     fn unknown_fields_are_located() {
         let text = errors_of(&format!("routes = []\ncolour = 1{BASE}"));
         assert!(
@@ -634,6 +678,20 @@ algorithms = ["RS256"]
         );
         assert!(text.contains("help: leeway covers clock skew"), "{text}");
         assert_eq!(errors_of(&format!("routes = []{BASE}leeway_s = 300\n")), "");
+    }
+
+    #[test]
+    fn access_token_typ_is_a_media_type() {
+        assert_eq!(
+            errors_of(&format!("routes = []{BASE}access_token_typ = \"at jwt\"\n")),
+            "1 configuration error:\n\
+             gateway.toml:10:20: access_token_typ \"at jwt\" is not a media type\n  \
+             help: give the `typ` header of this issuer's access tokens, e.g. \"at+jwt\" (RFC 9068)\n"
+        );
+        assert_eq!(
+            errors_of(&format!("routes = []{BASE}access_token_typ = \"at+jwt\"\n")),
+            ""
+        );
     }
 
     #[test]
