@@ -172,7 +172,7 @@ fn gateway(c: &mut Criterion) {
         b.iter(|| {
             s.loaded
                 .signer()
-                .sign(&identity, "request-id")
+                .sign(&identity, "request-id", &["renderer", "checkout"])
                 .expect("sign")
         })
     });

@@ -37,8 +37,17 @@ pub struct GatewayConfig {
     pub limits: Limits,
     #[serde(default)]
     pub rate_limit: RateLimits,
-    /// `[upstreams] renderer = "http://127.0.0.1:8081"`.
+    /// `[upstreams] renderer = "http://127.0.0.1:8081"`. The name is also the
+    /// upstream's audience: the identity assertion sent to it names it in `aud`, and
+    /// the upstream accepts only assertions that do (its own name is its
+    /// configuration: the renderer's `--identity-audience`, a BFF's `…_AUDIENCE`).
     pub upstreams: BTreeMap<String, Spanned<String>>,
+    /// `[delegates] renderer = ["checkout"]`: the upstreams each upstream may pass the
+    /// user's assertion on to (the renderer, to the BFFs of data sources that receive
+    /// the user). They join the audiences of the assertions sent to it; an upstream
+    /// not listed here gets assertions good at itself only.
+    #[serde(default)]
+    pub delegates: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
     /// `[[issuers]]`: identity providers whose tokens are accepted.
     #[serde(default)]
     pub issuers: Vec<IssuerConfig>,
@@ -337,6 +346,7 @@ pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigE
             ));
         }
     }
+    errors.extend(check_delegates(c, &err));
     let mut issuers = Vec::new();
     for issuer in &c.issuers {
         if issuers.contains(&issuer.issuer.get_ref()) {
@@ -514,6 +524,69 @@ pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigE
     }
 }
 
+/// `[delegates]`: every name is an upstream, and none delegates to itself.
+fn check_delegates(
+    c: &GatewayConfig,
+    err: &impl Fn(std::ops::Range<usize>, String, &str) -> ConfigError,
+) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let known = || {
+        format!(
+            "name one of [upstreams]: {}",
+            c.upstreams
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    for (from, to) in &c.delegates {
+        if !c.upstreams.contains_key(from.get_ref()) {
+            errors.push(err(
+                from.span(),
+                format!("[delegates]: unknown upstream {:?}", from.get_ref()),
+                &known(),
+            ));
+        }
+        for target in to {
+            if !c.upstreams.contains_key(target.get_ref()) {
+                errors.push(err(
+                    target.span(),
+                    format!(
+                        "[delegates]: {:?} may pass the user on to unknown upstream {:?}",
+                        from.get_ref(),
+                        target.get_ref()
+                    ),
+                    &known(),
+                ));
+            } else if target.get_ref() == from.get_ref() {
+                errors.push(err(
+                    target.span(),
+                    format!("[delegates]: {:?} delegates to itself", from.get_ref()),
+                    "an upstream's assertions always name it: list only the services it passes them on to",
+                ));
+            }
+        }
+    }
+    errors
+}
+
+/// The audiences of the assertions sent to `upstream`: itself, then its delegates.
+pub fn audiences_of(c: &GatewayConfig, upstream: &str) -> Vec<String> {
+    let delegates = c
+        .delegates
+        .iter()
+        .filter(|(from, _)| from.get_ref() == upstream)
+        .flat_map(|(_, to)| to.iter().map(|t| t.get_ref().clone()));
+    let mut audiences = vec![upstream.to_string()];
+    for d in delegates {
+        if !audiences.contains(&d) {
+            audiences.push(d);
+        }
+    }
+    audiences
+}
+
 /// `[session]`'s `client_id` and `scopes`: what the sign-in redirect asks for.
 fn check_sign_in_request(
     c: &GatewayConfig,
@@ -657,6 +730,35 @@ algorithms = ["RS256"]
         );
         assert!(errors_of(&route("/_oberon/status")).contains("could match under /_oberon"),);
         assert_eq!(errors_of(&route("/events/{*rest}")), "");
+    }
+
+    #[test]
+    fn delegates_name_upstreams() {
+        let src = |delegates: &str| {
+            format!(
+                "routes = []{}[delegates]\n{delegates}\n",
+                BASE.replace(
+                    "renderer = \"http://127.0.0.1:8081\"",
+                    "renderer = \"http://127.0.0.1:8081\"\ncheckout = \"http://127.0.0.1:8083\""
+                )
+            )
+        };
+        assert_eq!(errors_of(&src("renderer = [\"checkout\"]")), "");
+        assert_eq!(
+            errors_of(&src("renderer = [\"chekout\", \"renderer\"]\nrendrer = []")),
+            "3 configuration errors:\n\
+             gateway.toml:12:13: [delegates]: \"renderer\" may pass the user on to unknown upstream \"chekout\"\n  \
+             help: name one of [upstreams]: checkout, renderer\n\
+             gateway.toml:12:24: [delegates]: \"renderer\" delegates to itself\n  \
+             help: an upstream's assertions always name it: list only the services it passes them on to\n\
+             gateway.toml:13:1: [delegates]: unknown upstream \"rendrer\"\n  \
+             help: name one of [upstreams]: checkout, renderer\n"
+        );
+        let file = Path::new("gateway.toml");
+        let text = src("renderer = [\"checkout\", \"checkout\"]");
+        let config: GatewayConfig = parse_toml(file, &text).unwrap();
+        assert_eq!(audiences_of(&config, "renderer"), ["renderer", "checkout"]);
+        assert_eq!(audiences_of(&config, "checkout"), ["checkout"]);
     }
 
     #[test]

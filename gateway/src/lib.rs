@@ -66,6 +66,8 @@ pub struct GatewayOptions {
 
 struct Route {
     upstream: String,
+    /// `aud` of the assertions sent on this route: the upstream and its delegates.
+    audiences: Vec<String>,
     kind: RouteKind,
     auth: AuthPolicy,
     roles: Vec<String>,
@@ -156,6 +158,7 @@ impl Gateway {
             let _ = routes.insert(r.path.get_ref().clone(), route_list.len());
             route_list.push(Route {
                 upstream: r.upstream.get_ref().clone(),
+                audiences: config::audiences_of(&config, r.upstream.get_ref()),
                 kind: r.kind,
                 auth: r.auth,
                 roles: r.roles.clone(),
@@ -230,10 +233,11 @@ impl Gateway {
     }
 
     /// The per-client rate limit, for every request the gateway answers on the
-    /// client's behalf (proxied or its own sign-in endpoints): `Err` is the 429.
-    fn admit_client(&self, hop: &Hop, headers: &http::HeaderMap) -> Result<(), Response<Body>> {
+    /// client's behalf (proxied or its own sign-in endpoints): `Err` is how long the
+    /// client must wait.
+    fn admit_client(&self, hop: &Hop, headers: &http::HeaderMap) -> Result<(), Duration> {
         let client = proxy::client_addr(headers, hop, |ip| self.is_trusted_hop(ip));
-        self.per_client.check(&client).map_err(too_many)
+        self.per_client.check(&client)
     }
 
     /// One request, from the front door to the upstream's response.
@@ -279,8 +283,8 @@ impl Gateway {
             Ok(p) => p,
             Err(e) => return gateway_answer(StatusCode::BAD_REQUEST, format!("bad path: {e}\n")),
         };
-        if let Err(refused) = self.admit_client(hop, request.headers()) {
-            return refused;
+        if let Err(wait) = self.admit_client(hop, request.headers()) {
+            return too_many(wait);
         }
         // The services' own endpoints are never reachable from outside, whatever the
         // routes say (`check` also refuses a route that could match them).
@@ -392,7 +396,7 @@ impl Gateway {
             headers.insert("traceparent", v);
         }
         if let Some(v) = &verified {
-            match self.signer.sign(&v.identity, request_id) {
+            match self.signer.sign(&v.identity, request_id, &route.audiences) {
                 Ok(assertion) => {
                     if let Ok(value) = HeaderValue::from_str(&assertion) {
                         headers.insert(IDENTITY_HEADER, value);
@@ -548,7 +552,7 @@ async fn client_rate_limit(
 ) -> Response<Body> {
     match gateway.admit_client(&gateway.hop(peer), request.headers()) {
         Ok(()) => next.run(request).await,
-        Err(refused) => refused,
+        Err(wait) => too_many(wait),
     }
 }
 

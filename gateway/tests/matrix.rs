@@ -157,10 +157,11 @@ async fn token_matrix() {
     let seen = &s.upstream.saw("valid")[0];
     assert!(seen.headers.get("authorization").is_none());
     let request_id = seen.headers["x-request-id"].to_str().unwrap();
-    let identity = Verifier::fixed(&s.gateway.signer().jwks())
+    let identity = Verifier::fixed(&s.gateway.signer().jwks(), "echo")
         .verify(seen.headers[IDENTITY].to_str().unwrap(), Some(request_id))
         .await
-        .unwrap();
+        .unwrap()
+        .identity;
     assert_eq!(identity.subject, "alice");
     assert_eq!(identity.roles, ["buyer"]);
     assert_eq!(identity.issuer, ISSUER);
@@ -303,10 +304,11 @@ async fn spoofed_identity_headers_never_reach_an_upstream() {
             None => assert!(!signed_in, "{name}: a signed-in request has no assertion"),
             Some(v) => {
                 assert!(signed_in, "{name}: an anonymous request got an assertion");
-                let id = Verifier::fixed(&s.gateway.signer().jwks())
+                let id = Verifier::fixed(&s.gateway.signer().jwks(), "echo")
                     .verify(v.to_str().unwrap(), None)
                     .await
-                    .unwrap();
+                    .unwrap()
+                    .identity;
                 assert_eq!(id.subject, "alice", "{name}");
             }
         }
@@ -882,6 +884,50 @@ async fn access_tokens_and_id_tokens_are_not_interchangeable() {
     assert_eq!(r.status(), 200);
 }
 
+/// One audience per upstream (finding 9: every assertion was good at every upstream):
+/// the assertion sent to an upstream names it, and the upstreams `[delegates]` lets
+/// it pass the user on to; no other service accepts it.
+#[tokio::test]
+async fn an_assertion_is_good_only_at_its_upstream_and_its_delegates() {
+    let signed_in_upstream_saw = |s: &Setup, case: &'static str| {
+        let seen = s.upstream.saw(case);
+        assert_eq!(seen.len(), 1, "{case}");
+        seen[0].headers[IDENTITY].to_str().unwrap().to_string()
+    };
+    let at = |s: &Setup, service: &str| Verifier::fixed(&s.gateway.signer().jwks(), service);
+
+    let s = setup().await;
+    let alice = s.issuer.token("alice");
+    assert_eq!(case(&s, "own", "/req/x", Some(&alice)).await, (200, 1));
+    let assertion = signed_in_upstream_saw(&s, "own");
+    let asserted = at(&s, "echo").verify(&assertion, None).await.unwrap();
+    assert_eq!(asserted.audiences, ["echo"]);
+    for other in ["checkout", "renderer", "oberon-upstream"] {
+        assert!(
+            at(&s, other).verify(&assertion, None).await.is_err(),
+            "{other}"
+        );
+    }
+
+    let config = CONFIG.replace(
+        "[upstreams]\necho = \"http://127.0.0.1:9\"\n",
+        "[upstreams]\necho = \"http://127.0.0.1:9\"\ncheckout = \"http://127.0.0.1:9\"\nevents = \"http://127.0.0.1:9\"\n\n[delegates]\necho = [\"checkout\"]\n",
+    );
+    assert_ne!(config, CONFIG);
+    let s = setup_with(&config).await;
+    let alice = s.issuer.token("alice");
+    assert_eq!(
+        case(&s, "delegated", "/req/x", Some(&alice)).await,
+        (200, 1)
+    );
+    let assertion = signed_in_upstream_saw(&s, "delegated");
+    for service in ["echo", "checkout"] {
+        let asserted = at(&s, service).verify(&assertion, None).await.unwrap();
+        assert_eq!(asserted.audiences, ["echo", "checkout"], "{service}");
+    }
+    assert!(at(&s, "events").verify(&assertion, None).await.is_err());
+}
+
 #[tokio::test]
 async fn rate_limits_answer_429_with_retry_after() {
     let config = format!(
@@ -1128,7 +1174,7 @@ async fn two_issuers_each_verify_with_their_own_keys_only() {
         );
     }
     // Each user reaches the upstream as their own issuer's.
-    let verifier = Verifier::fixed(&s.gateway.signer().jwks());
+    let verifier = Verifier::fixed(&s.gateway.signer().jwks(), "echo");
     for (name, issuer, subject) in [("issuer-a", ISSUER, "alice"), ("issuer-b", OTHER, "bob")] {
         let seen = &s.upstream.saw(name)[0];
         let identity = verifier
@@ -1137,7 +1183,8 @@ async fn two_issuers_each_verify_with_their_own_keys_only() {
                 Some(seen.headers["x-request-id"].to_str().unwrap()),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .identity;
         assert_eq!(
             (identity.issuer.as_str(), identity.subject.as_str()),
             (issuer, subject)

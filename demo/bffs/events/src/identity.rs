@@ -3,8 +3,9 @@
 //! Oberon's gateway authenticates users and sends each request it authenticated on with
 //! an `Oberon-Identity` header: a short-lived JWT (EdDSA) it signed for that request.
 //! This service verifies it with the gateway's public keys (its JWKS, at
-//! `EVENTS_BFF_GATEWAY_JWKS_URL`), and never trusts any other header that claims to
-//! say who the user is. Handlers ask for a user with an extractor:
+//! `EVENTS_BFF_GATEWAY_JWKS_URL`), accepts it only when its `aud` names this service
+//! (`EVENTS_BFF_AUDIENCE`: an assertion made for another service is not good here),
+//! and never trusts any other header that claims to say who the user is. Handlers ask for a user with an extractor:
 //!
 //! - [`OptionalUser`]: `Some(user)` when the request carries a valid assertion, `None`
 //!   otherwise (anonymous, or an assertion that does not verify);
@@ -32,7 +33,6 @@ use crate::AppState;
 /// The header carrying the gateway's assertion.
 pub const HEADER: &str = "oberon-identity";
 const ISSUER: &str = "oberon-gateway";
-const AUDIENCE: &str = "oberon-upstream";
 
 /// A user the gateway vouches for: a subject *at an issuer*. The gateway accepts users
 /// of several identity providers, and `alice` at one is not `alice` at another, so
@@ -118,15 +118,16 @@ pub struct GatewayKeys {
 }
 
 impl GatewayKeys {
-    pub fn new(url: impl Into<String>) -> Self {
-        Self::with_max_age(url, KEYS_MAX_AGE)
+    /// The keys at `url`, verifying assertions for the service named `audience`.
+    pub fn new(url: impl Into<String>, audience: &str) -> Self {
+        Self::with_max_age(url, audience, KEYS_MAX_AGE)
     }
 
     /// Keys used for `max_age` between fetches (tests shorten it).
-    pub fn with_max_age(url: impl Into<String>, max_age: Duration) -> Self {
+    pub fn with_max_age(url: impl Into<String>, audience: &str, max_age: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
+        validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = 5;
@@ -368,7 +369,7 @@ mod tests {
         let signing = jsonwebtoken::EncodingKey::from_ed_der(&der);
         let jwk =
             jsonwebtoken::jwk::Jwk::from_encoding_key(&signing, Algorithm::EdDSA).expect("jwk");
-        let keys = GatewayKeys::new("http://127.0.0.1:9/not-fetched");
+        let keys = GatewayKeys::new("http://127.0.0.1:9/not-fetched", AUDIENCE);
         *keys.loaded.write().expect("lock") = Loaded {
             keys: HashMap::from([(
                 "gw-1".to_string(),
@@ -419,8 +420,11 @@ mod tests {
             serde_json::to_string(&jwks(&signing, "gw-1")).expect("json"),
         )));
         let base = jwks_server(answer.clone()).await;
-        let keys =
-            GatewayKeys::with_max_age(format!("{base}/jwks.json"), Duration::from_millis(300));
+        let keys = GatewayKeys::with_max_age(
+            format!("{base}/jwks.json"),
+            AUDIENCE,
+            Duration::from_millis(300),
+        );
         assert_eq!(keys.refresh().await, Ok(1));
         let token = assertion(&signing, "req-1");
         assert!(keys.verify(&token, Some("req-1")).await.is_ok());
@@ -450,7 +454,7 @@ mod tests {
             serde_json::to_string(&jwks(&signing, "gw-1")).expect("json"),
         )));
         let base = jwks_server(answer).await;
-        let redirected = GatewayKeys::new(format!("{base}/moved"));
+        let redirected = GatewayKeys::new(format!("{base}/moved"), AUDIENCE);
         let err = redirected
             .refresh()
             .await
@@ -467,12 +471,19 @@ mod tests {
             "{{\"keys\": [], \"padding\": \"{}\"}}",
             "x".repeat(MAX_JWKS_BYTES)
         );
-        let oversized = GatewayKeys::new(format!("{base}/jwks.json"));
+        let oversized = GatewayKeys::new(format!("{base}/jwks.json"), AUDIENCE);
         let err = oversized.refresh().await.expect_err("too large");
         assert!(err.contains("larger than"), "{err}");
     }
 
+    /// The service the tests' keys verify for.
+    const AUDIENCE: &str = "this-bff";
+
     fn assertion(key: &jsonwebtoken::EncodingKey, rid: &str) -> String {
+        assertion_for(key, rid, &[AUDIENCE])
+    }
+
+    fn assertion_for(key: &jsonwebtoken::EncodingKey, rid: &str, aud: &[&str]) -> String {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
@@ -480,10 +491,32 @@ mod tests {
         let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
         header.kid = Some("gw-1".into());
         let claims = serde_json::json!({
-            "iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "roles": ["buyer"],
+            "iss": ISSUER, "aud": aud, "sub": "alice", "roles": ["buyer"],
             "idp": "https://idp.example", "iat": now, "nbf": now, "exp": now + 60, "rid": rid,
         });
         jsonwebtoken::encode(&header, &claims, key).expect("sign")
+    }
+
+    /// An assertion is good only at the services its `aud` names: one the gateway made
+    /// for another upstream (or for the renderer, without this BFF as a delegate) is
+    /// refused here.
+    #[tokio::test]
+    async fn an_assertion_verifies_only_at_the_services_it_names() {
+        let (keys, signing) = keys();
+        for aud in [&["renderer", AUDIENCE][..], &[AUDIENCE]] {
+            let token = assertion_for(&signing, "r", aud);
+            assert!(keys.verify(&token, Some("r")).await.is_ok(), "{aud:?}");
+        }
+        for aud in [&["renderer", "other-bff"][..], &["oberon-upstream"]] {
+            let token = assertion_for(&signing, "r", aud);
+            assert!(
+                matches!(
+                    keys.verify(&token, Some("r")).await,
+                    Err(IdentityError::Invalid(_))
+                ),
+                "{aud:?}"
+            );
+        }
     }
 
     #[tokio::test]
