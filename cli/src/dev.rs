@@ -100,7 +100,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let admin_token = std::env::var("OBERON_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| format!("dev-{:016x}", rand_u64()));
+        .unwrap_or_else(|| format!("dev-{:016x}{:016x}", rand_u64(), rand_u64()));
     let renderer = Renderer::start(RendererOptions {
         site_dir,
         components_dir: Some(installed.clone()),
@@ -157,9 +157,12 @@ async fn start_events_bff(backend: &str) -> anyhow::Result<String> {
     let vars = HashMap::from([("EVENTS_BFF_BACKEND_URL".to_string(), backend.to_string())]);
     let config = events_bff::config::Config::from_lookup(|k| vars.get(k).cloned())?;
     let state = events_bff::AppState::new(config)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(events_bff::serve(listener, state, std::future::pending()));
+    let listeners = events_bff::Listeners {
+        api: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        ops: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let url = format!("http://{}", listeners.api.local_addr()?);
+    tokio::spawn(events_bff::serve(listeners, state, std::future::pending()));
     Ok(url)
 }
 
@@ -174,9 +177,16 @@ async fn start_checkout_bff(backend: &str, gateway_jwks: &str) -> anyhow::Result
     ]);
     let config = checkout_bff::config::Config::from_lookup(|k| vars.get(k).cloned())?;
     let state = checkout_bff::AppState::new(config)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(checkout_bff::serve(listener, state, std::future::pending()));
+    let listeners = checkout_bff::Listeners {
+        api: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        ops: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let url = format!("http://{}", listeners.api.local_addr()?);
+    tokio::spawn(checkout_bff::serve(
+        listeners,
+        state,
+        std::future::pending(),
+    ));
     Ok(url)
 }
 

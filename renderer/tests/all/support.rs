@@ -22,7 +22,7 @@ pub const ANY_SLOTS_LAYOUT: &str = "<!doctype html><html><head>{{ head }}</head>
 
 /// The admin token of every test renderer.
 #[allow(dead_code)]
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 pub struct TestSite {
     pub dir: TempDir,
