@@ -515,6 +515,7 @@ async fn a_subject_of_dot_dot_climbs_no_backend_path() {
     let bff = start(&[
         ("BACKEND_URL", backend),
         ("GATEWAY_JWKS_URL", gateway.jwks_url.clone()),
+        ("AUDIENCE", "this-bff".into()),
     ])
     .await;
     for (subject, rid) in [("..", "req-dots"), (".", "req-dot")] {
