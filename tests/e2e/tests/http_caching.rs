@@ -416,3 +416,42 @@ fn fastly_validates_targeted_fields_with_the_pattern_the_vcl_is_tested_with() {
     };
     assert_eq!(pattern("varnish/oberon.vcl"), pattern("fastly/main.tf"));
 }
+
+/// Both varnishd commands of `infra/cdn/README.md` (deployment and tests) take their
+/// flags from `varnishd.flags`, the file `varnish::flags` starts every test's varnishd
+/// with, and name no storage or parameter of their own besides `vcl_path`.
+#[test]
+fn the_readme_runs_varnishd_with_the_flags_the_tests_use() {
+    let readme = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/cdn/README.md");
+    let readme = std::fs::read_to_string(readme).expect("infra/cdn/README.md");
+    // A command and its continuation lines.
+    let commands: Vec<String> = readme
+        .split("\nvarnishd -F ")
+        .skip(1)
+        .map(|rest| {
+            let mut command = String::new();
+            for line in rest.lines() {
+                command.push_str(line.trim_end_matches('\\'));
+                if !line.ends_with('\\') {
+                    break;
+                }
+            }
+            command
+        })
+        .collect();
+    assert_eq!(commands.len(), 2, "{commands:?}");
+    for command in &commands {
+        assert!(
+            command.contains("$(grep -v '^#' infra/cdn/varnish/varnishd.flags)"),
+            "{command}"
+        );
+        let words: Vec<&str> = command.split_whitespace().collect();
+        for pair in words.windows(2) {
+            assert!(
+                pair[0] != "-s" && (pair[0] != "-p" || pair[1].starts_with("vcl_path=")),
+                "a flag outside varnishd.flags: {command}"
+            );
+        }
+    }
+    assert!(!oberon_e2e_tests::varnish::flags().is_empty());
+}
