@@ -364,9 +364,9 @@ sub oberon_structured_dictionary {
 # the last member of its name (a later duplicate wins); its parameters are
 # ignored. s-maxage, max-age, stale-while-revalidate and stale-if-error count
 # only as non-negative integers; private/no-store/no-cache count unless false
-# (`=?0`). The TTL is s-maxage, else max-age, less the response's Age. The object's grace covers the
-# longer of the two windows; the stale-while-revalidate part is remembered in
-# X-Oberon-Swr for vcl_hit (stripped on delivery).
+# (`=?0`). The TTL is s-maxage, else max-age, less the response's Age. The
+# object's grace covers the longer of the two windows; the stale-while-revalidate
+# part is remembered in X-Oberon-Swr for vcl_hit (stripped on delivery).
 sub oberon_targeted_policy {
     if (beresp.http.X-Oberon-Policy ~ {"(?x)
           (?:^|,)[ \t]*(private|no-store|no-cache)(?=[=; \t,]|$)  # a member of one of them
