@@ -25,6 +25,19 @@ fn vcl_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/cdn/varnish")
 }
 
+/// The flags of `infra/cdn/varnish/varnishd.flags`, which `infra/cdn/README.md`'s
+/// command also passes: one place for them, so the tests run what is documented.
+pub fn flags() -> Vec<String> {
+    let path = vcl_dir().join("varnishd.flags");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .flat_map(str::split_whitespace)
+        .map(String::from)
+        .collect()
+}
+
 /// A free loopback port, for a server started later (Varnish takes its listen address
 /// on the command line). The small window in which somebody else could take it is
 /// covered by [`Varnish::start`] failing loudly.
@@ -89,10 +102,7 @@ impl Varnish {
             .arg(dir.path().join("oberon.vcl"))
             .arg("-p")
             .arg(format!("vcl_path={}", dir.path().display()))
-            // The ban lurker applies purges in the background within a fraction of a
-            // second; requests test bans themselves anyway.
-            .args(["-p", "ban_lurker_sleep=0.01"])
-            .args(["-s", "malloc,64m"])
+            .args(flags())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
