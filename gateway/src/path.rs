@@ -86,6 +86,17 @@ pub fn normalise(raw: &str) -> Result<String, PathError> {
     Ok(path)
 }
 
+/// The path a route sends upstream: the normalised path without the route's
+/// `strip_prefix` when it starts with it as whole segments (`/api/events/7` → `/7`,
+/// `/api/events` → `/`), else the normalised path itself.
+pub fn upstream_path<'a>(normalised: &'a str, strip_prefix: Option<&str>) -> &'a str {
+    match strip_prefix.map(|prefix| normalised.strip_prefix(prefix)) {
+        Some(Some("")) => "/",
+        Some(Some(rest)) if rest.starts_with('/') => rest,
+        _ => normalised,
+    }
+}
+
 /// Characters escaped when a normalised path is written into an upstream request.
 const PATH_ESCAPE: &AsciiSet = &CONTROLS
     .add(b' ')
@@ -191,6 +202,15 @@ mod tests {
             assert!(wire.is_ascii() && !wire.contains(['?', '#', ' ']), "{wire}");
             assert_eq!(normalise(&wire).unwrap(), p);
         }
+    }
+
+    #[test]
+    fn a_route_strips_its_prefix_by_whole_segments() {
+        let events = Some("/api/events");
+        assert_eq!(upstream_path("/api/events/v1/7", events), "/v1/7");
+        assert_eq!(upstream_path("/api/events", events), "/");
+        assert_eq!(upstream_path("/api/eventsx/7", events), "/api/eventsx/7");
+        assert_eq!(upstream_path("/api/events/7", None), "/api/events/7");
     }
 
     #[test]
