@@ -65,6 +65,8 @@ pub struct GatewayOptions {
 }
 
 struct Route {
+    /// The configured pattern (`/api/events/{*rest}`).
+    pattern: String,
     upstream: String,
     /// `aud` of the assertions sent on this route: the upstream and its delegates.
     audiences: Vec<String>,
@@ -74,6 +76,18 @@ struct Route {
     claims: BTreeMap<String, String>,
     strip_prefix: Option<String>,
     timeout: Duration,
+}
+
+/// Where a request path goes (see [`Gateway::route`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routed<'a> {
+    /// The matched route's pattern, as configured.
+    pub pattern: &'a str,
+    /// The route's upstream: a name from `[upstreams]`.
+    pub upstream: &'a str,
+    /// The path sent upstream (before [`path::encode`]): the normalised path, less the
+    /// route's `strip_prefix`.
+    pub upstream_path: &'a str,
 }
 
 /// The gateway, ready to serve.
@@ -150,13 +164,17 @@ impl Gateway {
         Ok(gateway)
     }
 
-    fn build(config: GatewayConfig, signer: Signer, jwks: &HashMap<String, String>) -> Self {
+    /// A gateway from a configuration that [`config::check`] accepted, without reading
+    /// files or fetching keys: what [`Gateway::load`] does once it has read everything.
+    /// `jwks` replaces issuers' `jwks_url`s (by issuer). For tests and fuzzing.
+    pub fn build(config: GatewayConfig, signer: Signer, jwks: &HashMap<String, String>) -> Self {
         let mut routes = matchit::Router::new();
         let mut route_list = Vec::new();
         for r in &config.routes {
             // `check` has proven every pattern inserts.
             let _ = routes.insert(r.path.get_ref().clone(), route_list.len());
             route_list.push(Route {
+                pattern: r.path.get_ref().clone(),
                 upstream: r.upstream.get_ref().clone(),
                 audiences: config::audiences_of(&config, r.upstream.get_ref()),
                 kind: r.kind,
@@ -286,15 +304,9 @@ impl Gateway {
         if let Err(wait) = self.admit_client(hop, request.headers()) {
             return too_many(wait);
         }
-        // The services' own endpoints are never reachable from outside, whatever the
-        // routes say (`check` also refuses a route that could match them).
-        if path::is_reserved(&path) {
-            return gateway_answer(StatusCode::NOT_FOUND, "not found\n");
-        }
-        let Ok(matched) = self.routes.at(&path) else {
+        let Some((route, upstream_path)) = self.matched(&path) else {
             return gateway_answer(StatusCode::NOT_FOUND, "not found\n");
         };
-        let route = &self.route_list[*matched.value];
 
         // A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)
         // is authenticated like any other request: it carries no credentials, so on a
@@ -349,14 +361,6 @@ impl Gateway {
             );
         }
 
-        let upstream_path = match &route.strip_prefix {
-            Some(prefix) => match path.strip_prefix(prefix.as_str()) {
-                Some("") => "/",
-                Some(rest) if rest.starts_with('/') => rest,
-                _ => path.as_str(),
-            },
-            None => path.as_str(),
-        };
         let Some(base) = self.upstreams.get(&route.upstream) else {
             return gateway_answer(StatusCode::BAD_GATEWAY, "no such upstream\n");
         };
@@ -440,6 +444,30 @@ impl Gateway {
                 )
             }
         }
+    }
+
+    /// The route a normalised path (see [`path::normalise`]) takes, and the path sent
+    /// upstream, exactly as [`Gateway::handle`] decides them; `None` is a 404.
+    pub fn route<'a>(&'a self, path: &'a str) -> Option<Routed<'a>> {
+        self.matched(path).map(|(route, upstream_path)| Routed {
+            pattern: &route.pattern,
+            upstream: &route.upstream,
+            upstream_path,
+        })
+    }
+
+    fn matched<'a>(&'a self, path: &'a str) -> Option<(&'a Route, &'a str)> {
+        // The services' own endpoints are never reachable from outside, whatever the
+        // routes say (`check` also refuses a route that could match them).
+        if path::is_reserved(path) {
+            return None;
+        }
+        let matched = self.routes.at(path).ok()?;
+        let route = &self.route_list[*matched.value];
+        Some((
+            route,
+            path::upstream_path(path, route.strip_prefix.as_deref()),
+        ))
     }
 
     /// The answer to a request that must authenticate and did not (or could not).

@@ -2,10 +2,10 @@
 //! that is sent upstream, so an upstream never sees a path other than the one whose
 //! route policy was applied.
 //!
-//! Percent-encoded octets are decoded (an encoded `/`, `\` or control character is
-//! refused rather than decoded, since upstreams disagree on what it means), `.` and `..`
-//! segments are resolved (climbing above the root is refused), and runs of `/` are
-//! collapsed. The query is never part of it.
+//! Percent-encoded octets are decoded (an encoded `/`, `\` or control character — C0,
+//! DEL or C1 — is refused rather than decoded, since upstreams disagree on what it
+//! means), `.` and `..` segments are resolved (climbing above the root is refused),
+//! and runs of `/` are collapsed. The query is never part of it.
 
 use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
@@ -62,6 +62,10 @@ pub fn normalise(raw: &str) -> Result<String, PathError> {
         let decoded = percent_decode_str(segment)
             .decode_utf8()
             .map_err(|_| PathError::BadEncoding)?;
+        // C1 controls (U+0080–U+009F) are only visible once decoded as UTF-8.
+        if decoded.chars().any(char::is_control) {
+            return Err(PathError::Control);
+        }
         // Empty segments (`//`) collapse; a path ending in `/`, `.` or `..` names a
         // directory and keeps its trailing slash.
         trailing_slash = matches!(decoded.as_ref(), "" | "." | "..");
@@ -84,6 +88,17 @@ pub fn normalise(raw: &str) -> Result<String, PathError> {
         path.push('/');
     }
     Ok(path)
+}
+
+/// The path a route sends upstream: the normalised path without the route's
+/// `strip_prefix` when it starts with it as whole segments (`/api/events/7` → `/7`,
+/// `/api/events` → `/`), else the normalised path itself.
+pub fn upstream_path<'a>(normalised: &'a str, strip_prefix: Option<&str>) -> &'a str {
+    match strip_prefix.map(|prefix| normalised.strip_prefix(prefix)) {
+        Some(Some("")) => "/",
+        Some(Some(rest)) if rest.starts_with('/') => rest,
+        _ => normalised,
+    }
 }
 
 /// Characters escaped when a normalised path is written into an upstream request.
@@ -221,6 +236,11 @@ mod tests {
             ("/%2e%2e/x", PathError::AboveRoot),
             ("/a%00b", PathError::Control),
             ("/a%0d%0aSet-Cookie", PathError::Control),
+            // C1 controls too (NEL, U+0085, is a line break to some upstreams and
+            // loggers), encoded or not.
+            ("/a%C2%85b", PathError::Control),
+            ("/a\u{85}b", PathError::Control),
+            ("/a%c2%9b31m", PathError::Control),
             ("/a%zz", PathError::BadEncoding),
             ("/a%4", PathError::BadEncoding),
             ("/%ff%fe", PathError::BadEncoding),
@@ -238,6 +258,15 @@ mod tests {
             assert!(wire.is_ascii() && !wire.contains(['?', '#', ' ']), "{wire}");
             assert_eq!(normalise(&wire).unwrap(), p);
         }
+    }
+
+    #[test]
+    fn a_route_strips_its_prefix_by_whole_segments() {
+        let events = Some("/api/events");
+        assert_eq!(upstream_path("/api/events/v1/7", events), "/v1/7");
+        assert_eq!(upstream_path("/api/events", events), "/");
+        assert_eq!(upstream_path("/api/eventsx/7", events), "/api/eventsx/7");
+        assert_eq!(upstream_path("/api/events/7", None), "/api/events/7");
     }
 
     #[test]

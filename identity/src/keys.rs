@@ -68,6 +68,11 @@ impl Keys {
         keys
     }
 
+    /// The signing keys of a JWKS document, as a key set's fetch reads its body.
+    pub fn from_json(body: &[u8]) -> Result<Self, serde_json::Error> {
+        Ok(Self::from_set(&serde_json::from_slice::<JwkSet>(body)?))
+    }
+
     pub fn len(&self) -> usize {
         self.all.len()
     }
@@ -335,11 +340,10 @@ impl RemoteKeySet {
             }
             body.extend_from_slice(&chunk);
         }
-        let set: JwkSet = serde_json::from_slice(&body).map_err(|e| FetchError::Invalid {
+        Keys::from_json(&body).map_err(|e| FetchError::Invalid {
             url: self.url.clone(),
             message: e.to_string(),
-        })?;
-        Ok(Keys::from_set(&set))
+        })
     }
 
     fn count(&self, f: impl FnOnce(&mut KeySetStats)) {

@@ -17,6 +17,7 @@ pub mod storage;
 pub use error::{RegistryError, StorageError};
 pub use model::{Channel, Index};
 pub use registry::{
-    Artifact, Registry, StoredArtifacts, Target, Upload, is_valid_component_name, sha256_hex,
+    Artifact, Registry, StoredArtifacts, Target, Upload, is_valid_component_name, parse_index,
+    sha256_hex,
 };
 pub use semver::{Version, VersionReq};

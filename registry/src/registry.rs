@@ -544,7 +544,10 @@ fn entry_mut<'a>(
         })
 }
 
-fn parse_index(key: &str, generation: u64, bytes: &[u8]) -> Result<Index, RegistryError> {
+/// The index of `generation` from the bytes stored under `key`, as every reader
+/// parses it: the format first, then the whole document, which must say the generation
+/// it is stored as.
+pub fn parse_index(key: &str, generation: u64, bytes: &[u8]) -> Result<Index, RegistryError> {
     // The format first, so a newer writer's index says "upgrade", not "unknown field".
     #[derive(serde::Deserialize)]
     struct Format {

@@ -46,9 +46,10 @@ pub struct ComponentMetadata {
     pub reuse: Option<Duration>,
 }
 
-/// What `describe` returned, whatever the contract version, before it is checked.
+/// What `describe` returned, whatever the contract version, before it is checked
+/// ([`ComponentMetadata::from_described`]).
 #[derive(Debug, Clone)]
-pub(crate) struct Described {
+pub struct Described {
     pub name: String,
     pub subscribes: Vec<String>,
     pub publishes: Vec<String>,
@@ -91,7 +92,9 @@ fn is_valid_asset(path: &str) -> bool {
 }
 
 impl ComponentMetadata {
-    pub(crate) fn from_described(m: Described) -> Result<Self, String> {
+    /// A guest's declaration checked: names, topics, asset paths and reuse; the error
+    /// says what is wrong, for the load error.
+    pub fn from_described(m: Described) -> Result<Self, String> {
         if !is_valid_component_name(&m.name) {
             return Err(format!(
                 "name {:?} must be lower-case kebab case (a-z, 0-9, '-'), 1 to 64 characters",
