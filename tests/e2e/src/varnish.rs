@@ -2,6 +2,7 @@
 //! in front of an origin on loopback, for as long as the [`Varnish`] value lives.
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -77,7 +78,16 @@ impl Varnish {
 
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let program = varnishd();
-        let child = Command::new(&program)
+        let mut command = Command::new(SETPRIV);
+        if Path::new(SETPRIV).exists() {
+            // If whoever started it dies without stopping it, varnishd is told to stop
+            // (SIGTERM, so the manager takes its worker with it). setpriv execs, so the
+            // child's pid is varnishd's.
+            command.args(["--pdeathsig", "TERM", "--"]).arg(&program);
+        } else {
+            command = Command::new(&program);
+        }
+        let child = command
             .arg("-F")
             .arg("-n")
             .arg(&workdir)
@@ -96,6 +106,9 @@ impl Varnish {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
+            // Its own process group: a Ctrl-C at the terminal reaches whoever started
+            // it, who stops it (and the group, worker included) on drop.
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
@@ -106,6 +119,11 @@ impl Varnish {
         let mut varnish = Self { child, addr, dir };
         varnish.wait_until_serving();
         varnish
+    }
+
+    /// The manager's pid (its worker is a child of it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -144,17 +162,31 @@ impl Drop for Varnish {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+        let group = format!("-{}", self.child.id());
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
+                kill_group(&group);
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
+        kill_group(&group);
         let _ = self.child.wait();
     }
 }
+
+/// SIGKILL to what is left of a process group (`-PGID`): nothing, normally.
+fn kill_group(group: &str) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", group])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// util-linux's `setpriv`, for a parent-death signal without `unsafe`.
+const SETPRIV: &str = "/usr/bin/setpriv";
 
 fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;

@@ -8,7 +8,7 @@ use anyhow::Context;
 use crate::Args;
 use crate::parts;
 use crate::probe::{self, Sample};
-use crate::process;
+use oberon_bench::process;
 use crate::report::{self, Fidelity, SlowCase, SystemResult};
 use crate::systems::{self, Delays, Paths, Running};
 use crate::wrk::Load;
