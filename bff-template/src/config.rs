@@ -9,8 +9,14 @@ pub const PREFIX: &str = "BFF_TEMPLATE_";
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `BFF_TEMPLATE_LISTEN` (default `127.0.0.1:8081`).
+    /// `BFF_TEMPLATE_LISTEN` (default `127.0.0.1:8081`): the API, which the gateway
+    /// and the renderer call.
     pub listen: SocketAddr,
+    /// `BFF_TEMPLATE_OPS_LISTEN` (default `127.0.0.1:9081`): the operational endpoints
+    /// (`/livez`, `/readyz`, `/metrics`, `/openapi.json`), on a port of their own that
+    /// only the cluster (probes, Prometheus) reaches, so no gateway route can expose
+    /// them, whatever its pattern.
+    pub ops_listen: SocketAddr,
     /// `BFF_TEMPLATE_BACKEND_URL`: base URL of the backend service (required).
     pub backend_url: String,
     /// `BFF_TEMPLATE_BACKEND_TIMEOUT_MS` (default 800, 1..=30000): whole backend call.
@@ -73,18 +79,31 @@ impl Config {
             });
         };
 
-        let (var, value) = get("LISTEN");
-        let listen = match value {
-            None => SocketAddr::from(([127, 0, 0, 1], 8081)),
-            Some(v) => v.parse().unwrap_or_else(|_| {
-                fail(
-                    &var,
-                    format!("{v:?} is not an address"),
-                    "use HOST:PORT, e.g. 0.0.0.0:8081",
-                );
-                SocketAddr::from(([127, 0, 0, 1], 8081))
-            }),
+        let mut address = |suffix: &str, default: SocketAddr| {
+            let (var, value) = get(suffix);
+            let parsed = value.map(|v| v.parse::<SocketAddr>().map_err(|_| v));
+            match parsed {
+                None => default,
+                Some(Ok(addr)) => addr,
+                Some(Err(v)) => {
+                    fail(
+                        &var,
+                        format!("{v:?} is not an address"),
+                        &format!("use HOST:PORT, e.g. 0.0.0.0:{}", default.port()),
+                    );
+                    default
+                }
+            }
         };
+        let listen = address("LISTEN", SocketAddr::from(([127, 0, 0, 1], 8081)));
+        let ops_listen = address("OPS_LISTEN", SocketAddr::from(([127, 0, 0, 1], 9081)));
+        if ops_listen == listen {
+            fail(
+                &format!("{PREFIX}OPS_LISTEN"),
+                format!("is {listen}, the API's address too"),
+                "give the operational endpoints a port of their own, e.g. 0.0.0.0:9081",
+            );
+        }
 
         let (var, value) = get("BACKEND_URL");
         let backend_url = match value {
@@ -194,6 +213,7 @@ impl Config {
         if errors.is_empty() {
             Ok(Self {
                 listen,
+                ops_listen,
                 backend_url,
                 backend_timeout,
                 drain,
@@ -243,6 +263,23 @@ mod tests {
         );
         assert!(text.contains("BFF_TEMPLATE_BACKEND_TIMEOUT_MS"), "{text}");
         assert!(text.contains("help: "), "{text}");
+    }
+
+    #[test]
+    fn the_operational_endpoints_need_a_port_of_their_own() {
+        let c = config(&[("BACKEND_URL", "http://b")]).unwrap();
+        assert_ne!(c.ops_listen, c.listen);
+        let e = config(&[
+            ("BACKEND_URL", "http://b"),
+            ("LISTEN", "0.0.0.0:8081"),
+            ("OPS_LISTEN", "0.0.0.0:8081"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid configuration:\nBFF_TEMPLATE_OPS_LISTEN: is 0.0.0.0:8081, the API's address too\n  \
+             help: give the operational endpoints a port of their own, e.g. 0.0.0.0:9081"
+        );
     }
 
     #[test]

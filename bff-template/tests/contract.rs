@@ -11,7 +11,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use bff_template::config::{Config, PREFIX};
-use bff_template::{AppState, ItemV1, ItemV2, Money, NOT_FOUND_CACHE, PUBLIC_CACHE, serve};
+use bff_template::{
+    AppState, ItemV1, ItemV2, Listeners, Money, NOT_FOUND_CACHE, PUBLIC_CACHE, serve,
+};
 
 /// The fake backend: items by id, and what it was sent.
 #[derive(Default)]
@@ -62,8 +64,18 @@ async fn fake_backend() -> (String, Arc<Fake>) {
             StatusCode::NOT_FOUND.into_response()
         }
     }
+    // What no user may see: every user's items at an issuer, one path segment above
+    // a user's own (`/issuers/{issuer}/users/../items`).
+    async fn everyones_items() -> Response {
+        axum::Json(serde_json::json!([
+            { "id": "42", "name": "Rust Nation", "price_cents": 12550, "currency": "EUR", "stock": 3 },
+            { "id": "7", "name": "Someone else's", "price_cents": 100, "currency": "EUR", "stock": 1 }
+        ]))
+        .into_response()
+    }
     let app = Router::new()
         .route("/items/{id}", routing::get(item))
+        .route("/issuers/{issuer}/items", routing::get(everyones_items))
         .route("/users/{user}/items", routing::get(user_items))
         .route(
             "/issuers/{issuer}/users/{user}/items",
@@ -79,7 +91,10 @@ async fn fake_backend() -> (String, Arc<Fake>) {
 }
 
 struct Bff {
+    /// The API.
     url: String,
+    /// The operational endpoints.
+    ops: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -91,16 +106,24 @@ async fn start(vars: &[(&str, String)]) -> Bff {
         .collect();
     let config = Config::from_lookup(|k| map.get(k).cloned()).expect("valid config");
     let state = AppState::new(config).expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let bind = || async {
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind")
+    };
+    let listeners = Listeners {
+        api: bind().await,
+        ops: bind().await,
+    };
+    let url = |l: &tokio::net::TcpListener| format!("http://{}", l.local_addr().expect("addr"));
+    let (url, ops) = (url(&listeners.api), url(&listeners.ops));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(serve(listener, state, async move {
+    let done = tokio::spawn(serve(listeners, state, async move {
         let _ = rx.await;
     }));
     Bff {
         url,
+        ops,
         stop: Some(tx),
         done,
     }
@@ -200,7 +223,7 @@ async fn a_deprecated_v1_says_so_in_exact_headers_and_in_the_openapi_document() 
     let item: ItemV1 = r.json().await.expect("json");
     assert_eq!(item.price_label, "EUR 125.50");
 
-    let doc: serde_json::Value = get(&format!("{}/openapi.json", bff.url), &[])
+    let doc: serde_json::Value = get(&format!("{}/openapi.json", bff.ops), &[])
         .await
         .json()
         .await
@@ -255,7 +278,7 @@ async fn backend_failures_map_to_clear_statuses_that_are_not_cached() {
         "bounded by the backend timeout"
     );
 
-    let metrics = get(&format!("{}/metrics", bff.url), &[])
+    let metrics = get(&format!("{}/metrics", bff.ops), &[])
         .await
         .text()
         .await
@@ -270,6 +293,24 @@ async fn backend_failures_map_to_clear_statuses_that_are_not_cached() {
     );
 }
 
+/// The operational endpoints answer on their own port only: a gateway route to the API
+/// (`/api/items/{*rest}`, prefix stripped) cannot reach them (issue 18, finding 6).
+#[tokio::test]
+async fn operational_endpoints_are_not_on_the_api_port() {
+    let (backend, _) = fake_backend().await;
+    let bff = start(&[("BACKEND_URL", backend)]).await;
+    for path in ["/livez", "/readyz", "/metrics", "/openapi.json"] {
+        let r = get(&format!("{}{path}", bff.url), &[]).await;
+        assert_eq!(r.status(), 404, "{path} on the API port");
+        assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
+        let r = get(&format!("{}{path}", bff.ops), &[]).await;
+        assert_eq!(r.status(), 200, "{path} on the operational port");
+    }
+    // And the API is not on the operational port.
+    let r = get(&format!("{}/v2/items/42", bff.ops), &[]).await;
+    assert_eq!(r.status(), 404);
+}
+
 #[tokio::test]
 async fn shutdown_turns_readiness_off_and_finishes_requests_in_flight() {
     let (backend, _) = fake_backend().await;
@@ -279,8 +320,8 @@ async fn shutdown_turns_readiness_off_and_finishes_requests_in_flight() {
         ("DRAIN_MS", "500".into()),
     ])
     .await;
-    assert_eq!(get(&format!("{}/readyz", bff.url), &[]).await.status(), 200);
-    assert_eq!(get(&format!("{}/livez", bff.url), &[]).await.status(), 200);
+    assert_eq!(get(&format!("{}/readyz", bff.ops), &[]).await.status(), 200);
+    assert_eq!(get(&format!("{}/livez", bff.ops), &[]).await.status(), 200);
 
     // A slow request is in flight when shutdown begins; it still gets its answer.
     let url = format!("{}/v2/items/slow", bff.url);
@@ -289,7 +330,7 @@ async fn shutdown_turns_readiness_off_and_finishes_requests_in_flight() {
     let _ = bff.stop.take().expect("running").send(());
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Draining: still accepting, but no longer ready.
-    assert_eq!(get(&format!("{}/readyz", bff.url), &[]).await.status(), 503);
+    assert_eq!(get(&format!("{}/readyz", bff.ops), &[]).await.status(), 503);
     assert_eq!(in_flight.await.expect("join"), 504);
     bff.done.await.expect("join").expect("served");
 }
@@ -464,6 +505,31 @@ async fn the_user_comes_only_from_the_gateways_assertion() {
     assert_eq!(list[0].title, "Rust Nation");
 }
 
+/// A subject is a value, never a path (issue 18, finding 5): a user whose subject is
+/// `..` or `.` must not reach the backend path a segment above their own.
+#[tokio::test]
+async fn a_subject_of_dot_dot_climbs_no_backend_path() {
+    let (backend, _) = fake_backend().await;
+    let gateway = fake_gateway().await;
+    let bff = start(&[
+        ("BACKEND_URL", backend),
+        ("GATEWAY_JWKS_URL", gateway.jwks_url.clone()),
+    ])
+    .await;
+    for (subject, rid) in [("..", "req-dots"), (".", "req-dot")] {
+        let token = assertion(&gateway.key, subject, &["buyer"], rid);
+        let r = get(
+            &format!("{}/v2/me/items", bff.url),
+            &[("oberon-identity", &token), ("x-request-id", rid)],
+        )
+        .await;
+        assert_eq!(r.status(), 403, "subject {subject:?}");
+        assert_eq!(r.headers()["cache-control"], "private, no-store");
+        let body = r.text().await.expect("body");
+        assert!(!body.contains("Someone else"), "{body}");
+    }
+}
+
 /// Several identity providers may each have an `alice`: they are different users, and
 /// neither sees the other's items.
 #[tokio::test]
@@ -612,5 +678,5 @@ async fn slow_silent_and_idle_connections_are_closed_at_the_header_read_timeout(
             "{how}: closed early, {held:?}"
         );
     }
-    assert_eq!(get(&format!("{}/livez", bff.url), &[]).await.status(), 200);
+    assert_eq!(get(&format!("{}/livez", bff.ops), &[]).await.status(), 200);
 }

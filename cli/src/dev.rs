@@ -6,6 +6,10 @@
 //! provider, the renderer, and the gateway in front of them all on `--listen`. Then it
 //! watches the components' sources: saving a component rebuilds and reinstalls it, and
 //! the renderer swaps the new version in on its next look, with no restart.
+//!
+//! SIGINT (Ctrl-C) or SIGTERM stops every one of them: each stops accepting, finishes
+//! what is in flight, and the process exits (within a second or two; the source
+//! watcher is a plain thread that never holds the process).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -19,6 +23,34 @@ use oberon_identity::Verifier;
 use oberon_renderer::{Renderer, RendererOptions, server};
 
 use crate::{build, fixture_backend};
+
+/// Set once, on SIGINT or SIGTERM: every service `oberon dev` started stops.
+#[derive(Clone)]
+struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    /// A stop that [`Stop::signals`] sets, and its sender.
+    fn new() -> (tokio::sync::watch::Sender<bool>, Self) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Self(rx))
+    }
+
+    /// Resolves when the stop is set: a service's shutdown future.
+    fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+
+    /// Whether the stop is set, for the source watcher's thread.
+    fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+/// A service of `oberon dev`, served until the stop.
+type Service = tokio::task::JoinHandle<()>;
 
 #[derive(Debug, clap::Args)]
 pub struct DevArgs {
@@ -50,6 +82,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         build::install_all(&workspace, &crates, &installed)?;
     }
 
+    let (stop_tx, stop) = Stop::new();
+    let mut services: Vec<Service> = Vec::new();
+
     // The gateway's address comes first: every other part names it.
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -57,13 +92,22 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let public_url = format!("http://{addr}");
 
-    let events_backend =
-        serve_on_free_port(fixture_backend::app(site_dir.join("backends/events"))).await?;
-    let checkout_backend =
-        serve_on_free_port(fixture_backend::app(site_dir.join("backends/checkout"))).await?;
+    let events_backend = serve_on_free_port(
+        fixture_backend::app(site_dir.join("backends/events")),
+        &stop,
+        &mut services,
+    )
+    .await?;
+    let checkout_backend = serve_on_free_port(
+        fixture_backend::app(site_dir.join("backends/checkout")),
+        &stop,
+        &mut services,
+    )
+    .await?;
     let gateway_jwks = format!("{public_url}{}", oberon_identity::assertion::JWKS_PATH);
-    let events = start_events_bff(&events_backend).await?;
-    let checkout = start_checkout_bff(&checkout_backend, &gateway_jwks).await?;
+    let events = start_events_bff(&events_backend, &stop, &mut services).await?;
+    let checkout =
+        start_checkout_bff(&checkout_backend, &gateway_jwks, &stop, &mut services).await?;
 
     let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let idp_url = format!("http://{}", idp_listener.local_addr()?);
@@ -73,7 +117,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "oberon",
         vec![format!("{public_url}/_gateway/session")],
     )?;
-    tokio::spawn(async move { axum::serve(idp_listener, devidp::app(Arc::new(idp))).await });
+    let idp_stopped = stop.stopped();
+    services.push(tokio::spawn(async move {
+        let _ = axum::serve(idp_listener, devidp::app(Arc::new(idp)))
+            .with_graceful_shutdown(idp_stopped)
+            .await;
+    }));
 
     let renderer_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let renderer_url = format!("http://{}", renderer_listener.local_addr()?);
@@ -100,7 +149,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let admin_token = std::env::var("OBERON_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| format!("dev-{:016x}", rand_u64()));
+        .unwrap_or_else(|| format!("dev-{:016x}{:016x}", rand_u64(), rand_u64()));
     let renderer = Renderer::start(RendererOptions {
         site_dir,
         components_dir: Some(installed.clone()),
@@ -116,11 +165,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     })
     .await?;
     renderer.watch(Duration::from_millis(300));
-    tokio::spawn(server::serve(
-        renderer_listener,
-        server::app(renderer),
-        std::future::pending(),
-    ));
+    let renderer_served = server::serve(renderer_listener, server::app(renderer), stop.stopped());
+    services.push(tokio::spawn(async move {
+        let _ = renderer_served.await;
+    }));
 
     eprintln!("oberon: demo site at {public_url}/events/42; sign in at {public_url}/account");
     eprintln!(
@@ -131,63 +179,110 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
 
     if !args.no_build {
-        tokio::task::spawn_blocking(move || watch_sources(&workspace, &crates, &installed));
+        // A thread of its own, not the runtime's blocking pool, which the runtime waits
+        // for at exit: a rebuild under way must not keep the process alive.
+        let watching = stop.clone();
+        std::thread::spawn(move || watch_sources(&workspace, &crates, &installed, &watching));
     }
-    oberon_gateway::serve(
-        listener,
-        oberon_gateway::app(gateway),
-        oberon_gateway::shutdown_signal(),
-    )
-    .await?;
+    tokio::spawn(async move {
+        oberon_gateway::shutdown_signal().await;
+        eprintln!("oberon: stopping");
+        let _ = stop_tx.send(true);
+    });
+    oberon_gateway::serve(listener, oberon_gateway::app(gateway), stop.stopped()).await?;
+    // Every other service got the same stop: wait for them to finish what is in flight.
+    for service in services {
+        let _ = service.await;
+    }
     Ok(())
 }
 
 /// `iss` of the development identity provider's tokens (`demo/gateway.toml`).
 const DEV_ISSUER: &str = "oberon-dev-idp";
 
-async fn serve_on_free_port(app: axum::Router) -> anyhow::Result<String> {
+async fn serve_on_free_port(
+    app: axum::Router,
+    stop: &Stop,
+    services: &mut Vec<Service>,
+) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let stopped = stop.stopped();
+    services.push(tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await;
+    }));
     Ok(url)
 }
 
 /// The events BFF, configured as its environment would configure it.
-async fn start_events_bff(backend: &str) -> anyhow::Result<String> {
-    let vars = HashMap::from([("EVENTS_BFF_BACKEND_URL".to_string(), backend.to_string())]);
+async fn start_events_bff(
+    backend: &str,
+    stop: &Stop,
+    services: &mut Vec<Service>,
+) -> anyhow::Result<String> {
+    let vars = HashMap::from([
+        ("EVENTS_BFF_BACKEND_URL".to_string(), backend.to_string()),
+        // No load balancer to drain away from: stop at once.
+        ("EVENTS_BFF_DRAIN_MS".to_string(), "0".to_string()),
+    ]);
     let config = events_bff::config::Config::from_lookup(|k| vars.get(k).cloned())?;
     let state = events_bff::AppState::new(config)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(events_bff::serve(listener, state, std::future::pending()));
+    let listeners = events_bff::Listeners {
+        api: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        ops: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let url = format!("http://{}", listeners.api.local_addr()?);
+    let served = events_bff::serve(listeners, state, stop.stopped());
+    services.push(tokio::spawn(async move {
+        let _ = served.await;
+    }));
     Ok(url)
 }
 
 /// The checkout BFF, which verifies the gateway's assertions with its JWKS.
-async fn start_checkout_bff(backend: &str, gateway_jwks: &str) -> anyhow::Result<String> {
+async fn start_checkout_bff(
+    backend: &str,
+    gateway_jwks: &str,
+    stop: &Stop,
+    services: &mut Vec<Service>,
+) -> anyhow::Result<String> {
     let vars = HashMap::from([
         ("CHECKOUT_BFF_BACKEND_URL".to_string(), backend.to_string()),
         (
             "CHECKOUT_BFF_GATEWAY_JWKS_URL".to_string(),
             gateway_jwks.to_string(),
         ),
+        ("CHECKOUT_BFF_DRAIN_MS".to_string(), "0".to_string()),
     ]);
     let config = checkout_bff::config::Config::from_lookup(|k| vars.get(k).cloned())?;
     let state = checkout_bff::AppState::new(config)?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(checkout_bff::serve(listener, state, std::future::pending()));
+    let listeners = checkout_bff::Listeners {
+        api: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+        ops: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let url = format!("http://{}", listeners.api.local_addr()?);
+    let served = checkout_bff::serve(listeners, state, stop.stopped());
+    services.push(tokio::spawn(async move {
+        let _ = served.await;
+    }));
     Ok(url)
 }
 
 /// Rebuild and reinstall when a source under the components workspace changes.
-fn watch_sources(workspace: &Path, crates: &[build::ComponentCrate], installed: &Path) {
+fn watch_sources(
+    workspace: &Path,
+    crates: &[build::ComponentCrate],
+    installed: &Path,
+    stop: &Stop,
+) {
     let watched: Vec<PathBuf> = ["sdk", "examples", "wit"]
         .iter()
         .map(|d| workspace.join(d))
         .collect();
     let mut last = stamps(&watched);
-    loop {
+    while !stop.is_set() {
         std::thread::sleep(Duration::from_millis(500));
         let now = stamps(&watched);
         if now == last {

@@ -1,7 +1,7 @@
 //! Tokens minted by PyJWT (a widely used JWT library outside Rust) with RSA, RSA-PSS,
 //! ECDSA and Ed25519 keys are accepted, roles are read from a nested claim, and the
 //! identity reaches the upstream as the gateway's assertion. Needs Debian's
-//! `python3-jwt` and `python3-cryptography` (`.ci/run` installs them).
+//! `python3-jwt` and `python3-cryptography` (`tests/run` installs them).
 
 #![allow(clippy::unwrap_used)]
 
@@ -27,7 +27,7 @@ async fn tokens_minted_by_pyjwt_are_accepted() {
         .unwrap_or_else(|e| panic!("running {}: {e}", python()));
     assert!(
         output.status.success(),
-        "PyJWT minting failed (install Debian's python3-jwt and python3-cryptography, as .ci/run does):\n{}",
+        "PyJWT minting failed (install Debian's python3-jwt and python3-cryptography; tests/run installs them as root, or prints the command):\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let minted: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();

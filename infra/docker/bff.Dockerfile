@@ -5,8 +5,9 @@
 #   docker build -f infra/docker/bff.Dockerfile --build-arg BFF=checkout-bff -t checkout-bff .
 #   docker build -f infra/docker/bff.Dockerfile --build-arg BFF=bff-template -t bff-template .
 # A BFF configures itself from <PACKAGE>_* environment variables (EVENTS_BFF_LISTEN,
-# EVENTS_BFF_BACKEND_URL, ...; see its README); its default listen address is
-# loopback, so a deployment sets <PACKAGE>_LISTEN=0.0.0.0:8081 (infra/k8s does).
+# EVENTS_BFF_BACKEND_URL, ...; see its README); its default listen addresses are
+# loopback, so a deployment sets <PACKAGE>_LISTEN=0.0.0.0:8081 for the API and
+# <PACKAGE>_OPS_LISTEN=0.0.0.0:9081 for the probes and metrics (infra/k8s does).
 # Distroless, uid 65532, nothing written to disk.
 
 # checkov:skip=CKV_DOCKER_2: no HEALTHCHECK: the runtime image has no shell or client to run one, and Kubernetes ignores it; the probes in infra/k8s call the real health endpoints
@@ -22,5 +23,5 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/bff /usr/local/bin/bff
 USER 65532:65532
-EXPOSE 8081
+EXPOSE 8081 9081
 ENTRYPOINT ["/usr/local/bin/bff"]

@@ -119,22 +119,28 @@ def image_of(m: Manifests, deployment: dict) -> str:
     return base
 
 
-def listen_setting(c: dict) -> tuple[str, str]:
-    """Where the container's listen address is set: ("arg", value) or ("env", NAME)."""
-    args = c.get("args", [])
-    if "--listen" in args:
-        return ("arg", args[args.index("--listen") + 1])
+# The container port each listen setting serves: the API (or pages) on `http`, the
+# operational endpoints of a BFF (`*_OPS_LISTEN`) on `ops`.
+def listen_settings(c: dict) -> dict[str, tuple[str, str]]:
+    """Where the container's listen addresses are set, by the container port they
+    serve: {"http": ("arg", "--listen"), "ops": ("env", "EVENTS_BFF_OPS_LISTEN")}."""
+    found: dict[str, tuple[str, str]] = {}
+    if "--listen" in c.get("args", []):
+        found["http"] = ("arg", "--listen")
     for e in c.get("env", []):
-        if e["name"].endswith("_LISTEN"):
-            return ("env", e["name"])
-    raise AssertionError(f"{c['name']}: no --listen argument and no *_LISTEN variable")
+        if e["name"].endswith("_OPS_LISTEN"):
+            found["ops"] = ("env", e["name"])
+        elif e["name"].endswith("_LISTEN"):
+            found["http"] = ("env", e["name"])
+    assert "http" in found, f"{c['name']}: no --listen argument and no *_LISTEN variable"
+    return found
 
 
-def listen_value(c: dict) -> str:
-    where, v = listen_setting(c)
+def listen_value(c: dict, where: str, name: str) -> str:
     if where == "arg":
-        return v
-    return next(e["value"] for e in c["env"] if e["name"] == v)
+        args = c["args"]
+        return args[args.index(name) + 1]
+    return next(e["value"] for e in c["env"] if e["name"] == name)
 
 
 def probes(c: dict) -> dict[str, dict]:
@@ -159,12 +165,18 @@ def test_listen_port_is_the_port_probes_services_and_policies_name(manifests):
     for name, d in deployments.items():
         c = container(d)
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-        listen = listen_value(c)
-        host, _, port = listen.rpartition(":")
-        assert host == "0.0.0.0", f"{name}: listens on {listen}: a pod must listen on 0.0.0.0"
-        assert ports.get("http") == int(port), f"{name}: listens on {port}, containerPort http is {ports}"
+        settings = listen_settings(c)
+        assert settings.keys() == ports.keys(), f"{name}: listens for {sorted(settings)}, ports {ports}"
+        for port_name, (where, setting) in settings.items():
+            listen = listen_value(c, where, setting)
+            host, _, port = listen.rpartition(":")
+            assert host == "0.0.0.0", f"{name}: listens on {listen}: a pod must listen on 0.0.0.0"
+            assert ports[port_name] == int(port), (
+                f"{name}: {setting} listens on {port}, containerPort {port_name} is {ports}")
+        # Probes go to the operational port where there is one.
+        probed = "ops" if "ops" in ports else "http"
         for kind, probe in probes(c).items():
-            assert probe["httpGet"]["port"] in ("http", int(port)), f"{name}: {kind} port"
+            assert probe["httpGet"]["port"] in (probed, ports[probed]), f"{name}: {kind} port"
         assert {"startupProbe", "readinessProbe", "livenessProbe"} <= probes(c).keys(), name
     labels = {n: d["spec"]["template"]["metadata"]["labels"] for n, d in deployments.items()}
     for name, s in manifests.of("Service").items():
@@ -173,6 +185,8 @@ def test_listen_port_is_the_port_probes_services_and_policies_name(manifests):
         ports = {p["name"] for p in container(deployments[selected[0]])["ports"]}
         for p in s["spec"]["ports"]:
             assert p["targetPort"] in ports, f"Service {name}: targetPort {p['targetPort']}"
+            # Operational endpoints are never routable: no Service names them.
+            assert p["targetPort"] != "ops", f"Service {name} exposes the operational port"
     for name, np in manifests.of("NetworkPolicy").items():
         selected = [n for n, l in labels.items()
                     if np["spec"]["podSelector"].get("matchLabels", {}).items() <= l.items()]
@@ -182,6 +196,9 @@ def test_listen_port_is_the_port_probes_services_and_policies_name(manifests):
                     c = container(deployments[n])
                     assert p["port"] in {q["name"] for q in c["ports"]} | {
                         q["containerPort"] for q in c["ports"]}, f"NetworkPolicy {name}: {p} on {n}"
+                    ops = {q["containerPort"] for q in c["ports"] if q["name"] == "ops"}
+                    assert p["port"] not in {"ops"} | ops, (
+                        f"NetworkPolicy {name} admits other pods to {n}'s operational port")
 
 
 def selected_by(selector: dict, labels: dict[str, dict]) -> set[str]:
@@ -308,19 +325,23 @@ class Pod:
     name: str
     binary: Path
     root: Path
-    port: int
+    ports: dict[str, int]  # container port name -> loopback port
     args: list[str]
     env: dict[str, str]
     grace: int
     pre_stop: int
-    probes: dict[str, str]
+    probes: dict[str, tuple[str, str]]  # kind -> (path, port name)
     process: subprocess.Popen | None = None
     log: Path | None = None
     proven_env: set[str] = field(default_factory=set)
     manifest_env: set[str] = field(default_factory=set)
 
-    def url(self, path: str = "") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str = "", port: str = "http") -> str:
+        return f"http://127.0.0.1:{self.ports[port]}{path}"
+
+    def probe_url(self, kind: str) -> str:
+        path, port = self.probes[kind]
+        return self.url(path, port)
 
 
 class Platform:
@@ -331,14 +352,15 @@ class Platform:
         self.tmp = tmp
         self.secrets = secret_values(tmp)
         deployments = m.of("Deployment")
-        self.ports = {name: free_port() for name in deployments}
+        self.ports = {name: {p["name"]: free_port() for p in container(d)["ports"]}
+                      for name, d in deployments.items()}
         labels = {n: d["spec"]["template"]["metadata"]["labels"] for n, d in deployments.items()}
         # (service host, port) -> the loopback port of the Deployment it selects.
         self.services: dict[tuple[str, int], int] = {}
         for name, s in m.of("Service").items():
             selected = [n for n, l in labels.items() if s["spec"]["selector"].items() <= l.items()]
             for p in s["spec"]["ports"]:
-                self.services[(name, p["port"])] = self.ports[selected[0]]
+                self.services[(name, p["port"])] = self.ports[selected[0]][p["targetPort"]]
         self.pods = {name: self.pod(name, d) for name, d in deployments.items()}
 
     def rewrite_urls(self, text: str, where: str) -> str:
@@ -376,11 +398,12 @@ class Platform:
             if f.is_file() and not f.is_symlink() and f.suffix in (".toml",):
                 f.write_text(localise(f.read_text(), str(f.relative_to(root))))
 
-        port = self.ports[name]
-        where, listen = listen_setting(c)
+        ports = self.ports[name]
+        settings = listen_settings(c)
         args = list(c.get("args", []))
-        if where == "arg":
-            args[args.index("--listen") + 1] = f"127.0.0.1:{port}"
+        for port_name, (where, setting) in settings.items():
+            if where == "arg":
+                args[args.index(setting) + 1] = f"127.0.0.1:{ports[port_name]}"
         args = [localise(a, f"{name} args") for a in args]
         env, manifest_env = {}, set()
         for e in c.get("env", []):
@@ -390,10 +413,13 @@ class Platform:
             else:
                 ref = e["valueFrom"]["secretKeyRef"]
                 env[e["name"]] = self.secret(ref["name"], ref["key"], name)
-        if where == "env":
-            env[listen] = f"127.0.0.1:{port}"
-        paths = {k: p["httpGet"]["path"] for k, p in probes(c).items()}
-        return Pod(name, BIN_DIR / binary, root, port, args, env,
+        for port_name, (where, setting) in settings.items():
+            if where == "env":
+                env[setting] = f"127.0.0.1:{ports[port_name]}"
+        named = {q["containerPort"]: q["name"] for q in c["ports"]}
+        paths = {k: (p["httpGet"]["path"], named.get(p["httpGet"]["port"], p["httpGet"]["port"]))
+                 for k, p in probes(c).items()}
+        return Pod(name, BIN_DIR / binary, root, ports, args, env,
                    spec["terminationGracePeriodSeconds"], pre_stop_seconds(c), paths,
                    manifest_env=manifest_env)
 
@@ -472,7 +498,7 @@ class Platform:
         while time.monotonic() < deadline:
             if pod.process.poll() is not None:
                 pytest.fail(f"{pod.name} exited {pod.process.returncode}:\n{pod.log.read_text()}")
-            if get(pod.url(pod.probes["startupProbe"]))[0] == 200:
+            if get(pod.probe_url("startupProbe"))[0] == 200:
                 return
             time.sleep(0.2)
         pytest.fail(f"{pod.name} never passed its startup probe:\n{pod.log.read_text()}")
@@ -514,9 +540,9 @@ def by_binary(platform: Platform, binary: str) -> Pod:
 
 def test_every_probe_answers_200(platform):
     for pod in platform.pods.values():
-        for kind, path in pod.probes.items():
-            status, _, body = get(pod.url(path))
-            assert status == 200, f"{pod.name} {kind} {path}: {status} {body}"
+        for kind in pod.probes:
+            status, _, body = get(pod.probe_url(kind))
+            assert status == 200, f"{pod.name} {kind} {pod.probes[kind]}: {status} {body}"
 
 
 def test_a_page_goes_through_gateway_renderer_and_bff(platform):
@@ -532,11 +558,13 @@ def test_a_page_goes_through_gateway_renderer_and_bff(platform):
     status, headers, body = get(gateway.url("/events/42"), {"X-Origin-Verify": origin})
     assert status in (200, 503) and "server-timing" in {k.lower() for k in headers}, (
         f"{status} {headers} {body}")
-    _, _, metrics = get(events.url("/metrics"))
+    _, _, metrics = get(events.url("/metrics", "ops"))
     assert 'bff_requests_total{route="/v1/events/{id}"' in metrics, metrics
-    # An API route reaches the BFF itself (its own 404 for an unknown path is JSON).
-    status, headers, _ = get(gateway.url("/api/events/nowhere"), {"X-Origin-Verify": origin})
-    assert status == 404 and "json" in headers.get("content-type", ""), headers
+    # An API route reaches the BFF itself (its own 404 for an unknown path is JSON),
+    # and through it nothing operational: those live on a port no Service names.
+    for path in ("nowhere", "metrics", "readyz", "livez", "openapi.json"):
+        status, headers, _ = get(gateway.url(f"/api/events/{path}"), {"X-Origin-Verify": origin})
+        assert status == 404 and "json" in headers.get("content-type", ""), (path, headers)
     # The JWKS the renderer and the BFFs are pointed at is the gateway's.
     status, _, jwks = get(gateway.url("/.well-known/oberon/jwks.json"))
     assert status == 200 and '"OKP"' in jwks
@@ -577,7 +605,7 @@ def test_sigterm_ends_each_within_its_grace_period(platform):
         if pod.binary.name.endswith("-bff"):
             # Draining: still alive, no longer ready, so load balancers move away.
             deadline = time.monotonic() + 1
-            while (status := get(pod.url(pod.probes["readinessProbe"]))[0]) == 200:
+            while (status := get(pod.probe_url("readinessProbe"))[0]) == 200:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.05)

@@ -17,7 +17,10 @@ const VALUE: &AsciiSet = &NON_ALPHANUMERIC
 
 /// A parsed URL template. BFF base URLs are resolved when the page is loaded; route
 /// parameters and query values are filled per request, percent-encoded, so a request
-/// can never change a URL's host or path structure.
+/// can never change a URL's host or path structure: not with `/` or `?` (encoded), and
+/// not with a value that is a whole `.` or `..` path segment, which percent-encoding
+/// cannot neutralise (URL parsers treat `%2E%2E` as `..` too), so such a URL is
+/// refused ([`DataError::DotSegment`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlTemplate {
     parts: Vec<Part>,
@@ -124,8 +127,9 @@ impl UrlTemplate {
         Ok(parsed)
     }
 
-    /// The URL for one request.
-    pub fn expand(&self, ctx: &RequestContext) -> String {
+    /// The URL for one request, or [`DataError::DotSegment`] if the request's values
+    /// would make a path segment `.` or `..` (and so climb the BFF's paths).
+    pub fn expand(&self, ctx: &RequestContext) -> Result<String, DataError> {
         let mut url = String::new();
         for part in &self.parts {
             match part {
@@ -134,8 +138,26 @@ impl UrlTemplate {
                 Part::Query(name) => push_encoded(&mut url, &ctx.query, name),
             }
         }
-        url
+        if has_dot_segment(&url) {
+            return Err(DataError::DotSegment(url));
+        }
+        Ok(url)
     }
+}
+
+/// Whether the path of the absolute `url` has a `.` or `..` segment, in any spelling
+/// a URL parser resolves (`.`, `%2e`, `.%2E`, ...). The query and fragment are not
+/// the path: `?q=..` is only a value there.
+fn has_dot_segment(url: &str) -> bool {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path_and_more = after_scheme
+        .find('/')
+        .map_or("", |slash| &after_scheme[slash..]);
+    let path = path_and_more.split(['?', '#']).next().unwrap_or("");
+    path.split('/').any(|segment| {
+        let dots = segment.to_ascii_lowercase().replace("%2e", ".");
+        dots == "." || dots == ".."
+    })
 }
 
 /// Append the value of `name` in `pairs` (empty when absent), percent-encoded.
@@ -176,6 +198,10 @@ pub enum DataError {
     /// page.
     #[error("fetch panicked: {0}")]
     Panicked(String),
+    /// The request's values would make a `.` or `..` path segment: not fetched (the
+    /// client's doing, so the topic is absent as for any failed source).
+    #[error("refused: a request value makes a dot segment in {0}")]
+    DotSegment(String),
 }
 
 #[cfg(test)]
@@ -211,12 +237,50 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            t.expand(&ctx(&[("id", "../admin?x=1")], &[("q", "a b&c")])),
+            t.expand(&ctx(&[("id", "../admin?x=1")], &[("q", "a b&c")]))
+                .unwrap(),
             "http://127.0.0.1:9/v1/events/..%2Fadmin%3Fx%3D1?q=a%20b%26c"
         );
         assert_eq!(
-            t.expand(&ctx(&[("id", "42")], &[])),
+            t.expand(&ctx(&[("id", "42")], &[])).unwrap(),
             "http://127.0.0.1:9/v1/events/42?q="
+        );
+    }
+
+    /// Issue 18, finding 5: `.` and `..` are unreserved, so percent-encoding leaves
+    /// them, and `/v1/events/..` is `/v1/` to every URL parser (so is `%2E%2E`). A
+    /// value that would be a whole dot segment is refused; in the query it is only a
+    /// value.
+    #[test]
+    fn a_value_never_makes_a_dot_segment() {
+        let t = UrlTemplate::parse(
+            "{bff.events}/v1/events/{params.id}/{query.q}?q={query.q}",
+            bff,
+            &["id".into()],
+        )
+        .unwrap();
+        for (id, q) in [("..", "x"), (".", "x"), ("42", ".."), ("42", ".")] {
+            let refused = t.expand(&ctx(&[("id", id)], &[("q", q)]));
+            assert!(
+                matches!(refused, Err(DataError::DotSegment(_))),
+                "id {id:?}, q {q:?}: {refused:?}"
+            );
+        }
+        // Percent-encoded by the template (`%` itself is encoded): no dot segment.
+        assert_eq!(
+            t.expand(&ctx(&[("id", "%2e%2E")], &[("q", "a")])).unwrap(),
+            "http://127.0.0.1:9/v1/events/%252e%252E/a?q=a"
+        );
+        // Dots inside a segment, and in the query, are only characters.
+        let q = UrlTemplate::parse("{bff.events}/v1/search?q={query.q}", bff, &[]).unwrap();
+        assert_eq!(
+            q.expand(&ctx(&[], &[("q", "..")])).unwrap(),
+            "http://127.0.0.1:9/v1/search?q=.."
+        );
+        assert_eq!(
+            t.expand(&ctx(&[("id", "..."), ("x", "")], &[("q", "a.b")]))
+                .unwrap(),
+            "http://127.0.0.1:9/v1/events/.../a.b?q=a.b"
         );
     }
 

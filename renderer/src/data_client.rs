@@ -628,7 +628,13 @@ impl Inner {
         let for_user = identity.is_some();
         let personal = parts.headers.contains_key(http::header::SET_COOKIE)
             || has_directive(&parts.headers, "private");
-        let shareable = policy.is_storable() && !personal;
+        // For a signed-in request only `public` shares the answer: RFC 9111 §3.5 also
+        // lets `s-maxage` and `must-revalidate` do so (and the policy follows it), but
+        // a BFF cannot see what the renderer shares, so Oberon asks for the one
+        // explicit word.
+        let shareable = policy.is_storable()
+            && !personal
+            && (!for_user || has_directive(&parts.headers, "public"));
         // Bounded here too: `Expires` (up to the year 9999) is not a delta-seconds.
         let fresh_for = policy.time_to_live(now).min(MAX_DELTA);
         let class = if personal || (for_user && !shareable) {
@@ -827,7 +833,7 @@ impl DataError {
             | DataError::TooLarge(_)
             | DataError::Panicked(_) => true,
             DataError::Status(s) => *s >= 500,
-            DataError::BreakerOpen | DataError::Overloaded => false,
+            DataError::BreakerOpen | DataError::Overloaded | DataError::DotSegment(_) => false,
         }
     }
 }

@@ -34,13 +34,18 @@ pub struct RendererOptions {
     /// Verifies the gateway's identity assertions. Without it every request is
     /// anonymous, whatever headers it carries.
     pub identity: Option<Arc<Verifier>>,
-    /// The bearer token of the admin endpoint (`POST /_oberon/mode`). Without one the
-    /// endpoint refuses everybody.
+    /// The bearer token of the admin endpoint (`POST /_oberon/mode`), at least
+    /// [`MIN_ADMIN_TOKEN_LEN`] characters. Without one (or an empty one) the endpoint
+    /// refuses everybody.
     pub admin_token: Option<String>,
     /// A directory for compiled components (see [`crate::code_cache`]), so that a
     /// restart loads them without compiling. `None`: compile at every start.
     pub code_cache: Option<PathBuf>,
 }
+
+/// The fewest characters an admin token may have (as the gateway asks of the CDN's
+/// origin secret): 32 hex characters are 128 bits.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
 
 /// The renderer: the site currently served, and what it needs to serve it.
 pub struct Renderer {
@@ -125,6 +130,13 @@ impl Renderer {
         options: RendererOptions,
         registry: Option<oberon_registry::Registry>,
     ) -> Result<Arc<Self>, StartError> {
+        let admin_token = options.admin_token.filter(|t| !t.is_empty());
+        if let Some(short) = admin_token
+            .as_ref()
+            .filter(|t| t.len() < MIN_ADMIN_TOKEN_LEN)
+        {
+            return Err(StartError::WeakAdminToken(short.len()));
+        }
         let source = SiteSource::read(&options.site_dir, &options.bffs)?;
         let limits = &source.config.limits;
         let engine = ComponentEngine::new(EngineLimits {
@@ -191,7 +203,7 @@ impl Renderer {
             counts: PageCounts::default(),
             mode,
             purger,
-            admin_token: options.admin_token.filter(|t| !t.is_empty()),
+            admin_token,
             retired_assets: std::sync::Mutex::new(VecDeque::new()),
             render_cache,
         });
@@ -485,6 +497,11 @@ const MODE_LOOK_EVERY: Duration = Duration::from_millis(250);
 pub enum StartError {
     #[error("{0}")]
     Config(#[from] ConfigErrors),
+    /// A token short enough to guess, for the endpoint that sets every page's caching.
+    #[error(
+        "the admin token (OBERON_ADMIN_TOKEN) is {0} characters, fewer than {MIN_ADMIN_TOKEN_LEN}\n  help: generate one with `openssl rand -hex 32`"
+    )]
+    WeakAdminToken(usize),
     #[error("cannot create the component engine: {0:#}")]
     Engine(anyhow::Error),
 }

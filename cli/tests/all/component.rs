@@ -265,7 +265,7 @@ fn s3_registry_through_environment() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("moto_server not found: `pip install 'moto[server]==5.2.1'` (see .ci/run)");
+        .expect("moto_server not found: run the tests with `tests/run`, which installs it (tests/requirements.txt)");
     let mut lines = BufReader::new(moto.stderr.take().unwrap()).lines();
     let endpoint = loop {
         let line = lines.next().expect("moto_server exited").unwrap();

@@ -4,4 +4,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod component;
+mod dev;
 mod new_bff;

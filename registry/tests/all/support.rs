@@ -51,7 +51,7 @@ impl Moto {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("moto_server not found: `pip install 'moto[server]==5.2.1'` (see .ci/run)");
+            .expect("moto_server not found: run the tests with `tests/run`, which installs it (tests/requirements.txt)");
         let stderr = child.stderr.take().expect("piped");
         let mut lines = BufReader::new(stderr).lines();
         let endpoint = loop {

@@ -116,7 +116,7 @@ impl PageRun {
             }
             None => {
                 for (i, source) in page.data.iter().enumerate() {
-                    let url = source.url.expand(&ctx);
+                    let expanded = source.url.expand(&ctx);
                     let budget = source
                         .deadline
                         .min(deadline.saturating_duration_since(Instant::now()));
@@ -125,10 +125,16 @@ impl PageRun {
                     let identity = identity.clone();
                     running.push(Box::pin(async move {
                         let fetch_started = Instant::now();
-                        let result = renderer
-                            .data
-                            .fetch_as(&url, budget, &request_id, identity.as_deref())
-                            .await;
+                        let (url, result) = match expanded {
+                            Ok(url) => {
+                                let data = &renderer.data;
+                                let fetched = data
+                                    .fetch_as(&url, budget, &request_id, identity.as_deref())
+                                    .await;
+                                (url, fetched)
+                            }
+                            Err(refused) => (String::new(), Err(refused)),
+                        };
                         Event::Data {
                             source: i,
                             url,

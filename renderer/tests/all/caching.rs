@@ -6,6 +6,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 
+use oberon_renderer::{Renderer, RendererOptions};
+
 use crate::support::{ADMIN_TOKEN, TestSite, backend};
 
 const CHAIN_PAGE: &str = r#"
@@ -131,6 +133,35 @@ critical = true
         assert!(!page.header("etag").is_empty());
     }
     assert_eq!(private_data.slot("sink"), "<p>sink n=absent n2=5</p>");
+}
+
+/// The admin token sets how every page is cached: one short enough to guess stops the
+/// renderer at start, with the fix (issue 18); an empty one leaves the endpoint shut.
+#[tokio::test]
+async fn a_short_admin_token_stops_the_renderer_at_start() {
+    let site = TestSite::new(&[]);
+    let start = |token: &str| {
+        Renderer::start(RendererOptions {
+            site_dir: site.path().to_path_buf(),
+            components_dir: None,
+            bffs: Default::default(),
+            data_client: None,
+            identity: None,
+            admin_token: Some(token.to_string()),
+            code_cache: None,
+        })
+    };
+    let Err(e) = start("hunter2").await else {
+        panic!("a 7-character admin token was accepted");
+    };
+    assert_eq!(
+        e.to_string(),
+        "the admin token (OBERON_ADMIN_TOKEN) is 7 characters, fewer than 32\n  help: generate one with `openssl rand -hex 32`"
+    );
+    let shut = start("").await.expect("an empty token: no admin endpoint");
+    assert!(!shut.is_admin(""));
+    let open = start(ADMIN_TOKEN).await.expect("a long token");
+    assert!(open.is_admin(ADMIN_TOKEN));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

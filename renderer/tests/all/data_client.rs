@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use oberon_renderer::component::Cacheability;
 use oberon_renderer::data::DataError;
 use oberon_renderer::data_client::{BreakerState, DataClient, DataClientOptions, Served};
 
@@ -435,6 +436,32 @@ async fn a_users_answer_is_shared_only_when_the_bff_says_public() {
     assert_eq!(got.served, Served::Fetched);
     assert_eq!(n(&c, &url).await.expect("shared"), (1, Served::Fresh));
     assert_eq!(b.hits(), 1);
+}
+
+/// Issue 18, finding 10: RFC 9111 §3.5 lets a shared cache store an answer to an
+/// authorised request that says `must-revalidate` or `s-maxage` as well as `public`,
+/// and the cache library does. Oberon's rule is stricter, because a BFF answering a
+/// signed-in request has no way to see what else the renderer shares: only `public`
+/// shares it. Neither directive alone may hand alice's answer to anybody else, or make
+/// a page built from it CDN-cacheable.
+#[tokio::test]
+async fn a_users_answer_with_s_maxage_or_must_revalidate_is_still_personal() {
+    for cache_control in ["s-maxage=60", "max-age=60, must-revalidate"] {
+        let b = bff(Answer::Json(cache_control, vec![])).await;
+        let c = client();
+        let url = format!("{}/me", b.url);
+        let got = c
+            .fetch_as(&url, DEADLINE, "t", Some("alice-assertion"))
+            .await
+            .expect("fetch");
+        assert_eq!(got.class, Cacheability::Personal, "{cache_control}");
+        assert_eq!(
+            n(&c, &url).await.expect("anonymous"),
+            (2, Served::Fetched),
+            "{cache_control}: anybody else gets their own answer, not alice's"
+        );
+        assert_eq!(b.hits(), 2, "{cache_control}");
+    }
 }
 
 /// Caching numbers at u64::MAX, as a hostile or broken BFF might send them: no fetch

@@ -22,7 +22,7 @@ pub const ANY_SLOTS_LAYOUT: &str = "<!doctype html><html><head>{{ head }}</head>
 
 /// The admin token of every test renderer.
 #[allow(dead_code)]
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 pub struct TestSite {
     pub dir: TempDir,
@@ -312,7 +312,7 @@ impl Moto {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("moto_server not found: `pip install 'moto[server]==5.2.1'` (see .ci/run)");
+            .expect("moto_server not found: run the tests with `tests/run`, which installs it (tests/requirements.txt)");
         let stderr = child.stderr.take().expect("piped");
         let mut lines = BufReader::new(stderr).lines();
         let endpoint = loop {

@@ -51,7 +51,7 @@ impl Browser {
             assert!(
                 binary.exists(),
                 "{} does not exist.\nThe browser tests need Debian's `chromium` and `chromium-driver` \
-                 packages (.ci/run installs them), or OBERON_CHROMIUM / OBERON_CHROMEDRIVER",
+                 packages (tests/run installs them), or OBERON_CHROMIUM / OBERON_CHROMEDRIVER",
                 binary.display()
             );
         }
@@ -72,7 +72,7 @@ impl Browser {
             .unwrap_or_else(|e| {
                 panic!(
                     "cannot run {}: {e}\nThe browser tests need Debian's `chromium-driver` package \
-                     (.ci/run installs it), or OBERON_CHROMEDRIVER",
+                     (tests/run installs it), or OBERON_CHROMEDRIVER",
                     chromedriver.display()
                 )
             });

@@ -5,7 +5,7 @@
 //! chromium driven over WebDriver ([`browser`]).
 //!
 //! The tests themselves are in `tests/`. They need Debian's `varnish`, `chromium` and
-//! `chromium-driver`, and PyPI's `httplint`; `.ci/run` installs them.
+//! `chromium-driver`, and PyPI's `httplint`; `tests/run` sets them up.
 
 pub mod browser;
 pub mod lint;

@@ -56,7 +56,7 @@ pub fn lint(raw: &[u8]) -> Vec<Note> {
         .spawn()
         .unwrap_or_else(|e| {
             panic!(
-                "cannot run {}: {e}\nThese tests need httplint: `pip install httplint` (as .ci/run does), or set OBERON_HTTPLINT",
+                "cannot run {}: {e}\nThese tests need httplint: run the tests with `tests/run`, which installs it (tests/requirements.txt), or set OBERON_HTTPLINT",
                 program.display()
             )
         });

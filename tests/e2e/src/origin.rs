@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// The renderer's admin token in these tests.
-pub const ADMIN_TOKEN: &str = "cdn-test-admin-token";
+pub const ADMIN_TOKEN: &str = "cdn-test-admin-token-0123456789abcdef";
 /// `iss` of the test identity provider's tokens ([`Issuer`]).
 pub const ISSUER: &str = "https://idp.cdn.test";
 const AUDIENCE: &str = "oberon";

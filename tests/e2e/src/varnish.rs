@@ -112,7 +112,7 @@ impl Varnish {
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
-                    "cannot run {}: {e}\nThese tests need Varnish: install Debian's `varnish` package (as .ci/run does), or set OBERON_VARNISHD",
+                    "cannot run {}: {e}\nThese tests need Varnish: install Debian's `varnish` package (tests/run installs it as root, or prints the command), or set OBERON_VARNISHD",
                     program.display()
                 )
             });

@@ -1,7 +1,6 @@
 //! `checkout-bff`: configure from the environment, bind, serve until SIGTERM.
 
-use anyhow::Context;
-use checkout_bff::{AppState, config::Config, serve, shutdown_signal};
+use checkout_bff::{AppState, Listeners, config::Config, serve, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,11 +14,14 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = Config::from_env()?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(listen = %config.listen, backend = %config.backend_url, "checkout-bff serving");
+    let listeners = Listeners::bind(&config).await?;
+    tracing::info!(
+        listen = %config.listen,
+        ops_listen = %config.ops_listen,
+        backend = %config.backend_url,
+        "checkout-bff serving"
+    );
     let state = AppState::new(config)?;
-    serve(listener, state, shutdown_signal()).await?;
+    serve(listeners, state, shutdown_signal()).await?;
     Ok(())
 }

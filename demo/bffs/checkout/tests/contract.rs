@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use checkout_bff::config::{Config, PREFIX};
-use checkout_bff::{AppState, OrderV1, OrdersV1, PRIVATE, serve};
+use checkout_bff::{AppState, Listeners, OrderV1, OrdersV1, PRIVATE, serve};
 
 /// The fake orders service, and the paths it was asked for.
 #[derive(Default)]
@@ -64,7 +64,10 @@ async fn fake_backend() -> (String, Arc<Fake>) {
 }
 
 struct Bff {
+    /// The API.
     url: String,
+    /// The operational endpoints.
+    ops: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     done: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -76,16 +79,24 @@ async fn start(vars: &[(&str, String)]) -> Bff {
         .collect();
     let config = Config::from_lookup(|k| map.get(k).cloned()).expect("valid config");
     let state = AppState::new(config).expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let bind = || async {
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind")
+    };
+    let listeners = Listeners {
+        api: bind().await,
+        ops: bind().await,
+    };
+    let url = |l: &tokio::net::TcpListener| format!("http://{}", l.local_addr().expect("addr"));
+    let (url, ops) = (url(&listeners.api), url(&listeners.ops));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let done = tokio::spawn(serve(listener, state, async move {
+    let done = tokio::spawn(serve(listeners, state, async move {
         let _ = rx.await;
     }));
     Bff {
         url,
+        ops,
         stop: Some(tx),
         done,
     }
@@ -267,6 +278,24 @@ async fn alice_at_another_issuer_does_not_see_the_first_alices_orders() {
     );
 }
 
+/// The operational endpoints answer on their own port only: a gateway route to the API
+/// (`/api/checkout/{*rest}`, prefix stripped) cannot reach them (issue 18, finding 6).
+#[tokio::test]
+async fn operational_endpoints_are_not_on_the_api_port() {
+    let (backend, _) = fake_backend().await;
+    let bff = start(&[("BACKEND_URL", backend)]).await;
+    for path in ["/livez", "/readyz", "/metrics", "/openapi.json"] {
+        let r = get(&format!("{}{path}", bff.url), &[]).await;
+        assert_eq!(r.status(), 404, "{path} on the API port");
+        assert_eq!(r.headers()["cache-control"], "no-store", "{path}");
+        let r = get(&format!("{}{path}", bff.ops), &[]).await;
+        assert_eq!(r.status(), 200, "{path} on the operational port");
+    }
+    // And the API is not on the operational port.
+    let r = get(&format!("{}/v1/orders", bff.ops), &[]).await;
+    assert_eq!(r.status(), 404);
+}
+
 #[tokio::test]
 async fn shutdown_turns_readiness_off_and_finishes_requests_in_flight() {
     let (backend, _) = fake_backend().await;
@@ -278,8 +307,8 @@ async fn shutdown_turns_readiness_off_and_finishes_requests_in_flight() {
         ("DRAIN_MS", "500".into()),
     ])
     .await;
-    assert_eq!(get(&format!("{}/readyz", bff.url), &[]).await.status(), 200);
-    assert_eq!(get(&format!("{}/livez", bff.url), &[]).await.status(), 200);
+    assert_eq!(get(&format!("{}/readyz", bff.ops), &[]).await.status(), 200);
+    assert_eq!(get(&format!("{}/livez", bff.ops), &[]).await.status(), 200);
 
     // A slow request is in flight when shutdown begins; it still gets its answer.
     let url = format!("{}/v1/orders", bff.url);
@@ -293,7 +322,7 @@ async fn shutdown_turns_readiness_off_and_finishes_requests_in_flight() {
     let _ = bff.stop.take().expect("running").send(());
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Draining: still accepting, but no longer ready.
-    assert_eq!(get(&format!("{}/readyz", bff.url), &[]).await.status(), 503);
+    assert_eq!(get(&format!("{}/readyz", bff.ops), &[]).await.status(), 503);
     assert_eq!(in_flight.await.expect("join"), 504);
     bff.done.await.expect("join").expect("served");
 }

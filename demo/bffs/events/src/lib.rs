@@ -5,10 +5,13 @@
 //! - `GET /v1/events/{id}`: the event, its ticket types, and its related events (one
 //!   backend call per related event, concurrently; a related event that fails is left
 //!   out rather than failing the page's data).
-//! - `GET /livez`, `GET /readyz` (503 once shutdown has begun), `GET /metrics`
-//!   (Prometheus), `GET /openapi.json`.
+//! - On a port of their own ([`ops`]), which only the cluster reaches: `GET /livez`,
+//!   `GET /readyz` (503 once shutdown has begun), `GET /metrics` (Prometheus),
+//!   `GET /openapi.json`. The API port answers none of them, so a gateway route to
+//!   this service (`/api/events/{*rest}`) cannot expose them.
 //!
-//! Start from [`config::Config::from_env`], build with [`app`], run with [`serve`].
+//! Start from [`config::Config::from_env`], build with [`app`] and [`ops`], run with
+//! [`serve`].
 
 pub mod backend;
 pub mod config;
@@ -75,29 +78,59 @@ impl AppState {
     }
 }
 
-/// The service's routes and middleware.
+/// The service's API and its middleware.
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/livez", get(|| async { no_store("ok\n") }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
         .route("/v1/events/{id}", get(event_v1))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route", NO_STORE) })
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
 
+/// The operational endpoints, served on their own port (`OPS_LISTEN`).
+pub fn ops(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/livez", get(|| async { no_store("ok\n") }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route", NO_STORE) })
+        .with_state(state)
+}
+
+/// Where the service listens: the API, and the operational endpoints on a port of
+/// their own.
+pub struct Listeners {
+    pub api: tokio::net::TcpListener,
+    pub ops: tokio::net::TcpListener,
+}
+
+impl Listeners {
+    /// Bind both addresses of `config`.
+    pub async fn bind(config: &Config) -> std::io::Result<Self> {
+        let bind = |addr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+        };
+        Ok(Self {
+            api: bind(config.listen).await?,
+            ops: bind(config.ops_listen).await?,
+        })
+    }
+}
+
 /// Serve until `shutdown` resolves. Then `/readyz` answers 503 for the configured
-/// drain time while requests are still accepted, the listener closes, and requests in
-/// flight finish before this returns.
+/// drain time while requests are still accepted, both listeners close, and requests
+/// in flight finish before this returns.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listeners: Listeners,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let (closing, closed) = tokio::sync::watch::channel(false);
     let flag = state.clone();
-    let drained = async move {
+    let drain = async move {
         shutdown.await;
         flag.ready.store(false, Ordering::SeqCst);
         tracing::info!(
@@ -105,8 +138,19 @@ pub async fn serve(
             "shutting down: not ready, draining"
         );
         tokio::time::sleep(flag.config.drain).await;
+        let _ = closing.send(true);
     };
-    listen::serve(listener, app(state), ListenLimits::default(), drained).await
+    let drained = move || {
+        let mut closed = closed.clone();
+        async move {
+            let _ = closed.wait_for(|closed| *closed).await;
+        }
+    };
+    let limits = ListenLimits::default();
+    let api = listen::serve(listeners.api, app(state.clone()), limits, drained());
+    let ops = listen::serve(listeners.ops, ops(state), limits, drained());
+    let ((), api, ops) = tokio::join!(drain, api, ops);
+    api.and(ops)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
