@@ -184,13 +184,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("registry");
         let s = FsStorage::open(&root).unwrap();
-        assert_eq!(s.get("index/00000000000000000001.json").await.unwrap(), None);
+        assert_eq!(
+            s.get("index/00000000000000000001.json").await.unwrap(),
+            None
+        );
         std::fs::rename(&root, dir.path().join("elsewhere")).unwrap();
         let err = s
             .get("index/00000000000000000001.json")
             .await
             .expect_err("a vanished registry must not read as an empty one");
-        assert!(err.to_string().contains("the registry directory is gone"), "{err}");
+        assert!(
+            err.to_string().contains("the registry directory is gone"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -21,6 +21,9 @@ fn varnishd() -> PathBuf {
     PathBuf::from("varnishd")
 }
 
+/// The cache's storage (`-s malloc`), in MiB: what its memory may grow by as it fills.
+pub const STORAGE_MIB: u64 = 64;
+
 /// The repository's `infra/cdn/varnish/`.
 fn vcl_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/cdn/varnish")
@@ -78,16 +81,9 @@ impl Varnish {
 
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let program = varnishd();
-        let mut command = Command::new(SETPRIV);
-        if Path::new(SETPRIV).exists() {
-            // If whoever started it dies without stopping it, varnishd is told to stop
-            // (SIGTERM, so the manager takes its worker with it). setpriv execs, so the
-            // child's pid is varnishd's.
-            command.args(["--pdeathsig", "TERM", "--"]).arg(&program);
-        } else {
-            command = Command::new(&program);
-        }
-        let child = command
+        // No parent-death signal: varnishd's manager changes its credentials to start
+        // its worker, which clears one (prctl(2)). Whoever starts it stops it.
+        let child = Command::new(&program)
             .arg("-F")
             .arg("-n")
             .arg(&workdir)
@@ -102,7 +98,7 @@ impl Varnish {
             // The ban lurker applies purges in the background within a fraction of a
             // second; requests test bans themselves anyway.
             .args(["-p", "ban_lurker_sleep=0.01"])
-            .args(["-s", "malloc,64m"])
+            .args(["-s", &format!("malloc,{STORAGE_MIB}m")])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -184,9 +180,6 @@ fn kill_group(group: &str) {
         .stderr(Stdio::null())
         .status();
 }
-
-/// util-linux's `setpriv`, for a parent-death signal without `unsafe`.
-const SETPRIV: &str = "/usr/bin/setpriv";
 
 fn chmod(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rand::{Rng, SeedableRng};
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use tokio::sync::Semaphore;
 
 use crate::policy::{Observed, Policy};
@@ -94,7 +94,13 @@ impl Class {
 
 /// The queries event pages get: the same page under several keys, and values that
 /// once climbed a path segment (finding 5).
-const QUERIES: &[&str] = &["", "?utm_source=soak", "?sort=date&page=2", "?q=..%2F..", "?q=.."];
+const QUERIES: &[&str] = &[
+    "",
+    "?utm_source=soak",
+    "?sort=date&page=2",
+    "?q=..%2F..",
+    "?q=..",
+];
 const UNKNOWN: &[&str] = &[
     "/nope",
     "/events",

@@ -17,7 +17,9 @@
 //!
 //! Nothing is written into the repository. Every process it starts is in its own
 //! process group and is stopped when it ends, fails, panics or is interrupted
-//! (Ctrl-C, SIGTERM); with a parent-death signal, even if it is killed outright.
+//! (Ctrl-C, SIGTERM). Killed outright (SIGKILL), it takes the services with it (a
+//! parent-death signal) but not varnishd, which clears that signal when it changes
+//! credentials for its worker.
 
 mod fault;
 mod load;
@@ -105,14 +107,13 @@ fn main() -> ExitCode {
 
 /// Resolves on Ctrl-C or SIGTERM, naming which.
 async fn interrupted() -> &'static str {
-    let mut term =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return "interrupted";
-            }
-        };
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "interrupted";
+        }
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => "interrupted",
         _ = term.recv() => "terminated",

@@ -133,7 +133,10 @@ impl Policy {
             if !directive(cache_control, "no-store") {
                 v.push(format!("a {status} without no-store"));
             }
-            if matches!(o.header("x-cache"), Some("HIT" | "STALE" | "STALE-IF-ERROR")) {
+            if matches!(
+                o.header("x-cache"),
+                Some("HIT" | "STALE" | "STALE-IF-ERROR")
+            ) {
                 v.push(format!("a {status} served from the cache"));
             }
         } else if status >= 400 && !directive(cache_control, "no-store") {
@@ -208,15 +211,18 @@ impl Policy {
             v.push("Surrogate-Control differs from CDN-Cache-Control".into());
         }
         if directive(cdn, "s-maxage") || directive(cdn, "private") || directive(cdn, "no-store") {
-            v.push(format!("CDN-Cache-Control {cdn:?} has a forbidden directive"));
+            v.push(format!(
+                "CDN-Cache-Control {cdn:?} has a forbidden directive"
+            ));
         }
         if !directive(cdn, "stale-if-error") {
             v.push(format!("CDN-Cache-Control {cdn:?} without stale-if-error"));
         }
         let partial = o.body.contains(FALLBACK_MARK) || o.header("etag").is_none();
-        let mode = o
-            .header("surrogate-key")
-            .and_then(|keys| keys.split_whitespace().find_map(|k| k.strip_prefix("mode:")));
+        let mode = o.header("surrogate-key").and_then(|keys| {
+            keys.split_whitespace()
+                .find_map(|k| k.strip_prefix("mode:"))
+        });
         let ceiling = match (partial, mode) {
             (true, _) => PARTIAL_TTL_S,
             (false, Some("normal" | "elevated")) => EVENT_TTL_S,
@@ -255,9 +261,12 @@ impl Policy {
             .next()
             .and_then(|id| id.parse().ok())
             .unwrap_or(0);
-        let hanging = self
-            .faults
-            .overlaps(FaultKind::BackendHang, o.finished - o.latency, o.finished, FAULT_GRACE);
+        let hanging = self.faults.overlaps(
+            FaultKind::BackendHang,
+            o.finished - o.latency,
+            o.finished,
+            FAULT_GRACE,
+        );
         match status {
             200 if id <= self.events => {
                 let answered = serde_json::from_str::<serde_json::Value>(&o.body)

@@ -47,12 +47,7 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         faults: faults.clone(),
     });
     let tokens = Arc::new(Tokens::new(stack.issuer.clone(), args.users));
-    let client = Client::new(
-        stack.varnish.url(""),
-        tokens,
-        policy,
-        recorder.clone(),
-    );
+    let client = Client::new(stack.varnish.url(""), tokens, policy, recorder.clone());
     let mix = Mix {
         events: args.events,
         users: args.users,
@@ -76,7 +71,7 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
     let start: Vec<_> = stack
         .processes()
         .into_iter()
-        .filter_map(|(name, pid)| Some((name, pid, stack::usage(pid)?)))
+        .filter_map(|(name, pid, allowance)| Some((name, pid, allowance, stack::usage(pid)?)))
         .collect();
 
     eprintln!(
@@ -92,9 +87,10 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
     tokio::time::sleep(QUIET).await;
     let growth: Vec<Growth> = start
         .into_iter()
-        .map(|(name, pid, start)| Growth {
+        .map(|(name, pid, rss_allowance_kib, start)| Growth {
             name,
             pid,
+            rss_allowance_kib,
             start,
             end: stack::usage(pid),
         })

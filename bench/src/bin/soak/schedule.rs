@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::fault::Fault;
-use crate::slowloris::{self, Slowloris};
 use crate::site::DEPLOYED;
+use crate::slowloris::{self, Slowloris};
 use crate::stack::{self, ADMIN_TOKEN, Stack};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,11 @@ impl FaultLog {
 
     fn ended(&self, kind: FaultKind) {
         let now = Instant::now();
-        for w in self.lock().iter_mut().filter(|w| w.0 == kind && w.2.is_none()) {
+        for w in self
+            .lock()
+            .iter_mut()
+            .filter(|w| w.0 == kind && w.2.is_none())
+        {
             w.2 = Some(now);
         }
     }
@@ -144,7 +148,9 @@ impl Schedule<'_> {
         match kind {
             FaultKind::EventsBffDown => stack.events_bff.set(Fault::Down),
             FaultKind::EventsBffSlow => {
-                stack.events_bff.set(Fault::Slow(Duration::from_millis(1500)));
+                stack
+                    .events_bff
+                    .set(Fault::Slow(Duration::from_millis(1500)));
             }
             FaultKind::EventsBffGarbage => stack.events_bff.set(Fault::Garbage),
             FaultKind::BackendHang => stack.events_backend.set(Fault::Hang),
@@ -165,7 +171,11 @@ impl Schedule<'_> {
                     .map_err(|e| e.to_string());
                 self.expect(outcome, moved, "moving the registry away");
                 let seen = self.until_registry(false).await;
-                self.expect(outcome, seen, "the renderer reports the registry unreachable");
+                self.expect(
+                    outcome,
+                    seen,
+                    "the renderer reports the registry unreachable",
+                );
             }
             FaultKind::ModeForced => {
                 let set = self.mode("incident").await;
@@ -217,13 +227,21 @@ impl Schedule<'_> {
                     .map_err(|e| e.to_string());
                 self.expect(outcome, moved, "moving the registry back");
                 let seen = self.until_registry(true).await;
-                self.expect(outcome, seen, "the renderer reports the registry reachable again");
+                self.expect(
+                    outcome,
+                    seen,
+                    "the renderer reports the registry reachable again",
+                );
             }
             FaultKind::ModeForced => {
                 let set = self.mode("auto").await;
                 self.expect(outcome, set, "oberon mode auto");
                 let seen = self.until_key("mode:incident", false).await;
-                self.expect(outcome, seen, "pages leave incident mode within 15 s of auto");
+                self.expect(
+                    outcome,
+                    seen,
+                    "pages leave incident mode within 15 s of auto",
+                );
             }
             FaultKind::Slowloris => {
                 if let Some(running) = running {

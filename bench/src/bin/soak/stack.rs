@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use oberon_bench::process::{Server, free_port, open_fds, rss_kib, tree};
 use oberon_e2e_tests::origin::{ISSUER, Issuer};
-use oberon_e2e_tests::varnish::{Varnish, reserve_port};
+use oberon_e2e_tests::varnish::{STORAGE_MIB, Varnish, reserve_port};
 use sha2::Digest;
 use tempfile::TempDir;
 
@@ -91,7 +91,8 @@ impl Stack {
         deploy_all(&oberon, &registry).await?;
 
         let mut servers = Vec::new();
-        let (events_backend_addr, server) = fixtures(&oberon, &dir, "events", log("events-backend"))?;
+        let (events_backend_addr, server) =
+            fixtures(&oberon, &dir, "events", log("events-backend"))?;
         servers.push(server);
         let (checkout_backend_addr, server) =
             fixtures(&oberon, &dir, "checkout", log("checkout-backend"))?;
@@ -103,6 +104,7 @@ impl Stack {
         let gateway_jwks = format!("http://{gateway}/.well-known/oberon/jwks.json");
 
         let events_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let events_ops: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         servers.push(Server::start(
             "events-bff",
             None,
@@ -110,12 +112,14 @@ impl Stack {
             &[],
             &[
                 ("EVENTS_BFF_LISTEN", &events_addr.to_string()),
+                ("EVENTS_BFF_OPS_LISTEN", &events_ops.to_string()),
                 ("EVENTS_BFF_BACKEND_URL", &events_backend.url()),
                 ("EVENTS_BFF_LOG", "warn"),
             ],
             log("events-bff"),
         )?);
         let checkout_addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let checkout_ops: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
         servers.push(Server::start(
             "checkout-bff",
             None,
@@ -123,6 +127,7 @@ impl Stack {
             &[],
             &[
                 ("CHECKOUT_BFF_LISTEN", &checkout_addr.to_string()),
+                ("CHECKOUT_BFF_OPS_LISTEN", &checkout_ops.to_string()),
                 (
                     "CHECKOUT_BFF_BACKEND_URL",
                     &format!("http://{checkout_backend_addr}"),
@@ -195,8 +200,8 @@ impl Stack {
             &[
                 format!("http://{events_backend_addr}/events/1"),
                 format!("http://{checkout_backend_addr}/nothing-here-is-fine"),
-                format!("http://{events_addr}/livez"),
-                format!("http://{checkout_addr}/livez"),
+                format!("http://{events_ops}/readyz"),
+                format!("http://{checkout_ops}/readyz"),
                 format!("http://{gateway}/_gateway/readyz"),
                 format!("http://{renderer}/_oberon/readyz"),
             ],
@@ -229,17 +234,19 @@ impl Stack {
         Ok(())
     }
 
-    /// Every process measured: (name, pid), Varnish's manager and worker apart.
-    pub fn processes(&self) -> Vec<(String, u32)> {
-        let mut out: Vec<(String, u32)> = self
+    /// Every process measured: (name, pid, KiB its RSS may grow by besides the
+    /// growth limit), Varnish's manager and worker apart. The worker's cache storage
+    /// is bounded and fills by design, so its size is allowed on top.
+    pub fn processes(&self) -> Vec<(String, u32, u64)> {
+        let mut out: Vec<(String, u32, u64)> = self
             .servers
             .iter()
-            .map(|s| (s.name.clone(), s.pid()))
+            .map(|s| (s.name.clone(), s.pid(), 0))
             .collect();
         let manager = self.varnish.pid();
-        out.push(("varnishd (manager)".into(), manager));
+        out.push(("varnishd (manager)".into(), manager, 0));
         for pid in tree(manager).into_iter().skip(1) {
-            out.push(("varnishd (worker)".into(), pid));
+            out.push(("varnishd (worker)".into(), pid, STORAGE_MIB * 1024));
         }
         out
     }
