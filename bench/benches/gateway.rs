@@ -151,11 +151,20 @@ fn gateway(c: &mut Criterion) {
         })
     });
     group.bench_function("verify_cached_token", |b| {
-        b.to_async(&rt)
-            .iter(|| async { s.loaded.issuers().verify(&s.token).await.expect("valid") })
+        b.to_async(&rt).iter(|| async {
+            s.loaded
+                .issuers()
+                .verify(&s.token, oberon_gateway::auth::Presented::Bearer)
+                .await
+                .expect("valid")
+        })
     });
     let identity = rt
-        .block_on(s.loaded.issuers().verify(&s.token))
+        .block_on(
+            s.loaded
+                .issuers()
+                .verify(&s.token, oberon_gateway::auth::Presented::Bearer),
+        )
         .expect("valid")
         .identity
         .clone();
@@ -163,7 +172,7 @@ fn gateway(c: &mut Criterion) {
         b.iter(|| {
             s.loaded
                 .signer()
-                .sign(&identity, "request-id")
+                .sign(&identity, "request-id", &["renderer", "checkout"])
                 .expect("sign")
         })
     });

@@ -423,7 +423,7 @@ fn assertion_at(
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some("gw-1".into());
     let claims = serde_json::json!({
-        "iss": "oberon-gateway", "aud": "oberon-upstream", "sub": user, "roles": roles,
+        "iss": "oberon-gateway", "aud": ["renderer", "this-bff"], "sub": user, "roles": roles,
         "iat": now, "nbf": now, "exp": now + 60, "idp": idp, "rid": rid,
     });
     jsonwebtoken::encode(&header, &claims, key).expect("sign")
@@ -436,6 +436,7 @@ async fn the_user_comes_only_from_the_gateways_assertion() {
     let bff = start(&[
         ("BACKEND_URL", backend),
         ("GATEWAY_JWKS_URL", gateway.jwks_url.clone()),
+        ("AUDIENCE", "this-bff".into()),
     ])
     .await;
     let me = |headers: Vec<(&'static str, String)>| {
@@ -514,6 +515,7 @@ async fn a_subject_of_dot_dot_climbs_no_backend_path() {
     let bff = start(&[
         ("BACKEND_URL", backend),
         ("GATEWAY_JWKS_URL", gateway.jwks_url.clone()),
+        ("AUDIENCE", "this-bff".into()),
     ])
     .await;
     for (subject, rid) in [("..", "req-dots"), (".", "req-dot")] {
@@ -539,6 +541,7 @@ async fn alice_at_another_issuer_is_another_user() {
     let bff = start(&[
         ("BACKEND_URL", backend),
         ("GATEWAY_JWKS_URL", gateway.jwks_url.clone()),
+        ("AUDIENCE", "this-bff".into()),
     ])
     .await;
     let items = |idp: &'static str, rid: &'static str| {
@@ -586,6 +589,7 @@ async fn an_assertion_replayed_without_its_request_id_is_anonymous() {
     let bff = start(&[
         ("BACKEND_URL", backend),
         ("GATEWAY_JWKS_URL", gateway.jwks_url.clone()),
+        ("AUDIENCE", "this-bff".into()),
     ])
     .await;
     // Captured from a request the gateway made for `req-1`, then sent again without the

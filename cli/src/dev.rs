@@ -158,7 +158,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             ("checkout".to_string(), checkout.clone()),
         ]),
         data_client: None,
-        identity: Some(Arc::new(Verifier::fixed(&gateway.signer().jwks()))),
+        // Its name in demo/gateway.toml's [upstreams], which assertions sent to it name.
+        identity: Some(Arc::new(Verifier::fixed(
+            &gateway.signer().jwks(),
+            "renderer",
+        ))),
         admin_token: Some(admin_token.clone()),
         // A second `oberon dev` loads unchanged components without compiling them.
         code_cache: Some(root.join("target/oberon-dev/code-cache")),
@@ -254,6 +258,8 @@ async fn start_checkout_bff(
             "CHECKOUT_BFF_GATEWAY_JWKS_URL".to_string(),
             gateway_jwks.to_string(),
         ),
+        // Its name in demo/gateway.toml's [upstreams]: assertions good here name it.
+        ("CHECKOUT_BFF_AUDIENCE".to_string(), "checkout".to_string()),
         ("CHECKOUT_BFF_DRAIN_MS".to_string(), "0".to_string()),
     ]);
     let config = checkout_bff::config::Config::from_lookup(|k| vars.get(k).cloned())?;

@@ -2,6 +2,9 @@
 //! the token's `iss` (before trusting anything else in it), check the algorithm against
 //! the issuer's pinned list, find the key by `kid` in the issuer's JWKS (refetched on an
 //! unknown `kid`, with a cooldown), then verify signature, `iss`, `aud`, `exp` and `nbf`.
+//! Last, the token's `typ` must fit how it was presented ([`Presented`]): an access
+//! token is not a session, and where the issuer types its access tokens, nothing else
+//! is a bearer token.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +31,46 @@ pub enum TokenError {
     Key(#[from] KeyError),
     #[error("{0}")]
     Invalid(String),
+    #[error("a token of type {typ:?} is not accepted as {presented}")]
+    Type {
+        typ: Option<String>,
+        presented: Presented,
+    },
+}
+
+/// How a token reached the gateway, which says what kind of token it must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented {
+    /// `Authorization: Bearer`: an access token.
+    Bearer,
+    /// The session cookie, or the sign-in callback that sets it: an ID token.
+    Session,
+}
+
+impl std::fmt::Display for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Bearer => "a bearer (access) token",
+            Self::Session => "a session (ID token)",
+        })
+    }
+}
+
+/// `typ` of access tokens in RFC 9068, the default [`IssuerConfig::access_token_typ`]
+/// for telling them apart from ID tokens.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Whether two `typ` values name the same media type: case-insensitive, and with the
+/// `application/` prefix optional (RFC 7515 §4.1.9).
+fn same_typ(a: &str, b: &str) -> bool {
+    let bare = |t: &str| {
+        let lower = t.to_ascii_lowercase();
+        lower
+            .strip_prefix("application/")
+            .map(String::from)
+            .unwrap_or(lower)
+    };
+    bare(a) == bare(b)
 }
 
 struct Issuer {
@@ -37,6 +80,30 @@ struct Issuer {
     /// the key's family, and issuers may pin several families.
     validations: HashMap<Algorithm, Validation>,
     roles_claim: Vec<String>,
+    /// `access_token_typ`, if configured: then a bearer token must carry it.
+    access_token_typ: Option<String>,
+}
+
+impl Issuer {
+    /// Whether a token of this issuer typed `typ` may be used as `presented`. A token
+    /// typed as an access token is never a session; where the issuer types its access
+    /// tokens, only such a token is a bearer token.
+    fn admits(&self, typ: Option<&str>, presented: Presented) -> Result<(), TokenError> {
+        let access_typ = self.access_token_typ.as_deref().unwrap_or(ACCESS_TOKEN_TYP);
+        let is_access = typ.is_some_and(|t| same_typ(t, access_typ));
+        let admitted = match presented {
+            Presented::Session => !is_access,
+            Presented::Bearer => is_access || self.access_token_typ.is_none(),
+        };
+        if admitted {
+            Ok(())
+        } else {
+            Err(TokenError::Type {
+                typ: typ.map(String::from),
+                presented,
+            })
+        }
+    }
 }
 
 /// Every trusted issuer, by `iss`.
@@ -76,6 +143,8 @@ pub struct Verified {
     pub claims: serde_json::Map<String, Value>,
     /// `exp`, for the session cookie's lifetime.
     pub expires_at: u64,
+    /// The token's `typ` header, which says whether it is an access token.
+    pub typ: Option<String>,
 }
 
 impl Issuers {
@@ -121,6 +190,7 @@ impl Issuers {
                     keys: Arc::new(keys),
                     validations,
                     roles_claim: c.roles_claim.split('.').map(String::from).collect(),
+                    access_token_typ: c.access_token_typ.as_ref().map(|t| t.get_ref().clone()),
                 },
             );
         }
@@ -154,13 +224,28 @@ impl Issuers {
     }
 
     /// The verified identity in `token`, from the cache of tokens already verified or
-    /// by verifying it now.
-    pub async fn verify(&self, token: &str) -> Result<Arc<Verified>, TokenError> {
-        if let Some(v) = self.verified.get(token) {
-            return Ok(v);
+    /// by verifying it now. A token that is not even shaped like one is refused first,
+    /// at the cost of one pass over its bytes: no decoding, no key lookup (which could
+    /// mean a JWKS fetch), no signature check.
+    /// The token must also be of the kind its presentation says ([`Presented`]).
+    pub async fn verify(
+        &self,
+        token: &str,
+        presented: Presented,
+    ) -> Result<Arc<Verified>, TokenError> {
+        check_shape(token)?;
+        let verified = match self.verified.get(token) {
+            Some(v) => v,
+            None => {
+                let v = Arc::new(self.verify_uncached(token).await?);
+                self.verified.insert(token.to_string(), v.clone());
+                v
+            }
+        };
+        match self.by_name.get(&verified.identity.issuer) {
+            Some(issuer) => issuer.admits(verified.typ.as_deref(), presented)?,
+            None => return Err(TokenError::UnknownIssuer(verified.identity.issuer.clone())),
         }
-        let verified = Arc::new(self.verify_uncached(token).await?);
-        self.verified.insert(token.to_string(), verified.clone());
         Ok(verified)
     }
 
@@ -212,7 +297,37 @@ impl Issuers {
             },
             claims,
             expires_at,
+            typ: header.typ,
         })
+    }
+}
+
+/// The longest token accepted. Identity providers' tokens are a few KiB at most; this
+/// bounds what an attacker can make the gateway decode and verify.
+pub const MAX_TOKEN_BYTES: usize = 16 << 10;
+
+/// Refuse, cheaply, what cannot be a compact JWS: too long, not three non-empty
+/// base64url parts.
+fn check_shape(token: &str) -> Result<(), TokenError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::Malformed(format!(
+            "{} bytes, more than {MAX_TOKEN_BYTES}",
+            token.len()
+        )));
+    }
+    let parts = token.split('.');
+    let shaped = parts.clone().count() == 3
+        && parts.into_iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if shaped {
+        Ok(())
+    } else {
+        Err(TokenError::Malformed(
+            "not three base64url parts separated by `.`".into(),
+        ))
     }
 }
 
@@ -258,17 +373,19 @@ pub fn claims_match(
     })
 }
 
-/// The token a request carries: `Authorization: Bearer …`, else the session cookie.
-pub fn token_of<'a>(headers: &'a http::HeaderMap, cookie: &str) -> Option<&'a str> {
+/// The token a request carries and how: `Authorization: Bearer …`, else the session
+/// cookie.
+pub fn token_of<'a>(headers: &'a http::HeaderMap, cookie: &str) -> Option<(&'a str, Presented)> {
     if let Some(value) = headers.get(http::header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
         return scheme
             .eq_ignore_ascii_case("bearer")
             .then(|| token.trim())
-            .filter(|t| !t.is_empty());
+            .filter(|t| !t.is_empty())
+            .map(|t| (t, Presented::Bearer));
     }
-    cookie_value(headers, cookie)
+    cookie_value(headers, cookie).map(|t| (t, Presented::Session))
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -310,9 +427,15 @@ mod tests {
     fn bearer_first_then_cookie() {
         let mut h = http::HeaderMap::new();
         h.insert("cookie", "a=1; oberon_session=tok2; b=2".parse().unwrap());
-        assert_eq!(token_of(&h, "oberon_session"), Some("tok2"));
+        assert_eq!(
+            token_of(&h, "oberon_session"),
+            Some(("tok2", Presented::Session))
+        );
         h.insert("authorization", "Bearer tok1".parse().unwrap());
-        assert_eq!(token_of(&h, "oberon_session"), Some("tok1"));
+        assert_eq!(
+            token_of(&h, "oberon_session"),
+            Some(("tok1", Presented::Bearer))
+        );
         h.insert("authorization", "Basic dXNlcg==".parse().unwrap());
         assert_eq!(token_of(&h, "oberon_session"), None);
     }
@@ -324,6 +447,64 @@ mod tests {
         assert_eq!(without_cookie(&h, "oberon_session").unwrap(), "a=1; b=2");
         h.insert("cookie", "oberon_session=tok".parse().unwrap());
         assert_eq!(without_cookie(&h, "oberon_session"), None);
+    }
+
+    #[test]
+    fn only_what_is_shaped_like_a_jws_is_decoded() {
+        assert!(check_shape("eyJh.eyJi.c2ln").is_ok());
+        assert!(check_shape("a_b-c.d.e").is_ok());
+        for bad in ["", "a.b", "a.b.c.d", "a..c", "a.b=.c", "a.b c.d", "a.b+/.c"] {
+            assert!(check_shape(bad).is_err(), "{bad:?}");
+        }
+        let long = format!("a.{}.c", "b".repeat(MAX_TOKEN_BYTES));
+        assert!(check_shape(&long).is_err());
+    }
+
+    #[test]
+    fn typ_separates_access_tokens_from_sessions() {
+        let issuer = |access_token_typ: Option<&str>| Issuer {
+            name: "i".into(),
+            keys: Arc::new(RemoteKeySet::new(
+                "http://127.0.0.1:9",
+                RemoteKeySetOptions::default(),
+            )),
+            validations: HashMap::new(),
+            roles_claim: vec![],
+            access_token_typ: access_token_typ.map(String::from),
+        };
+        use Presented::{Bearer, Session};
+        // Unset: only a token typed as an access token is refused as a session.
+        let default = issuer(None);
+        for (typ, presented, ok) in [
+            (None, Bearer, true),
+            (Some("JWT"), Bearer, true),
+            (Some("at+jwt"), Bearer, true),
+            (None, Session, true),
+            (Some("JWT"), Session, true),
+            (Some("at+jwt"), Session, false),
+            (Some("application/AT+JWT"), Session, false),
+        ] {
+            assert_eq!(
+                default.admits(typ, presented).is_ok(),
+                ok,
+                "{typ:?} {presented}"
+            );
+        }
+        let typed = issuer(Some("at+jwt"));
+        for (typ, presented, ok) in [
+            (None, Bearer, false),
+            (Some("JWT"), Bearer, false),
+            (Some("at+jwt"), Bearer, true),
+            (Some("application/at+jwt"), Bearer, true),
+            (Some("JWT"), Session, true),
+            (Some("at+jwt"), Session, false),
+        ] {
+            assert_eq!(
+                typed.admits(typ, presented).is_ok(),
+                ok,
+                "{typ:?} {presented}"
+            );
+        }
     }
 
     #[test]

@@ -37,8 +37,17 @@ pub struct GatewayConfig {
     pub limits: Limits,
     #[serde(default)]
     pub rate_limit: RateLimits,
-    /// `[upstreams] renderer = "http://127.0.0.1:8081"`.
+    /// `[upstreams] renderer = "http://127.0.0.1:8081"`. The name is also the
+    /// upstream's audience: the identity assertion sent to it names it in `aud`, and
+    /// the upstream accepts only assertions that do (its own name is its
+    /// configuration: the renderer's `--identity-audience`, a BFF's `…_AUDIENCE`).
     pub upstreams: BTreeMap<String, Spanned<String>>,
+    /// `[delegates] renderer = ["checkout"]`: the upstreams each upstream may pass the
+    /// user's assertion on to (the renderer, to the BFFs of data sources that receive
+    /// the user). They join the audiences of the assertions sent to it; an upstream
+    /// not listed here gets assertions good at itself only.
+    #[serde(default)]
+    pub delegates: BTreeMap<Spanned<String>, Vec<Spanned<String>>>,
     /// `[[issuers]]`: identity providers whose tokens are accepted.
     #[serde(default)]
     pub issuers: Vec<IssuerConfig>,
@@ -163,6 +172,12 @@ pub struct IssuerConfig {
     /// `jwks_cooldown_s = 30`: at most one refetch of the keys per this.
     #[serde(default = "IssuerConfig::default_cooldown")]
     pub jwks_cooldown_s: u64,
+    /// `access_token_typ = "at+jwt"`: the `typ` header this issuer puts on its access
+    /// tokens, and on nothing else (RFC 9068 says `at+jwt`). Set, a bearer token must
+    /// carry it. Set or not, a token typed as an access token (`at+jwt` by default) is
+    /// never accepted as a session (an ID token), so neither kind stands in for the
+    /// other. Leave it unset for an issuer that does not type its access tokens.
+    pub access_token_typ: Option<Spanned<String>>,
 }
 
 impl IssuerConfig {
@@ -331,6 +346,7 @@ pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigE
             ));
         }
     }
+    errors.extend(check_delegates(c, &err));
     let mut issuers = Vec::new();
     for issuer in &c.issuers {
         if issuers.contains(&issuer.issuer.get_ref()) {
@@ -380,6 +396,15 @@ pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigE
                 "leeway covers clock skew, and an expired token is accepted for that long: use seconds, e.g. 30",
             ));
         }
+        if let Some(typ) = &issuer.access_token_typ
+            && (typ.get_ref().is_empty() || !typ.get_ref().bytes().all(|b| b.is_ascii_graphic()))
+        {
+            errors.push(err(
+                typ.span(),
+                format!("access_token_typ {:?} is not a media type", typ.get_ref()),
+                "give the `typ` header of this issuer's access tokens, e.g. \"at+jwt\" (RFC 9068)",
+            ));
+        }
         if issuer.audiences.is_empty() {
             errors.push(err(
                 issuer.issuer.span(),
@@ -424,6 +449,18 @@ pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigE
                 route.path.span(),
                 format!("route path {path:?} is the gateway's own"),
                 "paths under /_gateway and /.well-known/oberon are reserved",
+            ));
+        } else if crate::path::pattern_reaches_reserved(path) {
+            errors.push(err(
+                route.path.span(),
+                format!(
+                    "route path {path:?} could match under {}",
+                    crate::path::SERVICES_OWN
+                ),
+                &format!(
+                    "{} is where the services behind the gateway keep their own endpoints, never routed: start the pattern with a literal segment, e.g. \"/pages/{{*rest}}\"",
+                    crate::path::SERVICES_OWN
+                ),
             ));
         } else if let Err(e) = router.insert(path.as_str(), ()) {
             errors.push(err(
@@ -485,6 +522,69 @@ pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigE
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// `[delegates]`: every name is an upstream, and none delegates to itself.
+fn check_delegates(
+    c: &GatewayConfig,
+    err: &impl Fn(std::ops::Range<usize>, String, &str) -> ConfigError,
+) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let known = || {
+        format!(
+            "name one of [upstreams]: {}",
+            c.upstreams
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    for (from, to) in &c.delegates {
+        if !c.upstreams.contains_key(from.get_ref()) {
+            errors.push(err(
+                from.span(),
+                format!("[delegates]: unknown upstream {:?}", from.get_ref()),
+                &known(),
+            ));
+        }
+        for target in to {
+            if !c.upstreams.contains_key(target.get_ref()) {
+                errors.push(err(
+                    target.span(),
+                    format!(
+                        "[delegates]: {:?} may pass the user on to unknown upstream {:?}",
+                        from.get_ref(),
+                        target.get_ref()
+                    ),
+                    &known(),
+                ));
+            } else if target.get_ref() == from.get_ref() {
+                errors.push(err(
+                    target.span(),
+                    format!("[delegates]: {:?} delegates to itself", from.get_ref()),
+                    "an upstream's assertions always name it: list only the services it passes them on to",
+                ));
+            }
+        }
+    }
+    errors
+}
+
+/// The audiences of the assertions sent to `upstream`: itself, then its delegates.
+pub fn audiences_of(c: &GatewayConfig, upstream: &str) -> Vec<String> {
+    let delegates = c
+        .delegates
+        .iter()
+        .filter(|(from, _)| from.get_ref() == upstream)
+        .flat_map(|(_, to)| to.iter().map(|t| t.get_ref().clone()));
+    let mut audiences = vec![upstream.to_string()];
+    for d in delegates {
+        if !audiences.contains(&d) {
+            audiences.push(d);
+        }
+    }
+    audiences
 }
 
 /// `[session]`'s `client_id` and `scopes`: what the sign-in redirect asks for.
@@ -616,6 +716,52 @@ algorithms = ["RS256"]
     }
 
     #[test]
+    fn no_route_may_reach_the_services_own_endpoints() {
+        let route = |path: &str| {
+            format!(
+                "{BASE}\n[[routes]]\npath = \"{path}\"\nupstream = \"renderer\"\nkind = \"page\"\nauth = \"public\"\n"
+            )
+        };
+        assert_eq!(
+            errors_of(&route("/{*rest}")),
+            "1 configuration error:\n\
+             gateway.toml:12:8: route path \"/{*rest}\" could match under /_oberon\n  \
+             help: /_oberon is where the services behind the gateway keep their own endpoints, never routed: start the pattern with a literal segment, e.g. \"/pages/{*rest}\"\n"
+        );
+        assert!(errors_of(&route("/_oberon/status")).contains("could match under /_oberon"),);
+        assert_eq!(errors_of(&route("/events/{*rest}")), "");
+    }
+
+    #[test]
+    fn delegates_name_upstreams() {
+        let src = |delegates: &str| {
+            format!(
+                "routes = []{}[delegates]\n{delegates}\n",
+                BASE.replace(
+                    "renderer = \"http://127.0.0.1:8081\"",
+                    "renderer = \"http://127.0.0.1:8081\"\ncheckout = \"http://127.0.0.1:8083\""
+                )
+            )
+        };
+        assert_eq!(errors_of(&src("renderer = [\"checkout\"]")), "");
+        assert_eq!(
+            errors_of(&src("renderer = [\"chekout\", \"renderer\"]\nrendrer = []")),
+            "3 configuration errors:\n\
+             gateway.toml:12:13: [delegates]: \"renderer\" may pass the user on to unknown upstream \"chekout\"\n  \
+             help: name one of [upstreams]: checkout, renderer\n\
+             gateway.toml:12:24: [delegates]: \"renderer\" delegates to itself\n  \
+             help: an upstream's assertions always name it: list only the services it passes them on to\n\
+             gateway.toml:13:1: [delegates]: unknown upstream \"rendrer\"\n  \
+             help: name one of [upstreams]: checkout, renderer\n"
+        );
+        let file = Path::new("gateway.toml");
+        let text = src("renderer = [\"checkout\", \"checkout\"]");
+        let config: GatewayConfig = parse_toml(file, &text).unwrap();
+        assert_eq!(audiences_of(&config, "renderer"), ["renderer", "checkout"]);
+        assert_eq!(audiences_of(&config, "checkout"), ["checkout"]);
+    }
+
+    #[test]
     fn unknown_fields_are_located() {
         let text = errors_of(&format!("routes = []\ncolour = 1{BASE}"));
         assert!(
@@ -634,6 +780,20 @@ algorithms = ["RS256"]
         );
         assert!(text.contains("help: leeway covers clock skew"), "{text}");
         assert_eq!(errors_of(&format!("routes = []{BASE}leeway_s = 300\n")), "");
+    }
+
+    #[test]
+    fn access_token_typ_is_a_media_type() {
+        assert_eq!(
+            errors_of(&format!("routes = []{BASE}access_token_typ = \"at jwt\"\n")),
+            "1 configuration error:\n\
+             gateway.toml:10:20: access_token_typ \"at jwt\" is not a media type\n  \
+             help: give the `typ` header of this issuer's access tokens, e.g. \"at+jwt\" (RFC 9068)\n"
+        );
+        assert_eq!(
+            errors_of(&format!("routes = []{BASE}access_token_typ = \"at+jwt\"\n")),
+            ""
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::{Request, Response, StatusCode, Uri};
 use oberon_config::listen::ListenLimits;
 use oberon_config::{ConfigError, ConfigErrors};
 use oberon_identity::Signer;
@@ -66,6 +66,8 @@ pub struct GatewayOptions {
 
 struct Route {
     upstream: String,
+    /// `aud` of the assertions sent on this route: the upstream and its delegates.
+    audiences: Vec<String>,
     kind: RouteKind,
     auth: AuthPolicy,
     roles: Vec<String>,
@@ -156,6 +158,7 @@ impl Gateway {
             let _ = routes.insert(r.path.get_ref().clone(), route_list.len());
             route_list.push(Route {
                 upstream: r.upstream.get_ref().clone(),
+                audiences: config::audiences_of(&config, r.upstream.get_ref()),
                 kind: r.kind,
                 auth: r.auth,
                 roles: r.roles.clone(),
@@ -221,12 +224,25 @@ impl Gateway {
         self.trusted_hops.iter().any(|c| c.contains(ip))
     }
 
-    /// One request, from the front door to the upstream's response.
-    pub async fn handle(&self, peer: SocketAddr, request: Request<Body>) -> Response<Body> {
-        let hop = Hop {
+    /// The hop a request arrived from: its peer, and whether that peer is the CDN.
+    fn hop(&self, peer: SocketAddr) -> Hop {
+        Hop {
             peer: peer.ip(),
             trusted: self.is_trusted_hop(peer.ip()),
-        };
+        }
+    }
+
+    /// The per-client rate limit, for every request the gateway answers on the
+    /// client's behalf (proxied or its own sign-in endpoints): `Err` is how long the
+    /// client must wait.
+    fn admit_client(&self, hop: &Hop, headers: &http::HeaderMap) -> Result<(), Duration> {
+        let client = proxy::client_addr(headers, hop, |ip| self.is_trusted_hop(ip));
+        self.per_client.check(&client)
+    }
+
+    /// One request, from the front door to the upstream's response.
+    pub async fn handle(&self, peer: SocketAddr, request: Request<Body>) -> Response<Body> {
+        let hop = self.hop(peer);
         let request_id = request
             .headers()
             .get("x-request-id")
@@ -267,34 +283,31 @@ impl Gateway {
             Ok(p) => p,
             Err(e) => return gateway_answer(StatusCode::BAD_REQUEST, format!("bad path: {e}\n")),
         };
-        let client = proxy::client_addr(request.headers(), hop, |ip| self.is_trusted_hop(ip));
-        if let Err(wait) = self.per_client.check(&client) {
+        if let Err(wait) = self.admit_client(hop, request.headers()) {
             return too_many(wait);
+        }
+        // The services' own endpoints are never reachable from outside, whatever the
+        // routes say (`check` also refuses a route that could match them).
+        if path::is_reserved(&path) {
+            return gateway_answer(StatusCode::NOT_FOUND, "not found\n");
         }
         let Ok(matched) = self.routes.at(&path) else {
             return gateway_answer(StatusCode::NOT_FOUND, "not found\n");
         };
         let route = &self.route_list[*matched.value];
 
-        // A CORS preflight carries no credentials by design: it goes through without
-        // authentication, but only when it really is one.
-        let preflight = request.method() == Method::OPTIONS
-            && request.headers().contains_key(header::ORIGIN)
-            && request
-                .headers()
-                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-            && request
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .is_none_or(|v| v == "0")
-            && !request.headers().contains_key(header::TRANSFER_ENCODING);
-
+        // A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)
+        // is authenticated like any other request: it carries no credentials, so on a
+        // `required` route it is refused here and never reaches the upstream, and on an
+        // `optional` one it goes on anonymous. Cross-origin callers of routes that
+        // authenticate are therefore not supported: Oberon's pages and APIs share one
+        // origin (`public_url`); a `public` route's upstream answers its own preflights.
         let mut verified: Option<Arc<Verified>> = None;
-        if route.auth != AuthPolicy::Public && !preflight {
+        if route.auth != AuthPolicy::Public {
             match token_of(request.headers(), &self.session.cookie) {
                 None if route.auth == AuthPolicy::Optional => {}
                 None => return self.challenge(route, &path, request.uri(), None),
-                Some(token) => match self.issuers.verify(token).await {
+                Some((token, presented)) => match self.issuers.verify(token, presented).await {
                     Ok(v) => verified = Some(v),
                     Err(e) => {
                         tracing::info!(request_id, path = %path, "token refused: {e}");
@@ -383,7 +396,7 @@ impl Gateway {
             headers.insert("traceparent", v);
         }
         if let Some(v) = &verified {
-            match self.signer.sign(&v.identity, request_id) {
+            match self.signer.sign(&v.identity, request_id, &route.audiences) {
                 Ok(assertion) => {
                     if let Ok(value) = HeaderValue::from_str(&assertion) {
                         headers.insert(IDENTITY_HEADER, value);
@@ -493,10 +506,22 @@ pub const HEALTH_PATHS: [&str; 2] = ["/_gateway/livez", "/_gateway/readyz"];
 /// [`Gateway::handle`]. Everything a browser reaches (sign-in, pages, APIs) sits
 /// behind [`origin::guard`]; the health endpoints and the JWKS do not.
 pub fn app(gateway: Arc<Gateway>) -> Router {
+    // The origin guard is the outer layer: a request that did not come through the CDN
+    // is refused before it can spend anybody's rate-limit budget. The sign-in
+    // endpoints are rate limited here; everything else in `Gateway::handle`.
     let through_the_cdn = Router::new()
         .route("/_gateway/sign-in", get(session::start_sign_in))
-        .route("/_gateway/session", post(session::finish_sign_in))
+        .route(
+            "/_gateway/session",
+            post(session::finish_sign_in).layer(axum::extract::DefaultBodyLimit::max(
+                session::CALLBACK_BYTES,
+            )),
+        )
         .route("/_gateway/sign-out", post(session::sign_out))
+        .route_layer(axum::middleware::from_fn_with_state(
+            gateway.clone(),
+            client_rate_limit,
+        ))
         .fallback(handle)
         .layer(axum::middleware::from_fn_with_state(
             gateway.clone(),
@@ -516,6 +541,19 @@ async fn handle(
     request: Request<Body>,
 ) -> Response<Body> {
     gateway.handle(peer, request).await
+}
+
+/// The per-client rate limit as a layer, for the gateway's own sign-in endpoints.
+async fn client_rate_limit(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response<Body> {
+    match gateway.admit_client(&gateway.hop(peer), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => too_many(wait),
+    }
 }
 
 /// Health answers are about this instant and this instance: nobody may cache them.
@@ -563,4 +601,44 @@ pub async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     ctrl_c.await;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Even with a route that `config::check` refuses (`/{*rest}`), no request under
+    /// `/_oberon` reaches an upstream: the gateway answers 404 itself.
+    #[tokio::test]
+    async fn the_services_own_paths_are_answered_404_whatever_the_routes() {
+        let src = r#"
+public_url = "http://gateway.test"
+[upstreams]
+renderer = "http://127.0.0.1:9"
+[[routes]]
+path = "/{*rest}"
+upstream = "renderer"
+kind = "page"
+auth = "public"
+"#;
+        let config: GatewayConfig =
+            oberon_config::parse_toml(std::path::Path::new("gateway.toml"), src).unwrap();
+        let gateway = Gateway::build(config, Signer::generate(), &HashMap::new());
+        let peer: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+        for path in [
+            "/_oberon",
+            "/_oberon/status",
+            "/%5Foberon/mode",
+            "/pages/../_oberon/mode",
+            "//_oberon/readyz",
+        ] {
+            let response = gateway.handle(peer, get(path)).await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        }
+        // Anything else goes to the upstream, which is not there.
+        let response = gateway.handle(peer, get("/_oberonx")).await;
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    }
 }

@@ -109,6 +109,33 @@ pub fn encode(normalised: &str) -> String {
     utf8_percent_encode(normalised, PATH_ESCAPE).to_string()
 }
 
+/// Where every Oberon service behind the gateway (the renderer, the BFFs) keeps its
+/// own endpoints: status, cache mode, health. Never reachable from outside: no route
+/// may match under it (`config::check`) and the gateway answers 404 there.
+pub const SERVICES_OWN: &str = "/_oberon";
+
+/// Whether the normalised `path` is [`SERVICES_OWN`] or under it.
+pub fn is_reserved(path: &str) -> bool {
+    path.strip_prefix(SERVICES_OWN)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Whether route pattern `pattern` could match a path under [`SERVICES_OWN`]: its
+/// first segment is that name, or holds a parameter whose literal start is a start of
+/// that name (`/{*rest}`, `/{page}`, `/_o{x}`).
+pub fn pattern_reaches_reserved(pattern: &str) -> bool {
+    let name = &SERVICES_OWN[1..];
+    let first = pattern
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    match first.find('{') {
+        Some(open) => name.starts_with(&first[..open]),
+        None => first == name,
+    }
+}
+
 /// Whether `target` is a safe place to send a browser back to after sign-in: a path
 /// on this site, never another origin (`//evil`, `/\evil`, `https://evil`, and their
 /// encoded forms are all refused).
@@ -134,6 +161,26 @@ pub fn is_local_return_path(target: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_services_own_paths_are_reserved() {
+        assert!(is_reserved("/_oberon"));
+        assert!(is_reserved("/_oberon/status"));
+        assert!(!is_reserved("/_oberonx"));
+        assert!(!is_reserved("/events/_oberon"));
+        for pattern in [
+            "/_oberon/{*rest}",
+            "/{*rest}",
+            "/{page}",
+            "/_o{x}/y",
+            "/_oberon",
+        ] {
+            assert!(pattern_reaches_reserved(pattern), "{pattern}");
+        }
+        for pattern in ["/events/{id}", "/x{y}", "/_oberonx", "/assets/{*path}"] {
+            assert!(!pattern_reaches_reserved(pattern), "{pattern}");
+        }
+    }
 
     #[test]
     fn normal_paths_stay_as_they_are() {

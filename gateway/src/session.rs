@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::Gateway;
-use crate::auth::cookie_value;
+use crate::auth::{MAX_TOKEN_BYTES, Presented, cookie_value};
 use crate::config::GatewayConfig;
 use crate::path::is_local_return_path;
 use crate::proxy::gateway_answer;
@@ -41,6 +41,9 @@ pub(crate) struct Settings {
     pub cookie: String,
     sign_in_url: Option<String>,
     public_url: String,
+    /// `scheme://host[:port]` of `public_url`: what a browser sends as `Origin` from
+    /// this site's own pages.
+    public_origin: String,
     secure: bool,
     issuer: Option<String>,
     client_id: String,
@@ -63,6 +66,7 @@ impl Settings {
                 .as_ref()
                 .map(|u| u.get_ref().clone()),
             secure: public_url.starts_with("https://"),
+            public_origin: origin_of(&public_url),
             public_url,
             issuer: config.session.issuer.as_ref().map(|i| i.get_ref().clone()),
             client_id: config.session.client_id.get_ref().clone(),
@@ -79,6 +83,42 @@ impl Settings {
         }
     }
 }
+
+/// `scheme://authority` of `url`, lower case, as browsers write `Origin`.
+fn origin_of(url: &str) -> String {
+    match url.parse::<http::Uri>() {
+        Ok(uri) => match (uri.scheme_str(), uri.authority()) {
+            (Some(scheme), Some(authority)) => {
+                format!("{scheme}://{authority}").to_ascii_lowercase()
+            }
+            _ => url.to_ascii_lowercase(),
+        },
+        Err(_) => url.to_ascii_lowercase(),
+    }
+}
+
+/// Whether a state-changing request comes from this site's own pages, so another site
+/// cannot make a browser send it (cross-site request forgery). A browser says where a
+/// request comes from in `Sec-Fetch-Site` (only `same-origin`, or `none` for one the
+/// user made, pass) and, where it does not send that, in `Origin` (which must be
+/// `public_url`'s). A request with neither is not from a browser that could be made to
+/// send it by another site, and passes.
+fn from_this_site(headers: &HeaderMap, public_origin: &str) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    match headers.get(header::ORIGIN) {
+        None => true,
+        Some(origin) => origin
+            .to_str()
+            .is_ok_and(|o| o.eq_ignore_ascii_case(public_origin)),
+    }
+}
+
+/// The largest `POST /_gateway/session` body read: an ID token of [`MAX_TOKEN_BYTES`]
+/// and a `state`, form-encoded, with room to spare. Anything larger is refused (413)
+/// before it is parsed.
+pub const CALLBACK_BYTES: usize = 2 * MAX_TOKEN_BYTES;
 
 fn redirect(location: &str) -> Response<Body> {
     let mut response = gateway_answer(StatusCode::SEE_OTHER, "");
@@ -211,7 +251,11 @@ pub async fn finish_sign_in(
             "this sign-in does not match the one started here: start again\n",
         );
     }
-    let verified = match gateway.issuers().verify(&callback.id_token).await {
+    let verified = match gateway
+        .issuers()
+        .verify(&callback.id_token, Presented::Session)
+        .await
+    {
         Ok(v) => v,
         Err(e) => {
             tracing::info!("sign-in token refused: {e}");
@@ -271,8 +315,20 @@ pub async fn finish_sign_in(
     response
 }
 
-/// `POST /_gateway/sign-out`.
-pub async fn sign_out(State(gateway): State<Arc<Gateway>>) -> Response<Body> {
+/// `POST /_gateway/sign-out`, from this site's own pages only: another site must not
+/// be able to sign a browser out.
+pub async fn sign_out(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response<Body> {
+    if !from_this_site(&headers, &gateway.session.public_origin) {
+        tracing::info!(
+            origin = ?headers.get(header::ORIGIN),
+            sec_fetch_site = ?headers.get("sec-fetch-site"),
+            "sign-out refused: cross-site"
+        );
+        return gateway_answer(
+            StatusCode::FORBIDDEN,
+            "sign-out is accepted only from this site's own pages\n",
+        );
+    }
     let mut response = redirect("/");
     clear_session_cookie(&mut response, &gateway.session);
     response
@@ -280,4 +336,35 @@ pub async fn sign_out(State(gateway): State<Arc<Gateway>>) -> Response<Body> {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_sites_pages_may_post() {
+        let origin = origin_of("https://Tickets.example/");
+        assert_eq!(origin, "https://tickets.example");
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            from_this_site(&h, &origin)
+        };
+        assert!(with(&[]));
+        assert!(with(&[("sec-fetch-site", "same-origin")]));
+        assert!(with(&[("sec-fetch-site", "none")]));
+        assert!(!with(&[("sec-fetch-site", "same-site")]));
+        assert!(!with(&[("sec-fetch-site", "cross-site")]));
+        assert!(with(&[("origin", "https://tickets.example")]));
+        assert!(!with(&[("origin", "https://evil.example")]));
+        assert!(!with(&[("origin", "null")]));
+        // A browser's `Sec-Fetch-Site` decides, whatever `Origin` says.
+        assert!(!with(&[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://tickets.example")
+        ]));
+    }
 }

@@ -51,7 +51,7 @@ roles_claim = "realm_access.roles"
     );
     let (upstream, upstream_url) = Upstream::start().await;
     let (gateway, url, _dir) = gateway(&config, &upstream_url, &[(PY_ISSUER, &jwks_url)]).await;
-    let verifier = Verifier::fixed(&gateway.signer().jwks());
+    let verifier = Verifier::fixed(&gateway.signer().jwks(), "echo");
     for alg in ["RS256", "PS256", "ES256", "EdDSA"] {
         let token = minted["tokens"][alg].as_str().unwrap();
         let r = client()
@@ -66,7 +66,8 @@ roles_claim = "realm_access.roles"
         let identity = verifier
             .verify(seen.headers[IDENTITY].to_str().unwrap(), None)
             .await
-            .unwrap();
+            .unwrap()
+            .identity;
         assert_eq!(identity.subject, "alice", "{alg}");
         assert_eq!(identity.issuer, PY_ISSUER, "{alg}");
         assert_eq!(identity.roles, ["buyer", "organiser"], "{alg}");

@@ -157,10 +157,11 @@ async fn token_matrix() {
     let seen = &s.upstream.saw("valid")[0];
     assert!(seen.headers.get("authorization").is_none());
     let request_id = seen.headers["x-request-id"].to_str().unwrap();
-    let identity = Verifier::fixed(&s.gateway.signer().jwks())
+    let identity = Verifier::fixed(&s.gateway.signer().jwks(), "echo")
         .verify(seen.headers[IDENTITY].to_str().unwrap(), Some(request_id))
         .await
-        .unwrap();
+        .unwrap()
+        .identity;
     assert_eq!(identity.subject, "alice");
     assert_eq!(identity.roles, ["buyer"]);
     assert_eq!(identity.issuer, ISSUER);
@@ -303,10 +304,11 @@ async fn spoofed_identity_headers_never_reach_an_upstream() {
             None => assert!(!signed_in, "{name}: a signed-in request has no assertion"),
             Some(v) => {
                 assert!(signed_in, "{name}: an anonymous request got an assertion");
-                let id = Verifier::fixed(&s.gateway.signer().jwks())
+                let id = Verifier::fixed(&s.gateway.signer().jwks(), "echo")
                     .verify(v.to_str().unwrap(), None)
                     .await
-                    .unwrap();
+                    .unwrap()
+                    .identity;
                 assert_eq!(id.subject, "alice", "{name}");
             }
         }
@@ -691,28 +693,239 @@ async fn sign_in_returns_only_to_local_paths() {
     assert!(r.headers().get("set-cookie").is_none());
 }
 
+/// A preflight carries no credentials, so it is authenticated like anything else: on a
+/// `required` route it never reaches the upstream (finding 7: it used to go through
+/// anonymously), on a `public` route the upstream answers it.
 #[tokio::test]
-async fn preflights_pass_only_when_they_are_preflights() {
+async fn preflights_are_authenticated_like_any_request() {
     let s = setup().await;
-    let r = client()
-        .request(reqwest::Method::OPTIONS, format!("{}/req/x", s.url))
-        .header("x-case", "preflight")
-        .header("origin", "https://app.example")
-        .header("access-control-request-method", "POST")
-        .send()
-        .await
-        .unwrap();
+    let preflight = |path: &str, case: &str| {
+        client()
+            .request(reqwest::Method::OPTIONS, format!("{}{path}", s.url))
+            .header("x-case", case.to_string())
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let r = preflight("/req/x", "preflight-required").await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(s.upstream.saw("preflight-required").is_empty());
+    let r = preflight("/account", "preflight-page").await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(s.upstream.saw("preflight-page").is_empty());
+    let r = preflight("/public/x", "preflight-public").await.unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(s.upstream.saw("preflight").len(), 1);
+    assert_eq!(s.upstream.saw("preflight-public").len(), 1);
+    // On an optional route it goes on as what it is: anonymous.
+    let r = preflight("/opt/x", "preflight-optional").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = s.upstream.saw("preflight-optional");
+    assert_eq!(seen.len(), 1);
+    assert!(!seen[0].headers.contains_key(IDENTITY));
+}
+
+/// The sign-in endpoints spend the client's rate-limit budget like any other request
+/// (finding 11: they bypassed it).
+#[tokio::test]
+async fn the_sign_in_endpoints_are_rate_limited_per_client() {
+    let config =
+        format!("{CONFIG}\n[rate_limit]\nper_client = {{ per_second = 0.001, burst = 3 }}\n");
+    let s = setup_with(&config).await;
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let r = client()
+            .get(format!("{}/_gateway/sign-in?return_to=/", s.url))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        let r = client()
+            .post(format!("{}/_gateway/session", s.url))
+            .form(&[("id_token", "a.b.c"), ("state", "s")])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        let r = client()
+            .post(format!("{}/_gateway/sign-out", s.url))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+        }
+    }
+    assert_eq!(statuses, [303, 400, 303, 429, 429, 429]);
+}
+
+/// `/_gateway/session` takes attacker input: what cannot be a token is refused before
+/// any decoding, key lookup or signature check (finding 11), and a body too large for
+/// a callback is not read.
+#[tokio::test]
+async fn the_sign_in_callback_refuses_oversized_input_before_verifying() {
+    let s = setup().await;
+    let started = start_sign_in(&s.url, "/").await;
+    let fetches = s.issuer.fetches.load(Ordering::SeqCst);
+    let mut claims = s.issuer.claims("alice");
+    claims["nonce"] = started.nonce.clone().into();
+    claims["pad"] = "x".repeat(20_000).into();
+    // Signed with a `kid` the issuer never published: verifying it would refetch the
+    // issuer's keys.
+    let token = s.issuer.sign_with(&claims, Some("not-published"));
+    let r = finish_sign_in(&s.url, &started, token).await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(s.issuer.fetches.load(Ordering::SeqCst), fetches);
+    let r = finish_sign_in(&s.url, &started, "a".repeat(40_000)).await;
+    assert_eq!(r.status(), 413);
+}
+
+/// Another site cannot sign a browser out (finding 12): a cross-site `POST` is refused
+/// and the session cookie is left alone.
+#[tokio::test]
+async fn sign_out_is_refused_from_other_sites() {
+    let s = setup().await;
+    let sign_out = |headers: &[(&'static str, &'static str)]| {
+        let mut request = client().post(format!("{}/_gateway/sign-out", s.url));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send()
+    };
+    for refused in [
+        &[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://evil.example"),
+        ][..],
+        &[("sec-fetch-site", "same-site")],
+        &[("origin", "https://evil.example")],
+        &[("origin", "null")],
+    ] {
+        let r = sign_out(refused).await.unwrap();
+        assert_eq!(r.status(), 403, "{refused:?}");
+        assert!(r.headers().get("set-cookie").is_none(), "{refused:?}");
+    }
+    for allowed in [
+        &[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "http://gateway.test"),
+        ][..],
+        &[("origin", "http://gateway.test")],
+    ] {
+        let r = sign_out(allowed).await.unwrap();
+        assert_eq!(r.status(), 303, "{allowed:?}");
+        let cookie = r.headers()["set-cookie"].to_str().unwrap();
+        assert!(cookie.starts_with("oberon_session=; "), "{cookie}");
+    }
+}
+
+/// `sub`'s token from `issuer`, with the `typ` header `typ`.
+fn typed(issuer: &TestIssuer, typ: &str, claims: &serde_json::Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(issuer.kid.clone());
+    header.typ = Some(typ.into());
+    jsonwebtoken::encode(&header, claims, &issuer.key).unwrap()
+}
+
+/// ID tokens and access tokens are not interchangeable where `typ` tells them apart:
+/// an access token (`at+jwt`) is never a session, and with `access_token_typ` set an
+/// ID token is no bearer token.
+#[tokio::test]
+async fn access_tokens_and_id_tokens_are_not_interchangeable() {
+    let s = setup().await;
+    let access = typed(&s.issuer, "at+jwt", &s.issuer.claims("alice"));
     let r = client()
-        .request(reqwest::Method::OPTIONS, format!("{}/req/x", s.url))
-        .header("x-case", "fake-preflight")
-        .header("origin", "https://app.example")
+        .get(format!("{}/req/x", s.url))
+        .header("x-case", "access-as-session")
+        .header("cookie", format!("oberon_session={access}"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(s.upstream.saw("fake-preflight").is_empty());
+    assert!(s.upstream.saw("access-as-session").is_empty());
+    let started = start_sign_in(&s.url, "/").await;
+    let mut claims = s.issuer.claims("alice");
+    claims["nonce"] = started.nonce.clone().into();
+    let r = finish_sign_in(&s.url, &started, typed(&s.issuer, "at+jwt", &claims)).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("set-cookie").is_none());
+    // This issuer does not type its access tokens: any valid token is a bearer token.
+    assert_eq!(
+        case(&s, "at-bearer", "/req/x", Some(&access)).await,
+        (200, 1)
+    );
+    let id = typed(&s.issuer, "JWT", &s.issuer.claims("bob"));
+    assert_eq!(case(&s, "id-bearer", "/req/x", Some(&id)).await, (200, 1));
+
+    let config = CONFIG.replace(
+        "jwks_cooldown_s = 30",
+        "jwks_cooldown_s = 30\naccess_token_typ = \"at+jwt\"",
+    );
+    assert_ne!(config, CONFIG);
+    let s = setup_with(&config).await;
+    let id = typed(&s.issuer, "JWT", &s.issuer.claims("bob"));
+    assert_eq!(
+        case(&s, "typed-id-bearer", "/req/x", Some(&id)).await,
+        (401, 0)
+    );
+    let access = typed(&s.issuer, "application/at+jwt", &s.issuer.claims("alice"));
+    assert_eq!(
+        case(&s, "typed-at-bearer", "/req/x", Some(&access)).await,
+        (200, 1)
+    );
+    let r = client()
+        .get(format!("{}/req/x", s.url))
+        .header("x-case", "typed-id-session")
+        .header("cookie", format!("oberon_session={id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// One audience per upstream (finding 9: every assertion was good at every upstream):
+/// the assertion sent to an upstream names it, and the upstreams `[delegates]` lets
+/// it pass the user on to; no other service accepts it.
+#[tokio::test]
+async fn an_assertion_is_good_only_at_its_upstream_and_its_delegates() {
+    let signed_in_upstream_saw = |s: &Setup, case: &'static str| {
+        let seen = s.upstream.saw(case);
+        assert_eq!(seen.len(), 1, "{case}");
+        seen[0].headers[IDENTITY].to_str().unwrap().to_string()
+    };
+    let at = |s: &Setup, service: &str| Verifier::fixed(&s.gateway.signer().jwks(), service);
+
+    let s = setup().await;
+    let alice = s.issuer.token("alice");
+    assert_eq!(case(&s, "own", "/req/x", Some(&alice)).await, (200, 1));
+    let assertion = signed_in_upstream_saw(&s, "own");
+    let asserted = at(&s, "echo").verify(&assertion, None).await.unwrap();
+    assert_eq!(asserted.audiences, ["echo"]);
+    for other in ["checkout", "renderer", "oberon-upstream"] {
+        assert!(
+            at(&s, other).verify(&assertion, None).await.is_err(),
+            "{other}"
+        );
+    }
+
+    let config = CONFIG.replace(
+        "[upstreams]\necho = \"http://127.0.0.1:9\"\n",
+        "[upstreams]\necho = \"http://127.0.0.1:9\"\ncheckout = \"http://127.0.0.1:9\"\nevents = \"http://127.0.0.1:9\"\n\n[delegates]\necho = [\"checkout\"]\n",
+    );
+    assert_ne!(config, CONFIG);
+    let s = setup_with(&config).await;
+    let alice = s.issuer.token("alice");
+    assert_eq!(
+        case(&s, "delegated", "/req/x", Some(&alice)).await,
+        (200, 1)
+    );
+    let assertion = signed_in_upstream_saw(&s, "delegated");
+    for service in ["echo", "checkout"] {
+        let asserted = at(&s, service).verify(&assertion, None).await.unwrap();
+        assert_eq!(asserted.audiences, ["echo", "checkout"], "{service}");
+    }
+    assert!(at(&s, "events").verify(&assertion, None).await.is_err());
 }
 
 #[tokio::test]
@@ -961,7 +1174,7 @@ async fn two_issuers_each_verify_with_their_own_keys_only() {
         );
     }
     // Each user reaches the upstream as their own issuer's.
-    let verifier = Verifier::fixed(&s.gateway.signer().jwks());
+    let verifier = Verifier::fixed(&s.gateway.signer().jwks(), "echo");
     for (name, issuer, subject) in [("issuer-a", ISSUER, "alice"), ("issuer-b", OTHER, "bob")] {
         let seen = &s.upstream.saw(name)[0];
         let identity = verifier
@@ -970,7 +1183,8 @@ async fn two_issuers_each_verify_with_their_own_keys_only() {
                 Some(seen.headers["x-request-id"].to_str().unwrap()),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .identity;
         assert_eq!(
             (identity.issuer.as_str(), identity.subject.as_str()),
             (issuer, subject)

@@ -2,6 +2,12 @@
 //! for each request it authenticated and sends upstream in the [`HEADER`] header. The
 //! renderer and the BFFs verify it with the gateway's public keys (served as a JWKS at
 //! [`JWKS_PATH`]) instead of trusting any header a client could send.
+//!
+//! An assertion is good only where it is addressed: its `aud` names the upstream the
+//! gateway sent it to (its name in `[upstreams]`) and the services that upstream may
+//! pass it on to (`[delegates]` in `gateway.toml`; the renderer passes it to the BFFs
+//! of data sources that receive the user). Each service verifies that its own name is
+//! among them, so an assertion captured at one service does not work at another.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,8 +28,6 @@ pub const HEADER: &str = "oberon-identity";
 pub const JWKS_PATH: &str = "/.well-known/oberon/jwks.json";
 /// `iss` of every assertion.
 pub const ISSUER: &str = "oberon-gateway";
-/// `aud` of every assertion: the services behind the gateway.
-pub const AUDIENCE: &str = "oberon-upstream";
 /// How long an assertion is valid: one request's worth, with room for slow upstreams.
 pub const LIFETIME: Duration = Duration::from_secs(60);
 /// Clock skew tolerated between gateway and upstreams.
@@ -51,7 +55,8 @@ impl Identity {
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     iss: String,
-    aud: String,
+    /// The services this assertion is for: the upstream first, then its delegates.
+    aud: Vec<String>,
     sub: String,
     iat: u64,
     nbf: u64,
@@ -161,6 +166,7 @@ impl Signer {
                 name: None,
             },
             "start-up",
+            &["start-up-check"],
             now(),
         )?;
         Ok(signer)
@@ -177,20 +183,27 @@ impl Signer {
         }
     }
 
-    /// The assertion of `identity` for the request `request_id`.
-    pub fn sign(&self, identity: &Identity, request_id: &str) -> Result<String, KeyLoadError> {
-        self.sign_at(identity, request_id, now())
+    /// The assertion of `identity` for the request `request_id`, good at the services
+    /// named in `audiences` (the upstream, then those it may pass the assertion to).
+    pub fn sign(
+        &self,
+        identity: &Identity,
+        request_id: &str,
+        audiences: &[impl AsRef<str>],
+    ) -> Result<String, KeyLoadError> {
+        self.sign_at(identity, request_id, audiences, now())
     }
 
     fn sign_at(
         &self,
         identity: &Identity,
         request_id: &str,
+        audiences: &[impl AsRef<str>],
         at: u64,
     ) -> Result<String, KeyLoadError> {
         let claims = Claims {
             iss: ISSUER.into(),
-            aud: AUDIENCE.into(),
+            aud: audiences.iter().map(|a| a.as_ref().to_string()).collect(),
             sub: identity.subject.clone(),
             iat: at,
             nbf: at,
@@ -239,10 +252,26 @@ enum Source {
     Fixed(Keys),
 }
 
-/// Verifies the gateway's assertions with its published keys.
+/// Verifies the gateway's assertions with its published keys, for one service: an
+/// assertion whose `aud` does not name it is refused.
 pub struct Verifier {
     source: Source,
     validation: Validation,
+}
+
+/// A verified assertion: who, and every service it may be shown to (this one among
+/// them), so that a service passing it on sends it only where it is good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asserted {
+    pub identity: Identity,
+    pub audiences: Vec<String>,
+}
+
+impl Asserted {
+    /// Whether the assertion is good at the service named `audience`.
+    pub fn is_for(&self, audience: &str) -> bool {
+        self.audiences.iter().any(|a| a == audience)
+    }
 }
 
 impl std::fmt::Debug for Verifier {
@@ -255,33 +284,34 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    /// Keys fetched from the gateway's JWKS endpoint (and refreshed when it rotates).
-    pub fn remote(keys: Arc<RemoteKeySet>) -> Self {
-        Self::with(Source::Remote(keys))
+    /// Keys fetched from the gateway's JWKS endpoint (and refreshed when it rotates),
+    /// for the service named `audience` (its name in the gateway's `[upstreams]`).
+    pub fn remote(keys: Arc<RemoteKeySet>, audience: &str) -> Self {
+        Self::with(Source::Remote(keys), audience)
     }
 
     /// Keys given up front: a gateway in the same process, or a test.
-    pub fn fixed(set: &JwkSet) -> Self {
-        Self::with(Source::Fixed(Keys::from_set(set)))
+    pub fn fixed(set: &JwkSet, audience: &str) -> Self {
+        Self::with(Source::Fixed(Keys::from_set(set)), audience)
     }
 
-    fn with(source: Source) -> Self {
+    fn with(source: Source, audience: &str) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
+        validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY.as_secs();
         Self { source, validation }
     }
 
-    /// The identity in `token`, if the gateway signed it, it is current, and — when the
-    /// request id is known — it was made for this request.
+    /// The identity in `token`, if the gateway signed it for this service, it is
+    /// current, and — when the request id is known — it was made for this request.
     pub async fn verify(
         &self,
         token: &str,
         request_id: Option<&str>,
-    ) -> Result<Identity, VerifyError> {
+    ) -> Result<Asserted, VerifyError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| VerifyError::Malformed(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
@@ -302,11 +332,14 @@ impl Verifier {
                 this: this.to_string(),
             });
         }
-        Ok(Identity {
-            subject: claims.sub,
-            issuer: claims.idp,
-            roles: claims.roles,
-            name: claims.name,
+        Ok(Asserted {
+            identity: Identity {
+                subject: claims.sub,
+                issuer: claims.idp,
+                roles: claims.roles,
+                name: claims.name,
+            },
+            audiences: claims.aud,
         })
     }
 }
@@ -327,19 +360,38 @@ mod tests {
     #[tokio::test]
     async fn a_signed_assertion_verifies_and_round_trips() {
         let signer = Signer::generate();
-        let verifier = Verifier::fixed(&signer.jwks());
-        let token = signer.sign(&alice(), "req-1").unwrap();
-        assert_eq!(
-            verifier.verify(&token, Some("req-1")).await.unwrap(),
-            alice()
-        );
-        assert_eq!(verifier.verify(&token, None).await.unwrap(), alice());
+        let verifier = Verifier::fixed(&signer.jwks(), "renderer");
+        let token = signer
+            .sign(&alice(), "req-1", &["renderer", "checkout"])
+            .unwrap();
+        let asserted = verifier.verify(&token, Some("req-1")).await.unwrap();
+        assert_eq!(asserted.identity, alice());
+        assert_eq!(asserted.audiences, ["renderer", "checkout"]);
+        assert!(asserted.is_for("checkout") && !asserted.is_for("events"));
+        assert_eq!(verifier.verify(&token, None).await.unwrap(), asserted);
+    }
+
+    /// One audience per service: an assertion made for one upstream (and its
+    /// delegates) is refused by every other service.
+    #[tokio::test]
+    async fn an_assertion_works_only_at_the_services_it_names() {
+        let signer = Signer::generate();
+        let token = signer.sign(&alice(), "r", &["events"]).unwrap();
+        let at = |service: &str| Verifier::fixed(&signer.jwks(), service);
+        assert!(at("events").verify(&token, Some("r")).await.is_ok());
+        for other in ["checkout", "renderer", "oberon-upstream"] {
+            let err = at(other).verify(&token, Some("r")).await.unwrap_err();
+            assert!(
+                err.to_string().contains("InvalidAudience"),
+                "{other}: {err}"
+            );
+        }
     }
 
     #[tokio::test]
     async fn another_gateways_key_is_refused() {
-        let token = Signer::generate().sign(&alice(), "r").unwrap();
-        let verifier = Verifier::fixed(&Signer::generate().jwks());
+        let token = Signer::generate().sign(&alice(), "r", &["svc"]).unwrap();
+        let verifier = Verifier::fixed(&Signer::generate().jwks(), "svc");
         assert!(matches!(
             verifier.verify(&token, None).await,
             Err(VerifyError::Key(KeyError::UnknownKid(_)))
@@ -349,8 +401,8 @@ mod tests {
     #[tokio::test]
     async fn an_assertion_replayed_onto_another_request_is_refused() {
         let signer = Signer::generate();
-        let token = signer.sign(&alice(), "req-1").unwrap();
-        let err = Verifier::fixed(&signer.jwks())
+        let token = signer.sign(&alice(), "req-1", &["svc"]).unwrap();
+        let err = Verifier::fixed(&signer.jwks(), "svc")
             .verify(&token, Some("req-2"))
             .await
             .unwrap_err();
@@ -361,8 +413,8 @@ mod tests {
     async fn an_expired_assertion_is_refused() {
         let signer = Signer::generate();
         let old = now() - LIFETIME.as_secs() - LEEWAY.as_secs() - 1;
-        let token = signer.sign_at(&alice(), "r", old).unwrap();
-        let err = Verifier::fixed(&signer.jwks())
+        let token = signer.sign_at(&alice(), "r", &["svc"], old).unwrap();
+        let err = Verifier::fixed(&signer.jwks(), "svc")
             .verify(&token, None)
             .await
             .unwrap_err();
@@ -372,12 +424,12 @@ mod tests {
     #[tokio::test]
     async fn a_tampered_assertion_is_refused() {
         let signer = Signer::generate();
-        let token = signer.sign(&alice(), "r").unwrap();
+        let token = signer.sign(&alice(), "r", &["svc"]).unwrap();
         let mut parts: Vec<String> = token.split('.').map(String::from).collect();
         // Claim to be somebody else, keeping the signature.
         let forged = Claims {
             iss: ISSUER.into(),
-            aud: AUDIENCE.into(),
+            aud: vec!["svc".into()],
             sub: "mallory".into(),
             iat: now(),
             nbf: now(),
@@ -390,7 +442,7 @@ mod tests {
         use base64::Engine;
         parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(serde_json::to_vec(&forged).unwrap());
-        let err = Verifier::fixed(&signer.jwks())
+        let err = Verifier::fixed(&signer.jwks(), "svc")
             .verify(&parts.join("."), None)
             .await
             .unwrap_err();

@@ -143,6 +143,9 @@ fn signing_algorithm(a: KeyAlgorithm) -> Option<Algorithm> {
     })
 }
 
+/// The largest JWKS document read (1 MiB): key sets hold a few keys.
+pub const MAX_JWKS_BYTES: usize = 1 << 20;
+
 /// Tuning of a [`RemoteKeySet`].
 #[derive(Debug, Clone)]
 pub struct RemoteKeySetOptions {
@@ -306,7 +309,7 @@ impl RemoteKeySet {
             url: self.url.clone(),
             message,
         };
-        let response = self
+        let mut response = self
             .client
             .get(&self.url)
             .header("accept", "application/jwk-set+json, application/json")
@@ -316,9 +319,21 @@ impl RemoteKeySet {
         if !response.status().is_success() {
             return Err(http(format!("status {}", response.status())));
         }
-        let body = response.bytes().await.map_err(|e| http(e.to_string()))?;
-        if body.len() > 1 << 20 {
-            return Err(http("larger than 1 MiB".to_string()));
+        // The cap holds while reading: a provider that sends (or promises) more is
+        // cut off there, not read to the end first.
+        let too_large = || http(format!("larger than {MAX_JWKS_BYTES} bytes"));
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| http(e.to_string()))? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
         }
         let set: JwkSet = serde_json::from_slice(&body).map_err(|e| FetchError::Invalid {
             url: self.url.clone(),
@@ -329,5 +344,72 @@ impl RemoteKeySet {
 
     fn count(&self, f: impl FnOnce(&mut KeySetStats)) {
         f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers one request with `head`, then `MAX_JWKS_BYTES` and more
+    /// of body (chunked, or as promised by `head`), then stalls without ending it.
+    async fn endless(head: &'static str, chunked: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await;
+            let _ = stream.write_all(head.as_bytes()).await;
+            let piece = vec![b' '; 64 << 10];
+            for _ in 0..(MAX_JWKS_BYTES / piece.len() + 2) {
+                if chunked {
+                    let _ = stream
+                        .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+                        .await;
+                }
+                let _ = stream.write_all(&piece).await;
+                if chunked {
+                    let _ = stream.write_all(b"\r\n").await;
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        url
+    }
+
+    /// A key set is cut off at `MAX_JWKS_BYTES` while it is read: neither a body
+    /// that goes on nor one that promises more is read to its end (or to the
+    /// timeout) first.
+    #[tokio::test]
+    async fn a_jwks_is_read_no_further_than_the_cap() {
+        for (head, chunked) in [
+            (
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 10000000\r\n\r\n",
+                false,
+            ),
+        ] {
+            let set = RemoteKeySet::new(
+                endless(head, chunked).await,
+                RemoteKeySetOptions {
+                    timeout: Duration::from_secs(2),
+                    ..RemoteKeySetOptions::default()
+                },
+            );
+            let started = Instant::now();
+            let err = set.refresh().await.unwrap_err().to_string();
+            assert!(err.contains("larger than 1048576 bytes"), "{err}");
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{:?}",
+                started.elapsed()
+            );
+        }
     }
 }

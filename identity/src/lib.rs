@@ -9,5 +9,5 @@
 pub mod assertion;
 pub mod keys;
 
-pub use assertion::{Identity, Signer, Verifier, VerifyError};
+pub use assertion::{Asserted, Identity, Signer, Verifier, VerifyError};
 pub use keys::{KeyError, Keys, RemoteKeySet, RemoteKeySetOptions};

@@ -208,6 +208,13 @@ pub struct DataSourceConfig {
     /// client bus).
     #[serde(default)]
     pub private: bool,
+    /// `identity = true`: the source receives the signed-in user (the gateway's
+    /// assertion, in `Oberon-Identity`). Only a url that starts with `{bff.NAME}` may
+    /// say so: NAME is the BFF's audience, and the assertion is sent only when the
+    /// gateway made it good there (`[delegates]` in `gateway.toml`). Default false:
+    /// the source is asked anonymously, whoever is signed in.
+    #[serde(default)]
+    pub identity: bool,
 }
 
 impl DataSourceConfig {

@@ -43,6 +43,10 @@ struct Args {
     /// are verified with its keys. Without it every request renders anonymously.
     #[arg(long)]
     identity_jwks: Option<String>,
+    /// This renderer's name in the gateway's `[upstreams]`: only assertions whose
+    /// `aud` names it are accepted. Required with `--identity-jwks`.
+    #[arg(long, env = "OBERON_IDENTITY_AUDIENCE")]
+    identity_audience: Option<String>,
     /// Directory for compiled components, so that a restart does not compile them
     /// again (created if missing, private to this user). Without it every start
     /// compiles every component.
@@ -85,15 +89,18 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
-    let identity = match &args.identity_jwks {
-        None => None,
-        Some(url) => {
+    let identity = match (&args.identity_jwks, &args.identity_audience) {
+        (None, _) => None,
+        (Some(_), None) => anyhow::bail!(
+            "--identity-jwks needs --identity-audience (or OBERON_IDENTITY_AUDIENCE): this renderer's name in the gateway's [upstreams]"
+        ),
+        (Some(url), Some(audience)) => {
             let keys = Arc::new(RemoteKeySet::new(url, RemoteKeySetOptions::default()));
             match keys.refresh().await {
                 Ok(n) => tracing::info!(url, keys = n, "gateway keys loaded"),
                 Err(e) => tracing::warn!("gateway keys not loaded yet, will retry: {e}"),
             }
-            Some(Arc::new(Verifier::remote(keys)))
+            Some(Arc::new(Verifier::remote(keys, audience)))
         }
     };
     let options = RendererOptions {

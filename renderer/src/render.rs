@@ -29,7 +29,7 @@ use crate::cache::{self, PageFacts};
 use crate::component::{Cacheability, RequestContext, User};
 use crate::layout::{Composition, Piece};
 use crate::lifecycle::Renderer;
-use crate::site::{Page, PageVariant, REQUEST_TOPIC, Site};
+use crate::site::{DataSource, Page, PageVariant, REQUEST_TOPIC, Site};
 use oberon_identity::assertion::HEADER as IDENTITY_HEADER;
 use run::PageRun;
 
@@ -210,7 +210,7 @@ impl Renderer {
         path: &str,
         query: Option<&str>,
         request: &HeaderMap,
-    ) -> (RequestContext, Option<Arc<str>>) {
+    ) -> (RequestContext, Option<Arc<Delegable>>) {
         let request_id = request_id(request);
         let (user, assertion) = self.user_of(request, &request_id).await;
         let ctx = RequestContext {
@@ -221,7 +221,7 @@ impl Renderer {
             user,
             request_id,
         };
-        (ctx, assertion.map(Arc::from))
+        (ctx, assertion.map(Arc::new))
     }
 
     /// The whole page: every slot settled, composed, with its ETag.
@@ -393,11 +393,11 @@ impl Renderer {
 
     /// The signed-in user, if the request carries an assertion the gateway signed for
     /// it, and that assertion (to pass on to BFFs). Anything else is anonymous.
-    async fn user_of<'r>(
+    async fn user_of(
         &self,
-        request: &'r HeaderMap,
+        request: &HeaderMap,
         request_id: &str,
-    ) -> (Option<User>, Option<&'r str>) {
+    ) -> (Option<User>, Option<Delegable>) {
         let Some(token) = request.get(IDENTITY_HEADER).and_then(|v| v.to_str().ok()) else {
             return (None, None);
         };
@@ -409,13 +409,16 @@ impl Renderer {
             return (None, None);
         };
         match verifier.verify(token, Some(request_id)).await {
-            Ok(identity) => (
+            Ok(asserted) => (
                 Some(User {
-                    issuer: identity.issuer,
-                    subject: identity.subject,
-                    roles: identity.roles,
+                    issuer: asserted.identity.issuer,
+                    subject: asserted.identity.subject,
+                    roles: asserted.identity.roles,
                 }),
-                Some(token),
+                Some(Delegable {
+                    token: Arc::from(token),
+                    audiences: asserted.audiences,
+                }),
             ),
             Err(e) => {
                 tracing::warn!(
@@ -425,6 +428,27 @@ impl Renderer {
                 (None, None)
             }
         }
+    }
+}
+
+/// The user's assertion as the renderer may pass it on: the token, and the services
+/// the gateway made it good at (this renderer and its delegates).
+#[derive(Debug)]
+pub(crate) struct Delegable {
+    token: Arc<str>,
+    audiences: Vec<String>,
+}
+
+impl Delegable {
+    /// The assertion to send to `source`: only to a source that receives the user
+    /// (`identity = true`), and only when the assertion names that source's BFF. Every
+    /// other source is asked anonymously.
+    pub(crate) fn for_source(&self, source: &DataSource) -> Option<Arc<str>> {
+        let audience = source.identity.as_deref()?;
+        self.audiences
+            .iter()
+            .any(|a| a == audience)
+            .then(|| self.token.clone())
     }
 }
 

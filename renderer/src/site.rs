@@ -114,6 +114,16 @@ pub struct DataSource {
     pub url: UrlTemplate,
     pub deadline: Duration,
     pub private: bool,
+    /// With `identity = true`: the BFF's name, the audience the user's assertion must
+    /// name to be sent to this source. `None`: the source is always asked anonymously.
+    pub identity: Option<Arc<str>>,
+}
+
+/// NAME of a data-source url that starts with `{bff.NAME}`.
+fn leading_bff(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("{bff.")?;
+    let (name, _) = rest.split_once('}')?;
+    (!name.is_empty()).then_some(name)
 }
 
 /// A slot bound to a component version.
@@ -390,12 +400,28 @@ fn build_page(
             |b| source.config.bffs.get(b).cloned(),
             &params,
         );
+        let identity = match (d.identity, leading_bff(d.url.get_ref())) {
+            (false, _) => None,
+            (true, Some(bff)) => Some(Arc::from(bff)),
+            (true, None) => {
+                // +1: the span starts at the opening quote of the TOML string.
+                errors.push(at(
+                    d.url.span().start + 1..d.url.span().end,
+                    format!(
+                        "data source {topic:?} receives the user's identity, but its url does not start with a BFF"
+                    ),
+                    "start the url with `{bff.NAME}`: the user's assertion goes only to a BFF the gateway made it good for (NAME in its [delegates])".into(),
+                ));
+                None
+            }
+        };
         match url {
             Ok(url) => data.push(DataSource {
                 topic: Arc::from(topic.as_str()),
                 url,
                 deadline: Duration::from_millis(d.deadline_ms),
                 private: d.private,
+                identity,
             }),
             // +1: the span starts at the opening quote of the TOML string.
             Err(e) => errors.push(

@@ -136,8 +136,45 @@ resource "fastly_service_vcl" "oberon" {
         return(pass);
       }
 
-      # The targeted field decides when present; otherwise Cache-Control's private,
-      # no-store or no-cache (personal pages) does.
+      # `Vary: *`, also among other names: the answer varies on something outside the
+      # request, so no stored copy may answer another one (RFC 9111 §4.1).
+      if (beresp.http.Vary ~ "(^|,)[ \t]*\*[ \t]*(,|$)") {
+        set beresp.ttl = 30s;
+        return(pass);
+      }
+
+      # A targeted field that is empty or not an RFC 8941 dictionary is ignored, as
+      # if absent (RFC 9213 §2.1): the pattern is oberon.vcl's
+      # (oberon_structured_dictionary; tests/e2e checks they are the same). Fastly
+      # has already taken the TTL from it, so take it from Cache-Control instead,
+      # less Age, as Fastly itself does.
+      if (beresp.http.Surrogate-Control && beresp.http.Surrogate-Control !~ {"(?x)
+      (?(DEFINE)
+        (?<key>    [a-z*][a-z0-9_.*-]* )
+        (?<bare>   -?[0-9]{1,12}\.[0-9]{1,3}
+                 | -?[0-9]{1,15}
+                 | "(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*"
+                 | [A-Za-z*][!#$%&'*+.^_`|~0-9A-Za-z:/-]*
+                 | :[A-Za-z0-9+/=]*:
+                 | \?[01] )
+        (?<params> (?:;\x20*(?&key)(?:=(?&bare))?)* )
+        (?<item>   (?&bare)(?&params) )
+        (?<inner>  \(\x20*(?:(?&item)(?:\x20+(?&item))*\x20*)?\)(?&params) )
+        (?<member> (?&key)(?:=(?:(?&item)|(?&inner))|(?&params)) )
+      )
+      ^[\x20\t]*(?&member)(?:[\x20\t]*,[\x20\t]*(?&member))*[\x20\t]*$"}) {
+        unset beresp.http.Surrogate-Control;
+        set beresp.ttl = 0s;
+        if (beresp.http.Cache-Control ~ "(?i)(?:^|[\s,])s-maxage[\s]*=[\s]*([0-9]{1,10})(?:[\s,]|$)") {
+          set beresp.ttl += std.atoi(re.group.1);
+        } else if (beresp.http.Cache-Control ~ "(?i)(?:^|[\s,])max-age[\s]*=[\s]*([0-9]{1,10})(?:[\s,]|$)") {
+          set beresp.ttl += std.atoi(re.group.1);
+        }
+        set beresp.ttl -= std.atoi(beresp.http.Age);
+      }
+
+      # The (valid) targeted field decides when present; otherwise Cache-Control's
+      # private, no-store or no-cache (personal pages) does.
       if (beresp.http.Surrogate-Control) {
         if (beresp.http.Surrogate-Control ~ "(?i)(private|no-store|no-cache)") {
           set beresp.ttl = 30s;

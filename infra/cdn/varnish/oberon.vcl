@@ -176,6 +176,8 @@ sub vcl_deliver {
     }
 
     unset resp.http.X-Oberon-Swr;
+    unset resp.http.X-Oberon-Url;
+    unset resp.http.X-Oberon-Host;
     if (req.http.X-Oberon-Debug == "1") {
         set resp.http.X-Oberon-TTL = obj.ttl;
         set resp.http.X-Oberon-Grace = obj.grace;
@@ -221,14 +223,27 @@ sub vcl_backend_fetch {
 }
 
 # Contract: the CDN's TTL comes from CDN-Cache-Control, else Surrogate-Control,
-# else Varnish's own reading of Cache-Control. private/no-store/no-cache in the
-# targeted field, private/no-store/no-cache in Cache-Control when there is no
-# targeted field, or Set-Cookie → hit-for-miss (never served to anyone else).
-# Errors never replace a cached object.
+# else Cache-Control; a targeted field that is empty or not a Structured Field
+# dictionary is ignored as if absent (RFC 9213 §2.1). Its max-age counts from
+# when the response was generated: Age is subtracted (RFC 9111 §4.2.3).
+# private/no-store/no-cache in the chosen targeted field, private/no-store/no-cache
+# in Cache-Control when there is none, Cache-Control without explicit freshness
+# (no max-age, s-maxage or Expires: nothing is cached on a guess), Set-Cookie, or
+# `*` among Vary's names → hit-for-miss (never served to anyone else). A non-error
+# answer to an unsafe method invalidates what is stored for its URL (RFC 9111
+# §4.4). Errors never replace a cached object.
 sub vcl_backend_response {
-    # Set only here, from the targeted field; never trusted from the origin.
+    # Set only here; never trusted from the origin.
     unset beresp.http.X-Oberon-Swr;
     unset beresp.http.X-Oberon-Policy;
+    unset beresp.http.X-Oberon-Value;
+    unset beresp.http.X-Oberon-Url;
+    unset beresp.http.X-Oberon-Host;
+
+    if (bereq.method != "GET" && bereq.method != "HEAD" && bereq.method != "OPTIONS" &&
+        bereq.method != "TRACE" && beresp.status < 400) {
+        call oberon_invalidate;
+    }
 
     if (bereq.uncacheable) {
         # A pass (Cookie/Authorization, non-GET): nothing is stored anyway.
@@ -255,60 +270,162 @@ sub vcl_backend_response {
         call oberon_hit_for_miss;
     }
 
-    if (beresp.http.CDN-Cache-Control) {
-        set beresp.http.X-Oberon-Policy = beresp.http.CDN-Cache-Control;
-    } elsif (beresp.http.Surrogate-Control) {
-        set beresp.http.X-Oberon-Policy = beresp.http.Surrogate-Control;
+    # `Vary: *` (also among other names, or on another Vary line): the response
+    # varies on something outside the request, so no stored copy may answer one.
+    if (beresp.http.Vary) {
+        std.collect(beresp.http.Vary);
+        if (beresp.http.Vary ~ "(^|,)[ \t]*\*[ \t]*(,|$)") {
+            call oberon_hit_for_miss;
+        }
     }
 
+    # The object's own URL and host, for oberon_invalidate's ban (stripped on delivery).
+    set beresp.http.X-Oberon-Url = bereq.url;
+    if (bereq.http.Host) {
+        set beresp.http.X-Oberon-Host = bereq.http.Host;
+    }
+
+    # The first valid targeted field, in X-Oberon-Policy.
+    if (beresp.http.CDN-Cache-Control) {
+        std.collect(beresp.http.CDN-Cache-Control);
+        set beresp.http.X-Oberon-Policy = beresp.http.CDN-Cache-Control;
+        call oberon_structured_dictionary;
+    }
+    if (!beresp.http.X-Oberon-Policy && beresp.http.Surrogate-Control) {
+        std.collect(beresp.http.Surrogate-Control);
+        set beresp.http.X-Oberon-Policy = beresp.http.Surrogate-Control;
+        call oberon_structured_dictionary;
+    }
     if (beresp.http.X-Oberon-Policy) {
         call oberon_targeted_policy;
     }
 
-    # No targeted field: Varnish has already set ttl (and grace from a
-    # Cache-Control stale-while-revalidate) from Cache-Control/Expires.
+    # No (valid) targeted field: Varnish has already set ttl (and grace from a
+    # Cache-Control stale-while-revalidate) from Cache-Control/Expires/Age, or
+    # default_ttl when they say nothing, which is a guess this cache does not make.
     if (beresp.http.Cache-Control ~ "(?i)(^|[\s,])(private|no-store|no-cache)([\s,=]|$)" ||
         beresp.ttl <= 0s ||
-        beresp.http.Vary == "*") {
+        (beresp.http.Cache-Control !~ "(?i)(^|[\s,])(max-age|s-maxage)[\s]*=" &&
+         !beresp.http.Expires)) {
         call oberon_hit_for_miss;
     }
     set beresp.http.X-Oberon-Swr = beresp.grace + "s";
     return (deliver);
 }
 
-# TTL, stale-while-revalidate and stale-if-error from the targeted field (in
-# beresp.http.X-Oberon-Policy). The object's grace covers the longer of the two
-# windows; the stale-while-revalidate part is remembered in X-Oberon-Swr for
-# vcl_hit (stripped on delivery).
+# RFC 9111 §4.4: a non-error answer to an unsafe method invalidates the stored
+# responses of its target URI (every variant). A ban on the object's own
+# X-Oberon-Url/X-Oberon-Host tests obj.* only, so the lurker can apply it in the
+# background; lookups test it at once. The URL cannot hold whitespace (it comes
+# from the request line), and a Host that is not a plain host[:port] only widens
+# the ban to the URL on every host, so neither can add terms to the expression.
+sub oberon_invalidate {
+    if (bereq.http.Host ~ "^[A-Za-z0-9.:\[\]-]+$") {
+        if (!std.ban("obj.http.X-Oberon-Url == " + bereq.url +
+            " && obj.http.X-Oberon-Host == " + bereq.http.Host)) {
+            std.log("oberon: invalidation after " + bereq.method + " rejected: " + std.ban_error());
+        }
+    } elsif (!std.ban("obj.http.X-Oberon-Url == " + bereq.url)) {
+        std.log("oberon: invalidation after " + bereq.method + " rejected: " + std.ban_error());
+    }
+}
+
+# X-Oberon-Policy is a targeted field's value (all its lines, joined by ", "):
+# keep it only if it parses as a non-empty RFC 8941 dictionary (keys lowercase,
+# OWS only around commas, integers of at most 15 digits, parameters allowed), so
+# that a field a parser would reject is ignored rather than half-read. Its strings
+# are then emptied (`""`), so that commas and `=` inside them cannot be taken for
+# members by oberon_targeted_policy's patterns.
+sub oberon_structured_dictionary {
+    if (beresp.http.X-Oberon-Policy !~ {"(?x)
+        (?(DEFINE)
+          (?<key>    [a-z*][a-z0-9_.*-]* )
+          (?<bare>   -?[0-9]{1,12}\.[0-9]{1,3}
+                   | -?[0-9]{1,15}
+                   | "(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*"
+                   | [A-Za-z*][!#$%&'*+.^_`|~0-9A-Za-z:/-]*
+                   | :[A-Za-z0-9+/=]*:
+                   | \?[01] )
+          (?<params> (?:;\x20*(?&key)(?:=(?&bare))?)* )
+          (?<item>   (?&bare)(?&params) )
+          (?<inner>  \(\x20*(?:(?&item)(?:\x20+(?&item))*\x20*)?\)(?&params) )
+          (?<member> (?&key)(?:=(?:(?&item)|(?&inner))|(?&params)) )
+        )
+        ^[\x20\t]*(?&member)(?:[\x20\t]*,[\x20\t]*(?&member))*[\x20\t]*$"}) {
+        unset beresp.http.X-Oberon-Policy;
+    } else {
+        set beresp.http.X-Oberon-Policy =
+            regsuball(beresp.http.X-Oberon-Policy, {""(?:[^"\\]|\\.)*""}, {""""});
+    }
+}
+
+# TTL, stale-while-revalidate and stale-if-error from the targeted field (a
+# valid dictionary in beresp.http.X-Oberon-Policy, see above). A directive is
+# the last member of its name (a later duplicate wins); its parameters are
+# ignored. s-maxage, max-age, stale-while-revalidate and stale-if-error count
+# only as non-negative integers; private/no-store/no-cache count unless false
+# (`=?0`). The TTL is s-maxage, else max-age, less the response's Age. The
+# object's grace covers the longer of the two windows; the stale-while-revalidate
+# part is remembered in X-Oberon-Swr for vcl_hit (stripped on delivery).
 sub oberon_targeted_policy {
-    if (beresp.http.X-Oberon-Policy ~ "(?i)(^|[\s,])(private|no-store|no-cache)([\s,=]|$)") {
+    if (beresp.http.X-Oberon-Policy ~ {"(?x)
+          (?:^|,)[ \t]*(private|no-store|no-cache)(?=[=; \t,]|$)  # a member of one of them
+          (?!=\?0[ \t]*(?:[;,]|$))                                # that is not false
+          (?!.*,[ \t]*\1(?:[=; \t,]|$))                           # nor followed by another"}) {
         call oberon_hit_for_miss;
     }
-    if (beresp.http.X-Oberon-Policy !~ "(?i)(^|[\s,])max-age\s*=\s*\d+") {
+
+    # Each regsub leaves the value of the last member of that name (or nothing)
+    # in X-Oberon-Value, which oberon_delta_seconds turns into a duration.
+    # s-maxage, for shared caches, overrides max-age (RFC 9111 §5.2.2.10).
+    set beresp.http.X-Oberon-Value = regsub(beresp.http.X-Oberon-Policy,
+        "^(?:(?:.*,)?[ \t]*s-maxage(?:=([^,;]*))?(?:;[^,]*)?[ \t]*(?:,.*)?|.*)$", "\1");
+    call oberon_delta_seconds;
+    if (!beresp.http.X-Oberon-Value) {
+        set beresp.http.X-Oberon-Value = regsub(beresp.http.X-Oberon-Policy,
+            "^(?:(?:.*,)?[ \t]*max-age(?:=([^,;]*))?(?:;[^,]*)?[ \t]*(?:,.*)?|.*)$", "\1");
+        call oberon_delta_seconds;
+    }
+    if (!beresp.http.X-Oberon-Value) {
         # A targeted field without freshness: do not fall back on Cache-Control.
         call oberon_hit_for_miss;
     }
-    set beresp.ttl = std.duration(regsub(beresp.http.X-Oberon-Policy,
-        "(?i)^(.*[\s,])?max-age\s*=\s*(\d+).*$", "\2") + "s", 0s);
+    # beresp.ttl is what remains from now: the response is already Age old.
+    set beresp.ttl = std.duration(beresp.http.X-Oberon-Value, 0s) - beresp.age;
     if (beresp.ttl <= 0s) {
         call oberon_hit_for_miss;
     }
 
-    set beresp.grace = 0s;
-    if (beresp.http.X-Oberon-Policy ~ "(?i)(^|[\s,])stale-while-revalidate\s*=\s*\d+") {
-        set beresp.grace = std.duration(regsub(beresp.http.X-Oberon-Policy,
-            "(?i)^(.*[\s,])?stale-while-revalidate\s*=\s*(\d+).*$", "\2") + "s", 0s);
-    }
+    set beresp.http.X-Oberon-Value = regsub(beresp.http.X-Oberon-Policy,
+        "^(?:(?:.*,)?[ \t]*stale-while-revalidate(?:=([^,;]*))?(?:;[^,]*)?[ \t]*(?:,.*)?|.*)$", "\1");
+    call oberon_delta_seconds;
+    set beresp.grace = std.duration(beresp.http.X-Oberon-Value, 0s);
     set beresp.http.X-Oberon-Swr = beresp.grace + "s";
-    if (beresp.http.X-Oberon-Policy ~ "(?i)(^|[\s,])stale-if-error\s*=\s*\d+" &&
-        std.duration(regsub(beresp.http.X-Oberon-Policy,
-            "(?i)^(.*[\s,])?stale-if-error\s*=\s*(\d+).*$", "\2") + "s", 0s) > beresp.grace) {
-        set beresp.grace = std.duration(regsub(beresp.http.X-Oberon-Policy,
-            "(?i)^(.*[\s,])?stale-if-error\s*=\s*(\d+).*$", "\2") + "s", 0s);
+    set beresp.http.X-Oberon-Value = regsub(beresp.http.X-Oberon-Policy,
+        "^(?:(?:.*,)?[ \t]*stale-if-error(?:=([^,;]*))?(?:;[^,]*)?[ \t]*(?:,.*)?|.*)$", "\1");
+    call oberon_delta_seconds;
+    if (std.duration(beresp.http.X-Oberon-Value, 0s) > beresp.grace) {
+        set beresp.grace = std.duration(beresp.http.X-Oberon-Value, 0s);
     }
 
     unset beresp.http.X-Oberon-Policy;
+    unset beresp.http.X-Oberon-Value;
     return (deliver);
+}
+
+# X-Oberon-Value, a member's value: a non-negative Integer becomes a duration
+# ("<n>s"), at most 2^31 s (RFC 9111 §1.2.2: a larger delta-seconds means 2^31);
+# anything else (bare, negative, decimal, string, token, inner list) is no value.
+sub oberon_delta_seconds {
+    if (beresp.http.X-Oberon-Value ~ "^[0-9]{1,15}[ \t]*$") {
+        set beresp.http.X-Oberon-Value =
+            regsub(beresp.http.X-Oberon-Value, "^0*([0-9]+?)[ \t]*$", "\1s");
+        if (std.duration(beresp.http.X-Oberon-Value, 0s) > 2147483648s) {
+            set beresp.http.X-Oberon-Value = "2147483648s";
+        }
+    } else {
+        unset beresp.http.X-Oberon-Value;
+    }
 }
 
 # Not storable for sharing: a short hit-for-miss marker (requests for the URL
@@ -316,6 +433,7 @@ sub oberon_targeted_policy {
 # stored normally).
 sub oberon_hit_for_miss {
     unset beresp.http.X-Oberon-Policy;
+    unset beresp.http.X-Oberon-Value;
     unset beresp.http.X-Oberon-Swr;
     set beresp.ttl = 30s;
     set beresp.grace = 0s;

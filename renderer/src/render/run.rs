@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 
-use super::{Target, seeded_bus};
+use super::{Delegable, Target, seeded_bus};
 use crate::bus::BusSnapshot;
 use crate::cache::Promise;
 use crate::component::{Cacheability, Fragment, RequestContext};
@@ -95,7 +95,7 @@ impl PageRun {
         renderer: Arc<Renderer>,
         target: Target,
         ctx: RequestContext,
-        identity: Option<Arc<str>>,
+        identity: Option<Arc<Delegable>>,
         credentials: bool,
         given: Option<Vec<(Arc<str>, Arc<str>)>>,
         started: Instant,
@@ -122,7 +122,7 @@ impl PageRun {
                         .min(deadline.saturating_duration_since(Instant::now()));
                     let renderer = renderer.clone();
                     let request_id = ctx.request_id.clone();
-                    let identity = identity.clone();
+                    let identity = identity.as_ref().and_then(|d| d.for_source(source));
                     running.push(Box::pin(async move {
                         let fetch_started = Instant::now();
                         let (url, result) = match expanded {

@@ -67,6 +67,7 @@ cache = { class = "personal" }
 topic = "orders"
 url = "{bff.checkout}/orders"
 private = true
+identity = true
 [[slots]]
 name = "account"
 component = "account-summary"
@@ -74,12 +75,14 @@ component = "account-summary"
     );
     let gateway = Signer::generate();
     let running = site
-        .start_with_identity(Some(Arc::new(Verifier::fixed(&gateway.jwks()))))
+        .start_with_identity(Some(Arc::new(Verifier::fixed(&gateway.jwks(), "renderer"))))
         .await
         .expect("site starts");
 
     // Through the gateway: the assertion was made for this request id.
-    let assertion = gateway.sign(&alice(), "req-1").expect("sign");
+    let assertion = gateway
+        .sign(&alice(), "req-1", &["renderer", "checkout"])
+        .expect("sign");
     let page = running
         .get_with(
             "/account",
@@ -119,7 +122,10 @@ component = "account-summary"
             &[
                 (
                     HEADER,
-                    gateway.sign(&other_alice, "req-b").expect("sign").as_str(),
+                    gateway
+                        .sign(&other_alice, "req-b", &["renderer", "checkout"])
+                        .expect("sign")
+                        .as_str(),
                 ),
                 ("x-request-id", "req-b"),
             ],
@@ -135,7 +141,9 @@ component = "account-summary"
 
     // Around the gateway: a forged header, a key the gateway does not have, and a real
     // assertion replayed onto another request are all anonymous.
-    let forged_key = Signer::generate().sign(&alice(), "req-2").expect("sign");
+    let forged_key = Signer::generate()
+        .sign(&alice(), "req-2", &["renderer", "checkout"])
+        .expect("sign");
     for (case, value, request_id) in [
         ("forged", "alice", "req-2"),
         ("another key", forged_key.as_str(), "req-2"),
@@ -170,7 +178,9 @@ async fn without_gateway_keys_every_request_is_anonymous() {
         "route = \"/account\"\nlayout = \"test.html\"\nteam = \"checkout\"\n[[slots]]\nname = \"a\"\ncomponent = \"account-summary\"\n",
     );
     let running = site.start().await.expect("site starts");
-    let assertion = Signer::generate().sign(&alice(), "r").expect("sign");
+    let assertion = Signer::generate()
+        .sign(&alice(), "r", &["renderer"])
+        .expect("sign");
     let page = running
         .get_with(
             "/account",
@@ -181,5 +191,120 @@ async fn without_gateway_keys_every_request_is_anonymous() {
         page.slot("a").contains("You are not signed in"),
         "{}",
         page.body
+    );
+}
+
+/// A BFF recording, per path, the assertion each request carried.
+async fn recording_bff() -> (String, Arc<Mutex<Vec<(String, Option<String>)>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let app = Router::new().fallback(move |uri: axum::http::Uri, headers: HeaderMap| {
+        let record = record.clone();
+        async move {
+            let assertion = headers
+                .get(HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from);
+            record
+                .lock()
+                .expect("lock")
+                .push((uri.path().to_string(), assertion));
+            (
+                [("cache-control", "private, max-age=60")],
+                axum::Json(serde_json::json!({ "orders": [] })),
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+/// The user's assertion goes only to data sources that receive the user, and only
+/// when the gateway made it good at their BFF; a public source is asked anonymously
+/// (finding 9: every source of the page got it). And the renderer accepts only
+/// assertions made for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_goes_only_where_the_page_and_the_gateway_say() {
+    let (bff, seen) = recording_bff().await;
+    let site = TestSite::new(&[
+        ("checkout", format!("{bff}/checkout")),
+        ("events", format!("{bff}/events")),
+        ("loyalty", format!("{bff}/loyalty")),
+    ]);
+    site.install(&["account-summary"]);
+    site.page(
+        "account.toml",
+        r#"
+route = "/account"
+layout = "test.html"
+team = "checkout"
+cache = { class = "personal" }
+[[data]]
+topic = "orders"
+url = "{bff.checkout}/orders"
+identity = true
+[[data]]
+topic = "events"
+url = "{bff.events}/listing"
+[[data]]
+topic = "points"
+url = "{bff.loyalty}/points"
+identity = true
+[[slots]]
+name = "account"
+component = "account-summary"
+"#,
+    );
+    let gateway = Signer::generate();
+    let running = site
+        .start_with_identity(Some(Arc::new(Verifier::fixed(&gateway.jwks(), "renderer"))))
+        .await
+        .expect("site starts");
+    // The gateway lets the renderer pass the user on to checkout, not to loyalty.
+    let assertion = gateway
+        .sign(&alice(), "req-1", &["renderer", "checkout"])
+        .expect("sign");
+    let page = running
+        .get_with(
+            "/account",
+            &[(HEADER, assertion.as_str()), ("x-request-id", "req-1")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.slot("account").contains("alice"), "{}", page.body);
+    let mut got = seen.lock().expect("lock").clone();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("/checkout/orders".to_string(), Some(assertion.clone())),
+            ("/events/listing".to_string(), None),
+            ("/loyalty/points".to_string(), None),
+        ]
+    );
+
+    // An assertion the gateway made for another upstream is not good here.
+    seen.lock().expect("lock").clear();
+    let elsewhere = gateway
+        .sign(&alice(), "req-2", &["checkout"])
+        .expect("sign");
+    let page = running
+        .get_with(
+            "/account",
+            &[(HEADER, elsewhere.as_str()), ("x-request-id", "req-2")],
+        )
+        .await;
+    assert!(
+        page.slot("account").contains("You are not signed in"),
+        "{}",
+        page.body
+    );
+    assert!(
+        seen.lock().expect("lock").iter().all(|(_, a)| a.is_none()),
+        "nothing was passed on"
     );
 }

@@ -333,13 +333,13 @@ async fn a_signed_in_request_never_reuses() {
     let site = demo_site(&url, 64);
     let gateway = Signer::generate();
     let running = site
-        .start_with_identity(Some(Arc::new(Verifier::fixed(&gateway.jwks()))))
+        .start_with_identity(Some(Arc::new(Verifier::fixed(&gateway.jwks(), "renderer"))))
         .await
         .expect("site starts");
 
     let signed_in = |n: usize| {
         let id = format!("req-{n}");
-        let assertion = gateway.sign(&alice(), &id).expect("sign");
+        let assertion = gateway.sign(&alice(), &id, &["renderer"]).expect("sign");
         (id, assertion)
     };
     // Signed in, twice: rendered both times, nothing kept.

@@ -1,6 +1,7 @@
 //! Support for the end-to-end tests: a real Varnish running the
 //! repository's `infra/cdn/varnish/oberon.vcl` ([`varnish`]), the origin behind it —
-//! gateway, renderer and a backend, all on loopback ([`origin`]) — a bounded load
+//! gateway, renderer and a backend, all on loopback ([`origin`]) — an origin answering
+//! the headers a test chooses ([`scripted`]), a bounded load
 //! ([`load`]), the HTTP linter httplint ([`lint`]) and a real browser, headless
 //! chromium driven over WebDriver ([`browser`]).
 //!
@@ -11,6 +12,7 @@ pub mod browser;
 pub mod lint;
 pub mod load;
 pub mod origin;
+pub mod scripted;
 pub mod varnish;
 
 /// The tests measure rates and hit ratios: one at a time, so that they do not load

@@ -137,7 +137,10 @@ impl Origin {
             components_dir: None,
             bffs: BTreeMap::new(),
             data_client: None,
-            identity: Some(Arc::new(Verifier::fixed(&gateway.signer().jwks()))),
+            identity: Some(Arc::new(Verifier::fixed(
+                &gateway.signer().jwks(),
+                "renderer",
+            ))),
             admin_token: Some(ADMIN_TOKEN.into()),
             code_cache: None,
         })
@@ -372,6 +375,7 @@ cache = { class = "personal" }
 topic = "orders"
 url = "{bff.checkout}/v1/orders"
 private = true
+identity = true
 [[slots]]
 name = "account"
 component = "account-summary"
@@ -508,6 +512,11 @@ per_user = { per_second = 100000, burst = 100000 }
 
 [upstreams]
 renderer = "http://127.0.0.1:9"
+# Not routed: the renderer reaches it, with the user for the account page's orders.
+checkout = "http://127.0.0.1:9"
+
+[delegates]
+renderer = ["checkout"]
 
 [[issuers]]
 issuer = "https://idp.cdn.test"

@@ -21,12 +21,31 @@ fn varnishd() -> PathBuf {
     PathBuf::from("varnishd")
 }
 
-/// The cache's storage (`-s malloc`), in MiB: what its memory may grow by as it fills.
-pub const STORAGE_MIB: u64 = 64;
+/// The cache's storage (`-s malloc,SIZEm` in [`flags`]), in MiB: what its memory may
+/// grow by as it fills. 0 if the flags name none.
+pub fn storage_mib() -> u64 {
+    flags()
+        .iter()
+        .find_map(|f| f.strip_prefix("malloc,")?.strip_suffix('m')?.parse().ok())
+        .unwrap_or(0)
+}
 
 /// The repository's `infra/cdn/varnish/`.
 fn vcl_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/cdn/varnish")
+}
+
+/// The flags of `infra/cdn/varnish/varnishd.flags`, which `infra/cdn/README.md`'s
+/// command also passes: one place for them, so the tests run what is documented.
+pub fn flags() -> Vec<String> {
+    let path = vcl_dir().join("varnishd.flags");
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .flat_map(str::split_whitespace)
+        .map(String::from)
+        .collect()
 }
 
 /// A free loopback port, for a server started later (Varnish takes its listen address
@@ -95,10 +114,7 @@ impl Varnish {
             .arg(dir.path().join("oberon.vcl"))
             .arg("-p")
             .arg(format!("vcl_path={}", dir.path().display()))
-            // The ban lurker applies purges in the background within a fraction of a
-            // second; requests test bans themselves anyway.
-            .args(["-p", "ban_lurker_sleep=0.01"])
-            .args(["-s", &format!("malloc,{STORAGE_MIB}m")])
+            .args(flags())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use oberon_bench::process::{Server, free_port, open_fds, rss_kib, tree};
 use oberon_e2e_tests::origin::{ISSUER, Issuer};
-use oberon_e2e_tests::varnish::{STORAGE_MIB, Varnish, reserve_port};
+use oberon_e2e_tests::varnish::{Varnish, reserve_port, storage_mib};
 use sha2::Digest;
 use tempfile::TempDir;
 
@@ -246,7 +246,7 @@ impl Stack {
         let manager = self.varnish.pid();
         out.push(("varnishd (manager)".into(), manager, 0));
         for pid in tree(manager).into_iter().skip(1) {
-            out.push(("varnishd (worker)".into(), pid, STORAGE_MIB * 1024));
+            out.push(("varnishd (worker)".into(), pid, storage_mib() * 1024));
         }
         out
     }

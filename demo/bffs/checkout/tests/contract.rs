@@ -170,7 +170,7 @@ fn assertion_at(
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some("gw-1".into());
     let claims = serde_json::json!({
-        "iss": "oberon-gateway", "aud": "oberon-upstream", "sub": user, "roles": roles,
+        "iss": "oberon-gateway", "aud": ["renderer", "this-bff"], "sub": user, "roles": roles,
         "iat": now, "nbf": now, "exp": now + 60, "idp": idp, "rid": rid,
     });
     jsonwebtoken::encode(&header, &claims, key).expect("sign")
@@ -184,6 +184,7 @@ async fn orders_are_for_the_signed_in_buyer_only_and_never_shared() {
         ("BACKEND_URL", backend),
         ("BACKEND_TIMEOUT_MS", "300".into()),
         ("GATEWAY_JWKS_URL", gateway.jwks_url.clone()),
+        ("AUDIENCE", "this-bff".into()),
     ])
     .await;
     let url = format!("{}/v1/orders", bff.url);
@@ -259,6 +260,7 @@ async fn alice_at_another_issuer_does_not_see_the_first_alices_orders() {
     let bff = start(&[
         ("BACKEND_URL", backend),
         ("GATEWAY_JWKS_URL", gateway.jwks_url.clone()),
+        ("AUDIENCE", "this-bff".into()),
     ])
     .await;
     let orders = |idp: &'static str, rid: &'static str| {
@@ -303,6 +305,7 @@ async fn shutdown_turns_readiness_off_and_finishes_requests_in_flight() {
     let mut bff = start(&[
         ("BACKEND_URL", backend),
         ("GATEWAY_JWKS_URL", gateway.jwks_url.clone()),
+        ("AUDIENCE", "this-bff".into()),
         ("BACKEND_TIMEOUT_MS", "1000".into()),
         ("DRAIN_MS", "500".into()),
     ])

@@ -29,6 +29,10 @@ pub struct Config {
     /// (`…/.well-known/oberon/jwks.json`), to verify who the user is. Unset: every
     /// request is anonymous.
     pub gateway_jwks_url: Option<String>,
+    /// `EVENTS_BFF_AUDIENCE`: this service's name in the gateway's `[upstreams]` (required
+    /// with `EVENTS_BFF_GATEWAY_JWKS_URL`). Only assertions whose `aud` names it are
+    /// accepted: one made for another service is not good here.
+    pub audience: Option<String>,
     /// `EVENTS_BFF_V1_DEPRECATED_AT`, `EVENTS_BFF_V1_SUNSET_AT` (RFC 3339) and
     /// `EVENTS_BFF_V1_DOCS_URL`: the lifecycle of `/v1`.
     pub v1: Lifecycle,
@@ -170,6 +174,16 @@ impl Config {
             }
         };
 
+        let (var, audience) = get("AUDIENCE");
+        if gateway_jwks_url.is_some() && audience.is_none() {
+            fail(
+                &var,
+                "is not set, but GATEWAY_JWKS_URL is: whose assertions would this service accept?"
+                    .into(),
+                "set it to this service's name in the gateway's [upstreams], e.g. checkout",
+            );
+        }
+
         let mut date = |suffix: &str| {
             let (var, value) = get(suffix);
             let v = value?;
@@ -218,6 +232,7 @@ impl Config {
                 backend_timeout,
                 drain,
                 gateway_jwks_url,
+                audience,
                 v1,
             })
         } else {
@@ -263,6 +278,21 @@ mod tests {
         );
         assert!(text.contains("EVENTS_BFF_BACKEND_TIMEOUT_MS"), "{text}");
         assert!(text.contains("help: "), "{text}");
+    }
+
+    #[test]
+    fn gateway_keys_need_the_services_audience() {
+        let jwks = (
+            "GATEWAY_JWKS_URL",
+            "http://gateway:8080/.well-known/oberon/jwks.json",
+        );
+        let e = config(&[("BACKEND_URL", "http://b"), jwks]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid configuration:\nEVENTS_BFF_AUDIENCE: is not set, but GATEWAY_JWKS_URL is: whose assertions would this service accept?\n  help: set it to this service's name in the gateway's [upstreams], e.g. checkout"
+        );
+        let c = config(&[("BACKEND_URL", "http://b"), jwks, ("AUDIENCE", "checkout")]).unwrap();
+        assert_eq!(c.audience.as_deref(), Some("checkout"));
     }
 
     #[test]

@@ -67,7 +67,11 @@ impl AppState {
     pub fn new(config: Config) -> anyhow::Result<Arc<Self>> {
         let metrics = Arc::new(Metrics::default());
         let backend = Backend::new(&config.backend_url, config.backend_timeout, metrics.clone())?;
-        let identity = config.gateway_jwks_url.as_deref().map(GatewayKeys::new);
+        let identity = config
+            .gateway_jwks_url
+            .as_deref()
+            .zip(config.audience.as_deref())
+            .map(|(url, audience)| GatewayKeys::new(url, audience));
         Ok(Arc::new(Self {
             config,
             backend,
