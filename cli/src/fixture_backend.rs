@@ -4,11 +4,40 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use anyhow::Context;
+
 use axum::Router;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+
+/// `oberon fixtures --root DIR --listen ADDR` (hidden).
+#[derive(Debug, clap::Args)]
+pub struct FixturesArgs {
+    /// The directory of `<path>.json` files.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: String,
+}
+
+/// Serve `args.root` on `args.listen` until SIGTERM or Ctrl-C.
+pub async fn run(args: FixturesArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    eprintln!(
+        "oberon: fixtures from {} on http://{}",
+        args.root.display(),
+        listener.local_addr()?
+    );
+    axum::serve(listener, app(args.root))
+        .with_graceful_shutdown(oberon_gateway::shutdown_signal())
+        .await?;
+    Ok(())
+}
 
 pub fn app(root: PathBuf) -> Router {
     Router::new().route("/{*path}", get(serve)).with_state(root)

@@ -31,6 +31,11 @@ enum Command {
     /// Components and the registry: `new`, `build`, `deploy`, `canary`, `promote`,
     /// `rollback`, `list`, `status`.
     Component(oberon_cli::component::ComponentArgs),
+    /// Serve a directory of fixtures as `oberon dev` serves the demo's backends
+    /// (`GET /<path>` answers `<root>/<path>.json`), on its own: `bench/soak` runs the
+    /// backends as processes of their own.
+    #[command(hide = true)]
+    Fixtures(oberon_cli::fixture_backend::FixturesArgs),
 }
 
 #[tokio::main]
@@ -41,6 +46,7 @@ async fn main() -> std::process::ExitCode {
         Command::New(args) => oberon_cli::new::run(args),
         Command::Mode(args) => oberon_cli::mode::run(args).await,
         Command::Component(args) => oberon_cli::component::run(args).await,
+        Command::Fixtures(args) => oberon_cli::fixture_backend::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

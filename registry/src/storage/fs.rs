@@ -111,10 +111,26 @@ impl FsStorage {
         sync_dir(parent).map_err(err)
     }
 
+    /// A key that is not there is `None`, but only while the registry itself is: a
+    /// root gone (unmounted, moved, deleted) is an error, or a reader looking for the
+    /// next index generation would take it for "nothing new" and call the registry
+    /// reachable. `tmp/`, which `open` creates, marks the root.
     fn get_blocking(&self, key: &str) -> Result<Option<Bytes>, StorageError> {
         match std::fs::read(self.path(key)?) {
             Ok(bytes) => Ok(Some(bytes.into())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if self.root.join("tmp").is_dir() {
+                    Ok(None)
+                } else {
+                    Err(self.io_error(
+                        key,
+                        std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "the registry directory is gone",
+                        ),
+                    ))
+                }
+            }
             Err(e) => Err(self.io_error(key, e)),
         }
     }
@@ -162,6 +178,26 @@ impl Storage for FsStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_registry_directory_gone_is_an_error_not_a_missing_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("registry");
+        let s = FsStorage::open(&root).unwrap();
+        assert_eq!(
+            s.get("index/00000000000000000001.json").await.unwrap(),
+            None
+        );
+        std::fs::rename(&root, dir.path().join("elsewhere")).unwrap();
+        let err = s
+            .get("index/00000000000000000001.json")
+            .await
+            .expect_err("a vanished registry must not read as an empty one");
+        assert!(
+            err.to_string().contains("the registry directory is gone"),
+            "{err}"
+        );
+    }
 
     #[tokio::test]
     async fn create_is_once_and_keys_stay_inside() {

@@ -28,7 +28,8 @@ use tokio::task::JoinHandle;
 
 /// The renderer's admin token in these tests.
 pub const ADMIN_TOKEN: &str = "cdn-test-admin-token-0123456789abcdef";
-const ISSUER: &str = "https://idp.cdn.test";
+/// `iss` of the test identity provider's tokens ([`Issuer`]).
+pub const ISSUER: &str = "https://idp.cdn.test";
 const AUDIENCE: &str = "oberon";
 
 /// How the test site is set up.
@@ -560,14 +561,15 @@ kind = "api"
 auth = "public"
 "#;
 
-/// An RSA identity provider: its JWKS on loopback, and tokens for any user.
-struct Issuer {
+/// An RSA identity provider: its JWKS on loopback, and tokens for any user (audience
+/// `oberon`, role `buyer`, valid for 10 minutes).
+pub struct Issuer {
     key: EncodingKey,
-    jwks_url: String,
+    pub jwks_url: String,
 }
 
 impl Issuer {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).expect("RSA key");
         let key = EncodingKey::from_rsa_der(private.to_pkcs1_der().expect("DER").as_bytes());
         let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).expect("JWK");
@@ -589,7 +591,7 @@ impl Issuer {
         }
     }
 
-    fn token(&self, user: &str) -> String {
+    pub fn token(&self, user: &str) -> String {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")

@@ -2,6 +2,7 @@
 //! in front of an origin on loopback, for as long as the [`Varnish`] value lives.
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +19,15 @@ fn varnishd() -> PathBuf {
         return debian.to_path_buf();
     }
     PathBuf::from("varnishd")
+}
+
+/// The cache's storage (`-s malloc,SIZEm` in [`flags`]), in MiB: what its memory may
+/// grow by as it fills. 0 if the flags name none.
+pub fn storage_mib() -> u64 {
+    flags()
+        .iter()
+        .find_map(|f| f.strip_prefix("malloc,")?.strip_suffix('m')?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The repository's `infra/cdn/varnish/`.
@@ -90,6 +100,8 @@ impl Varnish {
 
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let program = varnishd();
+        // No parent-death signal: varnishd's manager changes its credentials to start
+        // its worker, which clears one (prctl(2)). Whoever starts it stops it.
         let child = Command::new(&program)
             .arg("-F")
             .arg("-n")
@@ -106,6 +118,9 @@ impl Varnish {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
+            // Its own process group: a Ctrl-C at the terminal reaches whoever started
+            // it, who stops it (and the group, worker included) on drop.
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
@@ -116,6 +131,11 @@ impl Varnish {
         let mut varnish = Self { child, addr, dir };
         varnish.wait_until_serving();
         varnish
+    }
+
+    /// The manager's pid (its worker is a child of it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -154,16 +174,27 @@ impl Drop for Varnish {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+        let group = format!("-{}", self.child.id());
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
+                kill_group(&group);
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
+        kill_group(&group);
         let _ = self.child.wait();
     }
+}
+
+/// SIGKILL to what is left of a process group (`-PGID`): nothing, normally.
+fn kill_group(group: &str) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", group])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn chmod(path: &Path, mode: u32) {

@@ -15,7 +15,6 @@
 mod http;
 mod parts;
 mod probe;
-mod process;
 mod report;
 mod run;
 mod systems;

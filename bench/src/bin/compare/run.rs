@@ -8,10 +8,10 @@ use anyhow::Context;
 use crate::Args;
 use crate::parts;
 use crate::probe::{self, Sample};
-use crate::process;
 use crate::report::{self, Fidelity, SlowCase, SystemResult};
 use crate::systems::{self, Delays, Paths, Running};
 use crate::wrk::Load;
+use oberon_bench::process;
 
 pub fn main(mut args: Args) -> anyhow::Result<()> {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);

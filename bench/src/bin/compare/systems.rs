@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::parts;
-use crate::process::{Server, free_port};
+use oberon_bench::process::{Server, free_port};
 
 /// The critical part (1-based).
 pub const CRITICAL_PART: usize = 1;
