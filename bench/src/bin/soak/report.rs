@@ -361,7 +361,9 @@ mod tests {
             start,
             end: Some(Usage { rss_kib, fds }),
         };
-        assert!(grown(1099, 22).violation().is_none());
+        assert!(grown(1099, 21).violation().is_none());
+        // "Under 10 %": exactly 10 % is over.
+        assert!(grown(1000, 22).violation().is_some());
         assert!(grown(1101, 20).violation().is_some());
         assert!(grown(1000, 23).violation().is_some());
     }

@@ -218,6 +218,8 @@ algorithms = ["RS256"]
     for (name, url) in upstreams {
         config.push_str(&format!("{name} = \"{url}\"\n"));
     }
+    // As the demo: the renderer passes the user on to the checkout BFF only.
+    config.push_str("\n[delegates]\nrenderer = [\"checkout\"]\n");
     config.push_str(ROUTES);
     config
 }

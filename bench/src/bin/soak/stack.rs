@@ -133,6 +133,8 @@ impl Stack {
                     &format!("http://{checkout_backend_addr}"),
                 ),
                 ("CHECKOUT_BFF_GATEWAY_JWKS_URL", &gateway_jwks),
+                // Its name in the gateway's [upstreams]: the assertions it accepts.
+                ("CHECKOUT_BFF_AUDIENCE", "checkout"),
                 ("CHECKOUT_BFF_LOG", "warn"),
             ],
             log("checkout-bff"),
@@ -186,6 +188,8 @@ impl Stack {
                 format!("checkout={}", checkout_bff.url()),
                 "--identity-jwks".into(),
                 gateway_jwks.clone(),
+                "--identity-audience".into(),
+                "renderer".into(),
                 "--code-cache".into(),
                 dir.join("code-cache").display().to_string(),
                 "--listen".into(),
