@@ -175,6 +175,17 @@ impl Config {
         };
 
         let (var, audience) = get("AUDIENCE");
+        if let Some(name) = audience.as_deref()
+            && !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            fail(
+                &var,
+                format!("{name:?} is not a service name"),
+                "use this service's name in the gateway's [upstreams], e.g. checkout",
+            );
+        }
         if gateway_jwks_url.is_some() && audience.is_none() {
             fail(
                 &var,
