@@ -85,7 +85,11 @@ impl From<ConfigError> for ConfigErrors {
 }
 
 fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(source.len());
+    // An offset inside a multi-byte character is that character's place.
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &source[..offset];
     let line = before.matches('\n').count() + 1;
     let col = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
@@ -127,5 +131,13 @@ mod tests {
         assert_eq!(line_col("abc", 0), (1, 1));
         assert_eq!(line_col("a\nbc", 3), (2, 2));
         assert_eq!(line_col("a\n", 2), (2, 1));
+    }
+
+    #[test]
+    fn an_offset_inside_a_character_is_located_at_that_character() {
+        // A caller's offset can land inside a multi-byte character (one computed in
+        // a TOML string's decoded value, say): found by fuzz/site_toml.
+        assert_eq!(line_col("x\né", 3), (2, 1));
+        assert_eq!(line_col("é", 1), (1, 1));
     }
 }

@@ -107,6 +107,31 @@ fn header_text(s: &str) -> String {
         .collect()
 }
 
+/// The headers an answer sends: at most eight, names of token characters, values of
+/// visible ASCII.
+fn headers(a: &Answer) -> Vec<(String, String)> {
+    a.headers
+        .iter()
+        .take(8)
+        .map(|(name, value)| {
+            let name = match name {
+                Name::Known(i) => NAMES[usize::from(*i) % NAMES.len()].to_string(),
+                Name::Other(n) => n
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                    .collect(),
+            };
+            let value = match value {
+                Value::Known(i) => VALUES[usize::from(*i) % VALUES.len()].to_string(),
+                Value::Number(n) => format!("max-age={n}"),
+                Value::Other(v) => header_text(v),
+            };
+            (name, value)
+        })
+        .filter(|(name, _)| !name.is_empty())
+        .collect()
+}
+
 fn raw_answer(a: &Answer) -> (Vec<u8>, bool) {
     let status = match a.status % 8 {
         0..=3 => 200,
@@ -122,22 +147,7 @@ fn raw_answer(a: &Answer) -> (Vec<u8>, bool) {
         Body::Bytes(b) => b.clone(),
     };
     let mut out = format!("HTTP/1.1 {status} Fuzzed\r\n").into_bytes();
-    for (name, value) in a.headers.iter().take(8) {
-        let name = match name {
-            Name::Known(i) => NAMES[usize::from(*i) % NAMES.len()].to_string(),
-            Name::Other(n) => n
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .collect(),
-        };
-        if name.is_empty() {
-            continue;
-        }
-        let value = match value {
-            Value::Known(i) => VALUES[usize::from(*i) % VALUES.len()].to_string(),
-            Value::Number(n) => format!("max-age={n}"),
-            Value::Other(v) => header_text(v),
-        };
+    for (name, value) in headers(a) {
         out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
     }
     if a.close_delimited {
@@ -149,22 +159,14 @@ fn raw_answer(a: &Answer) -> (Vec<u8>, bool) {
     (out, a.close_delimited)
 }
 
+/// The reference reading of "personal": a `Set-Cookie`, or a `private` directive.
 fn is_personal_answer(a: &Answer) -> bool {
-    a.headers.iter().any(|(name, value)| {
-        let name = match name {
-            Name::Known(i) => NAMES[usize::from(*i) % NAMES.len()].to_string(),
-            Name::Other(n) => n.to_ascii_lowercase(),
-        };
-        let value = match value {
-            Value::Known(i) => VALUES[usize::from(*i) % VALUES.len()].to_string(),
-            Value::Number(_) => String::new(),
-            Value::Other(v) => header_text(v),
-        };
+    headers(a).iter().any(|(name, value)| {
+        let name = name.to_ascii_lowercase();
         name == "set-cookie"
             || (name == "cache-control"
                 && value.split(',').any(|d| {
-                    d.trim()
-                        .split('=')
+                    d.split('=')
                         .next()
                         .is_some_and(|k| k.trim().eq_ignore_ascii_case("private"))
                 }))

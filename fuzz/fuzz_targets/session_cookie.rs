@@ -193,7 +193,7 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
             "application/x-www-form-urlencoded",
         )
         .header(http::header::COOKIE, cookie.as_str())
-        .body(axum::body::Body::from(body))
+        .body(axum::body::Body::from(body.clone()))
     else {
         return;
     };
@@ -212,8 +212,16 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
     }
     if sets_session {
         // Only the sign-in started here (the first state cookie, read independently),
-        // answered by a token signed by the provider and made for that sign-in.
+        // answered by a token signed by the provider and made for that sign-in. The
+        // form as posted (its extra bytes included), read independently too.
         let (state, nonce) = started(&cookie).expect("a session without a sign-in state");
+        let field = |name: &str| {
+            form_urlencoded::parse(body.as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let (form_state, token) = (field("state"), field("id_token"));
         assert!(
             idp.signed_by_us(&token),
             "a session from a token we did not sign"

@@ -24,13 +24,14 @@ fn scratch() -> &'static Path {
     .path()
 }
 
-/// The layout's file name: the page's `layout` when it is a plain file name.
+/// The layout's file name: the page's `layout` when it is a plain, short file name.
 fn layout_name(page: &str) -> String {
     oberon_config::parse_toml::<PageConfig>(Path::new("page.toml"), page)
         .ok()
         .map(|p| p.layout.into_inner())
         .filter(|n| {
-            n.ends_with(".html")
+            n.len() <= 64
+                && n.ends_with(".html")
                 && n.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
                 && !n.starts_with('.')

@@ -338,6 +338,19 @@ fn route_params(route: &str) -> Result<Vec<String>, String> {
     Ok(params)
 }
 
+/// Where in the page file an error at `offset` of a data source's URL is: there, if the
+/// TOML string holds the URL as written (the span starts at its opening quote); at the
+/// string itself if escapes make the two differ.
+fn url_error_offset(file: &PageFile, url: &toml::Spanned<String>, offset: usize) -> usize {
+    let start = url.span().start;
+    let written = file.source.get(start + 1..start + 1 + url.get_ref().len());
+    if written == Some(url.get_ref().as_str()) {
+        start + 1 + offset
+    } else {
+        start
+    }
+}
+
 fn build_page(
     source: &SiteSource,
     file: &PageFile,
@@ -423,10 +436,9 @@ fn build_page(
                 private: d.private,
                 identity,
             }),
-            // +1: the span starts at the opening quote of the TOML string.
             Err(e) => errors.push(
                 ConfigError::new(&file.path, e.message)
-                    .at(&file.source, d.url.span().start + 1 + e.offset)
+                    .at(&file.source, url_error_offset(file, &d.url, e.offset))
                     .help(e.help),
             ),
         }
