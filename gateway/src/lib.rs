@@ -43,6 +43,7 @@ use http::{Request, Response, StatusCode, Uri};
 use oberon_config::listen::ListenLimits;
 use oberon_config::{ConfigError, ConfigErrors};
 use oberon_identity::Signer;
+use oberon_service::request_id;
 use oberon_identity::assertion::{HEADER as IDENTITY_HEADER, JWKS_PATH};
 
 use crate::auth::{Issuers, Verified, claims_match, token_of, without_cookie};
@@ -261,14 +262,11 @@ impl Gateway {
     /// One request, from the front door to the upstream's response.
     pub async fn handle(&self, peer: SocketAddr, request: Request<Body>) -> Response<Body> {
         let hop = self.hop(peer);
-        let request_id = request
-            .headers()
-            .get("x-request-id")
-            .filter(|_| hop.trusted)
-            .and_then(|v| v.to_str().ok())
-            .filter(|id| proxy::valid_request_id(id))
-            .map(String::from)
-            .unwrap_or_else(proxy::new_request_id);
+        let request_id = hop
+            .trusted
+            .then(|| request_id::of(request.headers()))
+            .flatten()
+            .map_or_else(request_id::generate, String::from);
         let mut response = self.handle_inner(&hop, &request_id, request).await;
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", v);
@@ -611,25 +609,7 @@ pub async fn serve(
     oberon_config::listen::serve(listener, app, ListenLimits::default(), shutdown).await
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                () = ctrl_c => {}
-                _ = term.recv() => {}
-            },
-            Err(_) => ctrl_c.await,
-        }
-    }
-    #[cfg(not(unix))]
-    ctrl_c.await;
-}
+pub use oberon_service::shutdown_signal;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -29,7 +29,7 @@ use http::{Request, Response, StatusCode};
 use oberon_config::ConfigError;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use oberon_service::secret_eq;
 use toml::Spanned;
 
 use crate::Gateway;
@@ -164,8 +164,7 @@ impl OriginGuard {
         // Every secret is compared, so the time taken does not tell which one matched.
         self.secrets
             .iter()
-            .fold(subtle::Choice::from(0), |found, s| found | s.ct_eq(&given))
-            .into()
+            .fold(false, |found, s| found | secret_eq(s, &given))
     }
 }
 

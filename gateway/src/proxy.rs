@@ -12,6 +12,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use oberon_service::error_chain;
 use rand::RngCore;
 
 /// Identity headers the platform owns. They are removed from every incoming request,
@@ -66,20 +67,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
-}
-
-/// A request id we accept from the trusted hop: short, and safe to log and echo.
-pub fn valid_request_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-}
-
-pub fn new_request_id() -> String {
-    let mut bytes = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    hex(&bytes)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -244,17 +231,6 @@ pub async fn forward(
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
 /// A plain-text answer from the gateway itself; never cached.
 pub fn gateway_answer(status: StatusCode, body: impl Into<String>) -> Response<Body> {
     let mut response = Response::new(Body::from(body.into()));
@@ -348,14 +324,5 @@ mod tests {
         set_forwarded(&mut h, &cdn, None);
         assert_eq!(h["x-forwarded-for"], "1.1.1.1, 203.0.113.9, 10.0.0.5");
         assert_eq!(h["x-forwarded-proto"], "https");
-    }
-
-    #[test]
-    fn request_ids_are_checked() {
-        assert!(valid_request_id("abc-123_x.y:z"));
-        assert!(!valid_request_id(""));
-        assert!(!valid_request_id("a b"));
-        assert!(!valid_request_id(&"a".repeat(129)));
-        assert_eq!(new_request_id().len(), 24);
     }
 }

@@ -32,6 +32,7 @@ use crate::auth::{MAX_TOKEN_BYTES, Presented, cookie_value};
 use crate::config::GatewayConfig;
 use crate::path::is_local_return_path;
 use crate::proxy::gateway_answer;
+use oberon_service::secret_eq;
 
 /// The cookie holding a sign-in in progress: `STATE.NONCE.RETURN_PATH`, each
 /// base64url.
@@ -245,7 +246,7 @@ pub async fn finish_sign_in(
             "this sign-in was not started here, or took too long: start again\n",
         );
     };
-    if !constant_time_eq(state.as_bytes(), callback.state.as_bytes()) {
+    if !secret_eq(state.as_bytes(), callback.state.as_bytes()) {
         return gateway_answer(
             StatusCode::BAD_REQUEST,
             "this sign-in does not match the one started here: start again\n",
@@ -268,7 +269,7 @@ pub async fn finish_sign_in(
         Some(Value::String(n)) => n.as_str(),
         _ => "",
     };
-    if nonce.is_empty() || !constant_time_eq(nonce.as_bytes(), token_nonce.as_bytes()) {
+    if nonce.is_empty() || !secret_eq(nonce.as_bytes(), token_nonce.as_bytes()) {
         tracing::info!(user = %verified.identity.subject, "sign-in token refused: its nonce is not this sign-in's");
         return gateway_answer(
             StatusCode::BAD_REQUEST,
@@ -332,10 +333,6 @@ pub async fn sign_out(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -
     let mut response = redirect("/");
     clear_session_cookie(&mut response, &gateway.session);
     response
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

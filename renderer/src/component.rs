@@ -6,6 +6,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use oberon_registry::is_valid_component_name;
+
 /// The versions of the `oberon:component` contract this host serves, oldest first: the
 /// ones `bindings` is generated from. A component built against another version
 /// cannot be loaded, and the registry refuses to deploy it.
@@ -66,16 +68,6 @@ pub fn is_valid_topic(topic: &str) -> bool {
         && topic.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
         })
-}
-
-/// Component names: lower-case kebab case, 1 to 64 characters.
-pub fn is_valid_component_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
 }
 
 /// Asset paths: relative, no `..`, no backslashes, ordinary file name characters.
@@ -283,14 +275,6 @@ mod tests {
         assert!(!is_valid_topic("Ticket"));
         assert!(!is_valid_topic("a b"));
         assert!(!is_valid_topic(&"x".repeat(65)));
-    }
-
-    #[test]
-    fn component_names() {
-        assert!(is_valid_component_name("ticket-picker"));
-        assert!(!is_valid_component_name("-x"));
-        assert!(!is_valid_component_name("Ticket"));
-        assert!(!is_valid_component_name("a/b"));
     }
 
     #[test]

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use http_cache_semantics::{AfterResponse, BeforeRequest, CacheOptions, CachePolicy};
+use oberon_service::error_chain;
 use tokio::sync::Semaphore;
 
 use crate::component::Cacheability;
@@ -957,17 +958,6 @@ fn origin_of(url: &str) -> String {
         ),
         Err(_) => url.to_string(),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -218,14 +218,9 @@ impl Renderer {
 
     /// Whether `token` is the admin endpoint's bearer token (compared in constant time).
     pub fn is_admin(&self, token: &str) -> bool {
-        self.admin_token.as_deref().is_some_and(|ours| {
-            ours.len() == token.len()
-                && ours
-                    .bytes()
-                    .zip(token.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        })
+        self.admin_token
+            .as_deref()
+            .is_some_and(|ours| oberon_service::secret_eq(ours.as_bytes(), token.as_bytes()))
     }
 
     /// An operator's floor for the mode (`None` clears it); purges what a left mode

@@ -563,27 +563,7 @@ fn ms(d: Duration) -> f64 {
 
 /// The request id from the trusted hop, or a fresh one.
 fn request_id(headers: &HeaderMap) -> Arc<str> {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(Arc::from)
-        .unwrap_or_else(|| Arc::from(fresh_id()))
-}
-
-fn fresh_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    format!(
-        "{:016x}{:08x}",
-        t,
-        n as u32 ^ *PID.get_or_init(std::process::id)
-    )
+    Arc::from(oberon_service::request_id::of_or_generate(headers))
 }
 
 /// The bus before any data source or component: the request topic.

@@ -10,6 +10,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tokio::sync::Semaphore;
 
+use oberon_service::error_chain;
+
 use crate::policy::{Observed, Policy};
 use crate::report::Recorder;
 
@@ -259,16 +261,6 @@ impl Client {
 /// Longer than anything the platform may take (the gateway's upstream timeout is 5 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
 
 /// Requests at `rate` per second until `stop`; at most `max_in_flight` at once (past
 /// that a request is counted as not sent rather than queued, which would close the
