@@ -43,8 +43,8 @@ use http::{Request, Response, StatusCode, Uri};
 use oberon_config::listen::ListenLimits;
 use oberon_config::{ConfigError, ConfigErrors};
 use oberon_identity::Signer;
-use oberon_service::request_id;
 use oberon_identity::assertion::{HEADER as IDENTITY_HEADER, JWKS_PATH};
+use oberon_service::request_id;
 
 use crate::auth::{Issuers, Verified, claims_match, token_of, without_cookie};
 use crate::config::{AuthPolicy, Cidr, GatewayConfig, RouteKind};

@@ -27,9 +27,9 @@ use axum::middleware::Next;
 use http::header::HeaderName;
 use http::{Request, Response, StatusCode};
 use oberon_config::ConfigError;
+use oberon_service::secret_eq;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use oberon_service::secret_eq;
 use toml::Spanned;
 
 use crate::Gateway;

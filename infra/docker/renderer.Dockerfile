@@ -9,9 +9,9 @@
 # as <name>/component.wasm + assets/ (the layout the renderer loads) with
 # infra/docker/install-components.sh; the last stage is
 # distroless, uid 65532. The renderer reads its site and components and writes
-# nothing, so the root filesystem can be read-only. Until the component registry on
-# object storage exists (issue 6), the components are baked into the image: a new
-# component version is a new image.
+# nothing, so the root filesystem can be read-only. The components are baked into
+# the image (a new component version is a new image): the manifests do not use the
+# component registry (`--registry s3://…`) yet.
 
 # checkov:skip=CKV_DOCKER_2: no HEALTHCHECK: the runtime image has no shell or client to run one, and Kubernetes ignores it; the probes in infra/k8s call the real health endpoints
 FROM rust:1.95-slim-bookworm AS build

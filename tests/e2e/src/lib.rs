@@ -5,7 +5,7 @@
 //! ([`load`]), the HTTP linter httplint ([`lint`]) and a real browser, headless
 //! chromium driven over WebDriver ([`browser`]).
 //!
-//! The tests themselves are in `tests/`. They need Debian's `varnish`, `chromium` and
+//! The tests themselves are in `tests/all` (one binary). They need Debian's `varnish`, `chromium` and
 //! `chromium-driver`, and PyPI's `httplint`; `tests/run` sets them up.
 
 pub mod browser;

@@ -466,6 +466,26 @@ fn yes(ok: bool) -> &'static str {
     if ok { "yes" } else { "**no**" }
 }
 
+/// The line in `bench/RESULTS.md` after which the document is kept by hand: earlier
+/// measurements, dated, that explain why the code is as it is. A run rewrites only
+/// what comes before it.
+pub const HISTORY_MARKER: &str =
+    "<!-- bench/run rewrites what is above this line and keeps what is below -->";
+
+/// The results document: this run's `generated` text, then the history kept from the
+/// `existing` document (from its marker on), or just the marker when it has none.
+pub fn keeping_history(generated: &str, existing: &str) -> String {
+    let history = existing
+        .find(HISTORY_MARKER)
+        .map_or(HISTORY_MARKER, |at| &existing[at..]);
+    format!(
+        "{}
+
+{history}",
+        generated.trim_end()
+    )
+}
+
 const NOTES: &str = "## How the comparison is made fair\n\n\
 - The same four parts, byte for byte: Oberon's `bench-part` component renders each \
   (about 2 KB) from its data source's JSON, already in the renderer's data cache (the BFF \
@@ -498,3 +518,22 @@ const NOTES: &str = "## How the comparison is made fair\n\n\
   divided by the throughput, so a p99 under 10 ms needs well over 5,000 pages/s.\n\
 - Peak memory is VmHWM from `/proc/PID/status`, summed over the server process and its \
   descendants, read at the end of the system's turn (warm-up, load and slow pages).\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_rewrites_the_figures_and_keeps_the_history() {
+        let old = format!("# old figures\n\n{HISTORY_MARKER}\n\n## 2026-11-24\n\nkept\n");
+        let new = keeping_history("# new figures\n", &old);
+        assert_eq!(
+            new,
+            format!("# new figures\n\n{HISTORY_MARKER}\n\n## 2026-11-24\n\nkept\n")
+        );
+        assert!(!new.contains("old figures"));
+        let first = keeping_history("# figures\n", "");
+        assert_eq!(first, format!("# figures\n\n{HISTORY_MARKER}"));
+        assert_eq!(keeping_history("# figures\n", &first), first);
+    }
+}

@@ -198,7 +198,8 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     };
     let text = doc.render();
     println!("{text}");
-    std::fs::write(&args.results, &text)
+    let kept = std::fs::read_to_string(&args.results).unwrap_or_default();
+    std::fs::write(&args.results, report::keeping_history(&text, &kept))
         .with_context(|| format!("writing {}", args.results.display()))?;
     eprintln!("written to {}", args.results.display());
     Ok(())

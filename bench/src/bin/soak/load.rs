@@ -261,7 +261,6 @@ impl Client {
 /// Longer than anything the platform may take (the gateway's upstream timeout is 5 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
-
 /// Requests at `rate` per second until `stop`; at most `max_in_flight` at once (past
 /// that a request is counted as not sent rather than queued, which would close the
 /// loop). Returns when every request sent has been answered.

@@ -2,7 +2,7 @@
 //! in front of the gateway and the renderer, all real, on loopback.
 //!
 //! Figures (hit ratio, origin request rates, availability) are printed; run with
-//! `cargo test -p oberon-e2e-tests --test varnish -- --nocapture` to see them.
+//! `cargo test -p oberon-e2e-tests --test all varnish:: -- --nocapture` to see them.
 
 use std::time::{Duration, Instant};
 

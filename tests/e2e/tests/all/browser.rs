@@ -11,6 +11,7 @@
 use std::path::Path;
 
 use oberon_e2e_tests::browser::{BACKSPACE, Browser, END};
+use oberon_e2e_tests::exclusive;
 use oberon_e2e_tests::origin::{Origin, SiteSettings};
 use oberon_e2e_tests::varnish::{Varnish, reserve_port};
 use serde_json::{Value, json};
@@ -111,6 +112,7 @@ async fn wait_for_cart(browser: &Browser, expected: &Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_bus_carries_the_selection_from_picker_to_cart_in_a_real_browser() {
+    let _one_at_a_time = exclusive().await;
     let types = ticket_types();
     // The server's choice: the first type not sold out, `default_quantity` of it.
     let default = types
