@@ -1,5 +1,5 @@
 """Mint tokens with PyJWT, the way a Python identity provider would, for
-gateway/tests/interop.rs. Prints {"jwks": ..., "tokens": {alg: token}} as JSON.
+gateway/tests/all/interop.rs. Prints {"jwks": ..., "tokens": {alg: token}} as JSON.
 
 usage: pyjwt_mint.py ISSUER AUDIENCE SUBJECT
 """

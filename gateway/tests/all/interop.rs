@@ -3,14 +3,10 @@
 //! identity reaches the upstream as the gateway's assertion. Needs Debian's
 //! `python3-jwt` and `python3-cryptography` (`tests/run` installs them).
 
-#![allow(clippy::unwrap_used)]
-
-mod support;
-
+use crate::support::*;
 use axum::Router;
 use oberon_identity::Verifier;
 use oberon_identity::assertion::HEADER as IDENTITY;
-use support::*;
 
 const PY_ISSUER: &str = "https://py.test";
 

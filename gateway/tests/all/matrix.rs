@@ -1,17 +1,13 @@
 //! The gateway's security matrix, over real HTTP: each case asserts the status and
 //! whether the upstream saw the request.
 
-#![allow(clippy::unwrap_used)]
-
-mod support;
-
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use oberon_identity::Verifier;
 use oberon_identity::assertion::HEADER as IDENTITY;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Setup {

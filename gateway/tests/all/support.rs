@@ -2,7 +2,7 @@
 //! saw, a JWKS endpoint that can be taken down and counts its fetches, an issuer whose
 //! tokens the tests craft claim by claim, and the gateway itself.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
