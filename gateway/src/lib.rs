@@ -1,13 +1,17 @@
 //! Oberon's gateway: the front door behind the CDN.
 //!
-//! Every request goes through [`Gateway::handle`]: request id; identity headers removed;
-//! path normalised (and refused when it could mean two things); client rate limit;
-//! route matched on the normalised path; the route's auth policy applied; user rate
-//! limit; then proxied, streaming, with the verified identity as a signed assertion.
-//! The gateway's own endpoints live under `/_gateway` and at
-//! [`oberon_identity::assertion::JWKS_PATH`].
+//! Every request runs in a span that carries its request id, and goes through
+//! [`Gateway::handle`], whose phases are in `pipeline`: prepare (identity headers
+//! removed, header size, path normalised and refused when it could mean two things),
+//! admit (client rate limit; the route matched on the normalised path), authorize (the
+//! route's auth policy; user rate limit), the upstream request (with the verified
+//! identity as a signed assertion), forward (streaming). A phase that cannot go on
+//! returns a `Refusal`, answered and logged in one place. The gateway's own endpoints
+//! live under `/_gateway` and at [`oberon_identity::assertion::JWKS_PATH`].
 //!
 //! - [`config`]: `gateway.toml`, checked whole at load.
+//! - `pipeline`: the phases of a proxied request, and the request's span.
+//! - `refusal`: why the gateway answers itself, by side; the status and body of each.
 //! - [`path`]: path normalisation and return-path validation.
 //! - [`auth`]: token verification against identity providers' JWKS.
 //! - [`proxy`]: forwarding, headers, failures.
@@ -22,8 +26,10 @@ pub mod config;
 pub mod devidp;
 pub mod origin;
 pub mod path;
+mod pipeline;
 pub mod proxy;
 pub mod ratelimit;
+mod refusal;
 pub mod session;
 
 use std::collections::{BTreeMap, HashMap};
@@ -38,18 +44,17 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use http::header::{self, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri};
+use http::header::{self, HeaderName};
+use http::{Request, Response, Uri};
 use oberon_config::listen::ListenLimits;
 use oberon_config::{ConfigError, ConfigErrors};
 use oberon_identity::Signer;
-use oberon_identity::assertion::{HEADER as IDENTITY_HEADER, JWKS_PATH};
-use oberon_service::request_id;
+use oberon_identity::assertion::JWKS_PATH;
 
-use crate::auth::{Issuers, Verified, claims_match, token_of, without_cookie};
+use crate::auth::Issuers;
 use crate::config::{AuthPolicy, Cidr, GatewayConfig, RouteKind};
-use crate::proxy::{ForwardError, Hop, HttpClient, gateway_answer};
-use crate::ratelimit::{RateLimiter, retry_after_secs};
+use crate::proxy::{Hop, HttpClient};
+use crate::ratelimit::RateLimiter;
 
 /// What [`Gateway::load`] needs beyond the configuration file.
 #[derive(Debug, Clone, Default)]
@@ -251,199 +256,6 @@ impl Gateway {
         }
     }
 
-    /// The per-client rate limit, for every request the gateway answers on the
-    /// client's behalf (proxied or its own sign-in endpoints): `Err` is how long the
-    /// client must wait.
-    fn admit_client(&self, hop: &Hop, headers: &http::HeaderMap) -> Result<(), Duration> {
-        let client = proxy::client_addr(headers, hop, |ip| self.is_trusted_hop(ip));
-        self.per_client.check(&client)
-    }
-
-    /// One request, from the front door to the upstream's response.
-    pub async fn handle(&self, peer: SocketAddr, request: Request<Body>) -> Response<Body> {
-        let hop = self.hop(peer);
-        let request_id = hop
-            .trusted
-            .then(|| request_id::of(request.headers()))
-            .flatten()
-            .map_or_else(request_id::generate, String::from);
-        let mut response = self.handle_inner(&hop, &request_id, request).await;
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            response.headers_mut().insert("x-request-id", v);
-        }
-        response
-    }
-
-    async fn handle_inner(
-        &self,
-        hop: &Hop,
-        request_id: &str,
-        mut request: Request<Body>,
-    ) -> Response<Body> {
-        // First, whatever else happens: no identity header a client sent survives.
-        for name in &self.strip {
-            request.headers_mut().remove(name);
-        }
-        let header_bytes: usize = request
-            .headers()
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum();
-        if header_bytes > self.header_limit {
-            return gateway_answer(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                format!("request headers are over {} bytes\n", self.header_limit),
-            );
-        }
-        let path = match path::normalise(request.uri().path()) {
-            Ok(p) => p,
-            Err(e) => return gateway_answer(StatusCode::BAD_REQUEST, format!("bad path: {e}\n")),
-        };
-        if let Err(wait) = self.admit_client(hop, request.headers()) {
-            return too_many(wait);
-        }
-        let Some((route, upstream_path)) = self.matched(&path) else {
-            return gateway_answer(StatusCode::NOT_FOUND, "not found\n");
-        };
-
-        // A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`)
-        // is authenticated like any other request: it carries no credentials, so on a
-        // `required` route it is refused here and never reaches the upstream, and on an
-        // `optional` one it goes on anonymous. Cross-origin callers of routes that
-        // authenticate are therefore not supported: Oberon's pages and APIs share one
-        // origin (`public_url`); a `public` route's upstream answers its own preflights.
-        let mut verified: Option<Arc<Verified>> = None;
-        if route.auth != AuthPolicy::Public {
-            match token_of(request.headers(), &self.session.cookie) {
-                None if route.auth == AuthPolicy::Optional => {}
-                None => return self.challenge(route, &path, request.uri(), None),
-                Some((token, presented)) => match self.issuers.verify(token, presented).await {
-                    Ok(v) => verified = Some(v),
-                    Err(e) => {
-                        tracing::info!(request_id, path = %path, "token refused: {e}");
-                        return self.challenge(route, &path, request.uri(), Some(&e));
-                    }
-                },
-            }
-        }
-        if let Some(v) = &verified {
-            let missing: Vec<&str> = route
-                .roles
-                .iter()
-                .filter(|r| !v.identity.has_role(r))
-                .map(String::as_str)
-                .collect();
-            if !missing.is_empty() || !claims_match(&v.claims, &route.claims) {
-                tracing::info!(request_id, path = %path, user = %v.identity.subject, ?missing, "forbidden");
-                return gateway_answer(
-                    StatusCode::FORBIDDEN,
-                    "you are signed in, but not allowed here\n",
-                );
-            }
-            let user_key = format!("{}\u{0}{}", v.identity.issuer, v.identity.subject);
-            if let Err(wait) = self.per_user.check(&user_key) {
-                return too_many(wait);
-            }
-        }
-
-        if request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|n| n > self.body_limit)
-        {
-            return gateway_answer(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is over {} bytes\n", self.body_limit),
-            );
-        }
-
-        let Some(base) = self.upstreams.get(&route.upstream) else {
-            return gateway_answer(StatusCode::BAD_GATEWAY, "no such upstream\n");
-        };
-        let mut target = format!(
-            "{}{}",
-            base.to_string().trim_end_matches('/'),
-            path::encode(upstream_path)
-        );
-        if let Some(query) = request.uri().query() {
-            target.push('?');
-            target.push_str(query);
-        }
-        let Ok(uri) = target.parse::<Uri>() else {
-            return gateway_answer(StatusCode::BAD_REQUEST, "bad request target\n");
-        };
-
-        let (mut parts, body) = request.into_parts();
-        let host = parts.headers.get(header::HOST).cloned();
-        let headers = &mut parts.headers;
-        proxy::strip_hop_by_hop(headers);
-        headers.remove(header::HOST);
-        // The client's credentials are for the gateway; upstreams get the assertion.
-        headers.remove(header::AUTHORIZATION);
-        match without_cookie(headers, &self.session.cookie) {
-            Some(v) => headers.insert(header::COOKIE, v),
-            None => headers.remove(header::COOKIE),
-        };
-        proxy::set_forwarded(headers, hop, host);
-        if let Ok(v) = HeaderValue::from_str(request_id) {
-            headers.insert("x-request-id", v);
-        }
-        let (traceparent, continued) = proxy::traceparent(headers.get("traceparent"));
-        if !continued {
-            headers.remove("tracestate");
-        }
-        if let Ok(v) = HeaderValue::from_str(&traceparent) {
-            headers.insert("traceparent", v);
-        }
-        if let Some(v) = &verified {
-            match self.signer.sign(&v.identity, request_id, &route.audiences) {
-                Ok(assertion) => {
-                    if let Ok(value) = HeaderValue::from_str(&assertion) {
-                        headers.insert(IDENTITY_HEADER, value);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!("cannot sign an identity assertion: {e}");
-                    return gateway_answer(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n");
-                }
-            }
-        }
-        parts.uri = uri;
-        parts.version = http::Version::HTTP_11;
-        let body = Body::new(http_body_util::Limited::new(
-            body,
-            usize::try_from(self.body_limit).unwrap_or(usize::MAX),
-        ));
-        let upstream_request = Request::from_parts(parts, body);
-        match proxy::forward(&self.client, upstream_request, route.timeout).await {
-            Ok(response) => response,
-            Err(ForwardError::BodyTooLarge) => gateway_answer(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is over {} bytes\n", self.body_limit),
-            ),
-            Err(ForwardError::Timeout(t)) => {
-                tracing::warn!(request_id, upstream = %route.upstream, "upstream timed out after {t:?}");
-                gateway_answer(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!(
-                        "upstream {} did not answer within {} ms\n",
-                        route.upstream,
-                        t.as_millis()
-                    ),
-                )
-            }
-            Err(ForwardError::Unreachable(e)) => {
-                tracing::warn!(request_id, upstream = %route.upstream, "upstream failed: {e}");
-                gateway_answer(
-                    StatusCode::BAD_GATEWAY,
-                    format!("upstream {} could not be reached\n", route.upstream),
-                )
-            }
-        }
-    }
-
     /// The route a normalised path (see [`path::normalise`]) takes, and the path sent
     /// upstream, exactly as [`Gateway::handle`] decides them; `None` is a 404.
     pub fn route<'a>(&'a self, path: &'a str) -> Option<Routed<'a>> {
@@ -467,60 +279,6 @@ impl Gateway {
             path::upstream_path(path, route.strip_prefix.as_deref()),
         ))
     }
-
-    /// The answer to a request that must authenticate and did not (or could not).
-    fn challenge(
-        &self,
-        route: &Route,
-        path: &str,
-        uri: &Uri,
-        error: Option<&auth::TokenError>,
-    ) -> Response<Body> {
-        match route.kind {
-            RouteKind::Page => {
-                let mut return_to = path::encode(path);
-                if let Some(q) = uri.query() {
-                    return_to.push('?');
-                    return_to.push_str(q);
-                }
-                let mut response = session::redirect_to_sign_in(&return_to);
-                if error.is_some() {
-                    // A session that no longer verifies is gone: do not send it again.
-                    session::clear_session_cookie(&mut response, &self.session);
-                }
-                response
-            }
-            RouteKind::Api => {
-                let mut response = gateway_answer(
-                    StatusCode::UNAUTHORIZED,
-                    if error.is_some() {
-                        "the token is not valid\n"
-                    } else {
-                        "authentication required\n"
-                    },
-                );
-                let challenge = if error.is_some() {
-                    r#"Bearer realm="oberon", error="invalid_token""#
-                } else {
-                    r#"Bearer realm="oberon""#
-                };
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(challenge),
-                );
-                response
-            }
-        }
-    }
-}
-
-fn too_many(wait: Duration) -> Response<Body> {
-    let mut response = gateway_answer(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from(retry_after_secs(wait)),
-    );
-    response
 }
 
 /// Paths answered without the CDN's origin header (see [`origin`]): the probes of
@@ -532,9 +290,10 @@ pub const HEALTH_PATHS: [&str; 2] = ["/_gateway/livez", "/_gateway/readyz"];
 /// [`Gateway::handle`]. Everything a browser reaches (sign-in, pages, APIs) sits
 /// behind [`origin::guard`]; the health endpoints and the JWKS do not.
 pub fn app(gateway: Arc<Gateway>) -> Router {
-    // The origin guard is the outer layer: a request that did not come through the CDN
-    // is refused before it can spend anybody's rate-limit budget. The sign-in
-    // endpoints are rate limited here; everything else in `Gateway::handle`.
+    // The request's span is the outermost layer, so that whatever happens to a request
+    // is logged with its id. Inside it, the origin guard: a request that did not come
+    // through the CDN is refused before it can spend anybody's rate-limit budget. The
+    // sign-in endpoints are rate limited here; everything else in `Gateway::handle`.
     let through_the_cdn = Router::new()
         .route("/_gateway/sign-in", get(session::start_sign_in))
         .route(
@@ -552,6 +311,10 @@ pub fn app(gateway: Arc<Gateway>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             gateway.clone(),
             origin::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            gateway.clone(),
+            pipeline::request_span,
         ));
     Router::new()
         .route(HEALTH_PATHS[0], get(health))
@@ -576,9 +339,9 @@ async fn client_rate_limit(
     request: Request<Body>,
     next: axum::middleware::Next,
 ) -> Response<Body> {
-    match gateway.admit_client(&gateway.hop(peer), request.headers()) {
+    match gateway.admit(&gateway.hop(peer), request.headers()) {
         Ok(()) => next.run(request).await,
-        Err(wait) => too_many(wait),
+        Err(refusal) => refusal.response(&gateway.session),
     }
 }
 
@@ -615,6 +378,7 @@ pub use oberon_service::shutdown_signal;
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use http::StatusCode;
 
     /// Even with a route that `config::check` refuses (`/{*rest}`), no request under
     /// `/_oberon` reaches an upstream: the gateway answers 404 itself.

@@ -1,8 +1,9 @@
 //! Forwarding to an upstream: what is removed from a request (hop-by-hop headers, every
 //! identity header, the client's credentials), what is added (`X-Forwarded-*`, the
-//! request id, `traceparent`, the identity assertion), and how failures are answered
-//! (502 when the upstream cannot be reached, 504 when it does not answer in time).
-//! Bodies stream both ways; nothing is buffered.
+//! request id, `traceparent`, the identity assertion), and how a forward fails
+//! ([`ForwardError`]: the upstream cannot be reached, or does not answer in time; the
+//! `refusal` module answers them 502 and 504). Bodies stream both ways; nothing is
+//! buffered.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -12,7 +13,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use oberon_service::error_chain;
 use rand::RngCore;
 
 /// Identity headers the platform owns. They are removed from every incoming request,
@@ -198,10 +198,16 @@ pub fn set_forwarded(headers: &mut HeaderMap, hop: &Hop, host: Option<HeaderValu
 }
 
 /// Why a forward failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
+    /// No response head within the timeout.
+    #[error("no response head within {0:?}")]
     Timeout(Duration),
-    Unreachable(String),
+    /// Connecting or sending failed.
+    #[error("the upstream could not be reached")]
+    Unreachable(#[source] hyper_util::client::legacy::Error),
+    /// The request body went over the limit while it streamed.
+    #[error("the request body is over the limit")]
     BodyTooLarge,
 }
 
@@ -221,7 +227,7 @@ pub async fn forward(
                 }
                 source = err.source();
             }
-            Err(ForwardError::Unreachable(error_chain(&e)))
+            Err(ForwardError::Unreachable(e))
         }
         Ok(Ok(response)) => {
             let (mut parts, body) = response.into_parts();

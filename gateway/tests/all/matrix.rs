@@ -1106,7 +1106,8 @@ async fn proxying_sets_forwarding_headers_and_reports_failures() {
     assert_eq!(r.status(), 431);
     assert!(s.upstream.saw("headers").is_empty());
 
-    // Upstream gone: 502 with a clear body.
+    // Upstream gone: 502, with a body that names nothing internal (see
+    // `upstream_failures_name_nothing_internal_to_the_client`).
     let (gw, url, _d) = gateway(
         CONFIG,
         "http://127.0.0.1:9",
@@ -1120,10 +1121,81 @@ async fn proxying_sets_forwarding_headers_and_reports_failures() {
         .await
         .unwrap();
     assert_eq!(r.status(), 502);
-    assert_eq!(
-        r.text().await.unwrap(),
-        "upstream echo could not be reached\n"
-    );
+    assert_eq!(r.text().await.unwrap(), "bad gateway\n");
+}
+
+/// What went wrong upstream is for the log, not the client: the bodies of a 504 (the
+/// upstream timed out) and a 502 (it could not be reached) name neither the upstream,
+/// nor its address, nor the timeout. The log line that does is in the request's span,
+/// so it carries the request id the client got.
+#[tokio::test]
+async fn upstream_failures_name_nothing_internal_to_the_client() {
+    let logs = Logs::default();
+    let _logging = tracing::subscriber::set_default(logs.subscriber());
+    let issuer = TestIssuer::start().await;
+    let jwks = [(ISSUER, issuer.jwks_url.as_str())];
+    let (_upstream, upstream_url) = Upstream::start().await;
+    let (_slow_gateway, slow_url, _d1) = gateway(CONFIG, &upstream_url, &jwks).await;
+    let gone_url = "http://127.0.0.1:9";
+    let (_gone_gateway, gone_url_gw, _d2) = gateway(CONFIG, gone_url, &jwks).await;
+
+    for (gateway_url, path, status, body, upstream_address, logged) in [
+        // `/api/events/{*rest}` has `timeout_ms = 300`; the upstream's /slow takes 2 s.
+        (
+            &slow_url,
+            "/api/events/slow",
+            504,
+            "gateway timeout\n",
+            upstream_url.as_str(),
+            "upstream timed out after 300ms",
+        ),
+        (
+            &gone_url_gw,
+            "/public/x",
+            502,
+            "bad gateway\n",
+            gone_url,
+            "upstream failed: ",
+        ),
+    ] {
+        let r = client()
+            .get(format!("{gateway_url}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        let request_id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+        let text = r.text().await.unwrap();
+        assert_eq!(text, body, "{path}");
+        let address = upstream_address.trim_start_matches("http://");
+        let port = address.rsplit(':').next().unwrap();
+        for internal in ["echo", upstream_address, address, "127.0.0.1", port, "300"] {
+            assert!(
+                !text.contains(internal),
+                "{path}: {text:?} names {internal:?}"
+            );
+        }
+
+        let line = logs
+            .lines()
+            .into_iter()
+            .find(|l| l["span"]["request_id"] == request_id.as_str())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{path}: no log line in request {request_id}: {:?}",
+                    logs.lines()
+                )
+            });
+        assert_eq!(line["span"]["name"], "request", "{line}");
+        assert_eq!(line["span"]["path"], path, "{line}");
+        assert_eq!(line["fields"]["upstream"], "echo", "{line}");
+        let message = line["fields"]["message"].as_str().unwrap();
+        assert!(message.starts_with(logged), "{path}: {message}");
+        assert!(
+            line["fields"].get("request_id").is_none(),
+            "the span carries it: {line}"
+        );
+    }
 }
 
 #[tokio::test]
