@@ -299,13 +299,46 @@ pub const ASYMMETRIC_ALGORITHMS: [&str; 9] = [
 /// second of it is a second a stolen, expired token still works.
 pub const MAX_LEEWAY_S: u64 = 300;
 
+/// What serde cannot check: names that refer to each other, URLs, addresses, algorithms
+/// and route patterns. Every problem found, not only the first.
 pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigErrors> {
-    let mut errors = Vec::new();
     let err = |span: std::ops::Range<usize>, message: String, help: &str| {
         ConfigError::new(file, message)
             .at(source, span.start)
             .help(help.to_string())
     };
+    let mut errors = check_addresses(c, &err);
+    errors.extend(check_delegates(c, &err));
+    errors.extend(check_issuers(c, &err));
+    errors.extend(check_sign_in_request(c, &err));
+    if let Some(url) = &c.session.sign_in_url
+        && !is_http_url(url.get_ref())
+    {
+        errors.push(err(
+            url.span(),
+            format!("sign_in_url {:?} is not an http(s) URL", url.get_ref()),
+            "give the identity provider's sign-in (authorisation) URL",
+        ));
+    }
+    let mut router = matchit::Router::new();
+    for route in &c.routes {
+        errors.extend(check_route_path(route, &mut router, &err));
+        errors.extend(check_route(c, route, &err));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+/// `public_url`, `trusted_hops`, `strip_headers` and `[upstreams]`: URLs, addresses
+/// and header names.
+fn check_addresses(
+    c: &GatewayConfig,
+    err: &impl Fn(std::ops::Range<usize>, String, &str) -> ConfigError,
+) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
     if !is_http_url(c.public_url.get_ref()) {
         errors.push(err(
             c.public_url.span(),
@@ -346,7 +379,16 @@ pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigE
             ));
         }
     }
-    errors.extend(check_delegates(c, &err));
+    errors
+}
+
+/// `[[issuers]]` (each once, a JWKS URL, pinned asymmetric algorithms, a bounded
+/// leeway, audiences), and the session's issuer among them.
+fn check_issuers(
+    c: &GatewayConfig,
+    err: &impl Fn(std::ops::Range<usize>, String, &str) -> ConfigError,
+) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
     let mut issuers = Vec::new();
     for issuer in &c.issuers {
         if issuers.contains(&issuer.issuer.get_ref()) {
@@ -425,103 +467,104 @@ pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigE
             "name one of the [[issuers]] entries",
         ));
     }
-    errors.extend(check_sign_in_request(c, &err));
-    if let Some(url) = &c.session.sign_in_url
-        && !is_http_url(url.get_ref())
-    {
+    errors
+}
+
+/// A route's pattern: absolute, not the gateway's own, not reaching the services' own
+/// paths, and distinct from the patterns before it (inserted into `router`).
+fn check_route_path(
+    route: &RouteConfig,
+    router: &mut matchit::Router<()>,
+    err: &impl Fn(std::ops::Range<usize>, String, &str) -> ConfigError,
+) -> Option<ConfigError> {
+    let path = route.path.get_ref();
+    let (message, help) = if !path.starts_with('/') {
+        (
+            format!("route path {path:?} does not start with `/`"),
+            "write an absolute path pattern such as \"/events/{id}\"".to_string(),
+        )
+    } else if path.starts_with("/_gateway") || path.starts_with("/.well-known/oberon") {
+        (
+            format!("route path {path:?} is the gateway's own"),
+            "paths under /_gateway and /.well-known/oberon are reserved".to_string(),
+        )
+    } else if crate::path::pattern_reaches_reserved(path) {
+        (
+            format!(
+                "route path {path:?} could match under {}",
+                crate::path::SERVICES_OWN
+            ),
+            format!(
+                "{} is where the services behind the gateway keep their own endpoints, never routed: start the pattern with a literal segment, e.g. \"/pages/{{*rest}}\"",
+                crate::path::SERVICES_OWN
+            ),
+        )
+    } else if let Err(e) = router.insert(path.as_str(), ()) {
+        (
+            format!("route path {path:?}: {e}"),
+            "make each route's pattern distinct; `{name}` matches one segment, `{*name}` the rest"
+                .to_string(),
+        )
+    } else {
+        return None;
+    };
+    Some(err(route.path.span(), message, &help))
+}
+
+/// A route's upstream, and its auth policy against the rest of the configuration.
+fn check_route(
+    c: &GatewayConfig,
+    route: &RouteConfig,
+    err: &impl Fn(std::ops::Range<usize>, String, &str) -> ConfigError,
+) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let path = route.path.get_ref();
+    if !c.upstreams.contains_key(route.upstream.get_ref()) {
+        let known: Vec<&str> = c.upstreams.keys().map(String::as_str).collect();
         errors.push(err(
-            url.span(),
-            format!("sign_in_url {:?} is not an http(s) URL", url.get_ref()),
-            "give the identity provider's sign-in (authorisation) URL",
+            route.upstream.span(),
+            format!("unknown upstream {:?}", route.upstream.get_ref()),
+            &format!("name one of [upstreams]: {}", known.join(", ")),
         ));
     }
-    let mut router = matchit::Router::new();
-    for route in &c.routes {
-        let path = route.path.get_ref();
-        if !path.starts_with('/') {
+    if route.auth != AuthPolicy::Public && c.issuers.is_empty() {
+        errors.push(err(
+            route.path.span(),
+            "this route authenticates but no [[issuers]] are configured".into(),
+            "add an [[issuers]] entry, or make the route auth = \"public\"",
+        ));
+    }
+    if route.auth != AuthPolicy::Required && (!route.roles.is_empty() || !route.claims.is_empty()) {
+        errors.push(err(
+            route.path.span(),
+            "roles or claims are required but auth is not \"required\"".into(),
+            "set auth = \"required\" on a route that needs roles or claims",
+        ));
+    }
+    if route.kind == RouteKind::Page
+        && route.auth == AuthPolicy::Required
+        && c.session.sign_in_url.is_none()
+    {
+        errors.push(err(
+            route.path.span(),
+            "a page route requires sign-in but [session] has no sign_in_url".into(),
+            "set [session] sign_in_url (and issuer) so browsers can sign in",
+        ));
+    }
+    if let Some(prefix) = &route.strip_prefix {
+        let literal = path.split('{').next().unwrap_or_default();
+        if !literal.starts_with(prefix.get_ref().as_str()) || prefix.get_ref().ends_with('/') {
             errors.push(err(
-                route.path.span(),
-                format!("route path {path:?} does not start with `/`"),
-                "write an absolute path pattern such as \"/events/{id}\"",
-            ));
-        } else if path.starts_with("/_gateway") || path.starts_with("/.well-known/oberon") {
-            errors.push(err(
-                route.path.span(),
-                format!("route path {path:?} is the gateway's own"),
-                "paths under /_gateway and /.well-known/oberon are reserved",
-            ));
-        } else if crate::path::pattern_reaches_reserved(path) {
-            errors.push(err(
-                route.path.span(),
+                prefix.span(),
                 format!(
-                    "route path {path:?} could match under {}",
-                    crate::path::SERVICES_OWN
+                    "strip_prefix {:?} is not a prefix of {path:?}",
+                    prefix.get_ref()
                 ),
-                &format!(
-                    "{} is where the services behind the gateway keep their own endpoints, never routed: start the pattern with a literal segment, e.g. \"/pages/{{*rest}}\"",
-                    crate::path::SERVICES_OWN
-                ),
+                "give the literal start of the route's path, without a trailing `/`",
             ));
-        } else if let Err(e) = router.insert(path.as_str(), ()) {
-            errors.push(err(
-                route.path.span(),
-                format!("route path {path:?}: {e}"),
-                "make each route's pattern distinct; `{name}` matches one segment, `{*name}` the rest",
-            ));
-        }
-        if !c.upstreams.contains_key(route.upstream.get_ref()) {
-            let known: Vec<&str> = c.upstreams.keys().map(String::as_str).collect();
-            errors.push(err(
-                route.upstream.span(),
-                format!("unknown upstream {:?}", route.upstream.get_ref()),
-                &format!("name one of [upstreams]: {}", known.join(", ")),
-            ));
-        }
-        if route.auth != AuthPolicy::Public && c.issuers.is_empty() {
-            errors.push(err(
-                route.path.span(),
-                "this route authenticates but no [[issuers]] are configured".into(),
-                "add an [[issuers]] entry, or make the route auth = \"public\"",
-            ));
-        }
-        if route.auth != AuthPolicy::Required
-            && (!route.roles.is_empty() || !route.claims.is_empty())
-        {
-            errors.push(err(
-                route.path.span(),
-                "roles or claims are required but auth is not \"required\"".into(),
-                "set auth = \"required\" on a route that needs roles or claims",
-            ));
-        }
-        if route.kind == RouteKind::Page
-            && route.auth == AuthPolicy::Required
-            && c.session.sign_in_url.is_none()
-        {
-            errors.push(err(
-                route.path.span(),
-                "a page route requires sign-in but [session] has no sign_in_url".into(),
-                "set [session] sign_in_url (and issuer) so browsers can sign in",
-            ));
-        }
-        if let Some(prefix) = &route.strip_prefix {
-            let literal = path.split('{').next().unwrap_or_default();
-            if !literal.starts_with(prefix.get_ref().as_str()) || prefix.get_ref().ends_with('/') {
-                errors.push(err(
-                    prefix.span(),
-                    format!(
-                        "strip_prefix {:?} is not a prefix of {path:?}",
-                        prefix.get_ref()
-                    ),
-                    "give the literal start of the route's path, without a trailing `/`",
-                ));
-            }
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(ConfigErrors(errors))
-    }
+    errors
 }
 
 /// `[delegates]`: every name is an upstream, and none delegates to itself.

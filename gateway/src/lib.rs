@@ -21,6 +21,8 @@
 //! - [`origin`]: `[origin]`, the CDN's secret header, without which nothing but the
 //!   health endpoints and the public keys is answered.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod auth;
 pub mod config;
 pub mod devidp;

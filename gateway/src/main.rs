@@ -1,6 +1,8 @@
 //! `oberon-gateway`: the front door. Parses flags, loads the configuration, binds, and
 //! hands over to the library.
 
+#![warn(clippy::too_many_lines)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -28,10 +30,15 @@ struct Args {
     upstreams: Vec<(String, String)>,
 }
 
-fn parse_pair(s: &str) -> Result<(String, String), String> {
+/// An `--upstream` value without the `=` between the name and the URL.
+#[derive(Debug, thiserror::Error)]
+#[error("expected NAME=URL, got {0:?}")]
+struct NotAPair(String);
+
+fn parse_pair(s: &str) -> Result<(String, String), NotAPair> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected NAME=URL, got {s:?}"))
+        .ok_or_else(|| NotAPair(s.to_string()))
 }
 
 #[tokio::main]

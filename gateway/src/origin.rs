@@ -198,19 +198,18 @@ mod tests {
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
-    fn load(src: &str, env: &[(&str, &str)]) -> Result<OriginGuard, String> {
+    fn load(src: &str, env: &[(&str, &str)]) -> Result<OriginGuard, ConfigError> {
         #[derive(Deserialize)]
         struct File {
             origin: OriginConfig,
         }
         let file = Path::new("gateway.toml");
-        let parsed: File = oberon_config::parse_toml(file, src).map_err(|e| e.to_string())?;
+        let parsed: File = oberon_config::parse_toml(file, src)?;
         OriginGuard::load(&parsed.origin, file, src, |name| {
             env.iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
         })
-        .map_err(|e| e.to_string())
     }
 
     fn headers(values: &[&str]) -> http::HeaderMap {
@@ -242,7 +241,9 @@ mod tests {
 
     #[test]
     fn a_missing_or_weak_secret_is_located_with_a_fix() {
-        let text = load("[origin]\nsecret_env = \"ORIGIN\"\n", &[]).unwrap_err();
+        let text = load("[origin]\nsecret_env = \"ORIGIN\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(
             text.contains("gateway.toml:2:14: environment variable ORIGIN holds no secret"),
             "{text}"
@@ -255,7 +256,8 @@ mod tests {
             "[origin]\nsecret_env = \"ORIGIN\"\n",
             &[("ORIGIN", "short")],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             text.contains("a secret is not at least 32 characters of [A-Za-z0-9_-]"),
             "{text}"
@@ -269,7 +271,8 @@ mod tests {
             "[origin]\nsecret_env = \"A\"\nsecret_file = \"b\"\n",
             &[("A", SECRET)],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             text.contains("needs exactly one of secret_env and secret_file"),
             "{text}"
@@ -278,18 +281,23 @@ mod tests {
             "[origin]\nheader = \"x origin\"\nsecret_env = \"A\"\n",
             &[("A", SECRET)],
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             text.contains("gateway.toml:2:10: \"x origin\" is not a header name"),
             "{text}"
         );
-        let text = load("[origin]\nsecret_env = \"A\"\nsecrets = 1\n", &[]).unwrap_err();
+        let text = load("[origin]\nsecret_env = \"A\"\nsecrets = 1\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(text.contains("unknown field `secrets`"), "{text}");
     }
 
     #[test]
     fn an_unreadable_file_names_the_path() {
-        let text = load("[origin]\nsecret_file = \"no/such/file\"\n", &[]).unwrap_err();
+        let text = load("[origin]\nsecret_file = \"no/such/file\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(
             text.contains("gateway.toml:2:15: cannot read no/such/file"),
             "{text}"
