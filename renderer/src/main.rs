@@ -128,7 +128,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!("renderer listening on http://{}", listener.local_addr()?);
-    server::serve(listener, server::app(renderer), oberon_service::shutdown_signal()).await?;
+    server::serve(
+        listener,
+        server::app(renderer),
+        oberon_service::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
-

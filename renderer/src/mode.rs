@@ -6,6 +6,9 @@
 //! stayed below it for a calm period, so it does not flap. Nothing here needs other
 //! instances: each renderer judges its own load, and the CDN sees the highest mode of
 //! whichever instances answer it.
+//!
+//! Its settings are configuration ([`crate::config::ModeSettings`]): this module uses
+//! [`crate::config`], never the other way.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
@@ -13,38 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::cache::Mode;
-
-/// `[mode]` in `site.toml`: when the mode rises and how soon it falls.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModeSettings {
-    /// `p99_objective_ms = 250`: a render p99 above this raises `elevated`, above twice
-    /// this `incident`.
-    #[serde(deserialize_with = "crate::config::bounded::deadline")]
-    pub p99_objective_ms: u64,
-    /// `busy_fraction = 0.8`: renders in flight at this share of
-    /// `limits.max_concurrent_renders` raise `elevated`.
-    #[serde(deserialize_with = "crate::config::bounded::busy_fraction")]
-    pub busy_fraction: f64,
-    /// `calm_period_s = 60`: how long the signals must stay below a mode before it is
-    /// left.
-    #[serde(deserialize_with = "crate::config::bounded::calm_period_s")]
-    pub calm_period_s: u64,
-    /// `window_s = 10`: the renders the p99 is computed over.
-    #[serde(deserialize_with = "crate::config::bounded::window_s")]
-    pub window_s: u64,
-}
-
-impl Default for ModeSettings {
-    fn default() -> Self {
-        Self {
-            p99_objective_ms: 250,
-            busy_fraction: 0.8,
-            calm_period_s: 60,
-            window_s: 10,
-        }
-    }
-}
+use crate::config::ModeSettings;
 
 /// Renders a p99 is not judged on fewer than: a handful of slow requests on an idle
 /// instance is not an incident.
