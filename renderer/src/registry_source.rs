@@ -13,9 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use oberon_registry::{Channel, Index, Registry, RegistryError, Version};
 
+use crate::component_set::{self, Canary, ComponentSet, ComponentVersion};
 use crate::config::ConfigError;
 use crate::engine::ComponentEngine;
-use crate::registry::{self, Canary, ComponentSet, ComponentVersion};
 
 /// How long a look at the index may take before the registry counts as unreachable.
 pub const INDEX_READ_TIMEOUT: Duration = Duration::from_secs(3);
@@ -267,7 +267,7 @@ impl RegistrySource {
             )
         })?;
         let loaded =
-            registry::load_artifact(engine, name, version, &artifact.wasm, &artifact.assets)
+            component_set::load_artifact(engine, name, version, &artifact.wasm, &artifact.assets)
                 .await
                 .map_err(|e| (self.error(e), false))?;
         tracing::info!(component = %name, %version, hash = %loaded.hash, "loaded component version from the registry");

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::component::{Cacheability, is_valid_topic};
+use crate::component_set::{ComponentSet, ComponentVersion};
 use crate::config::{
     ConfigError, ConfigErrors, PageConfig, SiteConfig, parse_toml, read_site_config,
 };
 use crate::data::UrlTemplate;
 use crate::layout::{Layouts, PageText, Skeleton};
 use crate::plan::{BusPlan, PlanSlot, plan};
-use crate::registry::{ComponentSet, ComponentVersion};
 use oberon_registry::{Channel, VersionReq};
 
 /// Topic seeded on every page with the request's path, parameters, query and locale.

@@ -1,11 +1,16 @@
-//! Loading component versions from a directory, and noticing when they change.
+//! The component versions a site is built from: a [`ComponentSet`] (the stable
+//! [`ComponentVersion`] of each component, and the [`Canary`] of those that have one),
+//! each version with its client [`Asset`]s held in memory.
 //!
-//! Layout: `<dir>/<name>/component.wasm`, with the client assets that `describe`
-//! declares under `<dir>/<name>/assets/`. Each version is identified by the SHA-256 of
-//! its `.wasm`; its assets are read into memory with it, so a version and its assets
-//! are swapped together and asset URLs (which carry the hash) are immutable. Versions
-//! from a registry (with channels) are loaded by [`crate::registry_source`] into the
-//! same types.
+//! Versions come from a directory, loaded and watched here, or from a registry,
+//! fetched by [`crate::registry_source`] and turned into versions by
+//! [`load_artifact`]. (This is not the registry: that is the `oberon_registry` crate.)
+//!
+//! Directory layout: `<dir>/<name>/component.wasm`, with the client assets that
+//! `describe` declares under `<dir>/<name>/assets/`. Each version is identified by the
+//! SHA-256 of its `.wasm`; its assets are read into memory with it, so a version and
+//! its assets are swapped together and asset URLs (which carry the hash) are
+//! immutable.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
