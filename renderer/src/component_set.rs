@@ -20,7 +20,7 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 
 use crate::config::ConfigError;
-use crate::engine::{ComponentEngine, LoadedComponent};
+use crate::engine::{ComponentEngine, LoadError, LoadedComponent};
 
 /// One client asset held in memory, with what serving it needs computed once.
 #[derive(Debug)]
@@ -322,6 +322,32 @@ fn copy_tree(src: &Path, dest: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Why a registry version's files do not make a version this renderer can serve.
+/// Always the version's own fault (the upstream's side, [`crate::error::Side`]): the
+/// same files fail the same way at every look, so the generation is refused, not
+/// retried.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("component {name} {version}: {error}")]
+    Load {
+        name: String,
+        version: oberon_registry::Version,
+        error: LoadError,
+    },
+    #[error("component {name} {version} describes itself as {declared:?}")]
+    Misnamed {
+        name: String,
+        version: oberon_registry::Version,
+        declared: Arc<str>,
+    },
+    #[error("component {name} {version} declares asset {path:?}, which the registry does not hold")]
+    MissingAsset {
+        name: String,
+        version: oberon_registry::Version,
+        path: String,
+    },
+}
+
 /// A version from the registry's files (already checked against their hashes):
 /// compiled (or taken from the code cache) and its assets held in memory.
 pub async fn load_artifact(
@@ -330,22 +356,30 @@ pub async fn load_artifact(
     version: &oberon_registry::Version,
     wasm: &[u8],
     files: &BTreeMap<String, bytes::Bytes>,
-) -> Result<ComponentVersion, String> {
+) -> Result<ComponentVersion, ArtifactError> {
     let hash = hex::encode(&Sha256::digest(wasm)[..8]);
     let component = engine
         .load(wasm)
         .await
-        .map_err(|e| format!("component {name} {version}: {e}"))?;
+        .map_err(|error| ArtifactError::Load {
+            name: name.to_string(),
+            version: version.clone(),
+            error,
+        })?;
     let declared = &component.metadata().name;
     if &**declared != name {
-        return Err(format!(
-            "component {name} {version} describes itself as {declared:?}"
-        ));
+        return Err(ArtifactError::Misnamed {
+            name: name.to_string(),
+            version: version.clone(),
+            declared: declared.clone(),
+        });
     }
     let mut assets = BTreeMap::new();
     for path in &component.metadata().assets {
-        let bytes = files.get(path).ok_or_else(|| {
-            format!("component {name} {version} declares asset {path:?}, which the registry does not hold")
+        let bytes = files.get(path).ok_or_else(|| ArtifactError::MissingAsset {
+            name: name.to_string(),
+            version: version.clone(),
+            path: path.clone(),
         })?;
         assets.insert(path.clone(), Arc::new(Asset::new(path, bytes.clone())));
     }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod data;
 pub mod data_client;
 pub mod engine;
+pub mod error;
 pub mod layout;
 pub mod lifecycle;
 pub mod mode;

@@ -397,6 +397,7 @@ impl Renderer {
                     Err(e) => {
                         tracing::warn!(
                             registry = %source.status().location,
+                            side = %e.side(),
                             "registry unreachable, still serving what we have: {e}"
                         );
                         return Ok(false);

@@ -163,9 +163,9 @@ impl Renderer {
             started,
         );
         run.until_critical().await;
-        if let Some(reason) = run.critical_failure() {
+        if let Some((slot, reason)) = run.critical_failure() {
             let page = run.target.page();
-            tracing::error!(route = %page.route, team = %page.team, request_id = %run.ctx.request_id, "critical component failed: {reason}");
+            tracing::error!(route = %page.route, team = %page.team, request_id = %run.ctx.request_id, side = %reason.side(), "critical component failed: slot {slot}: {reason}");
             self.mode.record(started.elapsed());
             return simple(
                 StatusCode::SERVICE_UNAVAILABLE,

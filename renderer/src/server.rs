@@ -125,7 +125,7 @@ async fn set_mode(
         .map_err(|e| e.to_string())
         .and_then(|m| match m.mode.as_str() {
             "auto" => Ok(None),
-            other => other.parse::<Mode>().map(Some),
+            other => other.parse::<Mode>().map(Some).map_err(|e| e.to_string()),
         });
     match wanted {
         Ok(floor) => {

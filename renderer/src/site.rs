@@ -303,36 +303,45 @@ impl Site {
     }
 }
 
+/// Why a page's route is not one the renderer can serve (the site author's to fix).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum RouteError {
+    #[error("a route must start with `/`")]
+    Relative,
+    #[error("paths under {0} are served by the renderer itself")]
+    Reserved(&'static str),
+    #[error("segment {0:?} must be a whole `{{name}}` parameter")]
+    UnclosedParameter(String),
+    #[error("parameter name {0:?} must be letters, digits or `_`")]
+    ParameterName(String),
+    #[error("segment {0:?} mixes text and a parameter")]
+    Mixed(String),
+}
+
 /// Route parameters of a pattern like `/events/{id}/{*rest}`, or why it is invalid.
-fn route_params(route: &str) -> Result<Vec<String>, String> {
+fn route_params(route: &str) -> Result<Vec<String>, RouteError> {
     if !route.starts_with('/') {
-        return Err("a route must start with `/`".into());
+        return Err(RouteError::Relative);
     }
     if let Some(prefix) = RESERVED_PREFIXES
         .iter()
         .find(|p| route.starts_with(*p) || route == p.trim_end_matches('/'))
     {
-        return Err(format!(
-            "paths under {prefix} are served by the renderer itself"
-        ));
+        return Err(RouteError::Reserved(*prefix));
     }
     let mut params = Vec::new();
     for segment in route.split('/') {
         if let Some(inner) = segment.strip_prefix('{') {
             let Some(name) = inner.strip_suffix('}') else {
-                return Err(format!(
-                    "segment {segment:?} must be a whole `{{name}}` parameter"
-                ));
+                return Err(RouteError::UnclosedParameter(segment.to_string()));
             };
             let name = name.strip_prefix('*').unwrap_or(name);
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(format!(
-                    "parameter name {name:?} must be letters, digits or `_`"
-                ));
+                return Err(RouteError::ParameterName(name.to_string()));
             }
             params.push(name.to_string());
         } else if segment.contains(['{', '}']) {
-            return Err(format!("segment {segment:?} mixes text and a parameter"));
+            return Err(RouteError::Mixed(segment.to_string()));
         }
     }
     Ok(params)
@@ -770,17 +779,10 @@ mod tests {
     fn routes() {
         assert_eq!(route_params("/events/{id}").unwrap(), vec!["id"]);
         assert_eq!(route_params("/docs/{*rest}").unwrap(), vec!["rest"]);
-        assert!(route_params("events").unwrap_err().contains("start with"));
-        assert!(route_params("/e/x{id}").unwrap_err().contains("mixes"));
-        assert!(
-            route_params("/assets/x")
-                .unwrap_err()
-                .contains("renderer itself")
-        );
-        assert!(
-            route_params("/e/{i d}")
-                .unwrap_err()
-                .contains("parameter name")
-        );
+        let error = |route| route_params(route).unwrap_err().to_string();
+        assert!(error("events").contains("start with"));
+        assert!(error("/e/x{id}").contains("mixes"));
+        assert!(error("/assets/x").contains("renderer itself"));
+        assert!(error("/e/{i d}").contains("parameter name"));
     }
 }
