@@ -4,6 +4,7 @@
 //!
 //! Start at [`lifecycle::Renderer`] and [`render`]; the HTTP surface is [`server::app`].
 
+pub mod admission;
 mod bindings;
 pub mod bus;
 pub mod cache;

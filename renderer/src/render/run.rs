@@ -309,7 +309,7 @@ impl PageRun {
         let fetched = match result {
             Err(e) => {
                 tracing::warn!(
-                    route = %page.route, topic = %source.topic, url, request_id = %self.ctx.request_id,
+                    route = %page.route, topic = %source.topic, url,
                     side = %e.side(), elapsed_ms = elapsed.as_millis() as u64,
                     "data source left its topic absent: {}", error_chain(&e)
                 );
@@ -319,7 +319,7 @@ impl PageRun {
         };
         if fetched.served == Served::Stale {
             tracing::warn!(
-                route = %page.route, topic = %source.topic, url, request_id = %self.ctx.request_id,
+                route = %page.route, topic = %source.topic, url,
                 "data source answered from its stale-if-error copy"
             );
         }
@@ -327,7 +327,7 @@ impl PageRun {
             // The headers have left: a personal answer can never land in a page they
             // said a CDN may share.
             tracing::warn!(
-                route = %page.route, topic = %source.topic, url, request_id = %self.ctx.request_id,
+                route = %page.route, topic = %source.topic, url,
                 class = ?fetched.class,
                 "late data source answer dropped: less cacheable than the streamed page's headers promised"
             );
@@ -355,7 +355,7 @@ impl PageRun {
                 let slot = &self.target.variant().slots[i];
                 tracing::warn!(
                     route = %page.route, slot = %slot.name, critical = slot.critical,
-                    request_id = %self.ctx.request_id, elapsed_us = result.elapsed.as_micros() as u64,
+                    elapsed_us = result.elapsed.as_micros() as u64,
                     "component fell back: {e}"
                 );
                 Err(SlotFailure::Component(e))
