@@ -9,6 +9,8 @@
 //! assets, the recorded content hash) and stored so that no reader ever sees half of
 //! it. Start at [`Registry`].
 
+#![warn(clippy::too_many_lines)]
+
 mod channel;
 mod error;
 pub mod model;

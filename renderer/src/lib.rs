@@ -4,6 +4,8 @@
 //!
 //! Start at [`lifecycle::Renderer`] and [`render`]; the HTTP surface is [`server::app`].
 
+#![warn(clippy::too_many_lines)]
+
 pub mod admission;
 mod bindings;
 pub mod bus;

@@ -1,5 +1,7 @@
 //! `oberon-renderer`: serve a site. Parses flags, binds, and hands over to the library.
 
+#![warn(clippy::too_many_lines)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
