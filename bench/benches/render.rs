@@ -279,7 +279,7 @@ fn data_path(c: &mut Criterion) {
 
 fn install_examples(dir: &std::path::Path) {
     for artifact in oberon_test_artifacts::examples() {
-        oberon_renderer::registry::install(
+        oberon_renderer::component_set::install(
             dir,
             artifact.name,
             artifact.wasm(),

@@ -75,7 +75,7 @@ fn main() {
                 || artifact.wasm().to_path_buf(),
                 |dir| dir.join(format!("{}.wasm", artifact.name.replace('-', "_"))),
             );
-            oberon_renderer::registry::install(
+            oberon_renderer::component_set::install(
                 components.path(),
                 artifact.name,
                 &wasm,

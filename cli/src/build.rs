@@ -98,7 +98,7 @@ pub fn build(workspace: &Path, crates: &[ComponentCrate]) -> anyhow::Result<()> 
 pub fn install_all(workspace: &Path, crates: &[ComponentCrate], dest: &Path) -> anyhow::Result<()> {
     for c in crates {
         let wasm = c.wasm(workspace);
-        oberon_renderer::registry::install(dest, &c.name, &wasm, Some(&c.dir.join("assets")))
+        oberon_renderer::component_set::install(dest, &c.name, &wasm, Some(&c.dir.join("assets")))
             .with_context(|| format!("installing {} from {}", c.name, wasm.display()))?;
     }
     Ok(())

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use oberon_renderer::config::{PageConfig, SiteConfig};
-use oberon_renderer::registry::ComponentSet;
+use oberon_renderer::component_set::ComponentSet;
 use oberon_renderer::site::{Site, SiteSource};
 
 fn scratch() -> &'static Path {

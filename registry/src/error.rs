@@ -1,9 +1,12 @@
 //! The registry's errors: each names the component, version or stored key concerned
 //! and, where there is one, what to do about it.
+//!
+//! A leaf of this crate but for [`crate::channel`]: the model's lookups return these
+//! errors, so this module never uses [`crate::model`].
 
 use semver::{Version, VersionReq};
 
-use crate::model::Channel;
+use crate::channel::Channel;
 
 /// A storage backend failed (I/O, network, permissions).
 #[derive(Debug, thiserror::Error)]

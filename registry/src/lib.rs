@@ -9,11 +9,15 @@
 //! assets, the recorded content hash) and stored so that no reader ever sees half of
 //! it. Start at [`Registry`].
 
+#![warn(clippy::too_many_lines)]
+
+mod channel;
 mod error;
 pub mod model;
 mod registry;
 pub mod storage;
 
+pub use channel::UnknownChannel;
 pub use error::{RegistryError, StorageError};
 pub use model::{Channel, Index};
 pub use registry::{

@@ -6,6 +6,9 @@
 //! The index is written by this crate, never by hand, so unknown fields are refused
 //! (`deny_unknown_fields`): a newer writer must bump [`INDEX_FORMAT`] rather than
 //! have an older reader silently drop what it does not understand.
+//!
+//! Dependencies go one way: the model uses [`crate::error`] (its lookups fail with a
+//! [`RegistryError`]), and both use [`crate::channel`]; the errors never use the model.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,43 +16,11 @@ use std::fmt;
 use semver::{Version, VersionReq};
 use serde::{Deserialize, Serialize};
 
+pub use crate::channel::Channel;
 use crate::error::RegistryError;
 
 /// The index format this crate reads and writes.
 pub const INDEX_FORMAT: u32 = 1;
-
-/// A channel: a named pointer at one version of a component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    /// What every request gets, except the canary's share.
-    Stable,
-    /// A candidate that gets `percent` of the traffic until promoted or rolled back.
-    Canary,
-}
-
-impl fmt::Display for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Channel::Stable => "stable",
-            Channel::Canary => "canary",
-        })
-    }
-}
-
-impl std::str::FromStr for Channel {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "stable" => Ok(Channel::Stable),
-            "canary" => Ok(Channel::Canary),
-            other => Err(format!(
-                "unknown channel {other:?}: use `stable` or `canary`"
-            )),
-        }
-    }
-}
 
 /// How cacheable a component's output is, as its `describe` declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,6 +284,12 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("unknown field `extra`"), "{err}");
-        assert!("beta".parse::<Channel>().unwrap_err().contains("stable"));
+        assert!(
+            "beta"
+                .parse::<Channel>()
+                .unwrap_err()
+                .to_string()
+                .contains("stable")
+        );
     }
 }

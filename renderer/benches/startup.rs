@@ -33,7 +33,7 @@ fn main() {
 
     let components = tempfile::tempdir().expect("tempdir");
     for artifact in oberon_test_artifacts::examples() {
-        oberon_renderer::registry::install(
+        oberon_renderer::component_set::install(
             components.path(),
             artifact.name,
             artifact.wasm(),

@@ -7,7 +7,9 @@
 //! (their interfaces have different versioned names, so they never clash). A
 //! component is bound to the version whose `types` interface it imports.
 
-use crate::component::{Cacheability, Described, Fragment, HeadEntry, RequestContext};
+use crate::component::{
+    Cacheability, Described, Fragment, HeadEntry, RequestContext, WIT_VERSIONS,
+};
 
 /// `oberon:component@0.1.0`, frozen.
 pub mod v0_1 {
@@ -30,7 +32,8 @@ pub mod v0_2 {
 /// The package every contract version belongs to.
 pub const PACKAGE: &str = "oberon:component";
 
-/// A contract version this host serves.
+/// A contract version this host serves; the variants in the order of
+/// [`WIT_VERSIONS`], whose entry each one's version is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contract {
     V0_1,
@@ -38,15 +41,12 @@ pub enum Contract {
 }
 
 impl Contract {
-    /// Every version served, oldest first.
-    pub const ALL: [Contract; 2] = [Contract::V0_1, Contract::V0_2];
+    /// Every version served, oldest first: one per entry of [`WIT_VERSIONS`].
+    pub const ALL: [Contract; WIT_VERSIONS.len()] = [Contract::V0_1, Contract::V0_2];
 
     /// The package version, e.g. `0.2.0`.
     pub const fn version(self) -> &'static str {
-        match self {
-            Contract::V0_1 => "0.1.0",
-            Contract::V0_2 => "0.2.0",
-        }
+        WIT_VERSIONS[self as usize]
     }
 
     pub fn from_version(version: &str) -> Option<Contract> {
@@ -84,7 +84,7 @@ impl Contract {
 /// Why a component's contract version cannot be served.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ContractError {
-    #[error("built against oberon:component@{0}, a version this host does not serve (it serves {served})", served = crate::component::WIT_VERSIONS.join(", "))]
+    #[error("built against oberon:component@{0}, a version this host does not serve (it serves {served})", served = WIT_VERSIONS.join(", "))]
     NotServed(String),
     #[error("imports both oberon:component@{0} and oberon:component@{1}")]
     Mixed(&'static str, &'static str),
@@ -174,7 +174,10 @@ impl From<v0_2::oberon::component::types::Metadata> for Described {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::component::User;
 
     #[test]
     fn contract_of_imports() {
@@ -195,6 +198,40 @@ mod tests {
             Contract::of_imports(["oberon:component/types@0.1.0", "oberon:component/log@0.2.0"]),
             Err(ContractError::Mixed("0.1.0", "0.2.0"))
         );
+    }
+
+    #[test]
+    fn a_user_is_a_subject_at_an_issuer() {
+        let user = |issuer: &str, subject: &str| User {
+            issuer: issuer.into(),
+            subject: subject.into(),
+            roles: Vec::new(),
+        };
+        let context = |u: User| RequestContext {
+            path: "/".into(),
+            params: Vec::new(),
+            query: Vec::new(),
+            locale: "en".into(),
+            user: Some(u),
+            request_id: Arc::from("r"),
+        };
+        // What a component sees, through the current contract's bindings.
+        let id = |u: User| {
+            v0_2::oberon::component::types::Context::from(&context(u))
+                .user
+                .map(|u| u.id)
+        };
+        assert_eq!(
+            id(user("https://a.example", "alice")).as_deref(),
+            Some("https://a.example#alice")
+        );
+        assert_ne!(
+            id(user("https://a.example", "alice")),
+            id(user("https://b.example", "alice"))
+        );
+        // No issuer and subject can pass for another pair.
+        assert_ne!(id(user("a#b", "c")), id(user("a", "b#c")));
+        assert_eq!(user("a#b%", "c").id(), "a%23b%25#c");
     }
 
     #[test]

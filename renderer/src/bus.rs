@@ -80,20 +80,18 @@ impl ComponentBus {
 
     /// Publish a declared topic. The value must be JSON; a later publish of the same
     /// topic in the same render replaces the earlier one.
-    pub fn publish(&mut self, topic: &str, value: String) -> Result<(), String> {
+    pub fn publish(&mut self, topic: &str, value: String) -> Result<(), PublishError> {
         let Some(topic) = self.publishes.iter().find(|t| &***t == topic).cloned() else {
-            return Err(format!(
-                "topic {topic:?} is not declared in this component's publishes"
-            ));
+            return Err(PublishError::Undeclared(topic.to_string()));
         };
         if value.len() > MAX_TOPIC_VALUE_BYTES {
-            return Err(format!(
-                "value for topic {topic:?} is {} bytes; the limit is {MAX_TOPIC_VALUE_BYTES}",
-                value.len()
-            ));
+            return Err(PublishError::TooLarge {
+                topic,
+                bytes: value.len(),
+            });
         }
-        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&value) {
-            return Err(format!("value for topic {topic:?} is not JSON: {e}"));
+        if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(&value) {
+            return Err(PublishError::NotJson { topic, error });
         }
         self.published.retain(|(t, _)| *t != topic);
         self.published.push((topic, Arc::from(value)));
@@ -103,6 +101,21 @@ impl ComponentBus {
     pub fn take_published(&mut self) -> Vec<(Arc<str>, Arc<str>)> {
         std::mem::take(&mut self.published)
     }
+}
+
+/// Why a publish was refused: the component's doing (the guest gets the message as
+/// the `publish` call's error, and its render goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("topic {0:?} is not declared in this component's publishes")]
+    Undeclared(String),
+    #[error("value for topic {topic:?} is {bytes} bytes; the limit is {MAX_TOPIC_VALUE_BYTES}")]
+    TooLarge { topic: Arc<str>, bytes: usize },
+    #[error("value for topic {topic:?} is not JSON: {error}")]
+    NotJson {
+        topic: Arc<str>,
+        error: serde_json::Error,
+    },
 }
 
 #[cfg(test)]
@@ -138,11 +151,12 @@ mod tests {
     #[test]
     fn undeclared_publish_is_an_error() {
         let mut bus = ComponentBus::new(snapshot(), &meta(&[], &["mine"]));
-        let err = bus.publish("not-mine", "1".into()).unwrap_err();
+        let err = bus.publish("not-mine", "1".into()).unwrap_err().to_string();
         assert!(err.contains("not declared"), "{err}");
         assert!(
             bus.publish("mine", "not json".into())
                 .unwrap_err()
+                .to_string()
                 .contains("not JSON")
         );
         bus.publish("mine", "1".into()).unwrap();
@@ -157,6 +171,11 @@ mod tests {
     fn oversized_publish_is_refused() {
         let mut bus = ComponentBus::new(snapshot(), &meta(&[], &["mine"]));
         let big = format!("\"{}\"", "x".repeat(MAX_TOPIC_VALUE_BYTES));
-        assert!(bus.publish("mine", big).unwrap_err().contains("limit"));
+        assert!(
+            bus.publish("mine", big)
+                .unwrap_err()
+                .to_string()
+                .contains("limit")
+        );
     }
 }

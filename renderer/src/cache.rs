@@ -60,13 +60,18 @@ impl std::fmt::Display for Mode {
     }
 }
 
+/// A mode name that is none of [`Mode::ALL`] (the operator's mistake).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown mode {0:?}: use normal, elevated or incident")]
+pub struct UnknownMode(pub String);
+
 impl std::str::FromStr for Mode {
-    type Err = String;
+    type Err = UnknownMode;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Mode::ALL
             .into_iter()
             .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("unknown mode {s:?}: use normal, elevated or incident"))
+            .ok_or_else(|| UnknownMode(s.to_string()))
     }
 }
 

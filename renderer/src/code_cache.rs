@@ -62,6 +62,20 @@ pub struct CodeCache {
     write_errors: AtomicU64,
 }
 
+/// Why an entry on disk was not used (and the component is compiled again). Never a
+/// reason not to load. Always internal (`Side::Internal`): the renderer's own disk.
+#[derive(Debug, thiserror::Error)]
+enum EntryError {
+    #[error("not an entry of this format")]
+    Format,
+    #[error("checksum mismatch: truncated or corrupt")]
+    Checksum,
+    /// Wasmtime refused the code (another version or configuration). Its message,
+    /// causes included, is the whole of this one.
+    #[error("{0:#}")]
+    Refused(wasmtime::Error),
+}
+
 impl CodeCache {
     /// Entries kept; past this the least recently used are removed.
     pub const MAX_ENTRIES: usize = 256;
@@ -159,14 +173,14 @@ impl CodeCache {
         Ok((component, outcome))
     }
 
-    fn read_entry(engine: &Engine, bytes: &[u8]) -> Result<Component, String> {
+    fn read_entry(engine: &Engine, bytes: &[u8]) -> Result<Component, EntryError> {
         if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
-            return Err("not an entry of this format".into());
+            return Err(EntryError::Format);
         }
         let (header, payload) = bytes.split_at(HEADER);
         let recorded = u128::from_le_bytes(header[MAGIC.len()..].try_into().expect("16 bytes"));
         if xxhash_rust::xxh3::xxh3_128(payload) != recorded {
-            return Err("checksum mismatch: truncated or corrupt".into());
+            return Err(EntryError::Checksum);
         }
         // SAFETY: `Component::deserialize` requires bytes produced by wasmtime's
         // `precompile_component`/`serialize`. Entries are only ever written by
@@ -176,7 +190,7 @@ impl CodeCache {
         // directory can already replace the renderer's binary.
         #[allow(unsafe_code)]
         let component = unsafe { Component::deserialize(engine, payload) };
-        component.map_err(|e| format!("{e:#}"))
+        component.map_err(EntryError::Refused)
     }
 
     fn store(&self, path: &Path, compiled: &[u8]) -> std::io::Result<()> {

@@ -2,6 +2,10 @@
 //! [`ConfigError`] that every configuration problem becomes — naming the file, the line
 //! and what to change. Parsing is here; cross-checks that need components, layouts or
 //! other pages are in [`crate::site`].
+//!
+//! Every `[section]` of `site.toml` is declared here, including the settings of the
+//! modules that act on them ([`ModeSettings`] for [`crate::mode`]): those modules use
+//! this one, never the reverse.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,7 +45,7 @@ pub struct SiteConfig {
     pub render_cache: RenderCacheSettings,
     /// `[mode]`: when the fleet's cache mode rises, and how soon it falls.
     #[serde(default)]
-    pub mode: crate::mode::ModeSettings,
+    pub mode: ModeSettings,
 }
 
 /// `[cache]` in `site.toml`: the CDN side of the caching contract.
@@ -84,6 +88,38 @@ impl Default for RenderCacheSettings {
         // The demo's event page keeps ~12 KiB per distinct event and query: 64 MiB
         // holds some five thousand of them.
         Self { max_mib: 64 }
+    }
+}
+
+/// `[mode]` in `site.toml`: when the mode rises and how soon it falls.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModeSettings {
+    /// `p99_objective_ms = 250`: a render p99 above this raises `elevated`, above twice
+    /// this `incident`.
+    #[serde(deserialize_with = "bounded::deadline")]
+    pub p99_objective_ms: u64,
+    /// `busy_fraction = 0.8`: renders in flight at this share of
+    /// `limits.max_concurrent_renders` raise `elevated`.
+    #[serde(deserialize_with = "bounded::busy_fraction")]
+    pub busy_fraction: f64,
+    /// `calm_period_s = 60`: how long the signals must stay below a mode before it is
+    /// left.
+    #[serde(deserialize_with = "bounded::calm_period_s")]
+    pub calm_period_s: u64,
+    /// `window_s = 10`: the renders the p99 is computed over.
+    #[serde(deserialize_with = "bounded::window_s")]
+    pub window_s: u64,
+}
+
+impl Default for ModeSettings {
+    fn default() -> Self {
+        Self {
+            p99_objective_ms: 250,
+            busy_fraction: 0.8,
+            calm_period_s: 60,
+            window_s: 10,
+        }
     }
 }
 

@@ -6,7 +6,10 @@
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use std::sync::Arc;
+
 use crate::component::RequestContext;
+use crate::error::Side;
 
 /// Characters left as they are in an expanded value: RFC 3986 unreserved.
 const VALUE: &AsciiSet = &NON_ALPHANUMERIC
@@ -175,21 +178,23 @@ fn flush(parts: &mut Vec<Part>, literal: &mut String) {
     }
 }
 
-/// Why a data source left its topic absent.
+/// Why a data source left its topic absent. The causes are kept as sources (shared,
+/// since one fetch answers every request waiting on it): log with
+/// [`oberon_service::error_chain`] to see them.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DataError {
     #[error("no answer within {0} ms")]
     Timeout(u128),
-    #[error("cannot connect: {0}")]
-    Connect(String),
-    #[error("request failed: {0}")]
-    Request(String),
+    #[error("cannot connect")]
+    Connect(#[source] Arc<reqwest::Error>),
+    #[error("request failed")]
+    Request(#[source] Arc<reqwest::Error>),
     #[error("answered HTTP {0}")]
     Status(u16),
     #[error("body larger than {0} bytes")]
     TooLarge(usize),
-    #[error("body is not JSON: {0}")]
-    NotJson(String),
+    #[error("body is not JSON")]
+    NotJson(#[source] Arc<serde_json::Error>),
     #[error("circuit breaker open for this BFF")]
     BreakerOpen,
     #[error("too many requests in flight to this BFF")]
@@ -198,10 +203,35 @@ pub enum DataError {
     /// page.
     #[error("fetch panicked: {0}")]
     Panicked(String),
+    /// The task that ran the shared fetch ended without an answer (the runtime shutting
+    /// down).
+    #[error("fetch task failed")]
+    Task(#[source] Arc<tokio::task::JoinError>),
     /// The request's values would make a `.` or `..` path segment: not fetched (the
     /// client's doing, so the topic is absent as for any failed source).
     #[error("refused: a request value makes a dot segment in {0}")]
     DotSegment(String),
+}
+
+impl DataError {
+    /// Whose failure it is: the client's for a URL its values would have made climb
+    /// the BFF's paths, the renderer's for a fetch that panicked or lost its task, the
+    /// BFF's (upstream) for everything else — its answer, its silence, or the breaker
+    /// and limit that protect it.
+    pub fn side(&self) -> Side {
+        match self {
+            DataError::DotSegment(_) => Side::Client,
+            DataError::Panicked(_) | DataError::Task(_) => Side::Internal,
+            DataError::Timeout(_)
+            | DataError::Connect(_)
+            | DataError::Request(_)
+            | DataError::Status(_)
+            | DataError::TooLarge(_)
+            | DataError::NotJson(_)
+            | DataError::BreakerOpen
+            | DataError::Overloaded => Side::Upstream,
+        }
+    }
 }
 
 #[cfg(test)]

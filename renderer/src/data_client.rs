@@ -388,7 +388,7 @@ impl DataClient {
         match (result, cached) {
             (Ok(fetched), _) => Ok(fetched),
             (Err(e), Some(entry)) if entry.usable_stale(Instant::now()) => {
-                tracing::debug!(url, "serving stale data: {e}");
+                tracing::debug!(url, "serving stale data: {}", error_chain(&e));
                 self.inner.count(|s| s.stale_served += 1);
                 Ok(Fetched {
                     value: entry.value.clone(),
@@ -448,7 +448,7 @@ impl Inner {
         });
         let shared = async move {
             task.await
-                .unwrap_or_else(|e| Err(DataError::Request(format!("fetch task failed: {e}"))))
+                .unwrap_or_else(|e| Err(DataError::Task(Arc::new(e))))
         }
         .boxed()
         .shared();
@@ -554,9 +554,9 @@ impl Inner {
         }
         let mut response = request.send().await.map_err(|e| {
             if e.is_connect() {
-                DataError::Connect(error_chain(&e))
+                DataError::Connect(Arc::new(e))
             } else {
-                DataError::Request(error_chain(&e))
+                DataError::Request(Arc::new(e))
             }
         })?;
         let now = SystemTime::now();
@@ -592,7 +592,7 @@ impl Inner {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| DataError::Request(error_chain(&e)))?
+            .map_err(|e| DataError::Request(Arc::new(e)))?
         {
             if body.len() + chunk.len() > self.opts.max_bytes {
                 return Err(DataError::TooLarge(self.opts.max_bytes));
@@ -602,7 +602,7 @@ impl Inner {
         // Parsed once here (and re-serialised compactly) so that components and the
         // embedded client state only ever see valid, minimal JSON.
         let value: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| DataError::NotJson(e.to_string()))?;
+            serde_json::from_slice(&body).map_err(|e| DataError::NotJson(Arc::new(e)))?;
         let policy = CachePolicy::new_options(&policy_req, &parts, now, CacheOptions::default());
         Ok(self.outcome(
             Arc::from(value.to_string()),
@@ -834,7 +834,10 @@ impl DataError {
             | DataError::TooLarge(_)
             | DataError::Panicked(_) => true,
             DataError::Status(s) => *s >= 500,
-            DataError::BreakerOpen | DataError::Overloaded | DataError::DotSegment(_) => false,
+            DataError::BreakerOpen
+            | DataError::Overloaded
+            | DataError::Task(_)
+            | DataError::DotSegment(_) => false,
         }
     }
 }

@@ -24,7 +24,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::bindings::{self, Contract, ContractError};
 use crate::bus::{BusSnapshot, ComponentBus};
 use crate::code_cache::CodeCache;
-use crate::component::{ComponentMetadata, Described, Fragment, RequestContext};
+use crate::component::{ComponentMetadata, Described, Fragment, MetadataError, RequestContext};
 
 /// How often the engine's epoch advances. A running guest checks its deadline (and yields
 /// to the async runtime) once per tick, so this is the granularity of deadlines.
@@ -89,7 +89,7 @@ pub enum LoadError {
     #[error("describe() failed: {0}")]
     Describe(String),
     #[error("invalid metadata: {0}")]
-    Metadata(String),
+    Metadata(MetadataError),
 }
 
 /// Per-store host state: what one component instance may see and do.
@@ -526,7 +526,8 @@ macro_rules! host_imports {
             }
 
             fn publish(&mut self, topic: String, value: String) -> Result<(), String> {
-                self.bus.publish(&topic, value)
+                // The contract's error is the message, for the guest.
+                self.bus.publish(&topic, value).map_err(|e| e.to_string())
             }
         }
 

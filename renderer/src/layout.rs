@@ -107,8 +107,11 @@ impl Layouts {
         name: &str,
         page: PageText<'_>,
         slots: &[&str],
-    ) -> Result<Skeleton, String> {
-        let template = self.env.get_template(name).map_err(|e| e.to_string())?;
+    ) -> Result<Skeleton, SkeletonError> {
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(SkeletonError::Template)?;
         let context = |hole: &dyn Fn(&str) -> String| -> Value {
             let slot_values: Value = slots
                 .iter()
@@ -133,16 +136,13 @@ impl Layouts {
         };
         let marked = template
             .render(context(&|h| format!("{HOLE}hole:{h}{HOLE}")))
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(SkeletonError::Render)?;
         let empty = template
             .render(context(&|_| String::new()))
-            .map_err(|e| format!("{e:#}"))?;
+            .map_err(SkeletonError::Render)?;
         let skeleton = Skeleton::parse(&marked, slots.len())?;
         if skeleton.text() != empty {
-            return Err(
-                "the layout changes with what the slots, head or scripts contain (a condition or filter on them); place each as it is, `{{ slots.NAME }}`"
-                    .into(),
-            );
+            return Err(SkeletonError::DependsOnHoles);
         }
         Ok(skeleton)
     }
@@ -158,7 +158,28 @@ pub struct PageText<'a> {
 
 /// Marks a hole in a layout rendered for its skeleton (never valid in HTML text).
 const HOLE: char = '\u{1}';
-const CHANGED: &str = "the layout changes what it places (a filter on `slots.NAME`, `head` or `scripts`), or contains the control character U+0001";
+
+/// Why a layout has no skeleton: the site author's to fix, reported with the page.
+#[derive(Debug, thiserror::Error)]
+pub enum SkeletonError {
+    /// The layout is missing or does not parse.
+    #[error("{0}")]
+    Template(minijinja::Error),
+    /// Rendering it failed; minijinja's alternate form says where.
+    #[error("{0:#}")]
+    Render(minijinja::Error),
+    #[error(
+        "the layout changes with what the slots, head or scripts contain (a condition or filter on them); place each as it is, `{{{{ slots.NAME }}}}`"
+    )]
+    DependsOnHoles,
+    #[error(
+        "the layout changes what it places (a filter on `slots.NAME`, `head` or `scripts`), or contains the control character U+0001"
+    )]
+    ChangesHoles,
+    /// `head`, `scripts` or a slot (named by the first field) placed twice.
+    #[error("the layout places {0} more than once; place it once")]
+    PlacedTwice(&'static str),
+}
 
 /// One piece of a page's layout.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -180,7 +201,7 @@ pub struct Skeleton {
 }
 
 impl Skeleton {
-    fn parse(marked: &str, slots: usize) -> Result<Self, String> {
+    fn parse(marked: &str, slots: usize) -> Result<Self, SkeletonError> {
         let mut pieces = Vec::new();
         let mut seen = HashSet::new();
         for (i, part) in marked.split(HOLE).enumerate() {
@@ -196,22 +217,19 @@ impl Skeleton {
                 Some(n) if n.parse::<usize>().is_ok_and(|n| n < slots) => {
                     Piece::Slot(n.parse().unwrap_or_default())
                 }
-                _ => return Err(CHANGED.into()),
+                _ => return Err(SkeletonError::ChangesHoles),
             };
             if !seen.insert(piece.clone()) {
-                return Err(format!(
-                    "the layout places {} more than once; place it once",
-                    match &piece {
-                        Piece::Head => "`head`".to_string(),
-                        Piece::Scripts => "`scripts`".to_string(),
-                        _ => "a slot".to_string(),
-                    }
-                ));
+                return Err(SkeletonError::PlacedTwice(match &piece {
+                    Piece::Head => "`head`",
+                    Piece::Scripts => "`scripts`",
+                    _ => "a slot",
+                }));
             }
             pieces.push(piece);
         }
         if marked.split(HOLE).count().is_multiple_of(2) {
-            return Err(CHANGED.into());
+            return Err(SkeletonError::ChangesHoles);
         }
         let text_len = pieces
             .iter()
@@ -732,7 +750,8 @@ mod tests {
         ] {
             let err = layouts(source)
                 .skeleton("l.html", PAGE, &["a"])
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(expect), "{source}: {err}");
         }
     }

@@ -4,21 +4,25 @@
 //!
 //! Start at [`lifecycle::Renderer`] and [`render`]; the HTTP surface is [`server::app`].
 
+#![warn(clippy::too_many_lines)]
+
+pub mod admission;
 mod bindings;
 pub mod bus;
 pub mod cache;
 pub mod code_cache;
 pub mod component;
+pub mod component_set;
 pub mod config;
 pub mod data;
 pub mod data_client;
 pub mod engine;
+pub mod error;
 pub mod layout;
 pub mod lifecycle;
 pub mod mode;
 pub mod plan;
 pub mod purge;
-pub mod registry;
 pub mod registry_source;
 pub mod render;
 pub mod render_cache;

@@ -9,12 +9,12 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::cache::{self, Mode};
+use crate::component_set::{self, Asset, ComponentSet, ComponentVersion, DirScan};
 use crate::config::ConfigErrors;
 use crate::data_client::{DataClient, DataClientOptions};
 use crate::engine::{ComponentEngine, EngineLimits};
 use crate::mode::{Change, FleetMode};
 use crate::purge::Purger;
-use crate::registry::{self, Asset, ComponentSet, ComponentVersion, DirScan};
 use crate::registry_source::{Look, RegistrySource, RegistryStatus};
 use crate::render_cache::RenderCache;
 use crate::site::{Site, SiteSource};
@@ -163,9 +163,9 @@ impl Renderer {
                 let dir = options
                     .components_dir
                     .unwrap_or_else(|| source.components_dir());
-                let scan = registry::scan(&dir);
+                let scan = component_set::scan(&dir);
                 let (components, errors) =
-                    registry::load_components(&engine, &dir, &ComponentSet::default()).await;
+                    component_set::load_components(&engine, &dir, &ComponentSet::default()).await;
                 if !errors.is_empty() {
                     return Err(ConfigErrors(errors).into());
                 }
@@ -379,14 +379,14 @@ impl Renderer {
         match &self.components {
             Components::Dir { dir, last_scan } => {
                 let mut last = last_scan.lock().await;
-                let scan = registry::scan(dir);
+                let scan = component_set::scan(dir);
                 if scan == *last {
                     return Ok(false);
                 }
                 *last = scan;
                 let current = self.site();
                 let (components, errors) =
-                    registry::load_components(&self.engine, dir, &current.components).await;
+                    component_set::load_components(&self.engine, dir, &current.components).await;
                 self.swap(&current, components, errors)
             }
             Components::Registry { source, tried } => {
@@ -397,6 +397,7 @@ impl Renderer {
                     Err(e) => {
                         tracing::warn!(
                             registry = %source.status().location,
+                            side = %e.side(),
                             "registry unreachable, still serving what we have: {e}"
                         );
                         return Ok(false);

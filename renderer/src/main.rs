@@ -1,5 +1,7 @@
 //! `oberon-renderer`: serve a site. Parses flags, binds, and hands over to the library.
 
+#![warn(clippy::too_many_lines)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -62,10 +64,15 @@ struct Args {
     workers: Option<usize>,
 }
 
-fn parse_bff(s: &str) -> Result<(String, String), String> {
+/// A `--bff` value without its `=` (the operator's to fix; clap shows the message).
+#[derive(Debug, thiserror::Error)]
+#[error("expected NAME=URL, got {0:?}")]
+struct NotNameEqualsUrl(String);
+
+fn parse_bff(s: &str) -> Result<(String, String), NotNameEqualsUrl> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected NAME=URL, got {s:?}"))
+        .ok_or_else(|| NotNameEqualsUrl(s.to_string()))
 }
 
 fn main() -> anyhow::Result<()> {

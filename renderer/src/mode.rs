@@ -1,4 +1,4 @@
-//! The fleet's cache [`Mode`], and the admission limit that sheds load.
+//! The fleet's cache [`Mode`], raised by load and lowered by calm.
 //!
 //! The mode rises at once on a local signal — renders in flight near the limit, the
 //! render p99 over its objective, load being shed, a BFF's circuit open — or on an
@@ -6,45 +6,18 @@
 //! stayed below it for a calm period, so it does not flap. Nothing here needs other
 //! instances: each renderer judges its own load, and the CDN sees the highest mode of
 //! whichever instances answer it.
+//!
+//! Its settings are configuration ([`crate::config::ModeSettings`]): this module uses
+//! [`crate::config`], never the other way.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::admission::Admission;
 use crate::cache::Mode;
-
-/// `[mode]` in `site.toml`: when the mode rises and how soon it falls.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModeSettings {
-    /// `p99_objective_ms = 250`: a render p99 above this raises `elevated`, above twice
-    /// this `incident`.
-    #[serde(deserialize_with = "crate::config::bounded::deadline")]
-    pub p99_objective_ms: u64,
-    /// `busy_fraction = 0.8`: renders in flight at this share of
-    /// `limits.max_concurrent_renders` raise `elevated`.
-    #[serde(deserialize_with = "crate::config::bounded::busy_fraction")]
-    pub busy_fraction: f64,
-    /// `calm_period_s = 60`: how long the signals must stay below a mode before it is
-    /// left.
-    #[serde(deserialize_with = "crate::config::bounded::calm_period_s")]
-    pub calm_period_s: u64,
-    /// `window_s = 10`: the renders the p99 is computed over.
-    #[serde(deserialize_with = "crate::config::bounded::window_s")]
-    pub window_s: u64,
-}
-
-impl Default for ModeSettings {
-    fn default() -> Self {
-        Self {
-            p99_objective_ms: 250,
-            busy_fraction: 0.8,
-            calm_period_s: 60,
-            window_s: 10,
-        }
-    }
-}
+use crate::config::ModeSettings;
 
 /// Renders a p99 is not judged on fewer than: a handful of slow requests on an idle
 /// instance is not an incident.
@@ -105,7 +78,7 @@ pub struct FleetMode {
     current: AtomicU8,
     state: Mutex<State>,
     latencies: Mutex<VecDeque<(Instant, Duration)>>,
-    shed: AtomicU64,
+    /// The render limit: its places taken and the requests it shed are signals.
     admission: Arc<Admission>,
 }
 
@@ -129,11 +102,7 @@ impl FleetMode {
                 last_signals: Signals::default(),
             }),
             latencies: Mutex::new(VecDeque::new()),
-            shed: AtomicU64::new(0),
-            admission: Arc::new(Admission {
-                in_flight: AtomicUsize::new(0),
-                max: max_in_flight,
-            }),
+            admission: Admission::new(max_in_flight),
         }
     }
 
@@ -159,11 +128,6 @@ impl FleetMode {
         l.push_back((Instant::now(), elapsed));
     }
 
-    /// Record a request shed by the admission limit.
-    pub fn record_shed(&self) {
-        self.shed.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// An operator's floor: the mode stays at least `mode` until cleared with `None`.
     pub fn set_operator(&self, mode: Option<Mode>, now: Instant) -> Option<Change> {
         let mut state = lock(&self.state);
@@ -176,9 +140,9 @@ impl FleetMode {
     pub fn look(&self, open_breakers: usize, now: Instant) -> Option<Change> {
         let signals = Signals {
             in_flight: self.admission.in_flight(),
-            max_in_flight: self.admission.max,
+            max_in_flight: self.admission.max(),
             p99_ms: self.p99(now),
-            shed_since_last_look: self.shed.swap(0, Ordering::Relaxed),
+            shed_since_last_look: self.admission.take_shed(),
             open_breakers,
         };
         let wanted = signals.mode(&self.settings);
@@ -239,48 +203,6 @@ impl FleetMode {
     }
 }
 
-/// The concurrency limit on page renders: past it a request is shed at once (503 with
-/// `Retry-After`) rather than queued until it times out; the CDN then serves its
-/// stale copy.
-pub struct Admission {
-    in_flight: AtomicUsize,
-    max: usize,
-}
-
-impl Admission {
-    /// A place for one render, or `None` when all are taken.
-    pub fn try_enter(self: &Arc<Self>) -> Option<AdmissionGuard> {
-        let mut n = self.in_flight.load(Ordering::Relaxed);
-        loop {
-            if n >= self.max {
-                return None;
-            }
-            match self.in_flight.compare_exchange_weak(
-                n,
-                n + 1,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return Some(AdmissionGuard(self.clone())),
-                Err(now) => n = now,
-            }
-        }
-    }
-
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
-    }
-}
-
-/// Holds one render's place; gives it back when dropped.
-pub struct AdmissionGuard(Arc<Admission>);
-
-impl Drop for AdmissionGuard {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -337,7 +259,7 @@ mod tests {
     fn shedding_raises_at_once_and_calm_lowers_one_level_per_period() {
         let m = FleetMode::new(settings(), 10);
         let t0 = Instant::now();
-        m.record_shed();
+        m.admission().record_shed();
         assert_eq!(
             m.look(0, t0),
             Some(Change {
@@ -408,18 +330,5 @@ mod tests {
             Some(Mode::Incident)
         );
         assert_eq!(m.status().signals.p99_ms, Some(500));
-    }
-
-    #[test]
-    fn admission_sheds_past_the_limit_and_gives_places_back() {
-        let m = FleetMode::new(settings(), 2);
-        let a = m.admission().try_enter().expect("first");
-        let b = m.admission().try_enter().expect("second");
-        assert!(m.admission().try_enter().is_none());
-        assert_eq!(m.admission().in_flight(), 2);
-        drop(a);
-        let _c = m.admission().try_enter().expect("a place was given back");
-        drop(b);
-        assert_eq!(m.admission().in_flight(), 1);
     }
 }

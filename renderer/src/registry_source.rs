@@ -13,9 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use oberon_registry::{Channel, Index, Registry, RegistryError, Version};
 
+use crate::component_set::{self, Canary, ComponentSet, ComponentVersion};
 use crate::config::ConfigError;
 use crate::engine::ComponentEngine;
-use crate::registry::{self, Canary, ComponentSet, ComponentVersion};
+use crate::error::Side;
 
 /// How long a look at the index may take before the registry counts as unreachable.
 pub const INDEX_READ_TIMEOUT: Duration = Duration::from_secs(3);
@@ -45,6 +46,27 @@ pub struct RegistryStatus {
     pub last_contact_ms: Option<u64>,
     /// Why the last look or the last swap failed, if it did.
     pub last_error: Option<String>,
+    /// Whether `last_error` says the registry could not be read (cleared by the next
+    /// look that gets an answer) rather than that a generation was refused (kept until
+    /// a swap succeeds).
+    #[serde(skip)]
+    last_error_unreachable: bool,
+}
+
+/// Why the registry's index could not be read: the store's side (upstream), never a
+/// bad version. Nothing served changes; the next look tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexReadError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("no answer from {location} within {after:?}")]
+    Timeout { location: String, after: Duration },
+}
+
+impl IndexReadError {
+    pub fn side(&self) -> Side {
+        Side::Upstream
+    }
 }
 
 /// What a look at the registry found.
@@ -70,6 +92,7 @@ impl RegistrySource {
                 generation: 0,
                 last_contact_ms: None,
                 last_error: None,
+                last_error_unreachable: false,
             }),
             recent: Mutex::new(Vec::new()),
         }
@@ -113,7 +136,7 @@ impl RegistrySource {
         engine: &ComponentEngine,
         generation: u64,
         current: &ComponentSet,
-    ) -> Result<Look, String> {
+    ) -> Result<Look, IndexReadError> {
         let index = match self.read_index(generation).await {
             Ok(None) => {
                 self.contact();
@@ -124,6 +147,7 @@ impl RegistrySource {
                 self.update(|s| {
                     s.reachable = false;
                     s.last_error = Some(format!("cannot read the registry: {e}"));
+                    s.last_error_unreachable = true;
                 });
                 return Err(e);
             }
@@ -144,13 +168,14 @@ impl RegistrySource {
                 s.generation = generation;
             }
             s.last_error = error;
+            s.last_error_unreachable = false;
         });
     }
 
     /// The index if newer than `generation` (0: whatever it is), within
     /// [`INDEX_READ_TIMEOUT`]: a store that does not answer is unreachable now, not
     /// after the object store client's minutes of retries.
-    async fn read_index(&self, generation: u64) -> Result<Option<Index>, String> {
+    async fn read_index(&self, generation: u64) -> Result<Option<Index>, IndexReadError> {
         let read = async {
             if generation == 0 {
                 self.registry.index().await.map(Some)
@@ -159,11 +184,11 @@ impl RegistrySource {
             }
         };
         match tokio::time::timeout(INDEX_READ_TIMEOUT, read).await {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(_) => Err(format!(
-                "no answer from {} within {INDEX_READ_TIMEOUT:?}",
-                self.registry.location()
-            )),
+            Ok(result) => Ok(result?),
+            Err(_) => Err(IndexReadError::Timeout {
+                location: self.registry.location(),
+                after: INDEX_READ_TIMEOUT,
+            }),
         }
     }
 
@@ -174,8 +199,9 @@ impl RegistrySource {
         self.update(|s| {
             s.reachable = true;
             s.last_contact_ms = Some(now);
-            if s.last_error.as_deref().is_some_and(unreachable_text) {
+            if s.last_error_unreachable {
                 s.last_error = None;
+                s.last_error_unreachable = false;
             }
         });
     }
@@ -267,9 +293,9 @@ impl RegistrySource {
             )
         })?;
         let loaded =
-            registry::load_artifact(engine, name, version, &artifact.wasm, &artifact.assets)
+            component_set::load_artifact(engine, name, version, &artifact.wasm, &artifact.assets)
                 .await
-                .map_err(|e| (self.error(e), false))?;
+                .map_err(|e| (self.error(e.to_string()), false))?;
         tracing::info!(component = %name, %version, hash = %loaded.hash, "loaded component version from the registry");
         let loaded = Arc::new(loaded);
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -279,8 +305,4 @@ impl RegistrySource {
         }
         Ok(loaded)
     }
-}
-
-fn unreachable_text(e: &str) -> bool {
-    e.starts_with("cannot read the registry")
 }

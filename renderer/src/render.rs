@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use tracing::Instrument;
 
 use crate::bus::BusSnapshot;
 use crate::cache::{self, PageFacts};
@@ -138,8 +139,25 @@ impl Renderer {
         self.reply_inner(path, query, request, None).await
     }
 
+    /// The request's span: every line logged about the request, while it renders and
+    /// while its body streams, carries its id from here.
     async fn reply_inner(
         self: &Arc<Self>,
+        path: &str,
+        query: Option<&str>,
+        request: &HeaderMap,
+        given: Option<Vec<(Arc<str>, Arc<str>)>>,
+    ) -> PageReply {
+        let request_id = request_id(request);
+        let span = tracing::info_span!("page", request_id = %request_id);
+        self.reply_in(request_id, path, query, request, given)
+            .instrument(span)
+            .await
+    }
+
+    async fn reply_in(
+        self: &Arc<Self>,
+        request_id: Arc<str>,
         path: &str,
         query: Option<&str>,
         request: &HeaderMap,
@@ -149,7 +167,9 @@ impl Renderer {
         let Some(target) = self.match_page(path) else {
             return simple(StatusCode::NOT_FOUND, "not found\n");
         };
-        let (ctx, assertion) = self.identify(&target, path, query, request).await;
+        let (ctx, assertion) = self
+            .identify(&target, request_id, path, query, request)
+            .await;
         let credentials = request.contains_key(header::AUTHORIZATION)
             || request.contains_key(header::COOKIE)
             || ctx.user.is_some();
@@ -163,9 +183,9 @@ impl Renderer {
             started,
         );
         run.until_critical().await;
-        if let Some(reason) = run.critical_failure() {
+        if let Some((slot, reason)) = run.critical_failure() {
             let page = run.target.page();
-            tracing::error!(route = %page.route, team = %page.team, request_id = %run.ctx.request_id, "critical component failed: {reason}");
+            tracing::error!(route = %page.route, team = %page.team, side = %reason.side(), "critical component failed: slot {slot}: {reason}");
             self.mode.record(started.elapsed());
             return simple(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -176,7 +196,8 @@ impl Renderer {
             run.until_end().await;
             return self.whole(run, credentials, request);
         }
-        self.streamed(run, credentials, request)
+        // The body goes on after this returns: it takes the request's span along.
+        self.streamed(run, credentials, request, tracing::Span::current())
     }
 
     /// Phase 1: the page and its variant. One draw per request, not per slot: the
@@ -207,11 +228,11 @@ impl Renderer {
     async fn identify(
         &self,
         target: &Target,
+        request_id: Arc<str>,
         path: &str,
         query: Option<&str>,
         request: &HeaderMap,
     ) -> (RequestContext, Option<Arc<Delegable>>) {
-        let request_id = request_id(request);
         let (user, assertion) = self.user_of(request, &request_id).await;
         let ctx = RequestContext {
             path: path.to_string(),
@@ -272,14 +293,7 @@ impl Renderer {
         if let Ok(v) = HeaderValue::from_str(&timing) {
             headers.insert("server-timing", v);
         }
-        self.finished(
-            target,
-            settled.started,
-            &settled.ctx.request_id,
-            partial,
-            false,
-            facts.mode,
-        );
+        self.finished(target, settled.started, partial, false, facts.mode);
         if decided.not_modified {
             return PageReply {
                 status: StatusCode::NOT_MODIFIED,
@@ -299,7 +313,13 @@ impl Renderer {
     /// so far; partial, since a pending slot may yet fall back), no ETag; the body
     /// follows as the slots render. A later answer less cacheable than promised is
     /// dropped from this render.
-    fn streamed(&self, mut run: PageRun, credentials: bool, request: &HeaderMap) -> PageReply {
+    fn streamed(
+        &self,
+        mut run: PageRun,
+        credentials: bool,
+        request: &HeaderMap,
+        span: tracing::Span,
+    ) -> PageReply {
         let variant = run.target.variant();
         let class = variant
             .slots
@@ -322,7 +342,12 @@ impl Renderer {
         PageReply {
             status: StatusCode::OK,
             headers,
-            body: ReplyBody::Stream(Box::new(PageStream { run, next: 0, mode })),
+            body: ReplyBody::Stream(Box::new(PageStream {
+                run,
+                next: 0,
+                mode,
+                span,
+            })),
         }
     }
 
@@ -360,7 +385,6 @@ impl Renderer {
         &self,
         target: &Target,
         started: Instant,
-        request_id: &str,
         partial: bool,
         streamed: bool,
         mode: cache::Mode,
@@ -380,12 +404,12 @@ impl Renderer {
         // stream) at info. Every fallback and late source has its own warning anyway.
         if partial || streamed {
             tracing::info!(
-                route = %page.route, team = %page.team, request_id, partial, streamed,
+                route = %page.route, team = %page.team, partial, streamed,
                 canary, %mode, elapsed_us = elapsed.as_micros() as u64, "page rendered"
             );
         } else {
             tracing::debug!(
-                route = %page.route, team = %page.team, request_id,
+                route = %page.route, team = %page.team,
                 canary, %mode, elapsed_us = elapsed.as_micros() as u64, "page rendered"
             );
         }
@@ -403,7 +427,6 @@ impl Renderer {
         };
         let Some(verifier) = &self.identity else {
             tracing::warn!(
-                request_id,
                 "identity assertion ignored: the renderer has no gateway keys (--identity-jwks)"
             );
             return (None, None);
@@ -421,10 +444,7 @@ impl Renderer {
                 }),
             ),
             Err(e) => {
-                tracing::warn!(
-                    request_id,
-                    "identity assertion refused, rendering anonymously: {e}"
-                );
+                tracing::warn!("identity assertion refused, rendering anonymously: {e}");
                 (None, None)
             }
         }
@@ -478,12 +498,19 @@ pub struct PageStream {
     next: usize,
     /// The mode the headers were decided in.
     mode: cache::Mode,
+    /// The request's span, entered again for each chunk.
+    span: tracing::Span,
 }
 
 impl PageStream {
     /// The next chunk of the body: everything ready now, or, when nothing is, what
     /// becomes ready next. `None` at the end.
     pub async fn next_chunk(&mut self) -> Option<String> {
+        let span = self.span.clone();
+        self.next_chunk_in_span().instrument(span).await
+    }
+
+    async fn next_chunk_in_span(&mut self) -> Option<String> {
         let mut out = String::new();
         loop {
             let target = &self.run.target;
@@ -525,7 +552,6 @@ impl PageStream {
         run.renderer.finished(
             &run.target,
             run.started,
-            &run.ctx.request_id,
             run.any_fell_back(),
             true,
             self.mode,

@@ -36,8 +36,8 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::bus::BusSnapshot;
 use crate::component::{Cacheability, ComponentMetadata, Fragment, RequestContext};
+use crate::component_set::ComponentVersion;
 use crate::engine::{ComponentEngine, LoadIdentity, RenderResult};
-use crate::registry::ComponentVersion;
 
 /// What an entry costs besides its strings: the entry, the key, moka's bookkeeping.
 const ENTRY_OVERHEAD_BYTES: usize = 256;
@@ -514,7 +514,7 @@ mod tests {
         let wasm = std::fs::read(oberon_test_artifacts::artifact(crate_name).wasm())
             .expect("built component");
         let version = oberon_registry::Version::new(1, 0, 0);
-        crate::registry::load_artifact(engine, name, &version, &wasm, &BTreeMap::new())
+        crate::component_set::load_artifact(engine, name, &version, &wasm, &BTreeMap::new())
             .await
             .expect("loads")
     }

@@ -6,20 +6,27 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::handler::Handler;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::StreamExt;
 use oberon_config::listen::ListenLimits;
+use tower::ServiceBuilder;
 
 use crate::cache::Mode;
 use crate::lifecycle::Renderer;
 use crate::render::ReplyBody;
 
 /// The renderer's routes: its own endpoints, component assets, and every other GET as
-/// a page.
+/// a page, behind the render limit.
 pub fn app(renderer: Arc<Renderer>) -> Router {
+    let pages = ServiceBuilder::new()
+        // Above the limit: a method no page answers neither takes a place nor is shed.
+        .layer(axum::middleware::from_fn(get_or_head))
+        .layer(renderer.mode().admission().layer());
     Router::new()
         .route(
             "/_oberon/livez",
@@ -29,7 +36,7 @@ pub fn app(renderer: Arc<Renderer>) -> Router {
         .route("/_oberon/status", get(status))
         .route("/_oberon/mode", get(mode).post(set_mode))
         .route("/assets/{component}/{hash}/{*path}", get(asset))
-        .fallback(page)
+        .fallback(page.layer(pages))
         .with_state(renderer)
 }
 
@@ -100,22 +107,10 @@ async fn mode(State(renderer): State<Arc<Renderer>>) -> Response {
 /// `{"mode": "normal" | "elevated" | "incident" | "auto"}`: an operator's floor for the
 /// mode (`auto` clears it). Answers the new status.
 async fn set_mode(
+    _: AdminBearer,
     State(renderer): State<Arc<Renderer>>,
-    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !token.is_some_and(|t| renderer.is_admin(t)) {
-        let mut response = (StatusCode::UNAUTHORIZED, "admin token required\n").into_response();
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"oberon-renderer\""),
-        );
-        return no_store(response);
-    }
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct SetMode {
@@ -125,7 +120,7 @@ async fn set_mode(
         .map_err(|e| e.to_string())
         .and_then(|m| match m.mode.as_str() {
             "auto" => Ok(None),
-            other => other.parse::<Mode>().map(Some),
+            other => other.parse::<Mode>().map(Some).map_err(|e| e.to_string()),
         });
     match wanted {
         Ok(floor) => {
@@ -142,6 +137,35 @@ async fn set_mode(
     }
 }
 
+/// The operator: a request with `Authorization: Bearer <admin token>`
+/// ([`Renderer::is_admin`]). Anyone else gets 401 with a `Bearer` challenge, before
+/// the body is read.
+pub struct AdminBearer;
+
+impl FromRequestParts<Arc<Renderer>> for AdminBearer {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        renderer: &Arc<Renderer>,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if token.is_some_and(|t| renderer.is_admin(t)) {
+            return Ok(AdminBearer);
+        }
+        let mut response = (StatusCode::UNAUTHORIZED, "admin token required\n").into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"oberon-renderer\""),
+        );
+        Err(no_store(response))
+    }
+}
+
 fn no_store(mut response: Response) -> Response {
     response
         .headers_mut()
@@ -149,7 +173,9 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-async fn page(State(renderer): State<Arc<Renderer>>, request: Request<Body>) -> Response {
+/// Pages are read-only: any other method is answered 405 here, before the render
+/// limit.
+async fn get_or_head(request: Request<Body>, next: Next) -> Response {
     let method = request.method();
     if method != Method::GET && method != Method::HEAD {
         let mut response = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
@@ -158,33 +184,19 @@ async fn page(State(renderer): State<Arc<Renderer>>, request: Request<Body>) -> 
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
-    // Shed at once past the limit: a quick 503 lets the CDN serve its stale copy,
-    // where queueing would only time out later.
-    let Some(place) = renderer.mode().admission().try_enter() else {
-        renderer.mode().record_shed();
-        let mut response = (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded, try again shortly\n",
-        )
-            .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return no_store(response);
-    };
+    next.run(request).await
+}
+
+/// A page. Its place under the render limit is taken and given back by the admission
+/// layer (a streamed body holds it until its last chunk).
+async fn page(State(renderer): State<Arc<Renderer>>, request: Request<Body>) -> Response {
     let uri = request.uri();
     let reply = renderer
         .reply(uri.path(), uri.query(), request.headers())
         .await;
     let body = match reply.body {
         ReplyBody::Whole(body) => Body::from(body),
-        // A streamed page holds its place until its last slot has rendered.
-        ReplyBody::Stream(stream) => {
-            Body::from_stream(stream.into_body_stream().map(move |chunk| {
-                let _holds = &place;
-                chunk
-            }))
-        }
+        ReplyBody::Stream(stream) => Body::from_stream(stream.into_body_stream()),
     };
     let mut response = (reply.status, body).into_response();
     response.headers_mut().extend(reply.headers);

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::component::{Cacheability, is_valid_topic};
+use crate::component_set::{ComponentSet, ComponentVersion};
 use crate::config::{
-    ConfigError, ConfigErrors, PageConfig, SiteConfig, parse_toml, read_site_config,
+    ConfigError, ConfigErrors, DataSourceConfig, PageConfig, SiteConfig, SlotConfig, parse_toml,
+    read_site_config,
 };
 use crate::data::UrlTemplate;
 use crate::layout::{Layouts, PageText, Skeleton};
 use crate::plan::{BusPlan, PlanSlot, plan};
-use crate::registry::{ComponentSet, ComponentVersion};
 use oberon_registry::{Channel, VersionReq};
 
 /// Topic seeded on every page with the request's path, parameters, query and locale.
@@ -303,36 +304,45 @@ impl Site {
     }
 }
 
+/// Why a page's route is not one the renderer can serve (the site author's to fix).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum RouteError {
+    #[error("a route must start with `/`")]
+    Relative,
+    #[error("paths under {0} are served by the renderer itself")]
+    Reserved(&'static str),
+    #[error("segment {0:?} must be a whole `{{name}}` parameter")]
+    UnclosedParameter(String),
+    #[error("parameter name {0:?} must be letters, digits or `_`")]
+    ParameterName(String),
+    #[error("segment {0:?} mixes text and a parameter")]
+    Mixed(String),
+}
+
 /// Route parameters of a pattern like `/events/{id}/{*rest}`, or why it is invalid.
-fn route_params(route: &str) -> Result<Vec<String>, String> {
+fn route_params(route: &str) -> Result<Vec<String>, RouteError> {
     if !route.starts_with('/') {
-        return Err("a route must start with `/`".into());
+        return Err(RouteError::Relative);
     }
     if let Some(prefix) = RESERVED_PREFIXES
         .iter()
         .find(|p| route.starts_with(*p) || route == p.trim_end_matches('/'))
     {
-        return Err(format!(
-            "paths under {prefix} are served by the renderer itself"
-        ));
+        return Err(RouteError::Reserved(*prefix));
     }
     let mut params = Vec::new();
     for segment in route.split('/') {
         if let Some(inner) = segment.strip_prefix('{') {
             let Some(name) = inner.strip_suffix('}') else {
-                return Err(format!(
-                    "segment {segment:?} must be a whole `{{name}}` parameter"
-                ));
+                return Err(RouteError::UnclosedParameter(segment.to_string()));
             };
             let name = name.strip_prefix('*').unwrap_or(name);
             if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Err(format!(
-                    "parameter name {name:?} must be letters, digits or `_`"
-                ));
+                return Err(RouteError::ParameterName(name.to_string()));
             }
             params.push(name.to_string());
         } else if segment.contains(['{', '}']) {
-            return Err(format!("segment {segment:?} mixes text and a parameter"));
+            return Err(RouteError::Mixed(segment.to_string()));
         }
     }
     Ok(params)
@@ -351,6 +361,20 @@ fn url_error_offset(file: &PageFile, url: &toml::Spanned<String>, offset: usize)
     }
 }
 
+/// Where an error in a page file is: `span` of the file's source, with `help`.
+fn error_at(
+    file: &PageFile,
+    span: std::ops::Range<usize>,
+    message: String,
+    help: String,
+) -> ConfigError {
+    ConfigError::new(&file.path, message)
+        .at(&file.source, span.start)
+        .help(help)
+}
+
+/// One page, whole: its route, layout, data sources, slots (stable and each canary
+/// share) and skeleton, every problem pushed to `errors` (all of a page's at once).
 fn build_page(
     source: &SiteSource,
     file: &PageFile,
@@ -358,92 +382,10 @@ fn build_page(
     errors: &mut Vec<ConfigError>,
 ) -> Option<Page> {
     let cfg = &file.config;
-    let at = |span: std::ops::Range<usize>, message: String, help: String| {
-        ConfigError::new(&file.path, message)
-            .at(&file.source, span.start)
-            .help(help)
-    };
     let before = errors.len();
     let limits = &source.config.limits;
-
-    let params = match route_params(cfg.route.get_ref()) {
-        Ok(p) => p,
-        Err(e) => {
-            errors.push(at(
-                cfg.route.span(),
-                format!("invalid route {:?}: {e}", cfg.route.get_ref()),
-                "routes look like `/events/{id}`".into(),
-            ));
-            Vec::new()
-        }
-    };
-    if !source.layouts.contains(cfg.layout.get_ref()) {
-        errors.push(at(
-            cfg.layout.span(),
-            format!("unknown layout {:?}", cfg.layout.get_ref()),
-            format!(
-                "use one of the site's layouts: {}",
-                source.layouts.names().join(", ")
-            ),
-        ));
-    }
-
-    let mut data = Vec::new();
-    let mut seeded: BTreeSet<Arc<str>> = BTreeSet::from([Arc::from(REQUEST_TOPIC)]);
-    for d in &cfg.data {
-        let topic = d.topic.get_ref();
-        if !is_valid_topic(topic) {
-            errors.push(at(
-                d.topic.span(),
-                format!("invalid topic name {topic:?}"),
-                "topics are 1 to 64 characters of a-z, 0-9, '-', '_' or '.'".into(),
-            ));
-            continue;
-        }
-        if !seeded.insert(Arc::from(topic.as_str())) {
-            errors.push(at(
-                d.topic.span(),
-                format!("topic {topic:?} is already provided on this page"),
-                format!("give this data source another topic (`{REQUEST_TOPIC}` is reserved)"),
-            ));
-            continue;
-        }
-        let url = UrlTemplate::parse(
-            d.url.get_ref(),
-            |b| source.config.bffs.get(b).cloned(),
-            &params,
-        );
-        let identity = match (d.identity, leading_bff(d.url.get_ref())) {
-            (false, _) => None,
-            (true, Some(bff)) => Some(Arc::from(bff)),
-            (true, None) => {
-                // +1: the span starts at the opening quote of the TOML string.
-                errors.push(at(
-                    d.url.span().start + 1..d.url.span().end,
-                    format!(
-                        "data source {topic:?} receives the user's identity, but its url does not start with a BFF"
-                    ),
-                    "start the url with `{bff.NAME}`: the user's assertion goes only to a BFF the gateway made it good for (NAME in its [delegates])".into(),
-                ));
-                None
-            }
-        };
-        match url {
-            Ok(url) => data.push(DataSource {
-                topic: Arc::from(topic.as_str()),
-                url,
-                deadline: Duration::from_millis(d.deadline_ms),
-                private: d.private,
-                identity,
-            }),
-            Err(e) => errors.push(
-                ConfigError::new(&file.path, e.message)
-                    .at(&file.source, url_error_offset(file, &d.url, e.offset))
-                    .help(e.help),
-            ),
-        }
-    }
-
+    let params = check_route_and_layout(source, file, errors);
+    let (data, seeded) = data_sources(source, file, &params, errors);
     let slots = bind_slots(
         source,
         file,
@@ -452,72 +394,14 @@ fn build_page(
         limits.component_deadline_ms,
         errors,
     );
-    if let Some(placed) = source.layouts.placed_slots(cfg.layout.get_ref()) {
-        for s in &cfg.slots {
-            if !placed.contains(s.name.get_ref()) {
-                errors.push(at(
-                    s.name.span(),
-                    format!(
-                        "layout {:?} does not place slot {:?}",
-                        cfg.layout.get_ref(),
-                        s.name.get_ref()
-                    ),
-                    format!(
-                        "add `{{{{ slots.{} }}}}` to the layout, or remove the slot",
-                        s.name.get_ref()
-                    ),
-                ));
-            }
-        }
-    }
+    check_slots_placed(source, file, errors);
     // Every problem of the page is reported at once: the slots' and the layout's.
     let slots = slots.filter(|_| errors.len() == before)?;
-    let mut variants = vec![plan_variant(file, &seeded, &data, 0, slots, errors)?];
-    // One variant per distinct canary share among this page's components: a request
-    // whose draw is under a share gets the canary of every component with at least
-    // that share, so a page is always one whole, planned and checked combination.
-    let shares: BTreeSet<u8> = cfg
-        .slots
-        .iter()
-        .filter_map(|s| components.canary.get(s.component.get_ref()))
-        .map(|c| c.percent)
-        .filter(|p| *p > 0)
-        .collect();
-    for share in shares {
-        let slots = bind_slots(
-            source,
-            file,
-            components,
-            Some(share),
-            limits.component_deadline_ms,
-            errors,
-        )?;
-        variants.push(plan_variant(file, &seeded, &data, share, slots, errors)?);
-    }
+    let variants = variants(source, file, components, &seeded, &data, slots, errors)?;
     if errors.len() > before {
         return None;
     }
-    let names: Vec<&str> = cfg
-        .slots
-        .iter()
-        .map(|s| s.name.get_ref().as_str())
-        .collect();
-    let text = PageText {
-        route: cfg.route.get_ref(),
-        team: &cfg.team,
-        lang: &source.config.locale,
-    };
-    let skeleton = match source.layouts.skeleton(cfg.layout.get_ref(), text, &names) {
-        Ok(skeleton) => skeleton,
-        Err(e) => {
-            errors.push(at(
-                cfg.layout.span(),
-                format!("layout {:?} cannot be composed: {e}", cfg.layout.get_ref()),
-                "a layout is rendered once per page with holes for `slots.NAME`, `head` and `scripts`".into(),
-            ));
-            return None;
-        }
-    };
+    let skeleton = skeleton(source, file, errors)?;
     Some(Page {
         skeleton,
         route: cfg.route.get_ref().clone(),
@@ -537,6 +421,213 @@ fn build_page(
     })
 }
 
+/// The route's parameters (none if the route is invalid), and the layout checked to
+/// exist.
+fn check_route_and_layout(
+    source: &SiteSource,
+    file: &PageFile,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<String> {
+    let cfg = &file.config;
+    let params = match route_params(cfg.route.get_ref()) {
+        Ok(p) => p,
+        Err(e) => {
+            errors.push(error_at(
+                file,
+                cfg.route.span(),
+                format!("invalid route {:?}: {e}", cfg.route.get_ref()),
+                "routes look like `/events/{id}`".into(),
+            ));
+            Vec::new()
+        }
+    };
+    if !source.layouts.contains(cfg.layout.get_ref()) {
+        errors.push(error_at(
+            file,
+            cfg.layout.span(),
+            format!("unknown layout {:?}", cfg.layout.get_ref()),
+            format!(
+                "use one of the site's layouts: {}",
+                source.layouts.names().join(", ")
+            ),
+        ));
+    }
+    params
+}
+
+/// The page's data sources, and every topic seeded before components run (theirs and
+/// `request`).
+fn data_sources(
+    source: &SiteSource,
+    file: &PageFile,
+    params: &[String],
+    errors: &mut Vec<ConfigError>,
+) -> (Vec<DataSource>, BTreeSet<Arc<str>>) {
+    let mut data = Vec::new();
+    let mut seeded: BTreeSet<Arc<str>> = BTreeSet::from([Arc::from(REQUEST_TOPIC)]);
+    for d in &file.config.data {
+        let topic = d.topic.get_ref();
+        if !is_valid_topic(topic) {
+            errors.push(error_at(
+                file,
+                d.topic.span(),
+                format!("invalid topic name {topic:?}"),
+                "topics are 1 to 64 characters of a-z, 0-9, '-', '_' or '.'".into(),
+            ));
+            continue;
+        }
+        if !seeded.insert(Arc::from(topic.as_str())) {
+            errors.push(error_at(
+                file,
+                d.topic.span(),
+                format!("topic {topic:?} is already provided on this page"),
+                format!("give this data source another topic (`{REQUEST_TOPIC}` is reserved)"),
+            ));
+            continue;
+        }
+        if let Some(source) = data_source(source, file, d, params, errors) {
+            data.push(source);
+        }
+    }
+    (data, seeded)
+}
+
+/// One data source: its URL template parsed, and to whom it passes the user.
+fn data_source(
+    source: &SiteSource,
+    file: &PageFile,
+    d: &DataSourceConfig,
+    params: &[String],
+    errors: &mut Vec<ConfigError>,
+) -> Option<DataSource> {
+    let topic = d.topic.get_ref();
+    let url = UrlTemplate::parse(
+        d.url.get_ref(),
+        |b| source.config.bffs.get(b).cloned(),
+        params,
+    );
+    let identity = match (d.identity, leading_bff(d.url.get_ref())) {
+        (false, _) => None,
+        (true, Some(bff)) => Some(Arc::from(bff)),
+        (true, None) => {
+            // +1: the span starts at the opening quote of the TOML string.
+            errors.push(error_at(
+                file,
+                d.url.span().start + 1..d.url.span().end,
+                format!(
+                    "data source {topic:?} receives the user's identity, but its url does not start with a BFF"
+                ),
+                "start the url with `{bff.NAME}`: the user's assertion goes only to a BFF the gateway made it good for (NAME in its [delegates])".into(),
+            ));
+            None
+        }
+    };
+    match url {
+        Ok(url) => Some(DataSource {
+            topic: Arc::from(topic.as_str()),
+            url,
+            deadline: Duration::from_millis(d.deadline_ms),
+            private: d.private,
+            identity,
+        }),
+        Err(e) => {
+            errors.push(
+                ConfigError::new(&file.path, e.message)
+                    .at(&file.source, url_error_offset(file, &d.url, e.offset))
+                    .help(e.help),
+            );
+            None
+        }
+    }
+}
+
+/// Every slot of the page is placed by its layout.
+fn check_slots_placed(source: &SiteSource, file: &PageFile, errors: &mut Vec<ConfigError>) {
+    let cfg = &file.config;
+    let Some(placed) = source.layouts.placed_slots(cfg.layout.get_ref()) else {
+        return;
+    };
+    for s in &cfg.slots {
+        if !placed.contains(s.name.get_ref()) {
+            errors.push(error_at(
+                file,
+                s.name.span(),
+                format!(
+                    "layout {:?} does not place slot {:?}",
+                    cfg.layout.get_ref(),
+                    s.name.get_ref()
+                ),
+                format!(
+                    "add `{{{{ slots.{} }}}}` to the layout, or remove the slot",
+                    s.name.get_ref()
+                ),
+            ));
+        }
+    }
+}
+
+/// The page's variants: all stable (from `stable`, the slots already bound), then one
+/// per distinct canary share among its components. A request whose draw is under a
+/// share gets the canary of every component with at least that share, so a page is
+/// always one whole, planned and checked combination.
+fn variants(
+    source: &SiteSource,
+    file: &PageFile,
+    components: &ComponentSet,
+    seeded: &BTreeSet<Arc<str>>,
+    data: &[DataSource],
+    stable: Vec<Slot>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Vec<PageVariant>> {
+    let mut variants = vec![plan_variant(file, seeded, data, 0, stable, errors)?];
+    let shares: BTreeSet<u8> = (file.config.slots.iter())
+        .filter_map(|s| components.canary.get(s.component.get_ref()))
+        .map(|c| c.percent)
+        .filter(|p| *p > 0)
+        .collect();
+    for share in shares {
+        let slots = bind_slots(
+            source,
+            file,
+            components,
+            Some(share),
+            source.config.limits.component_deadline_ms,
+            errors,
+        )?;
+        variants.push(plan_variant(file, seeded, data, share, slots, errors)?);
+    }
+    Some(variants)
+}
+
+/// The page's layout rendered once, with holes.
+fn skeleton(
+    source: &SiteSource,
+    file: &PageFile,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Skeleton> {
+    let cfg = &file.config;
+    let names: Vec<&str> = (cfg.slots.iter())
+        .map(|s| s.name.get_ref().as_str())
+        .collect();
+    let text = PageText {
+        route: cfg.route.get_ref(),
+        team: &cfg.team,
+        lang: &source.config.locale,
+    };
+    match source.layouts.skeleton(cfg.layout.get_ref(), text, &names) {
+        Ok(skeleton) => Some(skeleton),
+        Err(e) => {
+            errors.push(error_at(
+                file,
+                cfg.layout.span(),
+                format!("layout {:?} cannot be composed: {e}", cfg.layout.get_ref()),
+                "a layout is rendered once per page with holes for `slots.NAME`, `head` and `scripts`".into(),
+            ));
+            None
+        }
+    }
+}
+
 /// The page's slots bound to versions: the stable ones, or (`canary_share`) the canary
 /// of every component whose canary share is at least that. Each version is checked
 /// against the slot's `version` requirement.
@@ -549,125 +640,32 @@ fn bind_slots(
     errors: &mut Vec<ConfigError>,
 ) -> Option<Vec<Slot>> {
     let before = errors.len();
-    let at = |span: std::ops::Range<usize>, message: String, help: String| {
-        ConfigError::new(&file.path, message)
-            .at(&file.source, span.start)
-            .help(help)
-    };
-    let from_registry = components.all().any(|v| v.version.is_some());
-    let where_ = if from_registry {
-        "the registry (`oberon component deploy`)".to_string()
-    } else {
-        source.components_dir().display().to_string()
-    };
     let mut slots = Vec::new();
     let mut names = HashSet::new();
     for s in &file.config.slots {
         let name = s.name.get_ref();
         if canary_share.is_none() && !names.insert(name.clone()) {
-            errors.push(at(
+            errors.push(error_at(
+                file,
                 s.name.span(),
                 format!("slot {name:?} appears twice"),
                 "give each slot its own name".into(),
             ));
         }
-        let canary = canary_share.and_then(|share| {
-            components
-                .canary
-                .get(s.component.get_ref())
-                .filter(|c| c.percent >= share)
-        });
-        let (component, channel) = match canary {
-            Some(c) => (&c.version, Channel::Canary),
-            None => match components.get(s.component.get_ref()) {
-                Some(v) => (v, Channel::Stable),
-                None => {
-                    let known: Vec<&str> = components.by_name.keys().map(String::as_str).collect();
-                    errors.push(at(
-                        s.component.span(),
-                        format!(
-                            "unknown component {:?} in slot {name:?}",
-                            s.component.get_ref()
-                        ),
-                        format!(
-                            "deploy it to {where_}, or use one of: {}",
-                            if known.is_empty() {
-                                "(no components loaded)".into()
-                            } else {
-                                known.join(", ")
-                            }
-                        ),
-                    ));
-                    continue;
-                }
-            },
+        let Some((component, channel)) =
+            slot_version(source, file, components, s, canary_share, errors)
+        else {
+            continue;
         };
-        if let Some(requirement) = &s.version {
-            match VersionReq::parse(requirement.get_ref()) {
-                Err(e) => {
-                    if canary_share.is_none() {
-                        errors.push(at(
-                            requirement.span(),
-                            format!(
-                                "invalid version requirement {:?} in slot {name:?}: {e}",
-                                requirement.get_ref()
-                            ),
-                            "write a semver requirement, such as `version = \"^1.2\"`".into(),
-                        ));
-                    }
-                    continue;
-                }
-                Ok(req) => {
-                    if let Some(version) = component.version.as_ref().filter(|v| !req.matches(v)) {
-                        let refused = oberon_registry::RegistryError::RequirementNotMet {
-                            component: s.component.get_ref().clone(),
-                            channel,
-                            version: version.clone(),
-                            requirement: req,
-                        };
-                        errors.push(at(
-                            requirement.span(),
-                            format!("slot {name:?}: {refused}"),
-                            format!(
-                                "this page is not served with {channel} until it matches; roll {channel} back (`oberon component rollback`) or change `version` here"
-                            ),
-                        ));
-                        continue;
-                    }
-                }
-            }
+        if !meets_requirement(file, s, component, channel, canary_share, errors) {
+            continue;
         }
+        let Some(reads) = slot_reads(file, s, component, errors) else {
+            continue;
+        };
         let props = match &s.props {
             Some(table) => serde_json::to_string(table).unwrap_or_else(|_| "{}".into()),
             None => "{}".into(),
-        };
-        let subscribes = &component.component.metadata().subscribes;
-        let reads = match &s.reads {
-            None => None,
-            Some(reads) => {
-                let unknown: Vec<&String> = (reads.get_ref().iter())
-                    .filter(|t| !subscribes.contains(t.as_str()))
-                    .collect();
-                if !unknown.is_empty() {
-                    let declared: Vec<&str> = subscribes.iter().map(|t| &**t).collect();
-                    errors.push(at(
-                        reads.span(),
-                        format!(
-                            "slot {name:?} reads {unknown:?}, which component {:?} does not subscribe to",
-                            s.component.get_ref()
-                        ),
-                        format!("`reads` narrows the component's subscriptions: {declared:?}"),
-                    ));
-                    continue;
-                }
-                Some(
-                    reads
-                        .get_ref()
-                        .iter()
-                        .map(|t| Arc::from(t.as_str()))
-                        .collect(),
-                )
-            }
         };
         slots.push(Slot {
             name: name.clone(),
@@ -682,6 +680,144 @@ fn bind_slots(
         });
     }
     (errors.len() == before).then_some(slots)
+}
+
+/// The version slot `s` gets: its component's canary when `canary_share` calls for
+/// it, else the stable version; `None` (and an error) for an unknown component.
+fn slot_version<'a>(
+    source: &SiteSource,
+    file: &PageFile,
+    components: &'a ComponentSet,
+    s: &SlotConfig,
+    canary_share: Option<u8>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<(&'a Arc<ComponentVersion>, Channel)> {
+    let canary = canary_share.and_then(|share| {
+        components
+            .canary
+            .get(s.component.get_ref())
+            .filter(|c| c.percent >= share)
+    });
+    if let Some(c) = canary {
+        return Some((&c.version, Channel::Canary));
+    }
+    if let Some(v) = components.get(s.component.get_ref()) {
+        return Some((v, Channel::Stable));
+    }
+    let from_registry = components.all().any(|v| v.version.is_some());
+    let where_ = if from_registry {
+        "the registry (`oberon component deploy`)".to_string()
+    } else {
+        source.components_dir().display().to_string()
+    };
+    let known: Vec<&str> = components.by_name.keys().map(String::as_str).collect();
+    errors.push(error_at(
+        file,
+        s.component.span(),
+        format!(
+            "unknown component {:?} in slot {:?}",
+            s.component.get_ref(),
+            s.name.get_ref()
+        ),
+        format!(
+            "deploy it to {where_}, or use one of: {}",
+            if known.is_empty() {
+                "(no components loaded)".into()
+            } else {
+                known.join(", ")
+            }
+        ),
+    ));
+    None
+}
+
+/// Whether `component` (from `channel`) satisfies slot `s`'s `version` requirement,
+/// if it has one; an error when not, or when the requirement does not parse (reported
+/// once, for the stable binding).
+fn meets_requirement(
+    file: &PageFile,
+    s: &SlotConfig,
+    component: &ComponentVersion,
+    channel: Channel,
+    canary_share: Option<u8>,
+    errors: &mut Vec<ConfigError>,
+) -> bool {
+    let Some(requirement) = &s.version else {
+        return true;
+    };
+    let name = s.name.get_ref();
+    let req = match VersionReq::parse(requirement.get_ref()) {
+        Ok(req) => req,
+        Err(e) => {
+            if canary_share.is_none() {
+                errors.push(error_at(
+                    file,
+                    requirement.span(),
+                    format!(
+                        "invalid version requirement {:?} in slot {name:?}: {e}",
+                        requirement.get_ref()
+                    ),
+                    "write a semver requirement, such as `version = \"^1.2\"`".into(),
+                ));
+            }
+            return false;
+        }
+    };
+    let Some(version) = component.version.as_ref().filter(|v| !req.matches(v)) else {
+        return true;
+    };
+    let refused = oberon_registry::RegistryError::RequirementNotMet {
+        component: s.component.get_ref().clone(),
+        channel,
+        version: version.clone(),
+        requirement: req,
+    };
+    errors.push(error_at(
+        file,
+        requirement.span(),
+        format!("slot {name:?}: {refused}"),
+        format!(
+            "this page is not served with {channel} until it matches; roll {channel} back (`oberon component rollback`) or change `version` here"
+        ),
+    ));
+    false
+}
+
+/// The topics slot `s` reads: `Some(None)` for all its component subscribes to,
+/// `Some(Some(topics))` for its `reads`; `None` (and an error) when `reads` names a
+/// topic the component does not subscribe to.
+fn slot_reads(
+    file: &PageFile,
+    s: &SlotConfig,
+    component: &ComponentVersion,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Option<BTreeSet<Arc<str>>>> {
+    let Some(reads) = &s.reads else {
+        return Some(None);
+    };
+    let subscribes = &component.component.metadata().subscribes;
+    let unknown: Vec<&String> = (reads.get_ref().iter())
+        .filter(|t| !subscribes.contains(t.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        let declared: Vec<&str> = subscribes.iter().map(|t| &**t).collect();
+        errors.push(error_at(
+            file,
+            reads.span(),
+            format!(
+                "slot {:?} reads {unknown:?}, which component {:?} does not subscribe to",
+                s.name.get_ref(),
+                s.component.get_ref()
+            ),
+            format!("`reads` narrows the component's subscriptions: {declared:?}"),
+        ));
+        return None;
+    }
+    Some(Some(
+        (reads.get_ref().iter())
+            .map(|t| Arc::from(t.as_str()))
+            .collect(),
+    ))
 }
 
 /// Plan the bus of one combination of versions.
@@ -770,17 +906,10 @@ mod tests {
     fn routes() {
         assert_eq!(route_params("/events/{id}").unwrap(), vec!["id"]);
         assert_eq!(route_params("/docs/{*rest}").unwrap(), vec!["rest"]);
-        assert!(route_params("events").unwrap_err().contains("start with"));
-        assert!(route_params("/e/x{id}").unwrap_err().contains("mixes"));
-        assert!(
-            route_params("/assets/x")
-                .unwrap_err()
-                .contains("renderer itself")
-        );
-        assert!(
-            route_params("/e/{i d}")
-                .unwrap_err()
-                .contains("parameter name")
-        );
+        let error = |route| route_params(route).unwrap_err().to_string();
+        assert!(error("events").contains("start with"));
+        assert!(error("/e/x{id}").contains("mixes"));
+        assert!(error("/assets/x").contains("renderer itself"));
+        assert!(error("/e/{i d}").contains("parameter name"));
     }
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
+use oberon_service::error_chain;
 
 use super::{Delegable, Target, seeded_bus};
 use crate::bus::BusSnapshot;
@@ -20,13 +21,36 @@ use crate::cache::Promise;
 use crate::component::{Cacheability, Fragment, RequestContext};
 use crate::data::DataError;
 use crate::data_client::{Fetched, Served};
-use crate::engine::RenderResult;
+use crate::engine::{ComponentError, RenderResult};
+use crate::error::Side;
 use crate::layout::Composition;
 use crate::lifecycle::Renderer;
 use crate::render_cache::Reuse;
 
 /// How one slot ended: its fragment, or why it fell back.
-pub(crate) type Outcome = Result<Fragment, String>;
+pub(crate) type Outcome = Result<Fragment, SlotFailure>;
+
+/// Why a slot fell back (or, if critical, made the page a 503).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SlotFailure {
+    /// The component failed: a trap, its deadline, an error it returned, no instance.
+    #[error(transparent)]
+    Component(#[from] ComponentError),
+    /// Nothing was left to run it. A planned page cannot get here (the plan orders
+    /// every wait), but a page must not hang if it did.
+    #[error("not run")]
+    NotRun,
+}
+
+impl SlotFailure {
+    /// A component's failure is upstream; a slot never run is the renderer's own.
+    pub(crate) fn side(&self) -> Side {
+        match self {
+            SlotFailure::Component(_) => Side::Upstream,
+            SlotFailure::NotRun => Side::Internal,
+        }
+    }
+}
 
 /// What one page's run is waiting for, and what has come.
 pub(crate) struct PageRun {
@@ -241,7 +265,7 @@ impl PageRun {
             // Nothing runs and nothing can start: whatever has not run never will (it
             // cannot happen with a planned page, but must not hang if it did).
             for outcome in self.outcomes.iter_mut().filter(|o| o.is_none()) {
-                *outcome = Some(Err("not run".into()));
+                *outcome = Some(Err(SlotFailure::NotRun));
             }
             return false;
         };
@@ -285,8 +309,9 @@ impl PageRun {
         let fetched = match result {
             Err(e) => {
                 tracing::warn!(
-                    route = %page.route, topic = %source.topic, url, request_id = %self.ctx.request_id,
-                    elapsed_ms = elapsed.as_millis() as u64, "data source left its topic absent: {e}"
+                    route = %page.route, topic = %source.topic, url,
+                    side = %e.side(), elapsed_ms = elapsed.as_millis() as u64,
+                    "data source left its topic absent: {}", error_chain(&e)
                 );
                 return;
             }
@@ -294,7 +319,7 @@ impl PageRun {
         };
         if fetched.served == Served::Stale {
             tracing::warn!(
-                route = %page.route, topic = %source.topic, url, request_id = %self.ctx.request_id,
+                route = %page.route, topic = %source.topic, url,
                 "data source answered from its stale-if-error copy"
             );
         }
@@ -302,7 +327,7 @@ impl PageRun {
             // The headers have left: a personal answer can never land in a page they
             // said a CDN may share.
             tracing::warn!(
-                route = %page.route, topic = %source.topic, url, request_id = %self.ctx.request_id,
+                route = %page.route, topic = %source.topic, url,
                 class = ?fetched.class,
                 "late data source answer dropped: less cacheable than the streamed page's headers promised"
             );
@@ -330,10 +355,10 @@ impl PageRun {
                 let slot = &self.target.variant().slots[i];
                 tracing::warn!(
                     route = %page.route, slot = %slot.name, critical = slot.critical,
-                    request_id = %self.ctx.request_id, elapsed_us = result.elapsed.as_micros() as u64,
+                    elapsed_us = result.elapsed.as_micros() as u64,
                     "component fell back: {e}"
                 );
-                Err(e.to_string())
+                Err(SlotFailure::Component(e))
             }
         };
         self.outcomes[i] = Some(outcome);
@@ -365,14 +390,14 @@ impl PageRun {
         while self.step().await {}
     }
 
-    /// Why the first critical slot that failed did, if one did.
-    pub(crate) fn critical_failure(&self) -> Option<String> {
+    /// The first critical slot that failed, by name, and why, if one did.
+    pub(crate) fn critical_failure(&self) -> Option<(&str, &SlotFailure)> {
         let slots = &self.target.variant().slots;
         slots
             .iter()
             .zip(&self.outcomes)
             .find_map(|(slot, outcome)| match outcome {
-                Some(Err(reason)) if slot.critical => Some(format!("slot {}: {reason}", slot.name)),
+                Some(Err(reason)) if slot.critical => Some((&*slot.name, reason)),
                 _ => None,
             })
     }

@@ -62,7 +62,7 @@ impl TestSite {
     /// Install the component built from crate `crate_name` under the name `as_name`.
     pub fn install_as(&self, as_name: &str, crate_name: &str) {
         let artifact = oberon_test_artifacts::artifact(crate_name);
-        oberon_renderer::registry::install(
+        oberon_renderer::component_set::install(
             &self.path().join("components"),
             as_name,
             artifact.wasm(),

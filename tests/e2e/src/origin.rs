@@ -485,7 +485,7 @@ fallback = ""
 /// Deploy the component built from `crate_name` as `name` (into a running site too).
 pub fn install(components: &Path, name: &str, crate_name: &str) {
     let artifact = oberon_test_artifacts::artifact(crate_name);
-    oberon_renderer::registry::install(
+    oberon_renderer::component_set::install(
         components,
         name,
         artifact.wasm(),

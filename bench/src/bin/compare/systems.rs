@@ -61,7 +61,7 @@ pub fn oberon_site(
         std::fs::create_dir_all(dir.join(sub))?;
     }
     let artifact = oberon_test_artifacts::artifact("bench-part");
-    oberon_renderer::registry::install(
+    oberon_renderer::component_set::install(
         &dir.join("components"),
         "bench-part",
         artifact.wasm(),

@@ -1,11 +1,16 @@
-//! Loading component versions from a directory, and noticing when they change.
+//! The component versions a site is built from: a [`ComponentSet`] (the stable
+//! [`ComponentVersion`] of each component, and the [`Canary`] of those that have one),
+//! each version with its client [`Asset`]s held in memory.
 //!
-//! Layout: `<dir>/<name>/component.wasm`, with the client assets that `describe`
-//! declares under `<dir>/<name>/assets/`. Each version is identified by the SHA-256 of
-//! its `.wasm`; its assets are read into memory with it, so a version and its assets
-//! are swapped together and asset URLs (which carry the hash) are immutable. Versions
-//! from a registry (with channels) are loaded by [`crate::registry_source`] into the
-//! same types.
+//! Versions come from a directory, loaded and watched here, or from a registry,
+//! fetched by [`crate::registry_source`] and turned into versions by
+//! [`load_artifact`]. (This is not the registry: that is the `oberon_registry` crate.)
+//!
+//! Directory layout: `<dir>/<name>/component.wasm`, with the client assets that
+//! `describe` declares under `<dir>/<name>/assets/`. Each version is identified by the
+//! SHA-256 of its `.wasm`; its assets are read into memory with it, so a version and
+//! its assets are swapped together and asset URLs (which carry the hash) are
+//! immutable.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +20,7 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 
 use crate::config::ConfigError;
-use crate::engine::{ComponentEngine, LoadedComponent};
+use crate::engine::{ComponentEngine, LoadError, LoadedComponent};
 
 /// One client asset held in memory, with what serving it needs computed once.
 #[derive(Debug)]
@@ -317,6 +322,32 @@ fn copy_tree(src: &Path, dest: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Why a registry version's files do not make a version this renderer can serve.
+/// Always the version's own fault (the upstream's side, [`crate::error::Side`]): the
+/// same files fail the same way at every look, so the generation is refused, not
+/// retried.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("component {name} {version}: {error}")]
+    Load {
+        name: String,
+        version: oberon_registry::Version,
+        error: LoadError,
+    },
+    #[error("component {name} {version} describes itself as {declared:?}")]
+    Misnamed {
+        name: String,
+        version: oberon_registry::Version,
+        declared: Arc<str>,
+    },
+    #[error("component {name} {version} declares asset {path:?}, which the registry does not hold")]
+    MissingAsset {
+        name: String,
+        version: oberon_registry::Version,
+        path: String,
+    },
+}
+
 /// A version from the registry's files (already checked against their hashes):
 /// compiled (or taken from the code cache) and its assets held in memory.
 pub async fn load_artifact(
@@ -325,22 +356,30 @@ pub async fn load_artifact(
     version: &oberon_registry::Version,
     wasm: &[u8],
     files: &BTreeMap<String, bytes::Bytes>,
-) -> Result<ComponentVersion, String> {
+) -> Result<ComponentVersion, ArtifactError> {
     let hash = hex::encode(&Sha256::digest(wasm)[..8]);
     let component = engine
         .load(wasm)
         .await
-        .map_err(|e| format!("component {name} {version}: {e}"))?;
+        .map_err(|error| ArtifactError::Load {
+            name: name.to_string(),
+            version: version.clone(),
+            error,
+        })?;
     let declared = &component.metadata().name;
     if &**declared != name {
-        return Err(format!(
-            "component {name} {version} describes itself as {declared:?}"
-        ));
+        return Err(ArtifactError::Misnamed {
+            name: name.to_string(),
+            version: version.clone(),
+            declared: declared.clone(),
+        });
     }
     let mut assets = BTreeMap::new();
     for path in &component.metadata().assets {
-        let bytes = files.get(path).ok_or_else(|| {
-            format!("component {name} {version} declares asset {path:?}, which the registry does not hold")
+        let bytes = files.get(path).ok_or_else(|| ArtifactError::MissingAsset {
+            name: name.to_string(),
+            version: version.clone(),
+            path: path.clone(),
         })?;
         assets.insert(path.clone(), Arc::new(Asset::new(path, bytes.clone())));
     }
