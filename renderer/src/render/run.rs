@@ -103,7 +103,6 @@ pub(crate) struct Timings {
 /// A page whose every input has settled.
 pub(crate) struct Settled {
     pub target: Target,
-    pub ctx: Arc<RequestContext>,
     pub started: Instant,
     pub bus: Arc<BusSnapshot>,
     pub outcomes: Vec<Option<Outcome>>,
@@ -429,7 +428,6 @@ impl PageRun {
                 reused: self.reused,
             },
             target: self.target,
-            ctx: self.ctx,
             started: self.started,
             bus: self.bus,
             outcomes: self.outcomes,
