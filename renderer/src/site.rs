@@ -328,7 +328,7 @@ fn route_params(route: &str) -> Result<Vec<String>, RouteError> {
         .iter()
         .find(|p| route.starts_with(*p) || route == p.trim_end_matches('/'))
     {
-        return Err(RouteError::Reserved(*prefix));
+        return Err(RouteError::Reserved(prefix));
     }
     let mut params = Vec::new();
     for segment in route.split('/') {
