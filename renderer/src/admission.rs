@@ -9,15 +9,16 @@
 //! body holds its place until its last chunk has gone (or the client has gone).
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use axum::body::{Body, HttpBody as _};
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use tower::{Layer, Service};
 
 /// Places for renders, and the requests refused one since the mode last looked.
@@ -122,7 +123,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    type Future = AdmissionFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -131,10 +132,38 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let Some(place) = self.admission.try_enter() else {
             self.admission.record_shed();
-            return futures::future::ready(Ok(shed())).boxed();
+            return AdmissionFuture::Shed;
         };
-        let answer = self.inner.call(request);
-        async move { Ok(hold_while_rendering(answer.await?, place)) }.boxed()
+        AdmissionFuture::Admitted {
+            answer: self.inner.call(request),
+            place: Some(place),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of an [`AdmissionService`]: shed at once, or the inner service's
+    /// answer holding the place it was admitted to. Not boxed: it is on every page's
+    /// path.
+    #[project = AdmissionProjection]
+    pub enum AdmissionFuture<F> {
+        Shed,
+        Admitted { #[pin] answer: F, place: Option<AdmissionGuard> },
+    }
+}
+
+impl<F: Future<Output = Result<Response, Infallible>>> Future for AdmissionFuture<F> {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AdmissionProjection::Shed => Poll::Ready(Ok(shed())),
+            AdmissionProjection::Admitted { answer, place } => {
+                let response = ready!(answer.poll(cx))?;
+                let place = place.take().expect("polled after completion");
+                Poll::Ready(Ok(hold_while_rendering(response, place)))
+            }
+        }
     }
 }
 

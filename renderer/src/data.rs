@@ -157,10 +157,23 @@ fn has_dot_segment(url: &str) -> bool {
         .find('/')
         .map_or("", |slash| &after_scheme[slash..]);
     let path = path_and_more.split(['?', '#']).next().unwrap_or("");
-    path.split('/').any(|segment| {
-        let dots = segment.to_ascii_lowercase().replace("%2e", ".");
-        dots == "." || dots == ".."
-    })
+    path.split('/').any(is_dot_segment)
+}
+
+/// `.` or `..`, each dot written as itself or as `%2e`/`%2E`. Without allocating:
+/// this runs for every data source of every page.
+fn is_dot_segment(segment: &str) -> bool {
+    let mut rest = segment.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() && dots <= 2 {
+        rest = match rest {
+            [b'.', tail @ ..] => tail,
+            [b'%', b'2', b'e' | b'E', tail @ ..] => tail,
+            _ => return false,
+        };
+        dots += 1;
+    }
+    rest.is_empty() && (dots == 1 || dots == 2)
 }
 
 /// Append the value of `name` in `pairs` (empty when absent), percent-encoded.
@@ -281,6 +294,27 @@ mod tests {
     /// them, and `/v1/events/..` is `/v1/` to every URL parser (so is `%2E%2E`). A
     /// value that would be a whole dot segment is refused; in the query it is only a
     /// value.
+    #[test]
+    fn dot_segments_in_every_spelling() {
+        for dot in [".", "..", "%2e", "%2E", ".%2e", "%2E.", "%2e%2E"] {
+            assert!(is_dot_segment(dot), "{dot}");
+        }
+        for not in [
+            "",
+            "...",
+            "a",
+            ".a",
+            "%2e%2e%2e",
+            "%2",
+            "%2f",
+            "%2e%",
+            "..%2e",
+            "%3e",
+        ] {
+            assert!(!is_dot_segment(not), "{not}");
+        }
+    }
+
     #[test]
     fn a_value_never_makes_a_dot_segment() {
         let t = UrlTemplate::parse(

@@ -32,9 +32,14 @@ pub mod site;
 pub use lifecycle::{Renderer, RendererOptions, StartError};
 pub use render::{PageReply, PageResponse, ReplyBody};
 
-/// Install a `tracing` subscriber reading `RUST_LOG` (default `info`). For binaries.
+/// Install a `tracing` subscriber reading `RUST_LOG` (default `info`), writing to
+/// stdout: with colours on a terminal, plain text to a file or pipe. For binaries.
 pub fn init_tracing() {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal())
+        .try_init();
 }

@@ -328,6 +328,11 @@ impl Renderer {
         }
     }
 
+    /// The component engine: its instance pool's figures are in `/_oberon/status`.
+    pub fn engine(&self) -> &ComponentEngine {
+        &self.engine
+    }
+
     /// The render cache: its counters and size are in `/_oberon/status`.
     pub fn render_cache(&self) -> &RenderCache {
         &self.render_cache

@@ -7,14 +7,11 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
-use axum::handler::Handler;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
-use axum::middleware::Next;
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use oberon_config::listen::ListenLimits;
-use tower::ServiceBuilder;
 
 use crate::cache::Mode;
 use crate::lifecycle::Renderer;
@@ -23,10 +20,11 @@ use crate::render::ReplyBody;
 /// The renderer's routes: its own endpoints, component assets, and every other GET as
 /// a page, behind the render limit.
 pub fn app(renderer: Arc<Renderer>) -> Router {
-    let pages = ServiceBuilder::new()
-        // Above the limit: a method no page answers neither takes a place nor is shed.
-        .layer(axum::middleware::from_fn(get_or_head))
-        .layer(renderer.mode().admission().layer());
+    // A method no page answers is refused beside the limit: it neither takes a place
+    // nor is shed.
+    let pages = get(page)
+        .fallback(method_not_allowed)
+        .route_layer(renderer.mode().admission().layer());
     Router::new()
         .route(
             "/_oberon/livez",
@@ -36,7 +34,7 @@ pub fn app(renderer: Arc<Renderer>) -> Router {
         .route("/_oberon/status", get(status))
         .route("/_oberon/mode", get(mode).post(set_mode))
         .route("/assets/{component}/{hash}/{*path}", get(asset))
-        .fallback(page.layer(pages))
+        .fallback(pages)
         .with_state(renderer)
 }
 
@@ -89,6 +87,8 @@ async fn status(State(renderer): State<Arc<Renderer>>) -> Response {
         "mode": renderer.mode().status(),
         // Slots reused and rendered since start, and the cache's weighted size.
         "render_cache": renderer.render_cache().stats(),
+        // Component instances alive now, and what freed pool slots keep resident.
+        "instance_pool": renderer.engine().pool(),
         "data": {
             "breakers": data.breakers(),
             "stats": data.stats(),
@@ -173,18 +173,13 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-/// Pages are read-only: any other method is answered 405 here, before the render
-/// limit.
-async fn get_or_head(request: Request<Body>, next: Next) -> Response {
-    let method = request.method();
-    if method != Method::GET && method != Method::HEAD {
-        let mut response = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
-    }
-    next.run(request).await
+/// Pages are read-only: 405 for any method but GET and HEAD.
+async fn method_not_allowed() -> Response {
+    let mut response = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
 }
 
 /// A page. Its place under the render limit is taken and given back by the admission

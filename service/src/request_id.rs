@@ -19,16 +19,19 @@ pub fn is_valid(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
-/// A new id: 96 random bits as 24 lowercase hex digits.
+/// A new id: 96 random bits as 24 lowercase hex digits. From the thread's CSPRNG
+/// (seeded from the OS), not a system call per request: ids are made on every page's
+/// path.
 pub fn generate() -> String {
     use rand::RngCore;
-    use std::fmt::Write;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut bytes = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    bytes.iter().fold(String::with_capacity(24), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes
+        .iter()
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
+        .map(char::from)
+        .collect()
 }
 
 /// The valid id in `headers`, if there is one.

@@ -73,6 +73,7 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         .into_iter()
         .filter_map(|(name, pid, allowance)| Some((name, pid, allowance, stack::usage(pid)?)))
         .collect();
+    let accounts_start = stack.renderer_accounts().await;
 
     eprintln!(
         "soak: {:.1} min of load at {}/s with faults",
@@ -95,6 +96,7 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
             end: stack::usage(pid),
         })
         .collect();
+    let accounts_end = stack.renderer_accounts().await;
     let summary = Summary {
         recorder: &recorder,
         outcome: &outcome,
@@ -103,6 +105,12 @@ pub async fn run(args: Args) -> anyhow::Result<bool> {
         rate: args.rate,
     };
     summary.print();
+    let unknown = || "(no answer)".to_string();
+    println!(
+        "\nThe renderer's accounts of its memory, from /_oberon/status\n  after warm-up: {}\n  after the run: {}",
+        accounts_start.unwrap_or_else(unknown),
+        accounts_end.unwrap_or_else(unknown),
+    );
     let failures = summary.failures();
     println!(
         "\n{} after {:.1} min",

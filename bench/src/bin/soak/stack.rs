@@ -268,6 +268,28 @@ impl Stack {
         format!("http://{}", self.renderer)
     }
 
+    /// The renderer's own account of what holds its memory, from `/_oberon/status`:
+    /// the instance pool and the render cache. Beside its RSS it tells bounded slots
+    /// and caches filling from a leak. `None` if the renderer does not answer.
+    pub async fn renderer_accounts(&self) -> Option<String> {
+        let url = format!("{}/_oberon/status", self.renderer_url());
+        let status: serde_json::Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+        let (pool, cache) = (&status["instance_pool"], &status["render_cache"]);
+        let mib = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0) / (1 << 20) as f64;
+        Some(format!(
+            "instances in use {}, pool memories in use {} + {} freed, freed slots resident: \
+             memory {:.1} M, tables {:.1} M, stacks {:.1} M; render cache {} entries, {:.1} M",
+            pool["instances_in_use"],
+            pool["memories_in_use"],
+            pool["memories_unused_warm"],
+            mib(&pool["memory_bytes_resident_unused"]),
+            mib(&pool["table_bytes_resident_unused"]),
+            mib(&pool["stack_bytes_resident_unused"]),
+            cache["entries"],
+            mib(&cache["weighted_bytes"]),
+        ))
+    }
+
     pub fn log_dir(&self) -> &Path {
         self.scratch.path()
     }
