@@ -180,6 +180,24 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// CPU time (user and system) spent so far by `pid` and its descendants, from
+/// `/proc/*/stat`; `None` once `pid` is gone.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    // `/proc` counts in USER_HZ, which is 100 on every architecture Linux runs here.
+    const TICKS_PER_S: u64 = 100;
+    let ticks = |p: u32| -> Option<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        // After `pid (comm)`: state is the first field, utime the 12th, stime the 13th.
+        let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+        let utime: u64 = fields.next()?.parse().ok()?;
+        let stime: u64 = fields.next()?.parse().ok()?;
+        Some(utime + stime)
+    };
+    let own = ticks(pid)?;
+    let children: u64 = tree(pid).into_iter().skip(1).filter_map(ticks).sum();
+    Some(Duration::from_millis((own + children) * 1000 / TICKS_PER_S))
+}
+
 /// Open file descriptors of one process; `None` once it is gone.
 pub fn open_fds(pid: u32) -> Option<u64> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)

@@ -1,17 +1,22 @@
 //! HTTP: the renderer as an axum [`Router`], and [`serve`] over a listener the caller
 //! bound (so tests hand it port 0).
 
-use std::future::Future;
+use std::convert::Infallible;
+use std::future::{Future, Ready};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
+use axum::handler::Handler as _;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::future::Either;
 use oberon_config::listen::ListenLimits;
+use tower::Service;
 
 use crate::cache::Mode;
 use crate::lifecycle::Renderer;
@@ -20,11 +25,13 @@ use crate::render::ReplyBody;
 /// The renderer's routes: its own endpoints, component assets, and every other GET as
 /// a page, behind the render limit.
 pub fn app(renderer: Arc<Renderer>) -> Router {
-    // A method no page answers is refused beside the limit: it neither takes a place
-    // nor is shed.
-    let pages = get(page)
-        .fallback(method_not_allowed)
-        .route_layer(renderer.mode().admission().layer());
+    // A method no page answers is refused before the limit: it neither takes a place
+    // nor is shed. A service, not a `MethodRouter` as the fallback handler: that one
+    // is cloned and routed a second time for every page.
+    let pages = tower::ServiceBuilder::new()
+        .layer_fn(ReadOnly)
+        .layer(renderer.mode().admission().layer())
+        .service(page.with_state(renderer.clone()));
     Router::new()
         .route(
             "/_oberon/livez",
@@ -34,7 +41,7 @@ pub fn app(renderer: Arc<Renderer>) -> Router {
         .route("/_oberon/status", get(status))
         .route("/_oberon/mode", get(mode).post(set_mode))
         .route("/assets/{component}/{hash}/{*path}", get(asset))
-        .fallback(pages)
+        .fallback_service(pages)
         .with_state(renderer)
 }
 
@@ -173,13 +180,33 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-/// Pages are read-only: 405 for any method but GET and HEAD.
-async fn method_not_allowed() -> Response {
-    let mut response = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-    response
+/// Pages are read-only: 405 for any method but GET and HEAD, answered in front of
+/// the service it wraps (the render limit).
+#[derive(Clone)]
+struct ReadOnly<S>(S);
+
+impl<S> Service<Request<Body>> for ReadOnly<S>
+where
+    S: Service<Request<Body>, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if matches!(*request.method(), Method::GET | Method::HEAD) {
+            return Either::Right(self.0.call(request));
+        }
+        let mut response = (StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n").into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        Either::Left(std::future::ready(Ok(response)))
+    }
 }
 
 /// A page. Its place under the render limit is taken and given back by the admission

@@ -64,6 +64,11 @@ pub struct Args {
     /// The `oberon-renderer` binary (default: beside this one).
     #[arg(long)]
     pub renderer: Option<PathBuf>,
+    /// Another `oberon-renderer` binary (an earlier commit's, say) to measure beside
+    /// this one on the same site and load, as the system `oberon-baseline`, which is
+    /// then run right after `oberon`: a change's cost read within one run.
+    #[arg(long)]
+    pub baseline_renderer: Option<PathBuf>,
     /// Where to write the results document.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/RESULTS.md"))]
     pub results: PathBuf,
@@ -71,8 +76,8 @@ pub struct Args {
     /// and write the profile here (`perf report -i FILE --no-children`).
     #[arg(long)]
     pub perf_record: Option<PathBuf>,
-    /// Systems to run (limit, oberon, oberon-uncached, oberon-varied, podium, tailor),
-    /// comma-separated.
+    /// Systems to run (limit, oberon, oberon-uncached, oberon-varied, podium, tailor,
+    /// oberon-baseline), comma-separated.
     #[arg(
         long,
         default_value = "limit,oberon,oberon-uncached,oberon-varied,podium,tailor",

@@ -57,6 +57,9 @@ pub struct SystemResult {
     pub short_pages: usize,
     pub probe_pages: usize,
     pub peak_kib: u64,
+    /// The server's CPU time (user and system, its whole process tree) over the
+    /// measured load, per page served.
+    pub cpu_per_page: Option<Duration>,
     pub slow: Option<SlowCase>,
     pub critical: Option<SlowCase>,
     /// `perf report` by object, when `--perf-record` was given.
@@ -65,12 +68,20 @@ pub struct SystemResult {
 
 pub fn one_line(r: &SystemResult) -> String {
     format!(
-        "{}: {:.0} pages/s, p50 {}, p99 {}, peak {} MiB",
+        "{}: {:.0} pages/s, p50 {}, p99 {}, CPU per page {}, peak {} MiB",
         r.name,
         r.wrk.requests_per_s,
         ms(r.wrk.p50),
         ms(r.wrk.p99),
+        cpu(r.cpu_per_page),
         r.peak_kib / 1024
+    )
+}
+
+fn cpu(d: Option<Duration>) -> String {
+    d.map_or_else(
+        || "?".into(),
+        |d| format!("{:.1} µs", d.as_secs_f64() * 1e6),
     )
 }
 
@@ -270,11 +281,11 @@ impl Document<'_> {
         let _ = writeln!(out, "## Four-part page, {} connections\n", a.connections);
         let _ = writeln!(
             out,
-            "| system | pages/s | p50 | p99 | max | TTFB p50 | TTFB p99 | peak memory | page bytes | errors | probe pages not whole |"
+            "| system | pages/s | CPU per page | p50 | p99 | max | TTFB p50 | TTFB p99 | peak memory | page bytes | errors | probe pages not whole |"
         );
         let _ = writeln!(
             out,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for r in &self.results {
             let bytes = match r.fidelity {
@@ -285,9 +296,10 @@ impl Document<'_> {
             };
             let _ = writeln!(
                 out,
-                "| {} | {:.0} | {} | {} | {} | {} | {} | {:.1} MiB | {} | {} | {} of {} |",
+                "| {} | {:.0} | {} | {} | {} | {} | {} | {} | {:.1} MiB | {} | {} | {} of {} |",
                 label(&r.name),
                 r.wrk.requests_per_s,
+                cpu(r.cpu_per_page),
                 ms(r.wrk.p50),
                 ms(r.wrk.p99),
                 ms(r.wrk.max),
@@ -344,6 +356,21 @@ impl Document<'_> {
                     "| {} / static-bytes limit | {:.0} % | {target} | {verdict} |",
                     label(system),
                     ratio * 100.0,
+                );
+            }
+        }
+        // A change's cost: this renderer against the baseline's, both figures.
+        if let (Some(o), Some(b)) = (oberon, self.get("oberon-baseline")) {
+            let _ = writeln!(
+                out,
+                "| Oberon / baseline renderer throughput | {:.2}× | (reported) |  |",
+                o.wrk.requests_per_s / b.wrk.requests_per_s
+            );
+            if let (Some(oc), Some(bc)) = (o.cpu_per_page, b.cpu_per_page) {
+                let _ = writeln!(
+                    out,
+                    "| Oberon / baseline renderer CPU per page | {:.2}× | (reported) |  |",
+                    oc.as_secs_f64() / bc.as_secs_f64()
                 );
             }
         }
@@ -451,6 +478,7 @@ fn label(name: &str) -> &str {
         "oberon" => "Oberon",
         "oberon-uncached" => "Oberon, render cache off",
         "oberon-varied" => "Oberon, inputs new on every request",
+        "oberon-baseline" => "Oberon, baseline renderer",
         "podium" => "Podium",
         "tailor" => "Tailor",
         "limit" => "static bytes (limit)",
@@ -517,7 +545,12 @@ const NOTES: &str = "## How the comparison is made fair\n\n\
 - The load is a closed loop: with 50 connections always busy, latency is about 50 \
   divided by the throughput, so a p99 under 10 ms needs well over 5,000 pages/s.\n\
 - Peak memory is VmHWM from `/proc/PID/status`, summed over the server process and its \
-  descendants, read at the end of the system's turn (warm-up, load and slow pages).\n";
+  descendants, read at the end of the system's turn (warm-up, load and slow pages).\n\
+- CPU per page is the server's CPU time (user and system, from `/proc/PID/stat`, its \
+  whole process tree) over the measured load, divided by the pages it served then (wrk's \
+  and the probe's). The machine's speed of the moment moves it less than throughput: \
+  compare a change with `bench/run --baseline-renderer OLD-BINARY`, which measures the \
+  other renderer right after this one on the same site and load.\n";
 
 #[cfg(test)]
 mod tests {

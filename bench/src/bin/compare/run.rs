@@ -20,6 +20,15 @@ pub fn main(mut args: Args) -> anyhow::Result<()> {
         args.load_cpus.clear();
         args.server_cpus.clear();
     }
+    // A baseline renderer is measured right after this one, under the same conditions.
+    if args.baseline_renderer.is_some() && !args.systems.iter().any(|s| s == "oberon-baseline") {
+        let at = args
+            .systems
+            .iter()
+            .position(|s| s == "oberon")
+            .map_or(0, |i| i + 1);
+        args.systems.insert(at, "oberon-baseline".into());
+    }
     // Before the runtime starts, so that every thread of the harness (and the probe)
     // stays on the load generator's CPU.
     if let Some(cpus) = args.load_cpus() {
@@ -105,7 +114,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     // The parts' HTML and the page, as Oberon renders them: what every system serves.
     eprintln!("reading the page from Oberon");
     let (parts_html, page) = {
-        let mut oberon = systems::start_oberon(&paths, &site, args.server_cpus())?;
+        let mut oberon = systems::start_oberon(&paths, &paths.renderer, &site, args.server_cpus())?;
         wait_up(&mut oberon, "/_oberon/readyz", Duration::from_secs(60)).await?;
         let mut parts_html = Vec::new();
         for n in parts::numbers() {
@@ -154,8 +163,18 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             )?,
             // The same page three ways: its renders reused (the default), the render
             // cache off, and its inputs changing on every request (nothing reused).
-            "oberon" | "oberon-varied" => systems::start_oberon(&paths, &site, args.server_cpus())?,
-            "oberon-uncached" => systems::start_oberon(&paths, &uncached_site, args.server_cpus())?,
+            "oberon" | "oberon-varied" => {
+                systems::start_oberon(&paths, &paths.renderer, &site, args.server_cpus())?
+            }
+            "oberon-uncached" => {
+                systems::start_oberon(&paths, &paths.renderer, &uncached_site, args.server_cpus())?
+            }
+            "oberon-baseline" => {
+                let baseline = paths.baseline.as_deref().context(
+                    "oberon-baseline needs --baseline-renderer PATH (another oberon-renderer binary)",
+                )?;
+                systems::start_oberon(&paths, baseline, &site, args.server_cpus())?
+            }
             "podium" | "tailor" => {
                 let port = process::free_port()?;
                 let config = work.path().join(format!("{name}.json"));
@@ -175,7 +194,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
                 systems::start_node(name, script, &paths, &config, port, args.server_cpus())?
             }
             other => anyhow::bail!(
-                "unknown system {other:?}: use limit, oberon, oberon-uncached, oberon-varied, podium, tailor"
+                "unknown system {other:?}: use limit, oberon, oberon-uncached, oberon-varied, podium, tailor, oberon-baseline"
             ),
         };
         let script = (name == "oberon-varied").then_some(vary.as_path());
@@ -231,12 +250,22 @@ async fn measure(
 
     load.run(&url, args.warmup(), script).await?;
     let until = Instant::now() + args.duration();
+    let cpu_before = process::cpu_time(running.server.pid());
     let (wrk, probe) = tokio::join!(
         load.run(&url, args.duration(), script),
         probe::sample_until(&running.addr, "/bench", until)
     );
+    let cpu_after = process::cpu_time(running.server.pid());
     let (wrk, probe) = (wrk?, probe?);
     running.server.check_alive()?;
+    // The server's own CPU per page served: a figure the machine's speed of the moment
+    // moves less than throughput, and one that shows a cost even where the server is
+    // not the bottleneck.
+    let pages = wrk.requests + probe.len() as u64;
+    let cpu_per_page = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) if pages > 0 => Some(a.saturating_sub(b) / pages as u32),
+        _ => None,
+    };
     anyhow::ensure!(
         probe.iter().all(|s| s.status == 200),
         "{name}: the probe got answers other than 200 under load"
@@ -279,6 +308,7 @@ async fn measure(
         short_pages: probe.iter().filter(|s| s.bytes != first.body.len()).count(),
         probe_pages: probe.len(),
         peak_kib,
+        cpu_per_page,
         slow,
         critical,
         profile,
@@ -399,9 +429,13 @@ fn paths(args: &Args, work: &Path) -> anyhow::Result<Paths> {
     );
     let node = find("node").context("node is not installed (Node 20 or later)")?;
     find("wrk").context("wrk is not installed (apt-get install wrk)")?;
+    if let Some(b) = &args.baseline_renderer {
+        anyhow::ensure!(b.is_file(), "no baseline renderer at {}", b.display());
+    }
     Ok(Paths {
         peers: Path::new(env!("CARGO_MANIFEST_DIR")).join("peers"),
         renderer,
+        baseline: args.baseline_renderer.clone(),
         node,
         this_exe,
         work: work.to_path_buf(),

@@ -190,18 +190,25 @@ pub struct Paths {
     /// `bench/peers`: the Node peers' package and scripts.
     pub peers: PathBuf,
     pub renderer: PathBuf,
+    /// `--baseline-renderer`, if given.
+    pub baseline: Option<PathBuf>,
     pub node: PathBuf,
     pub this_exe: PathBuf,
     pub work: PathBuf,
 }
 
-pub fn start_oberon(paths: &Paths, site: &Path, cpus: Option<&str>) -> anyhow::Result<Running> {
+pub fn start_oberon(
+    paths: &Paths,
+    renderer: &Path,
+    site: &Path,
+    cpus: Option<&str>,
+) -> anyhow::Result<Running> {
     let port = free_port()?;
     let addr = format!("127.0.0.1:{port}");
     let server = Server::start(
         "oberon",
         cpus,
-        &paths.renderer,
+        renderer,
         &[
             "--site".into(),
             site.display().to_string(),
