@@ -6,7 +6,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use oberon_renderer::bus::BusSnapshot;
 use oberon_renderer::code_cache::{CacheStats, CodeCache};
-use oberon_renderer::component::RequestContext;
 use oberon_renderer::engine::{ComponentEngine, EngineLimits};
 
 fn engine(dir: &std::path::Path) -> ComponentEngine {
@@ -27,14 +26,7 @@ fn stats(engine: &ComponentEngine) -> CacheStats {
 /// Load and render once: the component from the cache must work, not just load.
 async fn load_and_render(engine: &ComponentEngine, wasm: &[u8]) -> String {
     let component = engine.load(wasm).await.expect("loads");
-    let ctx = RequestContext {
-        path: "/".into(),
-        params: vec![],
-        query: vec![],
-        locale: "en".into(),
-        user: None,
-        request_id: Arc::from("code-cache"),
-    };
+    let ctx = crate::support::bare_request("code-cache");
     let deadline = Instant::now() + Duration::from_secs(5);
     let result = engine
         .render(

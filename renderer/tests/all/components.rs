@@ -319,20 +319,12 @@ async fn each_failure_is_reported_as_its_kind() {
     use std::time::Instant;
 
     use oberon_renderer::bus::BusSnapshot;
-    use oberon_renderer::component::RequestContext;
     use oberon_renderer::engine::{ComponentEngine, ComponentError, EngineLimits};
 
     let engine = ComponentEngine::new(EngineLimits::default()).expect("engine");
     let wasm = std::fs::read(oberon_test_artifacts::artifact("misbehave").wasm()).expect("wasm");
     let component = engine.load(&wasm).await.expect("load");
-    let ctx = RequestContext {
-        path: "/".into(),
-        params: vec![],
-        query: vec![],
-        locale: "en".into(),
-        user: None,
-        request_id: Arc::from("t"),
-    };
+    let ctx = crate::support::bare_request("t");
     let bus = Arc::new(BusSnapshot::default());
     for (mode, expected) in [
         ("loop", "timeout"),
@@ -382,19 +374,11 @@ async fn new_versions_reuse_freed_slots_and_a_grown_guest_leaves_little_resident
     use std::time::Instant;
 
     use oberon_renderer::bus::BusSnapshot;
-    use oberon_renderer::component::RequestContext;
     use oberon_renderer::engine::{ComponentEngine, EngineLimits};
 
     let engine = ComponentEngine::new(EngineLimits::default()).expect("engine");
     let wasm = std::fs::read(oberon_test_artifacts::artifact("alloc-churn").wasm()).expect("wasm");
-    let ctx = RequestContext {
-        path: "/".into(),
-        params: vec![],
-        query: vec![],
-        locale: "en".into(),
-        user: None,
-        request_id: Arc::from("t"),
-    };
+    let ctx = crate::support::bare_request("t");
     let bus = Arc::new(BusSnapshot::default());
     let mut slots_after_first = None;
     for version in 0..6 {

@@ -286,6 +286,19 @@ pub async fn backend() -> String {
 }
 
 /// A URL on which nothing listens.
+/// A bare request for rendering a component directly (no page around it): `/`, in
+/// English, anonymous, with `request_id`.
+pub fn bare_request(request_id: &str) -> oberon_renderer::component::RequestContext {
+    oberon_renderer::component::RequestContext {
+        path: "/".into(),
+        params: vec![],
+        query: vec![],
+        locale: "en".into(),
+        user: None,
+        request_id: Arc::from(request_id),
+    }
+}
+
 pub fn dead_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
