@@ -599,7 +599,7 @@ mod tests {
             assert_ne!(d.key(7), key, "change {i} is in the key");
             assert!(!d.matches(&kept), "change {i} is checked on a hit");
         }
-        // A long value goes in as its own hash: one byte in it still changes the key.
+        // One byte changed in a long value changes the key.
         let long = "x".repeat(1000);
         let long_too = format!("{}y{}", &long[..500], &long[501..]);
         let (long_bus, long_too_bus, long_again) =
