@@ -30,12 +30,32 @@ pub enum TokenError {
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error("{0}")]
+    Expired(String),
+    #[error("{0}")]
+    BadSignature(String),
+    #[error("{0}")]
     Invalid(String),
     #[error("a token of type {typ:?} is not accepted as {presented}")]
     Type {
         typ: Option<String>,
         presented: Presented,
     },
+}
+
+impl TokenError {
+    /// The `auth` label of `oberon_gateway_requests_total` for a refused token.
+    pub fn auth_label(&self) -> &'static str {
+        match self {
+            TokenError::Malformed(_) => "malformed",
+            TokenError::UnknownIssuer(_) => "unknown_issuer",
+            TokenError::Algorithm { .. } => "bad_algorithm",
+            TokenError::Key(_) => "unknown_key",
+            TokenError::Expired(_) => "expired",
+            TokenError::BadSignature(_) => "bad_signature",
+            TokenError::Invalid(_) => "invalid",
+            TokenError::Type { .. } => "wrong_type",
+        }
+    }
 }
 
 /// How a token reached the gateway, which says what kind of token it must be.
@@ -148,6 +168,13 @@ pub struct Verified {
 }
 
 impl Issuers {
+    /// Each issuer's key-set fetches so far (for the metrics).
+    pub fn key_set_stats(&self) -> impl Iterator<Item = (&str, oberon_identity::KeySetStats)> {
+        self.by_name
+            .values()
+            .map(|issuer| (issuer.name.as_str(), issuer.keys.stats()))
+    }
+
     /// `jwks_overrides` replaces an issuer's `jwks_url` (by issuer name): for `oberon
     /// dev` and tests, whose identity providers listen on ports chosen at start.
     pub fn new(configs: &[IssuerConfig], jwks_overrides: &HashMap<String, String>) -> Self {
@@ -266,7 +293,14 @@ impl Issuers {
         };
         let key = issuer.keys.find(header.kid.as_deref(), header.alg).await?;
         let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(token, &key, validation)
-            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired(e.to_string()),
+                    ErrorKind::InvalidSignature => TokenError::BadSignature(e.to_string()),
+                    _ => TokenError::Invalid(e.to_string()),
+                }
+            })?;
         let claims = data.claims;
         let subject = match claims.get("sub") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),

@@ -26,6 +26,7 @@
 pub mod auth;
 pub mod config;
 pub mod devidp;
+pub mod metrics;
 pub mod origin;
 pub mod path;
 mod pipeline;
@@ -366,6 +367,24 @@ async fn jwks(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
 /// `shutdown` resolves, finishing requests in flight: within [`ListenLimits`], so a
 /// connection that sends its head slowly, or nothing, is closed at the header-read
 /// timeout.
+/// The ops port's routes: `GET /metrics`, in Prometheus's text format. Never behind
+/// the gateway's own routes: it listens on its own address (`--ops-listen`).
+pub fn ops_app(gateway: Arc<Gateway>, exporter: oberon_service::metrics::Exporter) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || async move {
+            metrics::observe(&gateway);
+            (
+                [(
+                    http::header::CONTENT_TYPE,
+                    oberon_service::metrics::CONTENT_TYPE,
+                )],
+                exporter.render(),
+            )
+        }),
+    )
+}
+
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use futures::FutureExt as _;
 use oberon_gateway::{Gateway, GatewayOptions};
 
 #[global_allocator]
@@ -25,6 +26,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Address of the ops port: `GET /metrics` (Prometheus), never among the routes.
+    /// Without it no metrics are kept.
+    #[arg(long, env = "OBERON_GATEWAY_OPS_LISTEN")]
+    ops_listen: Option<String>,
     /// Upstream base URL, as NAME=URL; repeatable. Replaces the one in the configuration.
     #[arg(long = "upstream", value_parser = parse_pair)]
     upstreams: Vec<(String, String)>,
@@ -59,6 +64,11 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    // Before anything records.
+    let exporter = args
+        .ops_listen
+        .as_ref()
+        .map(|_| oberon_service::metrics::Exporter::install("gateway", env!("CARGO_PKG_VERSION")));
     let gateway = Gateway::load(GatewayOptions {
         config: args.config,
         upstreams: args.upstreams.into_iter().collect(),
@@ -69,11 +79,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!("gateway listening on http://{}", listener.local_addr()?);
-    oberon_gateway::serve(
-        listener,
-        oberon_gateway::app(Arc::new(gateway)),
-        oberon_gateway::shutdown_signal(),
-    )
-    .await?;
+    let gateway = Arc::new(gateway);
+    let shutdown = oberon_gateway::shutdown_signal().shared();
+    let ops = match (&args.ops_listen, exporter) {
+        (Some(addr), Some(exporter)) => {
+            let ops = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding --ops-listen {addr}"))?;
+            tracing::info!("gateway ops port on http://{}", ops.local_addr()?);
+            let app = oberon_gateway::ops_app(gateway.clone(), exporter);
+            Some(tokio::spawn(oberon_gateway::serve(
+                ops,
+                app,
+                shutdown.clone(),
+            )))
+        }
+        _ => None,
+    };
+    oberon_gateway::serve(listener, oberon_gateway::app(gateway), shutdown).await?;
+    if let Some(ops) = ops {
+        ops.await.context("the ops port's task")??;
+    }
     Ok(())
 }

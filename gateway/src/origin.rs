@@ -182,6 +182,7 @@ pub async fn guard(
     if let Some(origin) = &gateway.origin {
         if !origin.verifies(request.headers()) {
             tracing::info!(path = %request.uri().path(), "refused: not through the CDN (origin header missing or wrong)");
+            metrics::counter!("oberon_gateway_origin_refusals_total").increment(1);
             return gateway_answer(
                 StatusCode::FORBIDDEN,
                 "this origin is reached through the CDN\n",

@@ -16,18 +16,22 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, Uri};
+use metrics::SharedString;
 use oberon_identity::Identity;
 use oberon_identity::assertion::HEADER as IDENTITY_HEADER;
+use oberon_service::metrics::http_client_request;
 use oberon_service::request_id;
 use tracing::Instrument;
 
 use crate::auth::{Verified, claims_match, token_of, without_cookie};
 use crate::config::{AuthPolicy, RouteKind};
+use crate::metrics::Seen;
 use crate::proxy::{self, ForwardError, Hop};
 use crate::refusal::{Challenge, ClientRefusal, InternalFailure, Refusal, UpstreamFailure};
 use crate::{Gateway, Route, path};
@@ -60,18 +64,23 @@ impl Gateway {
     /// [`app`](crate::app), it runs in the request's span, under the id chosen there;
     /// called directly, it chooses the id itself.
     pub async fn handle(&self, peer: SocketAddr, request: Request<Body>) -> Response<Body> {
+        let started = Instant::now();
         let hop = self.hop(peer);
         let request_id = match request.extensions().get::<RequestId>() {
             Some(RequestId(id)) => id.clone(),
             None => self.request_id_of(&hop, request.headers()),
         };
-        let mut response = match self.run_phases(&hop, &request_id, request).await {
-            Ok(response) => response,
-            Err(refusal) => {
-                refusal.log();
-                refusal.response(&self.session)
-            }
-        };
+        let method = request.method().clone();
+        let mut seen = Seen::default();
+        let (mut response, rate_limited) =
+            match self.run_phases(&hop, &request_id, request, &mut seen).await {
+                Ok(response) => (response, false),
+                Err(refusal) => {
+                    refusal.log();
+                    (refusal.response(&self.session), refusal.is_rate_limited())
+                }
+            };
+        seen.answered(&method, response.status(), rate_limited, started.elapsed());
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(request_id::HEADER, v);
         }
@@ -92,13 +101,15 @@ impl Gateway {
         hop: &Hop,
         request_id: &str,
         mut request: Request<Body>,
+        seen: &mut Seen,
     ) -> Result<Response<Body>, Refusal> {
         let path = self.prepare(&mut request)?;
         self.admit(hop, request.headers())?;
         let (route, upstream_path) = self.matched(&path).ok_or(ClientRefusal::NotFound)?;
+        seen.route = Some(SharedString::from_owned(route.pattern.clone()));
         let query = request.uri().query();
         let verified = self
-            .authorize(route, &path, request.headers(), query)
+            .authorize(route, &path, request.headers(), query, &mut seen.auth)
             .await?;
         if let Some(verified) = &verified {
             self.admit_user(&verified.identity)?;
@@ -155,27 +166,37 @@ impl Gateway {
         path: &str,
         headers: &HeaderMap,
         query: Option<&str>,
+        auth: &mut &'static str,
     ) -> Result<Option<Arc<Verified>>, Refusal> {
         if route.auth == AuthPolicy::Public {
             return Ok(None);
         }
         let verified = match token_of(headers, &self.session.cookie) {
-            None if route.auth == AuthPolicy::Optional => return Ok(None),
+            None if route.auth == AuthPolicy::Optional => {
+                *auth = "anonymous";
+                return Ok(None);
+            }
             None => {
+                *auth = "missing";
                 return Err(ClientRefusal::Unauthenticated(challenge(route, path, query)).into());
             }
             Some((token, presented)) => {
                 self.issuers
                     .verify(token, presented)
                     .await
-                    .map_err(|error| ClientRefusal::TokenRefused {
-                        challenge: challenge(route, path, query),
-                        path: path.to_string(),
-                        error,
+                    .map_err(|error| {
+                        *auth = error.auth_label();
+                        ClientRefusal::TokenRefused {
+                            challenge: challenge(route, path, query),
+                            path: path.to_string(),
+                            error,
+                        }
                     })?
             }
         };
+        *auth = "forbidden";
         permit(route, path, &verified)?;
+        *auth = "ok";
         Ok(Some(verified))
     }
 
@@ -295,24 +316,28 @@ impl Gateway {
         request: Request<Body>,
     ) -> Result<Response<Body>, Refusal> {
         let upstream = || route.upstream.clone();
-        proxy::forward(&self.client, request, route.timeout)
-            .await
-            .map_err(|e| match e {
-                ForwardError::BodyTooLarge => ClientRefusal::BodyTooLarge {
-                    limit: self.body_limit,
-                }
-                .into(),
-                ForwardError::Timeout(after) => UpstreamFailure::TimedOut {
-                    upstream: upstream(),
-                    after,
-                }
-                .into(),
-                ForwardError::Unreachable(error) => UpstreamFailure::Unreachable {
-                    upstream: upstream(),
-                    error,
-                }
-                .into(),
-            })
+        let started = Instant::now();
+        let forwarded = proxy::forward(&self.client, request, route.timeout).await;
+        http_client_request(
+            SharedString::from_owned(route.upstream.clone()),
+            started.elapsed(),
+        );
+        forwarded.map_err(|e| match e {
+            ForwardError::BodyTooLarge => ClientRefusal::BodyTooLarge {
+                limit: self.body_limit,
+            }
+            .into(),
+            ForwardError::Timeout(after) => UpstreamFailure::TimedOut {
+                upstream: upstream(),
+                after,
+            }
+            .into(),
+            ForwardError::Unreachable(error) => UpstreamFailure::Unreachable {
+                upstream: upstream(),
+                error,
+            }
+            .into(),
+        })
     }
 }
 

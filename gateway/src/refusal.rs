@@ -33,6 +33,13 @@ pub(crate) enum Refusal {
     Internal(InternalFailure),
 }
 
+impl Refusal {
+    /// Refused by a rate limit (the client's or the user's).
+    pub(crate) fn is_rate_limited(&self) -> bool {
+        matches!(self, Refusal::Client(ClientRefusal::TooManyRequests { .. }))
+    }
+}
+
 /// The client's request cannot be served as sent.
 #[derive(Debug)]
 pub(crate) enum ClientRefusal {

@@ -10,4 +10,4 @@ pub mod assertion;
 pub mod keys;
 
 pub use assertion::{Asserted, Identity, Signer, Verifier, VerifyError};
-pub use keys::{KeyError, Keys, RemoteKeySet, RemoteKeySetOptions};
+pub use keys::{KeyError, KeySetStats, Keys, RemoteKeySet, RemoteKeySetOptions};

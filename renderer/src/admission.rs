@@ -68,6 +68,7 @@ impl Admission {
     /// Count a request shed for want of a place.
     pub fn record_shed(&self) {
         self.shed.fetch_add(1, Ordering::Relaxed);
+        ::metrics::counter!("oberon_renderer_shed_total").increment(1);
     }
 
     /// The requests shed since the last call.

@@ -16,8 +16,8 @@ use wasmtime::component::{
     Component, ComponentExportIndex, HasSelf, InstancePre, Linker, ResourceTable,
 };
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder, Trap, UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -61,6 +61,9 @@ pub enum ComponentError {
     Trap {
         component: Arc<str>,
         message: String,
+        /// The instance had asked for memory past its cap before it trapped: out of
+        /// memory, most likely the trap's cause.
+        out_of_memory: bool,
     },
     #[error("component {component}: returned an error: {message}")]
     Guest {
@@ -98,7 +101,7 @@ pub(crate) struct HostState {
     /// context (it seeds random generators) is a measurable share of a render.
     wasi: Option<WasiCtx>,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: CappedMemory,
     pub(crate) bus: ComponentBus,
     pub(crate) component: Arc<str>,
     pub(crate) request_id: Arc<str>,
@@ -111,6 +114,57 @@ impl WasiView for HostState {
             ctx: self.wasi.get_or_insert_with(empty_wasi_ctx),
             table: &mut self.table,
         }
+    }
+}
+
+/// A store's limits, remembering whether a memory growth was refused: a guest that
+/// traps after that ran out of memory (its allocator gives up), which the metrics
+/// tell apart from other traps.
+struct CappedMemory {
+    limits: StoreLimits,
+    refused: bool,
+}
+
+impl ResourceLimiter for CappedMemory {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        self.refused |= !allowed;
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.refused = true;
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }
 
@@ -327,7 +381,10 @@ impl ComponentEngine {
         let state = HostState {
             wasi: None,
             table: ResourceTable::new(),
-            limits,
+            limits: CappedMemory {
+                limits,
+                refused: false,
+            },
             bus,
             component,
             request_id,
@@ -434,6 +491,7 @@ impl ComponentEngine {
                 Err(e) => Err(ComponentError::Trap {
                     component: name.clone(),
                     message: trap_message(&e),
+                    out_of_memory: store.data().limits.refused,
                 }),
             }
         };

@@ -20,6 +20,7 @@ pub mod engine;
 pub mod error;
 pub mod layout;
 pub mod lifecycle;
+pub mod metrics;
 pub mod mode;
 pub mod plan;
 pub mod purge;

@@ -232,6 +232,8 @@ impl Renderer {
     }
 
     fn mode_changed(&self, change: Change, by: &str) {
+        ::metrics::counter!("oberon_renderer_cache_mode_changes_total", "mode" => change.to.as_str())
+            .increment(1);
         tracing::warn!(from = %change.from, to = %change.to, by, "cache mode changed");
         if change.to < change.from {
             // Pages cached for longer in the modes we left are refreshed now rather
@@ -458,6 +460,7 @@ impl Renderer {
                     .collect();
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(site);
                 tracing::info!(purge = ?gone, "swapped in new component versions");
+                ::metrics::counter!("oberon_renderer_registry_swaps_total").increment(1);
                 self.purger.purge_later(gone);
                 Ok(true)
             }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
+use futures::FutureExt as _;
 use oberon_identity::{RemoteKeySet, RemoteKeySetOptions, Verifier};
 use oberon_renderer::{Renderer, RendererOptions, server};
 
@@ -30,6 +31,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Address of the ops port: `GET /metrics` (Prometheus). Never routed by the
+    /// gateway; without it no metrics are kept.
+    #[arg(long, env = "OBERON_RENDERER_OPS_LISTEN")]
+    ops_listen: Option<String>,
     /// Components directory, instead of the one named in site.toml.
     #[arg(long, conflicts_with = "registry")]
     components: Option<PathBuf>,
@@ -96,6 +101,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
+    // Before anything records: handles taken earlier would stay no-ops.
+    let exporter = args
+        .ops_listen
+        .as_ref()
+        .map(|_| oberon_service::metrics::Exporter::install("renderer", env!("CARGO_PKG_VERSION")));
     let identity = match (&args.identity_jwks, &args.identity_audience) {
         (None, _) => None,
         (Some(_), None) => anyhow::bail!(
@@ -135,11 +145,21 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!("renderer listening on http://{}", listener.local_addr()?);
-    server::serve(
-        listener,
-        server::app(renderer),
-        oberon_service::shutdown_signal(),
-    )
-    .await?;
+    let shutdown = oberon_service::shutdown_signal().shared();
+    let ops = match (&args.ops_listen, exporter) {
+        (Some(addr), Some(exporter)) => {
+            let ops = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding --ops-listen {addr}"))?;
+            tracing::info!("renderer ops port on http://{}", ops.local_addr()?);
+            let app = server::ops_app(renderer.clone(), exporter);
+            Some(tokio::spawn(server::serve(ops, app, shutdown.clone())))
+        }
+        _ => None,
+    };
+    server::serve(listener, server::app(renderer), shutdown).await?;
+    if let Some(ops) = ops {
+        ops.await.context("the ops port's task")??;
+    }
     Ok(())
 }

@@ -30,6 +30,7 @@ use crate::cache::{self, PageFacts};
 use crate::component::{Cacheability, RequestContext, User};
 use crate::layout::{Composition, Piece};
 use crate::lifecycle::Renderer;
+use crate::metrics::PageMeter;
 use crate::site::{DataSource, Page, PageVariant, REQUEST_TOPIC, Site};
 use oberon_identity::assertion::HEADER as IDENTITY_HEADER;
 use run::PageRun;
@@ -47,6 +48,8 @@ pub struct PageReply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: ReplyBody,
+    /// What it counts as in the metrics, once its method and time are known.
+    pub meter: PageMeter,
 }
 
 pub enum ReplyBody {
@@ -165,7 +168,7 @@ impl Renderer {
     ) -> PageReply {
         let started = Instant::now();
         let Some(target) = self.match_page(path) else {
-            return simple(StatusCode::NOT_FOUND, "not found\n");
+            return simple(StatusCode::NOT_FOUND, "not found\n", PageMeter::unmatched());
         };
         let (ctx, assertion) = self
             .identify(&target, request_id, path, query, request)
@@ -190,6 +193,7 @@ impl Renderer {
             return simple(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "this page is temporarily unavailable\n",
+                PageMeter::page(&page.metrics, None),
             );
         }
         if run.data_settled() {
@@ -294,17 +298,20 @@ impl Renderer {
             headers.insert("server-timing", v);
         }
         self.finished(target, settled.started, partial, false, facts.mode);
+        let meter = PageMeter::page(&page.metrics, Some(class));
         if decided.not_modified {
             return PageReply {
                 status: StatusCode::NOT_MODIFIED,
                 headers,
                 body: ReplyBody::Whole(String::new()),
+                meter,
             };
         }
         PageReply {
             status: StatusCode::OK,
             headers,
             body: ReplyBody::Whole(body),
+            meter,
         }
     }
 
@@ -339,8 +346,10 @@ impl Renderer {
         }
         run.promise(decided.promise);
         self.counts.streamed.fetch_add(1, Ordering::Relaxed);
+        let meter = PageMeter::page(&run.target.page().metrics, Some(class));
         PageReply {
             status: StatusCode::OK,
+            meter,
             headers,
             body: ReplyBody::Stream(Box::new(PageStream {
                 run,
@@ -569,7 +578,7 @@ impl PageStream {
     }
 }
 
-fn simple(status: StatusCode, body: &str) -> PageReply {
+fn simple(status: StatusCode, body: &str, meter: PageMeter) -> PageReply {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
@@ -580,6 +589,7 @@ fn simple(status: StatusCode, body: &str) -> PageReply {
         status,
         headers,
         body: ReplyBody::Whole(body.to_string()),
+        meter,
     }
 }
 

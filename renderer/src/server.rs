@@ -45,6 +45,21 @@ pub fn app(renderer: Arc<Renderer>) -> Router {
         .with_state(renderer)
 }
 
+/// The ops port's routes: `GET /metrics`, in Prometheus's text format, with what is
+/// state (modes, breakers, pools, the registry) read as it is scraped.
+pub fn ops_app(renderer: Arc<Renderer>, exporter: oberon_service::metrics::Exporter) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || async move {
+            crate::metrics::observe(&renderer);
+            (
+                [(header::CONTENT_TYPE, oberon_service::metrics::CONTENT_TYPE)],
+                exporter.render(),
+            )
+        }),
+    )
+}
+
 /// Serve `app` on `listener` until `shutdown` resolves, finishing requests in flight:
 /// within [`ListenLimits`], so a connection that sends its head slowly, or nothing, is
 /// closed at the header-read timeout.
@@ -212,10 +227,14 @@ where
 /// A page. Its place under the render limit is taken and given back by the admission
 /// layer (a streamed body holds it until its last chunk).
 async fn page(State(renderer): State<Arc<Renderer>>, request: Request<Body>) -> Response {
+    let started = std::time::Instant::now();
     let uri = request.uri();
     let reply = renderer
         .reply(uri.path(), uri.query(), request.headers())
         .await;
+    reply
+        .meter
+        .answered(request.method(), reply.status, started.elapsed());
     let body = match reply.body {
         ReplyBody::Whole(body) => Body::from(body),
         ReplyBody::Stream(stream) => Body::from_stream(stream.into_body_stream()),

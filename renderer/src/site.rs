@@ -18,6 +18,7 @@ use crate::config::{
 };
 use crate::data::UrlTemplate;
 use crate::layout::{Layouts, PageText, Skeleton};
+use crate::metrics::{PageMetrics, SlotMetrics, SourceMetrics};
 use crate::plan::{BusPlan, PlanSlot, plan};
 use oberon_registry::{Channel, VersionReq};
 
@@ -118,6 +119,8 @@ pub struct DataSource {
     /// With `identity = true`: the BFF's name, the audience the user's assertion must
     /// name to be sent to this source. `None`: the source is always asked anonymously.
     pub identity: Option<Arc<str>>,
+    /// Its fetches, by outcome.
+    pub metrics: SourceMetrics,
 }
 
 /// NAME of a data-source url that starts with `{bff.NAME}`.
@@ -143,6 +146,8 @@ pub struct Slot {
     pub reads: Option<BTreeSet<Arc<str>>>,
     /// Where the slot names its component in the page file, for errors.
     span: std::ops::Range<usize>,
+    /// Its renders, by outcome.
+    pub metrics: SlotMetrics,
 }
 
 /// A page, ready to serve.
@@ -162,6 +167,8 @@ pub struct Page {
     pub variants: Vec<PageVariant>,
     /// Topics not embedded for the client bus.
     pub private_topics: HashSet<String>,
+    /// Its answers, by status and class.
+    pub metrics: Arc<PageMetrics>,
 }
 
 /// One combination of component versions for a page's slots, with its bus plan.
@@ -404,6 +411,7 @@ fn build_page(
     let skeleton = skeleton(source, file, errors)?;
     Some(Page {
         skeleton,
+        metrics: Arc::new(PageMetrics::new(cfg.route.get_ref())),
         route: cfg.route.get_ref().clone(),
         team: cfg.team.clone(),
         layout: cfg.layout.get_ref().clone(),
@@ -524,6 +532,7 @@ fn data_source(
     };
     match url {
         Ok(url) => Some(DataSource {
+            metrics: SourceMetrics::new(topic),
             topic: Arc::from(topic.as_str()),
             url,
             deadline: Duration::from_millis(d.deadline_ms),
@@ -677,6 +686,7 @@ fn bind_slots(
             deadline: Duration::from_millis(s.deadline_ms.unwrap_or(default_deadline_ms)),
             reads,
             span: s.component.span(),
+            metrics: SlotMetrics::new(s.component.get_ref()),
         });
     }
     (errors.len() == before).then_some(slots)
@@ -892,6 +902,7 @@ mod tests {
             data: Vec::new(),
             variants: vec![variant(0), variant(10), variant(30)],
             private_topics: HashSet::new(),
+            metrics: Arc::new(PageMetrics::new("/")),
         };
         let share = |draw| page.variant(draw).canary_share;
         assert_eq!(share(0.0), 10, "under both shares: both canaries");

@@ -1,8 +1,9 @@
 //! What every Oberon service does the same way, written once: the request id a
-//! request is known by, the signal that stops a service, how a secret is compared and
-//! how an error is printed with its causes. Services link this crate rather than
-//! keep a copy, so the rules cannot drift apart.
+//! request is known by, its metrics and their exporter, the signal that stops a
+//! service, how a secret is compared and how an error is printed with its causes.
+//! Services link this crate rather than keep a copy, so the rules cannot drift apart.
 
+pub mod metrics;
 pub mod request_id;
 
 /// `a == b` in time that depends only on the lengths, for secrets (tokens, `state`,

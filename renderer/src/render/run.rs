@@ -25,6 +25,7 @@ use crate::engine::{ComponentError, RenderResult};
 use crate::error::Side;
 use crate::layout::Composition;
 use crate::lifecycle::Renderer;
+use crate::metrics::{FetchOutcome, SlotOutcome};
 use crate::render_cache::Reuse;
 
 /// How one slot ended: its fragment, or why it fell back.
@@ -286,6 +287,10 @@ impl PageRun {
                 reused,
             } => {
                 self.reused += usize::from(reused);
+                let outcome = SlotOutcome::of(result.outcome.as_ref().map(|_| ()), reused);
+                self.target.variant().slots[slot]
+                    .metrics
+                    .rendered(outcome, result.elapsed);
                 self.settle_slot(slot, result);
             }
         }
@@ -305,6 +310,7 @@ impl PageRun {
         }
         let page = self.target.page();
         let source = &page.data[i];
+        source.metrics.fetched(FetchOutcome::of(&result), elapsed);
         let fetched = match result {
             Err(e) => {
                 tracing::warn!(

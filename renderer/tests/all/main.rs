@@ -13,6 +13,7 @@ mod data_sources;
 mod hot_swap;
 mod http;
 mod identity;
+mod metrics;
 mod registry_channels;
 mod render_cache;
 mod streaming;

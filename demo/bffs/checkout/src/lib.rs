@@ -63,7 +63,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config) -> anyhow::Result<Arc<Self>> {
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::install());
         let backend = Backend::new(&config.backend_url, config.backend_timeout, metrics.clone())?;
         let identity = config
             .gateway_jwks_url
@@ -198,14 +198,19 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
         .get::<MatchedPath>()
         .map_or("(unmatched)", |p| p.as_str())
         .to_string();
-    let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), route = %route);
+    let method = request.method().clone();
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let took = started.elapsed();
+    let deprecated = response.headers().contains_key("deprecation");
     span.in_scope(|| {
         tracing::info!(status, elapsed_ms = took.as_secs_f64() * 1e3, "answered");
     });
-    state.metrics.request(&route, status, took);
+    state
+        .metrics
+        .request(&route, method.as_str(), status, deprecated, took);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
     }

@@ -59,17 +59,19 @@ impl Backend {
         path: &str,
         fwd: &Forward,
     ) -> Result<T, BackendError> {
+        let started = std::time::Instant::now();
         let result = tokio::time::timeout(self.timeout, self.get_inner(path, fwd))
             .await
             .unwrap_or(Err(BackendError::Timeout(self.timeout)));
-        self.metrics.backend(match &result {
+        let outcome = match &result {
             Ok(_) => "ok",
             Err(BackendError::NotFound) => "status_4xx",
             Err(BackendError::Status(s)) if *s < 500 => "status_4xx",
             Err(BackendError::Status(_)) => "status_5xx",
             Err(BackendError::Timeout(_)) => "timeout",
             Err(_) => "error",
-        });
+        };
+        self.metrics.backend(outcome, started.elapsed());
         result
     }
 
