@@ -15,9 +15,10 @@ cluster is changed, and each change is itself a check:
 - absolute paths under a volume mount or an image directory are prefixed with the
   pod's directory.
 
-Then: every probe path answers 200 on the port it names; the whole platform answers a
-page through the gateway (origin secret required, renderer reached, the events BFF
-asked for the page's data); every environment variable in the manifests is proven
+Then: every probe path answers 200 on the port it names, and every pod's metrics on the
+port and path its Prometheus annotations name; the whole platform answers a page
+through the gateway (origin secret required, renderer reached, the events BFF asked
+for the page's data); every environment variable in the manifests is proven
 read by the binary; SIGTERM ends each process within its grace period, BFFs turning
 unready while they drain; and the grace periods cover the timeouts configured.
 
@@ -120,13 +121,16 @@ def image_of(m: Manifests, deployment: dict) -> str:
 
 
 # The container port each listen setting serves: the API (or pages) on `http`, the
-# operational endpoints of a BFF (`*_OPS_LISTEN`) on `ops`.
+# operational endpoints on `ops` (the gateway's and the renderer's `--ops-listen`: their
+# /metrics; a BFF's `*_OPS_LISTEN`: its /metrics and probes).
 def listen_settings(c: dict) -> dict[str, tuple[str, str]]:
     """Where the container's listen addresses are set, by the container port they
     serve: {"http": ("arg", "--listen"), "ops": ("env", "EVENTS_BFF_OPS_LISTEN")}."""
     found: dict[str, tuple[str, str]] = {}
     if "--listen" in c.get("args", []):
         found["http"] = ("arg", "--listen")
+    if "--ops-listen" in c.get("args", []):
+        found["ops"] = ("arg", "--ops-listen")
     for e in c.get("env", []):
         if e["name"].endswith("_OPS_LISTEN"):
             found["ops"] = ("env", e["name"])
@@ -173,8 +177,10 @@ def test_listen_port_is_the_port_probes_services_and_policies_name(manifests):
             assert host == "0.0.0.0", f"{name}: listens on {listen}: a pod must listen on 0.0.0.0"
             assert ports[port_name] == int(port), (
                 f"{name}: {setting} listens on {port}, containerPort {port_name} is {ports}")
-        # Probes go to the operational port where there is one.
-        probed = "ops" if "ops" in ports else "http"
+        # A BFF's probes are on its operational port; the gateway's and the renderer's
+        # on their main one (/_gateway/readyz, /_oberon/readyz), their ops port serving
+        # only /metrics.
+        probed = "ops" if settings.get("ops", ("", ""))[0] == "env" else "http"
         for kind, probe in probes(c).items():
             assert probe["httpGet"]["port"] in (probed, ports[probed]), f"{name}: {kind} port"
         assert {"startupProbe", "readinessProbe", "livenessProbe"} <= probes(c).keys(), name
@@ -197,8 +203,32 @@ def test_listen_port_is_the_port_probes_services_and_policies_name(manifests):
                     assert p["port"] in {q["name"] for q in c["ports"]} | {
                         q["containerPort"] for q in c["ports"]}, f"NetworkPolicy {name}: {p} on {n}"
                     ops = {q["containerPort"] for q in c["ports"] if q["name"] == "ops"}
-                    assert p["port"] not in {"ops"} | ops, (
-                        f"NetworkPolicy {name} admits other pods to {n}'s operational port")
+                    if p["port"] not in {"ops"} | ops:
+                        continue
+                    # The operational port: Prometheus's pods alone, which live in
+                    # another namespace; never anywhere, never a pod of the platform.
+                    sources = rule.get("from")
+                    assert sources, f"NetworkPolicy {name} admits anyone to {n}'s operational port"
+                    for s in sources:
+                        assert "namespaceSelector" in s and s.get("podSelector"), (
+                            f"NetworkPolicy {name} admits {s} to {n}'s operational port: "
+                            "only Prometheus's pods (namespace and pod selector) may reach it")
+                        assert s["namespaceSelector"]["matchLabels"].get(
+                            "kubernetes.io/metadata.name") != manifests.namespace, (
+                            f"NetworkPolicy {name} admits platform pods to {n}'s operational port")
+
+
+def test_pods_are_annotated_for_prometheus(manifests):
+    """Prometheus's pod discovery (infra/observability/prometheus/prometheus.yaml)
+    scrapes the annotated port and path: the ops port, /metrics."""
+    for name, d in manifests.of("Deployment").items():
+        annotations = d["spec"]["template"]["metadata"].get("annotations", {})
+        ops = {p["name"]: p["containerPort"] for p in container(d)["ports"]}.get("ops")
+        assert ops, f"{name}: no container port named ops"
+        assert annotations.get("prometheus.io/scrape") == "true", f"{name}: not scraped"
+        assert annotations.get("prometheus.io/port") == str(ops), (
+            f"{name}: prometheus.io/port {annotations.get('prometheus.io/port')}, ops is {ops}")
+        assert annotations.get("prometheus.io/path") == "/metrics", f"{name}: prometheus.io/path"
 
 
 def selected_by(selector: dict, labels: dict[str, dict]) -> set[str]:
@@ -218,9 +248,11 @@ def test_network_policies_admit_only_the_platform(manifests):
     for p in policies:
         for target in selected_by(p["spec"]["podSelector"], labels):
             for rule in p["spec"].get("ingress", []):
+                # A source with a namespace selector is another namespace's (Prometheus).
                 sources = rule.get("from")
                 admitted[target] |= ({"anywhere"} if sources is None else
-                                     set().union(*(selected_by(s["podSelector"], labels) for s in sources)))
+                                     set().union(*(selected_by(s["podSelector"], labels) for s in sources
+                                                   if "namespaceSelector" not in s)))
         for rule in p["spec"].get("egress", []):
             for to in rule.get("to", []):
                 if "namespaceSelector" in to:
@@ -569,6 +601,16 @@ def test_a_page_goes_through_gateway_renderer_and_bff(platform):
     status, _, jwks = get(gateway.url("/.well-known/oberon/jwks.json"))
     assert status == 200 and '"OKP"' in jwks
     assert renderer.process.poll() is None
+
+
+def test_every_pod_serves_metrics_where_its_annotations_say(platform):
+    for pod in platform.pods.values():
+        d = platform.m.of("Deployment")[pod.name]
+        annotations = d["spec"]["template"]["metadata"]["annotations"]
+        named = {q["containerPort"]: q["name"] for q in container(d)["ports"]}
+        port = named[int(annotations["prometheus.io/port"])]
+        status, _, body = get(pod.url(annotations["prometheus.io/path"], port))
+        assert status == 200, f"{pod.name}: {annotations} answers {status} {body}"
 
 
 def test_every_environment_variable_is_read(platform):
