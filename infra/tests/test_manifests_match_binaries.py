@@ -591,7 +591,7 @@ def test_a_page_goes_through_gateway_renderer_and_bff(platform):
     assert status in (200, 503) and "server-timing" in {k.lower() for k in headers}, (
         f"{status} {headers} {body}")
     _, _, metrics = get(events.url("/metrics", "ops"))
-    assert 'bff_requests_total{route="/v1/events/{id}"' in metrics, metrics
+    assert 'oberon_http_server_request_duration_seconds_count{http_route="/v1/events/{id}"' in metrics, metrics
     # An API route reaches the BFF itself (its own 404 for an unknown path is JSON),
     # and through it nothing operational: those live on a port no Service names.
     for path in ("nowhere", "metrics", "readyz", "livez", "openapi.json"):

@@ -2,16 +2,21 @@
 //! repository's `infra/cdn/varnish/oberon.vcl` ([`varnish`]), the origin behind it —
 //! gateway, renderer and a backend, all on loopback ([`origin`]) — an origin answering
 //! the headers a test chooses ([`scripted`]), a bounded load
-//! ([`load`]), the HTTP linter httplint ([`lint`]) and a real browser, headless
-//! chromium driven over WebDriver ([`browser`]).
+//! ([`load`]), the HTTP linter httplint ([`lint`]), a real browser, headless
+//! chromium driven over WebDriver ([`browser`]), the platform's real binaries as
+//! separate processes ([`platform`]) and a real Prometheus scraping them
+//! ([`prometheus`]).
 //!
-//! The tests themselves are in `tests/all` (one binary). They need Debian's `varnish`, `chromium` and
-//! `chromium-driver`, and PyPI's `httplint`; `tests/run` sets them up.
+//! The tests themselves are in `tests/all` (one binary). They need Debian's `varnish`,
+//! `prometheus`, `chromium` and `chromium-driver`, and PyPI's `httplint`; `tests/run`
+//! sets them up.
 
 pub mod browser;
 pub mod lint;
 pub mod load;
 pub mod origin;
+pub mod platform;
+pub mod prometheus;
 pub mod scripted;
 pub mod varnish;
 

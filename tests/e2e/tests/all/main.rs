@@ -5,4 +5,5 @@
 mod browser;
 mod http_caching;
 mod httplint;
+mod metrics;
 mod varnish;

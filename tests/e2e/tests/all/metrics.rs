@@ -1,0 +1,304 @@
+//! Issue 20: the platform's metrics as an operator sees them. The real binaries —
+//! gateway, renderer, a BFF made from the template — each serve `/metrics` on their own
+//! ops port; a real Prometheus scrapes the three while pages go through the gateway,
+//! one of their components traps and one of their BFFs is down. PromQL then says what
+//! happened, to the request.
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::routing::get;
+use oberon_e2e_tests::platform::{Process, binary, free_addr};
+use oberon_e2e_tests::prometheus::Prometheus;
+
+/// Pages requested through the gateway.
+const PAGES: usize = 5;
+/// Requests to a route that requires a token, sent without one.
+const REFUSED: usize = 2;
+
+/// The backend behind the BFF: the template's `/items/{id}`.
+async fn backend() -> SocketAddr {
+    let app = Router::new().route(
+        "/items/{id}",
+        get(|Path(id): Path<String>| async move {
+            axum::Json(serde_json::json!({
+                "id": id, "name": "Item", "price_cents": 1200, "currency": "EUR", "stock": 3,
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+async fn bff(backend: SocketAddr) -> Process {
+    let (addr, ops) = (free_addr(), free_addr());
+    let mut command = Command::new(binary("bff-template", "bff-template"));
+    command
+        .env("BFF_TEMPLATE_LISTEN", addr.to_string())
+        .env("BFF_TEMPLATE_OPS_LISTEN", ops.to_string())
+        .env("BFF_TEMPLATE_BACKEND_URL", format!("http://{backend}"))
+        .env("BFF_TEMPLATE_DRAIN_MS", "0");
+    Process::start("bff", command, addr, ops, (ops, "/readyz")).await
+}
+
+/// A site of one page: the item from the BFF, a source on a BFF that is down, a
+/// component that traps and one that renders.
+fn site(dir: &std::path::Path, bff: SocketAddr, down: SocketAddr) {
+    for sub in ["pages", "layouts", "components"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
+    }
+    std::fs::write(
+        dir.join("site.toml"),
+        format!(
+            "components = \"components\"\n[limits]\ncomponent_deadline_ms = 500\nmax_instances = 16\n\
+             [bffs]\nitems = \"http://{bff}\"\ndown = \"http://{down}\"\n"
+        ),
+    )
+    .expect("site.toml");
+    std::fs::write(
+        dir.join("layouts/page.html"),
+        "<!doctype html><html lang=\"en\"><head>{{ head }}</head><body>\
+         {% for name, html in slots|items %}<div>{{ html }}</div>{% endfor %}{{ scripts }}</body></html>",
+    )
+    .expect("layout");
+    std::fs::write(
+        dir.join("pages/item.toml"),
+        r#"route = "/p/{id}"
+layout = "page.html"
+team = "shop"
+cache = { class = "public" }
+[[data]]
+topic = "item"
+url = "{bff.items}/v2/items/{params.id}"
+[[data]]
+topic = "gone"
+url = "{bff.down}/x"
+[[slots]]
+name = "broken"
+component = "misbehave"
+props = { mode = "trap" }
+fallback = "<p>unavailable</p>"
+[[slots]]
+name = "good"
+component = "chain-source"
+props = { n = 1 }
+"#,
+    )
+    .expect("page");
+    for name in ["misbehave", "chain-source"] {
+        let artifact = oberon_test_artifacts::artifact(name);
+        oberon_renderer::component_set::install(
+            &dir.join("components"),
+            name,
+            artifact.wasm(),
+            Some(&artifact.assets_dir()),
+        )
+        .expect("install component");
+    }
+}
+
+async fn renderer(site: &std::path::Path) -> Process {
+    let (addr, ops) = (free_addr(), free_addr());
+    let mut command = Command::new(binary("oberon-renderer", "oberon-renderer"));
+    command
+        .arg("--site")
+        .arg(site)
+        .args([
+            "--listen",
+            &addr.to_string(),
+            "--ops-listen",
+            &ops.to_string(),
+        ])
+        .args(["--watch-ms", "0", "--workers", "2"]);
+    Process::start("renderer", command, addr, ops, (addr, "/_oberon/readyz")).await
+}
+
+/// The gateway: pages to the renderer, publicly; `/private` needs a token from an
+/// identity provider whose key set cannot be fetched.
+async fn gateway(dir: &std::path::Path, renderer: SocketAddr, jwks: SocketAddr) -> Process {
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"public_url = "http://127.0.0.1:1"
+trusted_hops = ["127.0.0.1/32"]
+
+[upstreams]
+renderer = "http://{renderer}"
+
+[[issuers]]
+issuer = "https://idp.metrics.test"
+jwks_url = "http://{jwks}/jwks.json"
+audiences = ["oberon"]
+algorithms = ["RS256"]
+
+[[routes]]
+path = "/p/{{id}}"
+upstream = "renderer"
+kind = "page"
+auth = "public"
+
+[[routes]]
+path = "/private"
+upstream = "renderer"
+kind = "api"
+auth = "required"
+"#
+        ),
+    )
+    .expect("gateway.toml");
+    let (addr, ops) = (free_addr(), free_addr());
+    let mut command = Command::new(binary("oberon-gateway", "oberon-gateway"));
+    command.arg("--config").arg(&config).args([
+        "--listen",
+        &addr.to_string(),
+        "--ops-listen",
+        &ops.to_string(),
+    ]);
+    Process::start("gateway", command, addr, ops, (addr, "/_gateway/readyz")).await
+}
+
+/// Pages `ids` through the gateway: each renders, with the trapping slot's fallback.
+async fn pages_through(
+    client: &reqwest::Client,
+    gateway: &Process,
+    renderer: &Process,
+    ids: std::ops::RangeInclusive<usize>,
+) {
+    for id in ids {
+        let page = client
+            .get(format!("http://{}/p/{id}", gateway.addr))
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(page.status(), 200, "{}", renderer.log());
+        let body = page.text().await.expect("body");
+        assert!(body.contains("<p>unavailable</p>"), "{body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_what_each_service_did() {
+    let _exclusive = oberon_e2e_tests::exclusive().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bff = bff(backend().await).await;
+    site(dir.path(), bff.addr, free_addr());
+    let renderer = renderer(dir.path()).await;
+    let gateway = gateway(dir.path(), renderer.addr, free_addr()).await;
+    let prometheus = Prometheus::start(&[
+        ("gateway", vec![gateway.ops]),
+        ("renderer", vec![renderer.ops]),
+        ("bff", vec![bff.ops]),
+    ])
+    .await;
+
+    let client = reqwest::Client::new();
+    pages_through(&client, &gateway, &renderer, 1..=PAGES).await;
+    for _ in 0..REFUSED {
+        let refused = client
+            .get(format!("http://{}/private", gateway.addr))
+            .send()
+            .await
+            .expect("private");
+        assert_eq!(refused.status(), 401);
+    }
+
+    let pages = PAGES as f64;
+    for job in ["gateway", "renderer", "bff"] {
+        prometheus
+            .expect(&format!("up{{job=\"{job}\"}}"), 1.0)
+            .await;
+    }
+    // The renderer: every page rendered, with its trapping component's fallback and
+    // the down BFF's source left absent; the BFF that is up asked once per item.
+    prometheus
+        .expect(
+            r#"sum(oberon_renderer_pages_total{job="renderer",http_route="/p/{id}",http_response_status_code="200",cache_class="public"})"#,
+            pages,
+        )
+        .await;
+    prometheus
+        .expect(
+            r#"sum(oberon_renderer_slot_render_duration_seconds_count{job="renderer",component="misbehave",outcome="trap"})"#,
+            pages,
+        )
+        .await;
+    prometheus
+        .expect(
+            r#"sum(oberon_renderer_slot_render_duration_seconds_count{job="renderer",component="chain-source",outcome="ok"})"#,
+            pages,
+        )
+        .await;
+    prometheus
+        .expect(
+            r#"sum(oberon_renderer_data_fetches_total{job="renderer",source="gone",outcome!="ok"})"#,
+            pages,
+        )
+        .await;
+    prometheus
+        .expect(
+            r#"sum(oberon_renderer_data_fetches_total{job="renderer",source="item",outcome="ok",cache="miss"})"#,
+            pages,
+        )
+        .await;
+    // The repository's recording rule, over pages rendered since its series were first
+    // scraped (a rate needs two samples): every render of the trapping component failed.
+    pages_through(&client, &gateway, &renderer, PAGES + 1..=2 * PAGES).await;
+    prometheus
+        .expect(
+            r#"component:oberon_renderer_slot_failures:ratio_rate10m{component="misbehave"}"#,
+            1.0,
+        )
+        .await;
+    let pages = 2.0 * pages;
+
+    // The gateway: the pages by route and how they were authenticated, the refusals,
+    // the upstream's latency, the identity provider's key set that could not be had.
+    prometheus
+        .expect(
+            r#"sum(oberon_gateway_requests_total{job="gateway",http_route="/p/{id}",http_response_status_code="200",auth="none"})"#,
+            pages,
+        )
+        .await;
+    prometheus
+        .expect(
+            r#"sum(oberon_gateway_requests_total{job="gateway",http_route="/private",http_response_status_code="401",auth="missing"})"#,
+            REFUSED as f64,
+        )
+        .await;
+    prometheus
+        .expect(
+            r#"sum(oberon_http_client_request_duration_seconds_count{job="gateway",upstream="renderer"})"#,
+            pages,
+        )
+        .await;
+    let failed_fetches = prometheus
+        .query(r#"sum(oberon_gateway_jwks_refreshes_total{job="gateway",outcome="error"})"#)
+        .await;
+    assert!(
+        matches!(failed_fetches.as_slice(), [(_, n)] if *n >= 1.0),
+        "{failed_fetches:?}"
+    );
+
+    // The BFF: its API route by status, and the backend calls behind it.
+    prometheus
+        .expect(
+            r#"sum(oberon_http_server_request_duration_seconds_count{job="bff",http_route="/v2/items/{id}",http_response_status_code="200"})"#,
+            pages,
+        )
+        .await;
+    prometheus
+        .expect(
+            r#"sum(oberon_bff_backend_calls_total{job="bff",outcome="ok"})"#,
+            pages,
+        )
+        .await;
+    drop(prometheus);
+    drop((gateway, renderer, bff));
+}
