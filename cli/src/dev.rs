@@ -82,6 +82,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         build::install_all(&workspace, &crates, &installed)?;
     }
 
+    // Every service runs in this process and records to its one recorder: their
+    // metrics are together on one ops port. Installed before any of them starts.
+    let exporter =
+        oberon_service::metrics::Exporter::install("oberon-dev", env!("CARGO_PKG_VERSION"));
     let (stop_tx, stop) = Stop::new();
     let mut services: Vec<Service> = Vec::new();
 
@@ -169,6 +173,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     })
     .await?;
     renderer.watch(Duration::from_millis(300));
+    let metrics_url = serve_metrics(exporter, &renderer, &gateway, &stop, &mut services).await?;
     let renderer_served = server::serve(renderer_listener, server::app(renderer), stop.stopped());
     services.push(tokio::spawn(async move {
         let _ = renderer_served.await;
@@ -176,8 +181,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     eprintln!("oberon: demo site at {public_url}/events/42; sign in at {public_url}/account");
     eprintln!(
-        "oberon: gateway {public_url}, renderer {renderer_url}, events BFF {events}, checkout BFF {checkout}, identity provider {idp_url}"
+        "oberon: gateway {public_url}, renderer {renderer_url}, events BFF {events}, checkout BFF {checkout}, identity provider {idp_url}, ops {metrics_url}"
     );
+    eprintln!("oberon: every service's metrics (Prometheus) at {metrics_url}/metrics");
     eprintln!(
         "oberon: cache mode: OBERON_ADMIN_TOKEN={admin_token} oberon mode --renderer {renderer_url} [normal|elevated|incident|auto]"
     );
@@ -203,6 +209,31 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
 /// `iss` of the development identity provider's tokens (`demo/gateway.toml`).
 const DEV_ISSUER: &str = "oberon-dev-idp";
+
+/// The ops port of `oberon dev`: `GET /metrics` with what every service recorded, and
+/// the renderer's and the gateway's state read as it is scraped. Its base URL.
+async fn serve_metrics(
+    exporter: oberon_service::metrics::Exporter,
+    renderer: &Arc<Renderer>,
+    gateway: &Arc<Gateway>,
+    stop: &Stop,
+    services: &mut Vec<Service>,
+) -> anyhow::Result<String> {
+    let gateway = gateway.clone();
+    let app = server::ops_app(renderer.clone(), exporter).layer(axum::middleware::map_request(
+        move |request: axum::extract::Request| {
+            oberon_gateway::metrics::observe(&gateway);
+            std::future::ready(request)
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let served = server::serve(listener, app, stop.stopped());
+    services.push(tokio::spawn(async move {
+        let _ = served.await;
+    }));
+    Ok(url)
+}
 
 async fn serve_on_free_port(
     app: axum::Router,

@@ -21,7 +21,7 @@ fn start() -> (Child, Vec<String>) {
     let mut lines = BufReader::new(stderr).lines();
     let started = Instant::now();
     // "oberon: gateway URL, renderer URL, events BFF URL, checkout BFF URL, identity
-    // provider URL": every service it serves.
+    // provider URL, ops URL": every service it serves.
     let urls = loop {
         assert!(
             started.elapsed() < Duration::from_secs(600),
@@ -41,7 +41,7 @@ fn start() -> (Child, Vec<String>) {
     };
     // Keep reading, so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    assert_eq!(urls.len(), 5, "{urls:?}");
+    assert_eq!(urls.len(), 6, "{urls:?}");
     (child, urls)
 }
 
@@ -75,6 +75,12 @@ fn oberon_dev_stops_every_service_within_two_seconds_of_sigint_or_sigterm() {
             status_of(gateway, "/_gateway/readyz").as_deref(),
             Some("HTTP/1.1 200 OK"),
             "SIG{name}: the gateway serves"
+        );
+        let ops = &urls[5];
+        assert_eq!(
+            status_of(ops, "/metrics").as_deref(),
+            Some("HTTP/1.1 200 OK"),
+            "SIG{name}: the metrics are served"
         );
         signal(&child, name);
         let signalled = Instant::now();
