@@ -8,7 +8,7 @@
 //! scrapes.
 
 use std::sync::{Arc, LazyLock, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::metrics::{Counter, Histogram, SharedString};
 use oberon_service::metrics::{HTTP_SERVER_REQUEST_DURATION, method_label, status_label};
@@ -20,6 +20,7 @@ use crate::engine::ComponentError;
 use crate::lifecycle::Renderer;
 
 const PAGES: &str = "oberon_renderer_pages_total";
+const SLOT_RENDERS: &str = "oberon_renderer_slot_renders_total";
 const SLOT_RENDER_DURATION: &str = "oberon_renderer_slot_render_duration_seconds";
 const DATA_FETCHES: &str = "oberon_renderer_data_fetches_total";
 const DATA_FETCH_DURATION: &str = "oberon_renderer_data_fetch_duration_seconds";
@@ -120,31 +121,36 @@ impl PageMetrics {
 }
 
 /// What a page answer is counted as, carried with it to where its method and the time
-/// its head left are known (the server).
+/// its head leaves are known (the server).
 #[derive(Debug, Clone)]
 pub struct PageMeter {
     page: Arc<PageMetrics>,
     class: Option<Cacheability>,
+    /// When the page's render began.
+    started: Instant,
 }
 
 impl PageMeter {
     /// A page's answer, of `class`; `None` when it is no page (a critical slot failed).
-    pub fn page(page: &Arc<PageMetrics>, class: Option<Cacheability>) -> Self {
+    pub fn page(page: &Arc<PageMetrics>, class: Option<Cacheability>, started: Instant) -> Self {
         PageMeter {
             page: page.clone(),
             class,
+            started,
         }
     }
 
     /// An answer no page's route matched.
-    pub fn unmatched() -> Self {
+    pub fn unmatched(started: Instant) -> Self {
         static UNMATCHED: LazyLock<Arc<PageMetrics>> =
             LazyLock::new(|| Arc::new(PageMetrics::new("")));
-        Self::page(&UNMATCHED, None)
+        Self::page(&UNMATCHED, None, started)
     }
 
-    pub fn answered(&self, method: &http::Method, status: http::StatusCode, took: Duration) {
-        self.page.answered(method, status, self.class, took);
+    /// Its head leaves now.
+    pub fn answered(&self, method: &http::Method, status: http::StatusCode) {
+        self.page
+            .answered(method, status, self.class, self.started.elapsed());
     }
 }
 
@@ -198,18 +204,22 @@ impl SlotOutcome {
     }
 }
 
-/// One slot's renders, by outcome, labelled with its component's name.
+/// One slot's renders, labelled with its component's name: each counted by outcome,
+/// and timed when it ran (a reused render is a cache lookup: its time would only crowd
+/// the distribution of real renders with zeros).
 #[derive(Debug)]
 pub struct SlotMetrics {
     component: SharedString,
-    by_outcome: [OnceLock<Histogram>; SlotOutcome::ALL.len()],
+    renders: [OnceLock<Counter>; SlotOutcome::ALL.len()],
+    durations: [OnceLock<Histogram>; SlotOutcome::ALL.len()],
 }
 
 impl SlotMetrics {
     pub fn new(component: &str) -> Self {
         SlotMetrics {
             component: SharedString::from_owned(component.to_string()),
-            by_outcome: Default::default(),
+            renders: Default::default(),
+            durations: Default::default(),
         }
     }
 
@@ -218,15 +228,20 @@ impl SlotMetrics {
             .iter()
             .position(|o| *o == outcome)
             .unwrap_or_default();
-        self.by_outcome[i]
-            .get_or_init(|| {
-                ::metrics::histogram!(
-                    SLOT_RENDER_DURATION,
-                    "component" => self.component.clone(),
-                    "outcome" => outcome.as_str(),
-                )
-            })
-            .record(took.as_secs_f64());
+        let labels = || {
+            [
+                ("component", self.component.clone()),
+                ("outcome", SharedString::const_str(outcome.as_str())),
+            ]
+        };
+        self.renders[i]
+            .get_or_init(|| ::metrics::counter!(SLOT_RENDERS, &labels()))
+            .increment(1);
+        if outcome != SlotOutcome::Reused {
+            self.durations[i]
+                .get_or_init(|| ::metrics::histogram!(SLOT_RENDER_DURATION, &labels()))
+                .record(took.as_secs_f64());
+        }
     }
 }
 
@@ -286,7 +301,8 @@ impl FetchOutcome {
     }
 }
 
-/// One data source's fetches, labelled with its topic.
+/// One data source's fetches, labelled with its topic: each counted by outcome, and
+/// timed unless it was a fresh hit (no request was made).
 #[derive(Debug)]
 pub struct SourceMetrics {
     source: SharedString,
@@ -319,6 +335,9 @@ impl SourceMetrics {
                 )
             })
             .increment(1);
+        if outcome == FetchOutcome::Hit {
+            return;
+        }
         self.duration
             .get_or_init(
                 || ::metrics::histogram!(DATA_FETCH_DURATION, "source" => self.source.clone()),

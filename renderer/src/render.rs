@@ -168,7 +168,11 @@ impl Renderer {
     ) -> PageReply {
         let started = Instant::now();
         let Some(target) = self.match_page(path) else {
-            return simple(StatusCode::NOT_FOUND, "not found\n", PageMeter::unmatched());
+            return simple(
+                StatusCode::NOT_FOUND,
+                "not found\n",
+                PageMeter::unmatched(started),
+            );
         };
         let (ctx, assertion) = self
             .identify(&target, request_id, path, query, request)
@@ -193,7 +197,7 @@ impl Renderer {
             return simple(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "this page is temporarily unavailable\n",
-                PageMeter::page(&page.metrics, None),
+                PageMeter::page(&page.metrics, None, started),
             );
         }
         if run.data_settled() {
@@ -298,7 +302,7 @@ impl Renderer {
             headers.insert("server-timing", v);
         }
         self.finished(target, settled.started, partial, false, facts.mode);
-        let meter = PageMeter::page(&page.metrics, Some(class));
+        let meter = PageMeter::page(&page.metrics, Some(class), settled.started);
         if decided.not_modified {
             return PageReply {
                 status: StatusCode::NOT_MODIFIED,
@@ -346,7 +350,7 @@ impl Renderer {
         }
         run.promise(decided.promise);
         self.counts.streamed.fetch_add(1, Ordering::Relaxed);
-        let meter = PageMeter::page(&run.target.page().metrics, Some(class));
+        let meter = PageMeter::page(&run.target.page().metrics, Some(class), run.started);
         PageReply {
             status: StatusCode::OK,
             meter,

@@ -227,14 +227,11 @@ where
 /// A page. Its place under the render limit is taken and given back by the admission
 /// layer (a streamed body holds it until its last chunk).
 async fn page(State(renderer): State<Arc<Renderer>>, request: Request<Body>) -> Response {
-    let started = std::time::Instant::now();
     let uri = request.uri();
     let reply = renderer
         .reply(uri.path(), uri.query(), request.headers())
         .await;
-    reply
-        .meter
-        .answered(request.method(), reply.status, started.elapsed());
+    reply.meter.answered(request.method(), reply.status);
     let body = match reply.body {
         ReplyBody::Whole(body) => Body::from(body),
         ReplyBody::Stream(stream) => Body::from_stream(stream.into_body_stream()),

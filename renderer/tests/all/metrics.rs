@@ -68,7 +68,7 @@ async fn slots_sources_and_pages_are_counted_by_outcome() {
         value(
             &text,
             &format!(
-                "oberon_renderer_slot_render_duration_seconds_count{{component=\"{component}\",outcome=\"{outcome}\"}}"
+                "oberon_renderer_slot_renders_total{{component=\"{component}\",outcome=\"{outcome}\"}}"
             ),
         )
     };
@@ -76,6 +76,13 @@ async fn slots_sources_and_pages_are_counted_by_outcome() {
         assert!(slot(outcome, "misbehave") >= 3.0, "{outcome}");
     }
     assert!(slot("ok", "chain-source") >= 3.0);
+    // Renders that ran are timed too.
+    assert!(
+        value(
+            &text,
+            "oberon_renderer_slot_render_duration_seconds_count{component=\"misbehave\",outcome=\"trap\"}"
+        ) >= 3.0
+    );
 
     let fetches = |source: &str, outcome: &str, cache: &str| {
         value(
@@ -89,6 +96,15 @@ async fn slots_sources_and_pages_are_counted_by_outcome() {
     assert_eq!(fetches("metered-up", "ok", "miss"), 1.0);
     assert_eq!(fetches("metered-up", "ok", "hit"), 2.0);
     assert_eq!(fetches("metered-down", "error", "none"), 3.0);
+    // Timed: the fetches that asked (a fresh hit asks nobody).
+    let timed = |source: &str| {
+        value(
+            &text,
+            &format!("oberon_renderer_data_fetch_duration_seconds_count{{source=\"{source}\"}}"),
+        )
+    };
+    assert_eq!(timed("metered-up"), 1.0);
+    assert_eq!(timed("metered-down"), 3.0);
 
     // A page with a fallback is `partial`, but its class is the page's.
     assert_eq!(

@@ -225,7 +225,7 @@ async fn prometheus_scrapes_what_each_service_did() {
         .await;
     prometheus
         .expect(
-            r#"sum(oberon_renderer_slot_render_duration_seconds_count{job="renderer",component="misbehave",outcome="trap"})"#,
+            r#"sum(oberon_renderer_slot_renders_total{job="renderer",component="misbehave",outcome="trap"})"#,
             pages,
         )
         .await;
