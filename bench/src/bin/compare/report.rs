@@ -535,7 +535,9 @@ const NOTES: &str = "## How the comparison is made fair\n\n\
 - Each system is measured alone, on the same single CPU, with the same load generator \
   and settings. Oberon is the `oberon-renderer` release binary with its defaults \
   (info-level logs, to a file: a line per partial or streamed page, ordinary pages at \
-  debug; caching headers, ETag, Server-Timing). Node runs with `NODE_ENV=production`.\n\
+  debug; caching headers, ETag, Server-Timing) and its metrics kept as in production \
+  (`--ops-listen`; a `--baseline-renderer` runs without, since an older binary may not \
+  know the flag). Node runs with `NODE_ENV=production`.\n\
 - Podium caches its podlets' manifests and fallbacks (it fetches them once); Tailor \
   parses its template on every request (its `fetchTemplate` contract; the template \
   itself is held in memory). Same part timeout everywhere: Oberon's data-source \

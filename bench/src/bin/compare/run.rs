@@ -114,7 +114,8 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     // The parts' HTML and the page, as Oberon renders them: what every system serves.
     eprintln!("reading the page from Oberon");
     let (parts_html, page) = {
-        let mut oberon = systems::start_oberon(&paths, &paths.renderer, &site, args.server_cpus())?;
+        let mut oberon =
+            systems::start_oberon(&paths, &paths.renderer, &site, args.server_cpus(), true)?;
         wait_up(&mut oberon, "/_oberon/readyz", Duration::from_secs(60)).await?;
         let mut parts_html = Vec::new();
         for n in parts::numbers() {
@@ -164,16 +165,20 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             // The same page three ways: its renders reused (the default), the render
             // cache off, and its inputs changing on every request (nothing reused).
             "oberon" | "oberon-varied" => {
-                systems::start_oberon(&paths, &paths.renderer, &site, args.server_cpus())?
+                systems::start_oberon(&paths, &paths.renderer, &site, args.server_cpus(), true)?
             }
-            "oberon-uncached" => {
-                systems::start_oberon(&paths, &paths.renderer, &uncached_site, args.server_cpus())?
-            }
+            "oberon-uncached" => systems::start_oberon(
+                &paths,
+                &paths.renderer,
+                &uncached_site,
+                args.server_cpus(),
+                true,
+            )?,
             "oberon-baseline" => {
                 let baseline = paths.baseline.as_deref().context(
                     "oberon-baseline needs --baseline-renderer PATH (another oberon-renderer binary)",
                 )?;
-                systems::start_oberon(&paths, baseline, &site, args.server_cpus())?
+                systems::start_oberon(&paths, baseline, &site, args.server_cpus(), false)?
             }
             "podium" | "tailor" => {
                 let port = process::free_port()?;

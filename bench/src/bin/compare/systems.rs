@@ -197,24 +197,33 @@ pub struct Paths {
     pub work: PathBuf,
 }
 
+/// The renderer at `renderer` serving `site`. With `metrics`, it keeps its metrics as
+/// in production (`--ops-listen`, on a port nobody scrapes here: the exporter folds
+/// samples in every few seconds either way); without, for a baseline binary that may
+/// predate the flag.
 pub fn start_oberon(
     paths: &Paths,
     renderer: &Path,
     site: &Path,
     cpus: Option<&str>,
+    metrics: bool,
 ) -> anyhow::Result<Running> {
     let port = free_port()?;
     let addr = format!("127.0.0.1:{port}");
+    let mut argv = vec![
+        "--site".to_string(),
+        site.display().to_string(),
+        "--listen".into(),
+        addr.clone(),
+    ];
+    if metrics {
+        argv.extend(["--ops-listen".into(), format!("127.0.0.1:{}", free_port()?)]);
+    }
     let server = Server::start(
         "oberon",
         cpus,
         renderer,
-        &[
-            "--site".into(),
-            site.display().to_string(),
-            "--listen".into(),
-            addr.clone(),
-        ],
+        &argv,
         &[],
         paths.work.join("oberon.log"),
     )?;
