@@ -54,6 +54,39 @@ impl Default for ListenLimits {
     }
 }
 
+/// [`serve`] `app` on `listener` and, when there is one, the ops app (`/metrics`) on
+/// its own listener, both within `limits` and both until `shutdown` resolves; returns
+/// once both have finished what they had in flight.
+pub async fn serve_with_ops(
+    listener: TcpListener,
+    app: Router,
+    ops: Option<(TcpListener, Router)>,
+    limits: ListenLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(stop);
+    let stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let ops = ops.map(|(listener, app)| tokio::spawn(serve(listener, app, limits, stopped())));
+    let stop_ops = stop.clone();
+    let served = serve(listener, app, limits, async move {
+        shutdown.await;
+        let _ = stop_ops.send(true);
+    })
+    .await;
+    // The main listener may have failed on its own: the ops port stops with it.
+    let _ = stop.send(true);
+    if let Some(ops) = ops {
+        ops.await.map_err(std::io::Error::other)??;
+    }
+    served
+}
+
 /// Serve `app` on `listener` within `limits` until `shutdown` resolves, then finish the
 /// requests in flight. Each request carries the peer's [`ConnectInfo<SocketAddr>`].
 pub async fn serve(

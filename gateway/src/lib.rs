@@ -385,6 +385,17 @@ pub fn ops_app(gateway: Arc<Gateway>, exporter: oberon_service::metrics::Exporte
     )
 }
 
+/// [`serve`] `app`, and the ops app on its own listener when given (`--ops-listen`).
+pub async fn serve_with_ops(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    ops: Option<(tokio::net::TcpListener, Router)>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    oberon_config::listen::serve_with_ops(listener, app, ops, ListenLimits::default(), shutdown)
+        .await
+}
+
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use futures::FutureExt as _;
 use oberon_gateway::{Gateway, GatewayOptions};
 
 #[global_allocator]
@@ -80,25 +79,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!("gateway listening on http://{}", listener.local_addr()?);
     let gateway = Arc::new(gateway);
-    let shutdown = oberon_gateway::shutdown_signal().shared();
     let ops = match (&args.ops_listen, exporter) {
         (Some(addr), Some(exporter)) => {
             let ops = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding --ops-listen {addr}"))?;
             tracing::info!("gateway ops port on http://{}", ops.local_addr()?);
-            let app = oberon_gateway::ops_app(gateway.clone(), exporter);
-            Some(tokio::spawn(oberon_gateway::serve(
-                ops,
-                app,
-                shutdown.clone(),
-            )))
+            Some((ops, oberon_gateway::ops_app(gateway.clone(), exporter)))
         }
         _ => None,
     };
-    oberon_gateway::serve(listener, oberon_gateway::app(gateway), shutdown).await?;
-    if let Some(ops) = ops {
-        ops.await.context("the ops port's task")??;
-    }
+    oberon_gateway::serve_with_ops(
+        listener,
+        oberon_gateway::app(gateway),
+        ops,
+        oberon_gateway::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use futures::FutureExt as _;
 use oberon_identity::{RemoteKeySet, RemoteKeySetOptions, Verifier};
 use oberon_renderer::{Renderer, RendererOptions, server};
 
@@ -145,21 +144,23 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!("renderer listening on http://{}", listener.local_addr()?);
-    let shutdown = oberon_service::shutdown_signal().shared();
     let ops = match (&args.ops_listen, exporter) {
         (Some(addr), Some(exporter)) => {
             let ops = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding --ops-listen {addr}"))?;
             tracing::info!("renderer ops port on http://{}", ops.local_addr()?);
-            let app = server::ops_app(renderer.clone(), exporter);
-            Some(tokio::spawn(server::serve(ops, app, shutdown.clone())))
+            Some((ops, server::ops_app(renderer.clone(), exporter)))
         }
         _ => None,
     };
-    server::serve(listener, server::app(renderer), shutdown).await?;
-    if let Some(ops) = ops {
-        ops.await.context("the ops port's task")??;
-    }
+    oberon_config::listen::serve_with_ops(
+        listener,
+        server::app(renderer),
+        ops,
+        oberon_config::listen::ListenLimits::default(),
+        oberon_service::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
