@@ -176,6 +176,45 @@ async fn token_matrix() {
     assert_eq!(r.headers()["cache-control"], "no-store");
 }
 
+/// Why a token was refused, as `oberon_gateway_requests_total`'s `auth` label names it:
+/// an operator tells expired sessions from forged tokens.
+#[tokio::test]
+async fn refused_tokens_are_labelled_by_why() {
+    let s = setup().await;
+    let i = &s.issuer;
+    let mut expired = i.claims("alice");
+    expired["exp"] = (now() - 60).into();
+    expired["iat"] = (now() - 700).into();
+    let mut foreign = i.claims("alice");
+    foreign["iss"] = "https://evil.test".into();
+    // Alice's claims under the signature of Bob's token.
+    let (signed, _) = i
+        .token("alice")
+        .rsplit_once('.')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap();
+    let (_, bobs) = i
+        .token("bob")
+        .rsplit_once('.')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap();
+    let cases = [
+        (i.sign(&expired), "expired"),
+        (format!("{signed}.{bobs}"), "bad_signature"),
+        (i.sign(&foreign), "unknown_issuer"),
+        ("not.a.jwt".to_string(), "malformed"),
+    ];
+    for (token, label) in cases {
+        let refused = s
+            .gateway
+            .issuers()
+            .verify(&token, oberon_gateway::auth::Presented::Bearer)
+            .await
+            .expect_err(label);
+        assert_eq!(refused.auth_label(), label, "{refused}");
+    }
+}
+
 #[tokio::test]
 async fn unknown_kid_refetches_once_then_cools_down() {
     let s = setup().await;
