@@ -7,7 +7,7 @@
 //! keeps — is read when Prometheus scrapes ([`observe`]), so it costs nothing between
 //! scrapes.
 
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ::metrics::{Counter, Histogram, SharedString};
@@ -138,13 +138,6 @@ impl PageMeter {
             class,
             started,
         }
-    }
-
-    /// An answer no page's route matched.
-    pub fn unmatched(started: Instant) -> Self {
-        static UNMATCHED: LazyLock<Arc<PageMetrics>> =
-            LazyLock::new(|| Arc::new(PageMetrics::new("")));
-        Self::page(&UNMATCHED, None, started)
     }
 
     /// Its head leaves now.

@@ -171,7 +171,7 @@ impl Renderer {
             return simple(
                 StatusCode::NOT_FOUND,
                 "not found\n",
-                PageMeter::unmatched(started),
+                PageMeter::page(&self.site().unmatched, None, started),
             );
         };
         let (ctx, assertion) = self

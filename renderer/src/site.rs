@@ -252,6 +252,10 @@ pub struct Site {
     pub layouts: Arc<Layouts>,
     pub components: ComponentSet,
     pub locale: String,
+    /// The answers no page's route matched (their route label empty). The site's, like
+    /// every page's: its handles belong to whatever recorder is installed when it is
+    /// first used, so nothing built before the exporter keeps a no-op.
+    pub unmatched: Arc<PageMetrics>,
 }
 
 impl Site {
@@ -304,6 +308,7 @@ impl Site {
                 layouts: source.layouts.clone(),
                 components,
                 locale: source.config.locale.clone(),
+                unmatched: Arc::new(PageMetrics::new("")),
             })
         } else {
             Err(ConfigErrors(errors))
