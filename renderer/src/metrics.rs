@@ -37,15 +37,11 @@ const METHODS: [http::Method; 2] = [http::Method::GET, http::Method::HEAD];
 /// A page's cache class label; `None` for an answer that is no page (404, 503).
 const CLASSES: usize = 4;
 
-fn class_label(class: Option<Cacheability>) -> &'static str {
-    match class {
-        Some(Cacheability::Public) => "public",
-        Some(Cacheability::Volatile) => "volatile",
-        Some(Cacheability::Personal) => "personal",
-        None => "none",
-    }
-}
+/// The `cache_class` label values, in the order of [`class_index`].
+const CLASS_LABELS: [&str; 4] = ["public", "volatile", "personal", "none"];
 
+/// A page's class (none: it never got one, a 503 or 404) as an index into
+/// [`CLASS_LABELS`] and the handles kept per class.
 fn class_index(class: Option<Cacheability>) -> usize {
     match class {
         Some(Cacheability::Public) => 0,
@@ -106,7 +102,7 @@ impl PageMetrics {
             PAGES,
             "http_route" => self.route.clone(),
             "http_response_status_code" => status_label(status),
-            "cache_class" => class_label(class),
+            "cache_class" => CLASS_LABELS[class_index(class)],
         )
     }
 
@@ -281,7 +277,7 @@ impl FetchOutcome {
     }
 
     /// `(outcome, cache)`.
-    fn labels(self) -> (&'static str, &'static str) {
+    pub fn labels(self) -> (&'static str, &'static str) {
         match self {
             FetchOutcome::Hit => ("ok", "hit"),
             FetchOutcome::Miss => ("ok", "miss"),
