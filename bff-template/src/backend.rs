@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
+use tracing::Instrument as _;
 
 use crate::metrics::Metrics;
 
@@ -60,9 +61,21 @@ impl Backend {
         fwd: &Forward,
     ) -> Result<T, BackendError> {
         let started = std::time::Instant::now();
-        let result = tokio::time::timeout(self.timeout, self.get_inner(path, fwd))
+        let span = tracing::info_span!(
+            "backend",
+            otel.kind = "client",
+            otel.name = "GET",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = "GET",
+            url.path = path,
+        );
+        let result = tokio::time::timeout(self.timeout, self.get_inner(path, fwd, &span))
+            .instrument(span.clone())
             .await
             .unwrap_or(Err(BackendError::Timeout(self.timeout)));
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
         let outcome = match &result {
             Ok(_) => "ok",
             Err(BackendError::NotFound) => "status_4xx",
@@ -79,13 +92,19 @@ impl Backend {
         &self,
         path: &str,
         fwd: &Forward,
+        span: &tracing::Span,
     ) -> Result<T, BackendError> {
         let mut request = self
             .http
             .get(format!("{}{path}", self.base))
             .header("accept", "application/json")
             .header("x-request-id", &fwd.request_id);
-        if let Some(tp) = fwd.traceparent.as_deref().filter(|tp| is_traceparent(tp)) {
+        // Exporting spans, this call is the backend's parent; else the caller's trace
+        // is passed on as it came.
+        let traced = crate::trace::headers_for(span);
+        if !traced.is_empty() {
+            request = request.headers(traced);
+        } else if let Some(tp) = fwd.traceparent.as_deref().filter(|tp| is_traceparent(tp)) {
             request = request.header("traceparent", tp);
         }
         let response = request

@@ -17,6 +17,7 @@ pub mod config;
 pub mod identity;
 pub mod listen;
 pub mod metrics;
+pub mod trace;
 pub mod versions;
 
 use std::future::Future;
@@ -203,12 +204,27 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
         .map_or("(unmatched)", |p| p.as_str())
         .to_string();
     let method = request.method().clone();
-    let span =
-        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+        otel.kind = tracing::field::Empty,
+        otel.name = tracing::field::Empty,
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    if trace::enabled() {
+        span.record("otel.kind", "server");
+        span.record("otel.name", format!("{method} {route}"));
+        span.record("http.route", route.as_str());
+        trace::continue_from(&span, request.headers());
+    }
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let took = started.elapsed();
     let deprecated = response.headers().contains_key("deprecation");
+    span.record("http.response.status_code", status);
     span.in_scope(|| {
         tracing::info!(status, elapsed_ms = took.as_secs_f64() * 1e3, "answered");
     });

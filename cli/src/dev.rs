@@ -219,13 +219,11 @@ async fn serve_metrics(
     stop: &Stop,
     services: &mut Vec<Service>,
 ) -> anyhow::Result<String> {
-    let gateway = gateway.clone();
-    let app = server::ops_app(renderer.clone(), exporter).layer(axum::middleware::map_request(
-        move |request: axum::extract::Request| {
-            oberon_gateway::metrics::observe(&gateway);
-            std::future::ready(request)
-        },
-    ));
+    let (renderer, gateway) = (renderer.clone(), gateway.clone());
+    let app = exporter.app(move || {
+        oberon_renderer::metrics::observe(&renderer);
+        oberon_gateway::metrics::observe(&gateway);
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let served = server::serve(listener, app, stop.stopped());

@@ -40,8 +40,16 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    oberon_renderer::init_tracing();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    // Kept to the end: dropped, it sends the last spans.
+    let _tracing = match oberon_renderer::init_tracing("oberon") {
+        Ok(tracing) => tracing,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
         Command::Dev(args) => oberon_cli::dev::run(args).await,
         Command::New(args) => oberon_cli::new::run(args),
         Command::Mode(args) => oberon_cli::mode::run(args).await,

@@ -363,26 +363,10 @@ async fn jwks(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
     )
 }
 
-/// Serve `app` on `listener` (with the peer address every request needs) until
-/// `shutdown` resolves, finishing requests in flight: within [`ListenLimits`], so a
-/// connection that sends its head slowly, or nothing, is closed at the header-read
-/// timeout.
 /// The ops port's routes: `GET /metrics`, in Prometheus's text format. Never behind
 /// the gateway's own routes: it listens on its own address (`--ops-listen`).
 pub fn ops_app(gateway: Arc<Gateway>, exporter: oberon_service::metrics::Exporter) -> Router {
-    Router::new().route(
-        "/metrics",
-        get(move || async move {
-            metrics::observe(&gateway);
-            (
-                [(
-                    http::header::CONTENT_TYPE,
-                    oberon_service::metrics::CONTENT_TYPE,
-                )],
-                exporter.render(),
-            )
-        }),
-    )
+    exporter.app(move || metrics::observe(&gateway))
 }
 
 /// [`serve`] `app`, and the ops app on its own listener when given (`--ops-listen`).
@@ -396,6 +380,10 @@ pub async fn serve_with_ops(
         .await
 }
 
+/// Serve `app` on `listener` (with the peer address every request needs) until
+/// `shutdown` resolves, finishing requests in flight: within [`ListenLimits`], so a
+/// connection that sends its head slowly, or nothing, is closed at the header-read
+/// timeout.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,

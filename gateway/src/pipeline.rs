@@ -54,9 +54,25 @@ pub(crate) async fn request_span(
         request_id = %request_id,
         method = %request.method(),
         path = %request.uri().path(),
+        otel.kind = tracing::field::Empty,
+        otel.name = tracing::field::Empty,
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
     );
+    // The trace fields only when traces are on: the log lines would carry them too.
+    let traces = oberon_service::trace::enabled();
+    if traces {
+        span.record("otel.kind", "server");
+        span.record("otel.name", request.method().as_str());
+        // The CDN's trace, or the client's through it: the gateway's span joins it.
+        oberon_service::trace::continue_from(&span, request.headers());
+    }
     request.extensions_mut().insert(RequestId(request_id));
-    next.run(request).instrument(span).await
+    let response = next.run(request).instrument(span.clone()).await;
+    if traces {
+        span.record("http.response.status_code", response.status().as_u16());
+    }
+    response
 }
 
 impl Gateway {
@@ -107,6 +123,14 @@ impl Gateway {
         self.admit(hop, request.headers())?;
         let (route, upstream_path) = self.matched(&path).ok_or(ClientRefusal::NotFound)?;
         seen.route = Some(SharedString::from_owned(route.pattern.clone()));
+        if oberon_service::trace::enabled() {
+            let span = tracing::Span::current();
+            span.record("http.route", route.pattern.as_str());
+            span.record(
+                "otel.name",
+                format!("{} {}", request.method(), route.pattern),
+            );
+        }
         let query = request.uri().query();
         let verified = self
             .authorize(route, &path, request.headers(), query, &mut seen.auth)
@@ -280,12 +304,16 @@ impl Gateway {
         if let Ok(v) = HeaderValue::from_str(request_id) {
             headers.insert(request_id::HEADER, v);
         }
-        let (traceparent, continued) = proxy::traceparent(headers.get("traceparent"));
-        if !continued {
-            headers.remove("tracestate");
-        }
-        if let Ok(v) = HeaderValue::from_str(&traceparent) {
-            headers.insert("traceparent", v);
+        // Exporting traces, the request's span is the upstream's parent; else the
+        // trace still goes on, through a span id of the gateway's own.
+        if !oberon_service::trace::inject(&tracing::Span::current(), headers) {
+            let (traceparent, continued) = proxy::traceparent(headers.get("traceparent"));
+            if !continued {
+                headers.remove("tracestate");
+            }
+            if let Ok(v) = HeaderValue::from_str(&traceparent) {
+                headers.insert("traceparent", v);
+            }
         }
     }
 

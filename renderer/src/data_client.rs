@@ -34,6 +34,7 @@ use futures::future::{BoxFuture, Shared};
 use http_cache_semantics::{AfterResponse, BeforeRequest, CacheOptions, CachePolicy};
 use oberon_service::error_chain;
 use tokio::sync::Semaphore;
+use tracing::Instrument as _;
 
 use crate::component::Cacheability;
 use crate::data::DataError;
@@ -439,13 +440,19 @@ impl Inner {
         // Spawned, so that no waiter's deadline cancels it. The guard removes the entry
         // however the task ends (an answer, a panic, the runtime shutting down), so no
         // later request ever joins a fetch that will never answer.
-        let task = tokio::spawn(async move {
+        let fetch = async move {
             let _inflight = InflightEntry {
                 inner: this.clone(),
                 url: key.clone(),
             };
             this.clone().run(&key, cached, &request_id, None).await
-        });
+        };
+        // The fetch that started it is the BFF's parent in a trace.
+        let task = if oberon_service::trace::enabled() {
+            tokio::spawn(fetch.instrument(tracing::Span::current()))
+        } else {
+            tokio::spawn(fetch)
+        };
         let shared = async move {
             task.await
                 .unwrap_or_else(|e| Err(DataError::Task(Arc::new(e))))
@@ -541,6 +548,11 @@ impl Inner {
             .header("x-request-id", request_id);
         if let Some(identity) = identity {
             request = request.header(oberon_identity::assertion::HEADER, identity);
+        }
+        if oberon_service::trace::enabled() {
+            let mut traceparent = http::HeaderMap::new();
+            oberon_service::trace::inject(&tracing::Span::current(), &mut traceparent);
+            request = request.headers(traceparent);
         }
         if let Some(entry) = cached
             && let BeforeRequest::Stale { request: reval, .. } =

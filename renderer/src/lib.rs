@@ -34,13 +34,17 @@ pub use lifecycle::{Renderer, RendererOptions, StartError};
 pub use render::{PageReply, PageResponse, ReplyBody};
 
 /// Install a `tracing` subscriber reading `RUST_LOG` (default `info`), writing to
-/// stdout: with colours on a terminal, plain text to a file or pipe. For binaries.
-pub fn init_tracing() {
+/// stdout: with colours on a terminal, plain text to a file or pipe; and exporting
+/// traces when the `OTEL_*` variables ask for them (`oberon_service::trace`). For
+/// binaries: keep what it returns until the process ends.
+pub fn init_tracing(
+    service: &str,
+) -> Result<Option<oberon_service::trace::Tracing>, oberon_service::trace::TraceError> {
     use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stdout().is_terminal())
-        .try_init();
+        .fmt_fields(oberon_service::trace::LogFields);
+    oberon_service::trace::init(service, filter, logs)
 }

@@ -80,8 +80,9 @@ fn parse_bff(s: &str) -> Result<(String, String), NotNameEqualsUrl> {
 }
 
 fn main() -> anyhow::Result<()> {
-    oberon_renderer::init_tracing();
     let args = Args::parse();
+    // Kept to the end: dropped, it sends the last spans.
+    let _tracing = oberon_renderer::init_tracing("oberon-renderer")?;
     let workers = args.workers.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });

@@ -152,28 +152,59 @@ impl Renderer {
         given: Option<Vec<(Arc<str>, Arc<str>)>>,
     ) -> PageReply {
         let request_id = request_id(request);
-        let span = tracing::info_span!("page", request_id = %request_id);
-        self.reply_in(request_id, path, query, request, given)
+        let target = self.match_page(path);
+        let span = page_span(&request_id, target.as_ref(), request);
+        self.reply_in(request_id, target, path, query, request, given)
             .instrument(span)
             .await
     }
 
+    /// In the page's span: the page in a sampled trace gets its status recorded and
+    /// its parts' spans.
     async fn reply_in(
         self: &Arc<Self>,
         request_id: Arc<str>,
+        target: Option<Target>,
         path: &str,
         query: Option<&str>,
         request: &HeaderMap,
         given: Option<Vec<(Arc<str>, Arc<str>)>>,
     ) -> PageReply {
         let started = Instant::now();
-        let Some(target) = self.match_page(path) else {
+        let Some(target) = target else {
             return simple(
                 StatusCode::NOT_FOUND,
                 "not found\n",
                 PageMeter::page(&self.site().unmatched, None, started),
             );
         };
+        let traced = oberon_service::trace::enabled()
+            && oberon_service::trace::sampled(&tracing::Span::current());
+        let reply = self
+            .reply_phases(
+                request_id,
+                target,
+                (path, query, request),
+                given,
+                Begun { started, traced },
+            )
+            .await;
+        if traced {
+            let status = reply.status.as_u16();
+            tracing::Span::current().record("http.response.status_code", status);
+        }
+        reply
+    }
+
+    async fn reply_phases(
+        self: &Arc<Self>,
+        request_id: Arc<str>,
+        target: Target,
+        (path, query, request): (&str, Option<&str>, &HeaderMap),
+        given: Option<Vec<(Arc<str>, Arc<str>)>>,
+        begun: Begun,
+    ) -> PageReply {
+        let started = begun.started;
         let (ctx, assertion) = self
             .identify(&target, request_id, path, query, request)
             .await;
@@ -187,9 +218,10 @@ impl Renderer {
             assertion,
             credentials,
             given,
-            started,
+            begun,
         );
-        run.until_critical().await;
+        let critical = run.phase("critical");
+        run.until_critical().instrument(critical).await;
         if let Some((slot, reason)) = run.critical_failure() {
             let page = run.target.page();
             tracing::error!(route = %page.route, team = %page.team, side = %reason.side(), "critical component failed: slot {slot}: {reason}");
@@ -201,7 +233,10 @@ impl Renderer {
             );
         }
         if run.data_settled() {
-            run.until_end().await;
+            let settle = run.phase("settle");
+            run.until_end().instrument(settle).await;
+            let compose = run.phase("compose");
+            let _composing = compose.enter();
             return self.whole(run, credentials, request);
         }
         // The body goes on after this returns: it takes the request's span along.
@@ -291,13 +326,7 @@ impl Renderer {
         );
         let decided = cache::decide(&facts);
         let mut headers = page_headers(variant, decided.headers);
-        let timing = format!(
-            "data;dur={:.2}, components;dur={:.2}, compose;dur={:.2}, reused;desc={}",
-            ms(settled.timings.data),
-            ms(settled.timings.components),
-            ms(compose),
-            settled.timings.reused,
-        );
+        let timing = server_timing(variant, &settled.timings, compose);
         if let Ok(v) = HeaderValue::from_str(&timing) {
             headers.insert("server-timing", v);
         }
@@ -344,8 +373,9 @@ impl Renderer {
         let mode = facts.mode;
         let decided = cache::decide(&facts);
         let mut headers = page_headers(variant, decided.headers);
-        if let Ok(v) = HeaderValue::from_str(&format!("head;dur={:.2}", ms(run.started.elapsed())))
-        {
+        let mut timing = String::from("head;dur=");
+        push_ms(&mut timing, run.started.elapsed());
+        if let Ok(v) = HeaderValue::from_str(&timing) {
             headers.insert("server-timing", v);
         }
         run.promise(decided.promise);
@@ -597,11 +627,103 @@ fn simple(status: StatusCode, body: &str, meter: PageMeter) -> PageReply {
     }
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
+/// A whole page's `Server-Timing`: when its data and its components had settled, how
+/// long composing took, how many slots were reused, then each slot's render as
+/// `slot-<name>` with its outcome (`ok`, `reused`, `fallback`, `timeout`, `trap`,
+/// `oom`), in the layout's order.
+///
+/// Written on every whole page, so by hand: each slot's entry up to its time was
+/// written when the site was built (`Slot::timing_entry`), the times are integers.
+fn server_timing(variant: &PageVariant, timings: &run::Timings, compose: Duration) -> String {
+    let mut timing = String::with_capacity(96 + 48 * timings.slots.len());
+    timing.push_str("data;dur=");
+    push_ms(&mut timing, timings.data);
+    timing.push_str(", components;dur=");
+    push_ms(&mut timing, timings.components);
+    timing.push_str(", compose;dur=");
+    push_ms(&mut timing, compose);
+    timing.push_str(", reused;desc=");
+    push_integer(&mut timing, timings.reused as u128);
+    for (slot, settled) in variant.slots.iter().zip(&timings.slots) {
+        let Some((took, outcome)) = settled else {
+            continue;
+        };
+        timing.push_str(&slot.timing_entry);
+        push_ms(&mut timing, *took);
+        timing.push_str(";desc=");
+        timing.push_str(outcome.as_str());
+    }
+    timing
+}
+
+/// `d` in milliseconds with two decimals (rounded), as `Server-Timing` writes it.
+fn push_ms(out: &mut String, d: Duration) {
+    let hundredths = (d.as_micros() + 5) / 10;
+    push_integer(out, hundredths / 100);
+    out.push('.');
+    let rest = hundredths % 100;
+    out.push(char::from(b'0' + (rest / 10) as u8));
+    out.push(char::from(b'0' + (rest % 10) as u8));
+}
+
+/// `n` in decimal.
+fn push_integer(out: &mut String, n: u128) {
+    let mut digits = [0u8; 39];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// The request id from the trusted hop, or a fresh one.
+/// When a page's request began, and whether it is in a sampled trace (then its
+/// fetches, slots and phases get spans).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Begun {
+    pub started: Instant,
+    pub traced: bool,
+}
+
+/// A page's span. With traces on, it is the trace's server span, named for the
+/// page's route before the sampler sees it, and continues the trace `request` carries;
+/// off, it holds the request id alone (a span's fields are in every log line, and
+/// cost every page).
+fn page_span(request_id: &str, target: Option<&Target>, request: &HeaderMap) -> tracing::Span {
+    use tracing::field::Empty;
+    if !oberon_service::trace::enabled() {
+        return tracing::info_span!("page", request_id);
+    }
+    let span = match target {
+        Some(target) => {
+            let route = &*target.page().route;
+            tracing::info_span!(
+                "page",
+                request_id,
+                otel.kind = "server",
+                otel.name = %format_args!("GET {route}"),
+                http.route = route,
+                http.response.status_code = Empty,
+            )
+        }
+        None => tracing::info_span!(
+            "page",
+            request_id,
+            otel.kind = "server",
+            otel.name = "GET",
+            http.response.status_code = Empty,
+        ),
+    };
+    oberon_service::trace::continue_from(&span, request);
+    span
+}
+
 fn request_id(headers: &HeaderMap) -> Arc<str> {
     Arc::from(oberon_service::request_id::of_or_generate(headers))
 }
@@ -749,5 +871,21 @@ mod tests {
         })
         .to_string();
         assert_eq!(request_topic(&ctx), expected);
+    }
+
+    #[test]
+    fn server_timing_durations_are_milliseconds_rounded_to_hundredths() {
+        let ms = |us| {
+            let mut out = String::new();
+            push_ms(&mut out, Duration::from_micros(us));
+            out
+        };
+        assert_eq!(ms(0), "0.00");
+        assert_eq!(ms(4), "0.00");
+        assert_eq!(ms(5), "0.01");
+        assert_eq!(ms(1_234), "1.23");
+        assert_eq!(ms(1_235), "1.24");
+        assert_eq!(ms(999_996), "1000.00");
+        assert_eq!(ms(12_345_678), "12345.68");
     }
 }

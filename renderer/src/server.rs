@@ -48,16 +48,7 @@ pub fn app(renderer: Arc<Renderer>) -> Router {
 /// The ops port's routes: `GET /metrics`, in Prometheus's text format, with what is
 /// state (modes, breakers, pools, the registry) read as it is scraped.
 pub fn ops_app(renderer: Arc<Renderer>, exporter: oberon_service::metrics::Exporter) -> Router {
-    Router::new().route(
-        "/metrics",
-        get(move || async move {
-            crate::metrics::observe(&renderer);
-            (
-                [(header::CONTENT_TYPE, oberon_service::metrics::CONTENT_TYPE)],
-                exporter.render(),
-            )
-        }),
-    )
+    exporter.app(move || crate::metrics::observe(&renderer))
 }
 
 /// Serve `app` on `listener` until `shutdown` resolves, finishing requests in flight:

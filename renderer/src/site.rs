@@ -148,6 +148,9 @@ pub struct Slot {
     span: std::ops::Range<usize>,
     /// Its renders, by outcome.
     pub metrics: SlotMetrics,
+    /// `, slot-<name>;dur=`: its `Server-Timing` entry up to the time, written once
+    /// (the name with anything a metric name may not hold as `_`).
+    pub timing_entry: String,
 }
 
 /// A page, ready to serve.
@@ -692,9 +695,19 @@ fn bind_slots(
             reads,
             span: s.component.span(),
             metrics: SlotMetrics::new(s.component.get_ref()),
+            timing_entry: timing_entry(name),
         });
     }
     (errors.len() == before).then_some(slots)
+}
+
+fn timing_entry(slot: &str) -> String {
+    let token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let name: String = slot
+        .chars()
+        .map(|c| if token(c) { c } else { '_' })
+        .collect();
+    format!(", slot-{name};dur=")
 }
 
 /// The version slot `s` gets: its component's canary when `canary_share` calls for

@@ -1,10 +1,11 @@
 //! What every Oberon service does the same way, written once: the request id a
-//! request is known by, its metrics and their exporter, the signal that stops a
+//! request is known by, its metrics and their exporter, its traces, the signal that stops a
 //! service, how a secret is compared and how an error is printed with its causes.
 //! Services link this crate rather than keep a copy, so the rules cannot drift apart.
 
 pub mod metrics;
 pub mod request_id;
+pub mod trace;
 
 /// `a == b` in time that depends only on the lengths, for secrets (tokens, `state`,
 /// nonces) a caller could otherwise guess byte by byte.

@@ -78,6 +78,19 @@ impl Exporter {
     pub fn render(&self) -> String {
         self.handle.render()
     }
+
+    /// A service's ops router: `GET /metrics`, calling `observe` first to record what
+    /// is state (read as Prometheus scrapes rather than kept up to date on the request
+    /// path).
+    pub fn app(self, observe: impl Fn() + Clone + Send + Sync + 'static) -> axum::Router {
+        axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || async move {
+                observe();
+                ([(http::header::CONTENT_TYPE, CONTENT_TYPE)], self.render())
+            }),
+        )
+    }
 }
 
 /// Records one answered request in [`HTTP_SERVER_REQUEST_DURATION`]. `route` is the

@@ -14,8 +14,9 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use oberon_service::error_chain;
+use tracing::{Instrument, Span, field::Empty};
 
-use super::{Delegable, Target, seeded_bus};
+use super::{Begun, Delegable, Target, seeded_bus};
 use crate::bus::BusSnapshot;
 use crate::cache::Promise;
 use crate::component::{Cacheability, Fragment, RequestContext};
@@ -77,6 +78,38 @@ pub(crate) struct PageRun {
     promised: Option<Promise>,
     data_done: Option<Duration>,
     components_done: Option<Duration>,
+    /// Per slot: how long its render took and how it ended, once settled.
+    slot_timings: Vec<Option<(Duration, SlotOutcome)>>,
+    /// Only for a page in a sampled trace: its spans.
+    traced: Option<Traced>,
+}
+
+/// A sampled page's spans: the page's, and one per data source and per slot (made as
+/// each starts), each ended when it settles.
+struct Traced {
+    page: Span,
+    sources: Vec<Span>,
+    slots: Vec<Span>,
+}
+
+impl Traced {
+    /// Room for the spans of a page of `sources` and `slots`, under the current span
+    /// (the page's).
+    fn of_current_page(sources: usize, slots: usize) -> Self {
+        Traced {
+            page: Span::current(),
+            sources: vec![Span::none(); sources],
+            slots: vec![Span::none(); slots],
+        }
+    }
+}
+
+/// `future`, in `span` when the page is traced: boxed either way.
+fn in_span(future: BoxFuture<'static, Event>, span: Option<&Span>) -> BoxFuture<'static, Event> {
+    match span {
+        Some(span) => Box::pin(future.instrument(span.clone())),
+        None => future,
+    }
 }
 
 enum Event {
@@ -97,6 +130,8 @@ enum Event {
 pub(crate) struct Timings {
     pub data: Duration,
     pub components: Duration,
+    /// Per slot, in the variant's order: its render's time and outcome.
+    pub slots: Vec<Option<(Duration, SlotOutcome)>>,
     /// Slots the render cache answered.
     pub reused: usize,
 }
@@ -114,7 +149,8 @@ pub(crate) struct Settled {
 
 impl PageRun {
     /// Start every data source's fetch (or take `given` values instead) and every
-    /// component that waits for nothing.
+    /// component that waits for nothing. A traced page's fetches, slots and phases get
+    /// spans under the current one (the page's).
     pub(crate) fn start(
         renderer: Arc<Renderer>,
         target: Target,
@@ -122,7 +158,7 @@ impl PageRun {
         identity: Option<Arc<Delegable>>,
         credentials: bool,
         given: Option<Vec<(Arc<str>, Arc<str>)>>,
-        started: Instant,
+        Begun { started, traced }: Begun,
     ) -> Self {
         let page = target.page();
         let variant = target.variant();
@@ -130,6 +166,7 @@ impl PageRun {
         let ctx = Arc::new(ctx);
         let mut bus = seeded_bus(&ctx);
         let sources = page.data.len();
+        let mut traced = traced.then(|| Traced::of_current_page(sources, variant.slots.len()));
         let running = FuturesUnordered::new();
         let sources_settled = match given {
             Some(values) => {
@@ -147,7 +184,12 @@ impl PageRun {
                     let renderer = renderer.clone();
                     let request_id = ctx.request_id.clone();
                     let identity = identity.as_ref().and_then(|d| d.for_source(source));
-                    running.push(Box::pin(async move {
+                    let span = traced.as_mut().map(|t| {
+                        let url = expanded.as_deref().ok();
+                        t.sources[i] = fetch_span(&t.page, &source.topic, url);
+                        &t.sources[i]
+                    });
+                    let fetch = Box::pin(async move {
                         let fetch_started = Instant::now();
                         let (url, result) = match expanded {
                             Ok(url) => {
@@ -165,7 +207,8 @@ impl PageRun {
                             result,
                             elapsed: fetch_started.elapsed(),
                         }
-                    }) as BoxFuture<'static, Event>);
+                    });
+                    running.push(in_span(fetch, span));
                 }
                 vec![false; sources]
             }
@@ -188,6 +231,8 @@ impl PageRun {
             promised: None,
             data_done: None,
             components_done: None,
+            slot_timings: vec![None; slots],
+            traced,
         };
         run.launch_ready();
         run
@@ -235,7 +280,11 @@ impl PageRun {
                     Arc::new(only)
                 }
             };
-            self.running.push(Box::pin(async move {
+            let span = self.traced.as_mut().map(|t| {
+                t.slots[i] = slot_span(&t.page, &slot.name, slot.component.name());
+                &t.slots[i]
+            });
+            let render = Box::pin(async move {
                 let slot = &site.pages[page].variants[variant].slots[i];
                 let rendered = renderer
                     .render_cache
@@ -254,7 +303,8 @@ impl PageRun {
                     result: rendered.result,
                     reused: rendered.reused,
                 }
-            }));
+            });
+            self.running.push(in_span(render, span));
         }
     }
 
@@ -280,7 +330,19 @@ impl PageRun {
                 url,
                 result,
                 elapsed,
-            } => self.settle_data(source, &url, result, elapsed),
+            } => {
+                let outcome = FetchOutcome::of(&result);
+                if let Some(t) = &mut self.traced {
+                    let span = std::mem::replace(&mut t.sources[source], Span::none());
+                    let (ended, cache) = outcome.labels();
+                    span.record("oberon.outcome", ended);
+                    span.record("oberon.cache", cache);
+                    if ended != "ok" {
+                        span.record("otel.status_code", "ERROR");
+                    }
+                }
+                self.settle_data(source, &url, result, outcome, elapsed);
+            }
             Event::Slot {
                 slot,
                 result,
@@ -288,9 +350,17 @@ impl PageRun {
             } => {
                 self.reused += usize::from(reused);
                 let outcome = SlotOutcome::of(result.outcome.as_ref().map(|_| ()), reused);
+                if let Some(t) = &mut self.traced {
+                    let span = std::mem::replace(&mut t.slots[slot], Span::none());
+                    span.record("oberon.outcome", outcome.as_str());
+                    if result.outcome.is_err() {
+                        span.record("otel.status_code", "ERROR");
+                    }
+                }
                 self.target.variant().slots[slot]
                     .metrics
                     .rendered(outcome, result.elapsed);
+                self.slot_timings[slot] = Some((result.elapsed, outcome));
                 self.settle_slot(slot, result);
             }
         }
@@ -302,6 +372,7 @@ impl PageRun {
         i: usize,
         url: &str,
         result: Result<Fetched, DataError>,
+        outcome: FetchOutcome,
         elapsed: Duration,
     ) {
         self.sources_settled[i] = true;
@@ -310,7 +381,7 @@ impl PageRun {
         }
         let page = self.target.page();
         let source = &page.data[i];
-        source.metrics.fetched(FetchOutcome::of(&result), elapsed);
+        source.metrics.fetched(outcome, elapsed);
         let fetched = match result {
             Err(e) => {
                 tracing::warn!(
@@ -407,6 +478,15 @@ impl PageRun {
             })
     }
 
+    /// A span for one phase of the page, under the page's, if the page is traced.
+    pub(crate) fn phase(&self, name: &'static str) -> Span {
+        if let Some(t) = &self.traced {
+            tracing::info_span!(parent: &t.page, "phase", otel.name = name)
+        } else {
+            Span::none()
+        }
+    }
+
     /// Whether every data source has settled.
     pub(crate) fn data_settled(&self) -> bool {
         self.sources_settled.iter().all(|s| *s)
@@ -432,6 +512,7 @@ impl PageRun {
                 data: self.data_done.unwrap_or_default(),
                 components: self.components_done.unwrap_or_default(),
                 reused: self.reused,
+                slots: self.slot_timings,
             },
             target: self.target,
             started: self.started,
@@ -498,4 +579,35 @@ impl PageRun {
         out.push_str(&composition.scripts());
         true
     }
+}
+
+/// A data source's fetch, a client span under the page's: its outcome and cache
+/// status are recorded when it settles. The fetch sends its context on to the BFF.
+fn fetch_span(page: &Span, topic: &str, url: Option<&str>) -> Span {
+    tracing::info_span!(
+        parent: page,
+        "fetch",
+        otel.name = %format_args!("fetch {topic}"),
+        otel.kind = "client",
+        otel.status_code = Empty,
+        http.request.method = "GET",
+        url.full = url,
+        oberon.source = topic,
+        oberon.outcome = Empty,
+        oberon.cache = Empty,
+    )
+}
+
+/// A slot's render under the page's span: the component's log lines become its
+/// events, its outcome is recorded when it settles.
+fn slot_span(page: &Span, slot: &str, component: &str) -> Span {
+    tracing::info_span!(
+        parent: page,
+        "slot",
+        otel.name = %format_args!("render {slot}"),
+        otel.status_code = Empty,
+        oberon.slot = slot,
+        oberon.component = component,
+        oberon.outcome = Empty,
+    )
 }

@@ -157,6 +157,29 @@ async fn misbehaving_components_fall_back_within_their_deadline_and_the_page_ren
             );
         }
         assert_eq!(page.slot("good"), "<p>source n=1</p>");
+        // The page is sent whole: its Server-Timing times each slot, with how it ended.
+        let timing = page.header("server-timing");
+        for (slot, ended) in [
+            ("loop", "timeout"),
+            ("sleep", "timeout"),
+            ("oom", "oom"),
+            ("stack", "trap"),
+            ("trap", "trap"),
+            ("panic", "trap"),
+            ("error", "fallback"),
+            ("good", "ok"),
+        ] {
+            let entry = timing
+                .split(", ")
+                .find(|m| m.starts_with(&format!("slot-{slot};")))
+                .unwrap_or_else(|| panic!("no slot-{slot} in Server-Timing: {timing}"));
+            let [_, dur, desc] = entry.split(';').collect::<Vec<_>>()[..] else {
+                panic!("{entry}");
+            };
+            let ms: f64 = dur.strip_prefix("dur=").expect("dur").parse().expect("ms");
+            assert!((0.0..1000.0).contains(&ms), "{entry}");
+            assert_eq!(desc, format!("desc={ended}"), "{timing}");
+        }
         // The looping and the sleeping component are stopped at their 100 ms
         // deadline (they run concurrently, in one stage), well inside the page's 1 s
         // deadline and nowhere near the 30 s sleep.

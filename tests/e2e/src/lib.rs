@@ -15,6 +15,7 @@ pub mod browser;
 pub mod lint;
 pub mod load;
 pub mod origin;
+pub mod otlp;
 pub mod platform;
 pub mod prometheus;
 pub mod scripted;

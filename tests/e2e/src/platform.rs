@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -114,5 +115,122 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A BFF made from the template, in front of `backend`, with `env` besides.
+pub async fn bff(backend: SocketAddr, env: &[(&str, String)]) -> Process {
+    let (addr, ops) = (free_addr(), free_addr());
+    let mut command = Command::new(binary("bff-template", "bff-template"));
+    command
+        .env("BFF_TEMPLATE_LISTEN", addr.to_string())
+        .env("BFF_TEMPLATE_OPS_LISTEN", ops.to_string())
+        .env("BFF_TEMPLATE_BACKEND_URL", format!("http://{backend}"))
+        .env("BFF_TEMPLATE_DRAIN_MS", "0")
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    Process::start("bff", command, addr, ops, (ops, "/readyz")).await
+}
+
+/// The renderer serving the site in `site`, with `env` besides.
+pub async fn renderer(site: &Path, env: &[(&str, String)]) -> Process {
+    let (addr, ops) = (free_addr(), free_addr());
+    let mut command = Command::new(binary("oberon-renderer", "oberon-renderer"));
+    command
+        .arg("--site")
+        .arg(site)
+        .args([
+            "--listen",
+            &addr.to_string(),
+            "--ops-listen",
+            &ops.to_string(),
+        ])
+        .args(["--watch-ms", "0", "--workers", "2"])
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    Process::start("renderer", command, addr, ops, (addr, "/_oberon/readyz")).await
+}
+
+/// The gateway configured by `config`, with `env` besides.
+pub async fn gateway(config: &Path, env: &[(&str, String)]) -> Process {
+    let (addr, ops) = (free_addr(), free_addr());
+    let mut command = Command::new(binary("oberon-gateway", "oberon-gateway"));
+    command
+        .arg("--config")
+        .arg(config)
+        .args([
+            "--listen",
+            &addr.to_string(),
+            "--ops-listen",
+            &ops.to_string(),
+        ])
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    Process::start("gateway", command, addr, ops, (addr, "/_gateway/readyz")).await
+}
+
+/// The backend behind a template BFF: its `/items/{id}`, noting the `traceparent`
+/// each request came with (empty when none).
+pub struct ItemBackend {
+    pub addr: SocketAddr,
+    pub traceparents: Arc<Mutex<Vec<String>>>,
+}
+
+impl ItemBackend {
+    pub async fn start() -> Self {
+        use axum::extract::{Path, State};
+        let traceparents = Arc::new(Mutex::new(Vec::new()));
+        let app = axum::Router::new()
+            .route(
+                "/items/{id}",
+                axum::routing::get(
+                    |State(seen): State<Arc<Mutex<Vec<String>>>>,
+                     Path(id): Path<String>,
+                     headers: axum::http::HeaderMap| async move {
+                        let tp = headers.get("traceparent").and_then(|v| v.to_str().ok());
+                        seen.lock()
+                            .expect("traceparents")
+                            .push(tp.unwrap_or_default().to_string());
+                        axum::Json(serde_json::json!({
+                            "id": id, "name": "Item", "price_cents": 1200, "currency": "EUR", "stock": 3,
+                        }))
+                    },
+                ),
+            )
+            .with_state(traceparents.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        ItemBackend { addr, traceparents }
+    }
+}
+
+/// A site in `dir`: `site.toml` (`components = "components"`, then `settings`), one
+/// layout `page.html` placing every slot in page order, `page` as `pages/item.toml`, and
+/// the test components `components`.
+pub fn site(dir: &Path, settings: &str, page: &str, components: &[&str]) {
+    for sub in ["pages", "layouts", "components"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
+    }
+    std::fs::write(
+        dir.join("site.toml"),
+        format!("components = \"components\"\n{settings}"),
+    )
+    .expect("site.toml");
+    std::fs::write(
+        dir.join("layouts/page.html"),
+        "<!doctype html><html lang=\"en\"><head>{{ head }}</head><body>\
+         {% for name, html in slots|items %}<div>{{ html }}</div>{% endfor %}{{ scripts }}</body></html>",
+    )
+    .expect("layout");
+    std::fs::write(dir.join("pages/item.toml"), page).expect("page");
+    for name in components {
+        let artifact = oberon_test_artifacts::artifact(name);
+        oberon_renderer::component_set::install(
+            &dir.join("components"),
+            name,
+            artifact.wasm(),
+            Some(&artifact.assets_dir()),
+        )
+        .expect("install component");
     }
 }

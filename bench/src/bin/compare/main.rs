@@ -77,10 +77,10 @@ pub struct Args {
     #[arg(long)]
     pub perf_record: Option<PathBuf>,
     /// Systems to run (limit, oberon, oberon-uncached, oberon-varied, podium, tailor,
-    /// oberon-baseline), comma-separated.
+    /// oberon-baseline, oberon-traced), comma-separated.
     #[arg(
         long,
-        default_value = "limit,oberon,oberon-uncached,oberon-varied,podium,tailor",
+        default_value = "limit,oberon,oberon-traced,oberon-uncached,oberon-varied,podium,tailor",
         value_delimiter = ','
     )]
     pub systems: Vec<String>,

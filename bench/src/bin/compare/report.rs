@@ -359,6 +359,16 @@ impl Document<'_> {
                 );
             }
         }
+        // What traces cost: the same renderer with them on, sampled as in production.
+        if let (Some(o), Some(t)) = (oberon, self.get("oberon-traced")) {
+            let ratio = t.wrk.requests_per_s / o.wrk.requests_per_s;
+            let _ = writeln!(
+                out,
+                "| Oberon, traces on (1 % sampled) / Oberon throughput | {:.1} % | ≥ 95 % | {} |",
+                ratio * 100.0,
+                verdict(ratio >= 0.95)
+            );
+        }
         // A change's cost: this renderer against the baseline's, both figures.
         if let (Some(o), Some(b)) = (oberon, self.get("oberon-baseline")) {
             let _ = writeln!(
@@ -479,6 +489,7 @@ fn label(name: &str) -> &str {
         "oberon-uncached" => "Oberon, render cache off",
         "oberon-varied" => "Oberon, inputs new on every request",
         "oberon-baseline" => "Oberon, baseline renderer",
+        "oberon-traced" => "Oberon, traces on (1 % sampled)",
         "podium" => "Podium",
         "tailor" => "Tailor",
         "limit" => "static bytes (limit)",
@@ -537,7 +548,9 @@ const NOTES: &str = "## How the comparison is made fair\n\n\
   (info-level logs, to a file: a line per partial or streamed page, ordinary pages at \
   debug; caching headers, ETag, Server-Timing) and its metrics kept as in production \
   (`--ops-listen`; a `--baseline-renderer` runs without, since an older binary may not \
-  know the flag). Node runs with `NODE_ENV=production`.\n\
+  know the flag). `oberon-traced` is the same with OpenTelemetry traces on as a \
+  production site would set them (`parentbased_traceidratio`, 1 % of pages), exported \
+  over OTLP to a sink on the load generator's CPU. Node runs with `NODE_ENV=production`.\n\
 - Podium caches its podlets' manifests and fallbacks (it fetches them once); Tailor \
   parses its template on every request (its `fetchTemplate` contract; the template \
   itself is held in memory). Same part timeout everywhere: Oberon's data-source \

@@ -9,7 +9,7 @@ use crate::Args;
 use crate::parts;
 use crate::probe::{self, Sample};
 use crate::report::{self, Fidelity, SlowCase, SystemResult};
-use crate::systems::{self, Delays, Paths, Running};
+use crate::systems::{self, Delays, Observed, Paths, Running};
 use crate::wrk::Load;
 use oberon_bench::process;
 
@@ -114,8 +114,13 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     // The parts' HTML and the page, as Oberon renders them: what every system serves.
     eprintln!("reading the page from Oberon");
     let (parts_html, page) = {
-        let mut oberon =
-            systems::start_oberon(&paths, &paths.renderer, &site, args.server_cpus(), true)?;
+        let mut oberon = systems::start_oberon(
+            &paths,
+            &paths.renderer,
+            &site,
+            args.server_cpus(),
+            Observed::Metrics,
+        )?;
         wait_up(&mut oberon, "/_oberon/readyz", Duration::from_secs(60)).await?;
         let mut parts_html = Vec::new();
         for n in parts::numbers() {
@@ -148,6 +153,21 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     probe::wait_ready(&fragments.addr, "/html/1", Duration::from_secs(20)).await?;
     let parts_origin = format!("http://{}", fragments.addr);
 
+    // Where `oberon-traced` sends its spans: every export answered 200, on the load
+    // generator's CPUs.
+    let empty = work.path().join("empty");
+    std::fs::write(&empty, "")?;
+    let sink = systems::start_self(
+        "sink",
+        &paths,
+        &[
+            "serve-static".into(),
+            "--body".into(),
+            empty.display().to_string(),
+        ],
+        args.load_cpus(),
+    )?;
+
     let mut results = Vec::new();
     for name in &args.systems {
         eprintln!("measuring {name}");
@@ -164,21 +184,41 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             )?,
             // The same page three ways: its renders reused (the default), the render
             // cache off, and its inputs changing on every request (nothing reused).
-            "oberon" | "oberon-varied" => {
-                systems::start_oberon(&paths, &paths.renderer, &site, args.server_cpus(), true)?
-            }
+            "oberon" | "oberon-varied" => systems::start_oberon(
+                &paths,
+                &paths.renderer,
+                &site,
+                args.server_cpus(),
+                Observed::Metrics,
+            )?,
             "oberon-uncached" => systems::start_oberon(
                 &paths,
                 &paths.renderer,
                 &uncached_site,
                 args.server_cpus(),
-                true,
+                Observed::Metrics,
+            )?,
+            // Its traces go to the harness's own sink, which answers every export 200.
+            "oberon-traced" => systems::start_oberon(
+                &paths,
+                &paths.renderer,
+                &site,
+                args.server_cpus(),
+                Observed::MetricsAndTraces {
+                    endpoint: &format!("http://{}", sink.addr),
+                },
             )?,
             "oberon-baseline" => {
                 let baseline = paths.baseline.as_deref().context(
                     "oberon-baseline needs --baseline-renderer PATH (another oberon-renderer binary)",
                 )?;
-                systems::start_oberon(&paths, baseline, &site, args.server_cpus(), false)?
+                systems::start_oberon(
+                    &paths,
+                    baseline,
+                    &site,
+                    args.server_cpus(),
+                    Observed::Nothing,
+                )?
             }
             "podium" | "tailor" => {
                 let port = process::free_port()?;
@@ -199,7 +239,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
                 systems::start_node(name, script, &paths, &config, port, args.server_cpus())?
             }
             other => anyhow::bail!(
-                "unknown system {other:?}: use limit, oberon, oberon-uncached, oberon-varied, podium, tailor, oberon-baseline"
+                "unknown system {other:?}: use limit, oberon, oberon-uncached, oberon-varied, oberon-traced, podium, tailor, oberon-baseline"
             ),
         };
         let script = (name == "oberon-varied").then_some(vary.as_path());
@@ -207,7 +247,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         eprintln!("  {}", report::one_line(&result));
         results.push(result);
     }
-    drop((bff, fragments));
+    drop((bff, fragments, sink));
 
     let machine_after = report::Machine::read();
     let doc = report::Document {

@@ -197,16 +197,27 @@ pub struct Paths {
     pub work: PathBuf,
 }
 
-/// The renderer at `renderer` serving `site`. With `metrics`, it keeps its metrics as
-/// in production (`--ops-listen`, on a port nobody scrapes here: the exporter folds
-/// samples in every few seconds either way); without, for a baseline binary that may
-/// predate the flag.
+/// What a measured renderer keeps of its own telemetry.
+pub enum Observed<'a> {
+    /// Nothing: a baseline binary, which may predate the flags.
+    Nothing,
+    /// Its metrics, as in production (`--ops-listen`, on a port nobody scrapes here:
+    /// the exporter folds samples in every few seconds either way).
+    Metrics,
+    /// Its metrics, and traces of 1 % of its pages sent over OTLP to `endpoint`.
+    MetricsAndTraces { endpoint: &'a str },
+}
+
+/// The sampling of `Observed::MetricsAndTraces`: what a production site would set.
+pub const TRACE_SAMPLING: &str = "0.01";
+
+/// The renderer at `renderer` serving `site`, keeping what `observed` says.
 pub fn start_oberon(
     paths: &Paths,
     renderer: &Path,
     site: &Path,
     cpus: Option<&str>,
-    metrics: bool,
+    observed: Observed<'_>,
 ) -> anyhow::Result<Running> {
     let port = free_port()?;
     let addr = format!("127.0.0.1:{port}");
@@ -216,15 +227,23 @@ pub fn start_oberon(
         "--listen".into(),
         addr.clone(),
     ];
-    if metrics {
+    if !matches!(observed, Observed::Nothing) {
         argv.extend(["--ops-listen".into(), format!("127.0.0.1:{}", free_port()?)]);
     }
+    let env: Vec<(&str, &str)> = match observed {
+        Observed::MetricsAndTraces { endpoint } => vec![
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", TRACE_SAMPLING),
+        ],
+        _ => Vec::new(),
+    };
     let server = Server::start(
         "oberon",
         cpus,
         renderer,
         &argv,
-        &[],
+        &env,
         paths.work.join("oberon.log"),
     )?;
     Ok(Running { server, addr })

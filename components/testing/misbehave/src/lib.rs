@@ -1,6 +1,6 @@
 //! `misbehave`: a component that misbehaves on request, for the renderer's
 //! isolation tests. Props:
-//! `{"mode": "ok"|"loop"|"sleep"|"oom"|"stack"|"trap"|"panic"|"error"|"env"}`.
+//! `{"mode": "ok"|"log"|"loop"|"sleep"|"oom"|"stack"|"trap"|"panic"|"error"|"env"}`.
 
 use std::hint::black_box;
 
@@ -16,6 +16,11 @@ impl Component for Misbehave {
     fn render(_ctx: &Context, props: Props) -> Result<Fragment, String> {
         match props.str("mode").unwrap_or("ok") {
             "ok" => Ok(Fragment::html("<p>misbehave ok</p>")),
+            // A line in the host's log, which a trace shows as an event of the slot.
+            "log" => {
+                oberon_sdk::log::info("misbehave rendered, logging on request");
+                Ok(Fragment::html("<p>misbehave logged</p>"))
+            }
             "loop" => spin(),
             // Parks in a WASI poll, where no wasm runs and so no epoch check happens.
             "sleep" => {

@@ -6,4 +6,5 @@ mod browser;
 mod http_caching;
 mod httplint;
 mod metrics;
+mod traces;
 mod varnish;

@@ -5,12 +5,8 @@
 //! happened, to the request.
 
 use std::net::SocketAddr;
-use std::process::Command;
 
-use axum::Router;
-use axum::extract::Path;
-use axum::routing::get;
-use oberon_e2e_tests::platform::{Process, binary, free_addr};
+use oberon_e2e_tests::platform::{self, ItemBackend, Process, free_addr};
 use oberon_e2e_tests::prometheus::Prometheus;
 
 /// Pages requested through the gateway.
@@ -18,57 +14,15 @@ const PAGES: usize = 5;
 /// Requests to a route that requires a token, sent without one.
 const REFUSED: usize = 2;
 
-/// The backend behind the BFF: the template's `/items/{id}`.
-async fn backend() -> SocketAddr {
-    let app = Router::new().route(
-        "/items/{id}",
-        get(|Path(id): Path<String>| async move {
-            axum::Json(serde_json::json!({
-                "id": id, "name": "Item", "price_cents": 1200, "currency": "EUR", "stock": 3,
-            }))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
-
-async fn bff(backend: SocketAddr) -> Process {
-    let (addr, ops) = (free_addr(), free_addr());
-    let mut command = Command::new(binary("bff-template", "bff-template"));
-    command
-        .env("BFF_TEMPLATE_LISTEN", addr.to_string())
-        .env("BFF_TEMPLATE_OPS_LISTEN", ops.to_string())
-        .env("BFF_TEMPLATE_BACKEND_URL", format!("http://{backend}"))
-        .env("BFF_TEMPLATE_DRAIN_MS", "0");
-    Process::start("bff", command, addr, ops, (ops, "/readyz")).await
-}
-
 /// A site of one page: the item from the BFF, a source on a BFF that is down, a
 /// component that traps and one that renders.
 fn site(dir: &std::path::Path, bff: SocketAddr, down: SocketAddr) {
-    for sub in ["pages", "layouts", "components"] {
-        std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
-    }
-    std::fs::write(
-        dir.join("site.toml"),
-        format!(
-            "components = \"components\"\n[limits]\ncomponent_deadline_ms = 500\nmax_instances = 16\n\
+    platform::site(
+        dir,
+        &format!(
+            "[limits]\ncomponent_deadline_ms = 500\nmax_instances = 16\n\
              [bffs]\nitems = \"http://{bff}\"\ndown = \"http://{down}\"\n"
         ),
-    )
-    .expect("site.toml");
-    std::fs::write(
-        dir.join("layouts/page.html"),
-        "<!doctype html><html lang=\"en\"><head>{{ head }}</head><body>\
-         {% for name, html in slots|items %}<div>{{ html }}</div>{% endfor %}{{ scripts }}</body></html>",
-    )
-    .expect("layout");
-    std::fs::write(
-        dir.join("pages/item.toml"),
         r#"route = "/p/{id}"
 layout = "page.html"
 team = "shop"
@@ -89,34 +43,8 @@ name = "good"
 component = "chain-source"
 props = { n = 1 }
 "#,
-    )
-    .expect("page");
-    for name in ["misbehave", "chain-source"] {
-        let artifact = oberon_test_artifacts::artifact(name);
-        oberon_renderer::component_set::install(
-            &dir.join("components"),
-            name,
-            artifact.wasm(),
-            Some(&artifact.assets_dir()),
-        )
-        .expect("install component");
-    }
-}
-
-async fn renderer(site: &std::path::Path) -> Process {
-    let (addr, ops) = (free_addr(), free_addr());
-    let mut command = Command::new(binary("oberon-renderer", "oberon-renderer"));
-    command
-        .arg("--site")
-        .arg(site)
-        .args([
-            "--listen",
-            &addr.to_string(),
-            "--ops-listen",
-            &ops.to_string(),
-        ])
-        .args(["--watch-ms", "0", "--workers", "2"]);
-    Process::start("renderer", command, addr, ops, (addr, "/_oberon/readyz")).await
+        &["misbehave", "chain-source"],
+    );
 }
 
 /// The gateway: pages to the renderer, publicly; `/private` needs a token from an
@@ -153,15 +81,7 @@ auth = "required"
         ),
     )
     .expect("gateway.toml");
-    let (addr, ops) = (free_addr(), free_addr());
-    let mut command = Command::new(binary("oberon-gateway", "oberon-gateway"));
-    command.arg("--config").arg(&config).args([
-        "--listen",
-        &addr.to_string(),
-        "--ops-listen",
-        &ops.to_string(),
-    ]);
-    Process::start("gateway", command, addr, ops, (addr, "/_gateway/readyz")).await
+    platform::gateway(&config, &[]).await
 }
 
 /// Pages `ids` through the gateway: each renders, with the trapping slot's fallback.
@@ -187,9 +107,9 @@ async fn pages_through(
 async fn prometheus_scrapes_what_each_service_did() {
     let _exclusive = oberon_e2e_tests::exclusive().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let bff = bff(backend().await).await;
+    let bff = platform::bff(ItemBackend::start().await.addr, &[]).await;
     site(dir.path(), bff.addr, free_addr());
-    let renderer = renderer(dir.path()).await;
+    let renderer = platform::renderer(dir.path(), &[]).await;
     let gateway = gateway(dir.path(), renderer.addr, free_addr()).await;
     let prometheus = Prometheus::start(&[
         ("gateway", vec![gateway.ops]),
