@@ -224,7 +224,9 @@ async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next:
     let status = response.status().as_u16();
     let took = started.elapsed();
     let deprecated = response.headers().contains_key("deprecation");
-    span.record("http.response.status_code", status);
+    if trace::enabled() {
+        span.record("http.response.status_code", status);
+    }
     span.in_scope(|| {
         tracing::info!(status, elapsed_ms = took.as_secs_f64() * 1e3, "answered");
     });

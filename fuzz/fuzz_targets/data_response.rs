@@ -15,7 +15,7 @@ use arbitrary::Arbitrary;
 use oberon_fuzz::{Json, ScriptedBff, runtime};
 use oberon_renderer::component::Cacheability;
 use oberon_renderer::data::DataError;
-use oberon_renderer::data_client::{DataClient, DataClientOptions, Served};
+use oberon_renderer::data_client::{Caller, DataClient, DataClientOptions, Served};
 
 fn client() -> &'static DataClient {
     static CLIENT: OnceLock<DataClient> = OnceLock::new();
@@ -190,12 +190,11 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
     let client = client();
     for (i, user) in input.users.iter().take(answers.len()).enumerate() {
         let identity = user.map(|who| if who { "assertion-a" } else { "assertion-b" });
-        let result = runtime().block_on(client.fetch_as(
-            &url,
-            Duration::from_secs(5),
-            &format!("fuzz-{i}"),
-            identity,
-        ));
+        let mut caller = Caller::new(&format!("fuzz-{i}"));
+        if let Some(identity) = identity {
+            caller = caller.signed_in(identity);
+        }
+        let result = runtime().block_on(client.fetch_as(&url, Duration::from_secs(5), &caller));
         match result {
             Ok(fetched) => {
                 let value: serde_json::Value =

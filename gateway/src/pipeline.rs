@@ -27,6 +27,7 @@ use oberon_identity::Identity;
 use oberon_identity::assertion::HEADER as IDENTITY_HEADER;
 use oberon_service::metrics::http_client_request;
 use oberon_service::request_id;
+use oberon_service::trace::{Onward, Sampling};
 use tracing::Instrument;
 
 use crate::auth::{Verified, claims_match, token_of, without_cookie};
@@ -36,40 +37,54 @@ use crate::proxy::{self, ForwardError, Hop};
 use crate::refusal::{Challenge, ClientRefusal, InternalFailure, Refusal, UpstreamFailure};
 use crate::{Gateway, Route, path};
 
-/// The request id [`request_span`] chose, for [`Gateway::handle`] to send on.
+/// What [`request_span`] chose for the request, for [`Gateway::handle`] to send on:
+/// its id, and its trace.
 #[derive(Debug, Clone)]
-struct RequestId(String);
+struct Arrival {
+    request_id: String,
+    /// The trace it sends on; `None` when sampled: its span is the upstream's parent,
+    /// once named for its route.
+    trace: Option<Onward>,
+}
 
 /// Middleware: the request's span, `request{request_id, method, path}`, around
-/// everything that happens to it, so each of its log lines carries its id.
+/// everything that happens to it, so each of its log lines carries its id. Sampled
+/// for a trace, it is the trace's server span, joining the caller's (the CDN's, or
+/// the client's through it).
 pub(crate) async fn request_span(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut request: Request<Body>,
     next: axum::middleware::Next,
 ) -> Response<Body> {
+    use tracing::field::Empty;
     let request_id = gateway.request_id_of(&gateway.hop(peer), request.headers());
-    let span = tracing::info_span!(
-        "request",
-        request_id = %request_id,
-        method = %request.method(),
-        path = %request.uri().path(),
-        otel.kind = tracing::field::Empty,
-        otel.name = tracing::field::Empty,
-        http.route = tracing::field::Empty,
-        http.response.status_code = tracing::field::Empty,
-    );
-    // The trace fields only when traces are on: the log lines would carry them too.
-    let traces = oberon_service::trace::enabled();
-    if traces {
-        span.record("otel.kind", "server");
-        span.record("otel.name", request.method().as_str());
-        // The CDN's trace, or the client's through it: the gateway's span joins it.
-        oberon_service::trace::continue_from(&span, request.headers());
-    }
-    request.extensions_mut().insert(RequestId(request_id));
+    let sampling = Sampling::decide(request.headers());
+    let sampled = sampling.as_ref().is_some_and(Sampling::is_sampled);
+    let (method, path) = (request.method(), request.uri().path());
+    let span = if sampled {
+        tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            %method,
+            path,
+            otel.kind = "server",
+            otel.name = method.as_str(),
+            http.route = Empty,
+            http.response.status_code = Empty,
+        )
+    } else {
+        tracing::info_span!("request", request_id = %request_id, %method, path)
+    };
+    let trace = match sampling {
+        Some(sampling) => sampling.begin(&span),
+        None => Some(Onward::passed_on(request.headers())),
+    };
+    request
+        .extensions_mut()
+        .insert(Arrival { request_id, trace });
     let response = next.run(request).instrument(span.clone()).await;
-    if traces {
+    if sampled {
         span.record("http.response.status_code", response.status().as_u16());
     }
     response
@@ -79,17 +94,20 @@ impl Gateway {
     /// One request, from the front door to the upstream's response. Served through
     /// [`app`](crate::app), it runs in the request's span, under the id chosen there;
     /// called directly, it chooses the id itself.
-    pub async fn handle(&self, peer: SocketAddr, request: Request<Body>) -> Response<Body> {
+    pub async fn handle(&self, peer: SocketAddr, mut request: Request<Body>) -> Response<Body> {
         let started = Instant::now();
         let hop = self.hop(peer);
-        let request_id = match request.extensions().get::<RequestId>() {
-            Some(RequestId(id)) => id.clone(),
-            None => self.request_id_of(&hop, request.headers()),
+        let arrival = match request.extensions_mut().remove::<Arrival>() {
+            Some(arrival) => arrival,
+            None => Arrival {
+                request_id: self.request_id_of(&hop, request.headers()),
+                trace: Some(Onward::passed_on(request.headers())),
+            },
         };
         let method = request.method().clone();
         let mut seen = Seen::default();
         let (mut response, rate_limited) =
-            match self.run_phases(&hop, &request_id, request, &mut seen).await {
+            match self.run_phases(&hop, &arrival, request, &mut seen).await {
                 Ok(response) => (response, false),
                 Err(refusal) => {
                     refusal.log();
@@ -97,7 +115,7 @@ impl Gateway {
                 }
             };
         seen.answered(&method, response.status(), rate_limited, started.elapsed());
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
+        if let Ok(v) = HeaderValue::from_str(&arrival.request_id) {
             response.headers_mut().insert(request_id::HEADER, v);
         }
         response
@@ -115,7 +133,7 @@ impl Gateway {
     async fn run_phases(
         &self,
         hop: &Hop,
-        request_id: &str,
+        arrival: &Arrival,
         mut request: Request<Body>,
         seen: &mut Seen,
     ) -> Result<Response<Body>, Refusal> {
@@ -123,7 +141,7 @@ impl Gateway {
         self.admit(hop, request.headers())?;
         let (route, upstream_path) = self.matched(&path).ok_or(ClientRefusal::NotFound)?;
         seen.route = Some(SharedString::from_owned(route.pattern.clone()));
-        if oberon_service::trace::enabled() {
+        if arrival.trace.is_none() {
             let span = tracing::Span::current();
             span.record("http.route", route.pattern.as_str());
             span.record(
@@ -139,9 +157,10 @@ impl Gateway {
             self.admit_user(&verified.identity)?;
         }
         let mut upstream_request =
-            self.upstream_request(hop, request_id, route, upstream_path, request)?;
+            self.upstream_request(hop, arrival, route, upstream_path, request)?;
         if let Some(verified) = &verified {
-            self.assert_identity(upstream_request.headers_mut(), route, request_id, verified)?;
+            let headers = upstream_request.headers_mut();
+            self.assert_identity(headers, route, &arrival.request_id, verified)?;
         }
         self.forward(route, upstream_request).await
     }
@@ -239,7 +258,7 @@ impl Gateway {
     fn upstream_request(
         &self,
         hop: &Hop,
-        request_id: &str,
+        arrival: &Arrival,
         route: &Route,
         upstream_path: &str,
         request: Request<Body>,
@@ -252,7 +271,7 @@ impl Gateway {
         }
         let uri = self.upstream_uri(route, upstream_path, request.uri().query())?;
         let (mut parts, body) = request.into_parts();
-        self.upstream_headers(&mut parts.headers, hop, request_id);
+        self.upstream_headers(&mut parts.headers, hop, arrival);
         parts.uri = uri;
         parts.version = http::Version::HTTP_11;
         let body = Body::new(http_body_util::Limited::new(
@@ -290,7 +309,7 @@ impl Gateway {
     }
 
     /// The client's headers as the upstream gets them (see [`Gateway::upstream_request`]).
-    fn upstream_headers(&self, headers: &mut HeaderMap, hop: &Hop, request_id: &str) {
+    fn upstream_headers(&self, headers: &mut HeaderMap, hop: &Hop, arrival: &Arrival) {
         let host = headers.get(header::HOST).cloned();
         proxy::strip_hop_by_hop(headers);
         headers.remove(header::HOST);
@@ -301,19 +320,14 @@ impl Gateway {
             None => headers.remove(header::COOKIE),
         };
         proxy::set_forwarded(headers, hop, host);
-        if let Ok(v) = HeaderValue::from_str(request_id) {
+        if let Ok(v) = HeaderValue::from_str(&arrival.request_id) {
             headers.insert(request_id::HEADER, v);
         }
-        // Exporting traces, the request's span is the upstream's parent; else the
-        // trace still goes on, through a span id of the gateway's own.
-        if !oberon_service::trace::inject(&tracing::Span::current(), headers) {
-            let (traceparent, continued) = proxy::traceparent(headers.get("traceparent"));
-            if !continued {
-                headers.remove("tracestate");
-            }
-            if let Ok(v) = HeaderValue::from_str(&traceparent) {
-                headers.insert("traceparent", v);
-            }
+        // The request's span is the upstream's parent when exported; else the trace
+        // still goes on, through a span id of the gateway's own.
+        match &arrival.trace {
+            Some(onward) => onward.write(headers),
+            None => Onward::of(&tracing::Span::current()).write(headers),
         }
     }
 

@@ -13,7 +13,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use rand::RngCore;
 
 /// Identity headers the platform owns. They are removed from every incoming request,
 /// whatever its route or its authentication outcome: only the gateway says who a user
@@ -67,51 +66,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-/// The `traceparent` to send upstream: the incoming trace continued with the gateway
-/// as the new parent span, or a new trace when there is none or it is malformed.
-pub fn traceparent(incoming: Option<&HeaderValue>) -> (String, bool) {
-    let mut span = [0u8; 8];
-    rand::rngs::OsRng.fill_bytes(&mut span);
-    let span = hex(&span);
-    if let Some((trace, flags)) = incoming
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_traceparent)
-    {
-        return (format!("00-{trace}-{span}-{flags}"), true);
-    }
-    let mut trace = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut trace);
-    (format!("00-{}-{span}-01", hex(&trace)), false)
-}
-
-/// (trace id, flags) of a valid version-00 `traceparent`.
-fn parse_traceparent(v: &str) -> Option<(&str, &str)> {
-    let parts: Vec<&str> = v.trim().split('-').collect();
-    let [version, trace, parent, flags] = parts.as_slice() else {
-        return None;
-    };
-    let lower_hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    (*version == "00"
-        && lower_hex(trace, 32)
-        && lower_hex(parent, 16)
-        && lower_hex(flags, 2)
-        && trace.bytes().any(|b| b != b'0')
-        && parent.bytes().any(|b| b != b'0'))
-    .then_some((*trace, *flags))
 }
 
 /// What the gateway knows about the hop a request came from.
@@ -264,29 +218,6 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
-    }
-
-    #[test]
-    fn a_trace_is_continued_or_started() {
-        let incoming =
-            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
-        let (tp, continued) = traceparent(Some(&incoming));
-        assert!(continued);
-        assert!(
-            tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
-            "{tp}"
-        );
-        assert!(!tp.contains("00f067aa0ba902b7"), "a new parent span: {tp}");
-        for bad in [
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "zz-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "garbage",
-        ] {
-            let (tp, continued) = traceparent(Some(&HeaderValue::from_static(bad)));
-            assert!(!continued, "{bad}");
-            assert_eq!(tp.len(), 55);
-        }
     }
 
     #[test]

@@ -33,6 +33,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use http_cache_semantics::{AfterResponse, BeforeRequest, CacheOptions, CachePolicy};
 use oberon_service::error_chain;
+use oberon_service::trace::Onward;
 use tokio::sync::Semaphore;
 use tracing::Instrument as _;
 
@@ -43,6 +44,36 @@ use crate::data::DataError;
 /// are believed: a year. Larger values are cut to it (RFC 9111 §1.2.2 allows a cache to
 /// cap delta-seconds), which keeps every later sum of times far from overflowing.
 pub const MAX_DELTA: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Whom a fetch is for: what follows a page to its BFF.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// Sent as `x-request-id`.
+    pub request_id: Arc<str>,
+    /// The gateway's assertion of the signed-in user, for a source that takes it.
+    pub identity: Option<Arc<str>>,
+    /// The trace the BFF's spans join: the fetch's own span's context in a sampled
+    /// trace, else the page's unsampled trace (nothing with traces off).
+    pub trace: Onward,
+}
+
+impl Caller {
+    /// A request known by its id alone: anonymous, outside any trace.
+    pub fn new(request_id: &str) -> Self {
+        Caller {
+            request_id: Arc::from(request_id),
+            ..Caller::default()
+        }
+    }
+
+    /// The same request, signed in: `identity` is the gateway's assertion.
+    pub fn signed_in(self, identity: &str) -> Self {
+        Caller {
+            identity: Some(Arc::from(identity)),
+            ..self
+        }
+    }
+}
 
 /// Tuning of the data client. The defaults suit a renderer in front of a handful of BFFs.
 #[derive(Debug, Clone)]
@@ -317,10 +348,10 @@ impl DataClient {
         deadline: Duration,
         request_id: &str,
     ) -> Result<Fetched, DataError> {
-        self.fetch_as(url, deadline, request_id, None).await
+        self.fetch_as(url, deadline, &Caller::new(request_id)).await
     }
 
-    /// [`DataClient::fetch`] for a signed-in user: `identity` is the gateway's
+    /// [`DataClient::fetch`] for `caller`. For a signed-in user, its `identity` is the gateway's
     /// assertion, sent to the BFF in its header. The cache treats it as RFC 9111 treats
     /// `Authorization`: an answer is stored for others only when the BFF marks it
     /// `public`, and a cached answer is used only if it does not `Vary` on the identity.
@@ -329,9 +360,9 @@ impl DataClient {
         &self,
         url: &str,
         deadline: Duration,
-        request_id: &str,
-        identity: Option<&str>,
+        caller: &Caller,
     ) -> Result<Fetched, DataError> {
+        let identity = caller.identity.as_deref();
         let started = Instant::now();
         let cached = self.inner.cache.get(url).await;
         if let Some(entry) = &cached
@@ -345,10 +376,7 @@ impl DataClient {
             });
         }
         if identity.is_some() {
-            let own = self
-                .inner
-                .clone()
-                .run(url, cached.clone(), request_id, identity);
+            let own = self.inner.clone().run(url, cached.clone(), caller);
             let result = match tokio::time::timeout(deadline, own).await {
                 Ok(Ok(outcome)) => Ok(outcome.fetched()),
                 Ok(Err(e)) => Err(e),
@@ -356,18 +384,13 @@ impl DataClient {
             };
             return self.or_stale(url, result, cached);
         }
-        let (shared, started_here) = self.inner.clone().inflight(url, cached.clone(), request_id);
+        let (shared, started_here) = self.inner.clone().inflight(url, cached.clone(), caller);
         let result = match tokio::time::timeout(deadline, shared).await {
             Ok(Ok(outcome)) if outcome.shareable || started_here => Ok(outcome.fetched()),
             // Someone else's private answer: ask for our own, in what time is left.
             Ok(Ok(_)) => {
                 let left = deadline.saturating_sub(started.elapsed());
-                match tokio::time::timeout(
-                    left,
-                    self.inner.clone().run(url, None, request_id, None),
-                )
-                .await
-                {
+                match tokio::time::timeout(left, self.inner.clone().run(url, None, caller)).await {
                     Ok(Ok(outcome)) => Ok(outcome.fetched()),
                     Ok(Err(e)) => Err(e),
                     Err(_) => Err(DataError::Timeout(deadline.as_millis())),
@@ -427,7 +450,7 @@ impl Inner {
         self: Arc<Self>,
         url: &str,
         cached: Option<Arc<Entry>>,
-        request_id: &str,
+        caller: &Caller,
     ) -> (Inflight, bool) {
         let mut inflight = lock(&self.inflight);
         if let Some(shared) = inflight.get(url) {
@@ -436,7 +459,7 @@ impl Inner {
         }
         let this = self.clone();
         let key = url.to_string();
-        let request_id = request_id.to_string();
+        let caller = caller.clone();
         // Spawned, so that no waiter's deadline cancels it. The guard removes the entry
         // however the task ends (an answer, a panic, the runtime shutting down), so no
         // later request ever joins a fetch that will never answer.
@@ -445,9 +468,9 @@ impl Inner {
                 inner: this.clone(),
                 url: key.clone(),
             };
-            this.clone().run(&key, cached, &request_id, None).await
+            this.clone().run(&key, cached, &caller).await
         };
-        // The fetch that started it is the BFF's parent in a trace.
+        // In a sampled trace, its log lines are events of the fetch that started it.
         let task = if oberon_service::trace::enabled() {
             tokio::spawn(fetch.instrument(tracing::Span::current()))
         } else {
@@ -469,8 +492,7 @@ impl Inner {
         self: Arc<Self>,
         url: &str,
         cached: Option<Arc<Entry>>,
-        request_id: &str,
-        identity: Option<&str>,
+        caller: &Caller,
     ) -> Result<Outcome, DataError> {
         let origin = self.origin(url);
         let Some(admission) = origin.allow() else {
@@ -494,8 +516,7 @@ impl Inner {
             // A panic in the fetch (whatever the BFF sent) is a failed fetch.
             let attempt = tokio::time::timeout(
                 self.opts.upstream_timeout,
-                AssertUnwindSafe(self.get(url, cached.as_deref(), request_id, identity))
-                    .catch_unwind(),
+                AssertUnwindSafe(self.get(url, cached.as_deref(), caller)).catch_unwind(),
             )
             .await
             .unwrap_or(Ok(Err(DataError::Timeout(
@@ -537,22 +558,20 @@ impl Inner {
         &self,
         url: &str,
         cached: Option<&Entry>,
-        request_id: &str,
-        identity: Option<&str>,
+        caller: &Caller,
     ) -> Result<Outcome, DataError> {
+        let identity = caller.identity.as_deref();
         let policy_req = policy_request(url, identity);
         let mut request = self
             .http
             .get(url)
             .header(http::header::ACCEPT, "application/json")
-            .header("x-request-id", request_id);
+            .header("x-request-id", &*caller.request_id);
         if let Some(identity) = identity {
             request = request.header(oberon_identity::assertion::HEADER, identity);
         }
-        if oberon_service::trace::enabled() {
-            let mut traceparent = http::HeaderMap::new();
-            oberon_service::trace::inject(&tracing::Span::current(), &mut traceparent);
-            request = request.headers(traceparent);
+        for (name, value) in caller.trace.headers() {
+            request = request.header(name, value);
         }
         if let Some(entry) = cached
             && let BeforeRequest::Stale { request: reval, .. } =

@@ -33,6 +33,7 @@ use crate::lifecycle::Renderer;
 use crate::metrics::PageMeter;
 use crate::site::{DataSource, Page, PageVariant, REQUEST_TOPIC, Site};
 use oberon_identity::assertion::HEADER as IDENTITY_HEADER;
+use oberon_service::trace::{Onward, Sampling};
 use run::PageRun;
 
 /// A rendered response, whole, before it becomes HTTP (tests, benchmarks, previews).
@@ -151,10 +152,19 @@ impl Renderer {
         request: &HeaderMap,
         given: Option<Vec<(Arc<str>, Arc<str>)>>,
     ) -> PageReply {
+        let started = Instant::now();
         let request_id = request_id(request);
         let target = self.match_page(path);
-        let span = page_span(&request_id, target.as_ref(), request);
-        self.reply_in(request_id, target, path, query, request, given)
+        let sampling = Sampling::decide(request);
+        let traced = sampling.as_ref().is_some_and(Sampling::is_sampled);
+        let span = page_span(&request_id, target.as_ref(), traced);
+        let onward = sampling.and_then(|s| s.begin(&span)).unwrap_or_default();
+        let begun = Begun {
+            started,
+            traced,
+            onward,
+        };
+        self.reply_in(request_id, target, (path, query, request), given, begun)
             .instrument(span)
             .await
     }
@@ -165,29 +175,20 @@ impl Renderer {
         self: &Arc<Self>,
         request_id: Arc<str>,
         target: Option<Target>,
-        path: &str,
-        query: Option<&str>,
-        request: &HeaderMap,
+        asked: (&str, Option<&str>, &HeaderMap),
         given: Option<Vec<(Arc<str>, Arc<str>)>>,
+        begun: Begun,
     ) -> PageReply {
-        let started = Instant::now();
         let Some(target) = target else {
             return simple(
                 StatusCode::NOT_FOUND,
                 "not found\n",
-                PageMeter::page(&self.site().unmatched, None, started),
+                PageMeter::page(&self.site().unmatched, None, begun.started),
             );
         };
-        let traced = oberon_service::trace::enabled()
-            && oberon_service::trace::sampled(&tracing::Span::current());
+        let traced = begun.traced;
         let reply = self
-            .reply_phases(
-                request_id,
-                target,
-                (path, query, request),
-                given,
-                Begun { started, traced },
-            )
+            .reply_phases(request_id, target, asked, given, begun)
             .await;
         if traced {
             let status = reply.status.as_u16();
@@ -682,25 +683,25 @@ fn push_integer(out: &mut String, n: u128) {
     out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
-/// The request id from the trusted hop, or a fresh one.
-/// When a page's request began, and whether it is in a sampled trace (then its
-/// fetches, slots and phases get spans).
-#[derive(Debug, Clone, Copy)]
+/// When a page's request began, and its trace: when sampled, its fetches, slots and
+/// phases get spans and each fetch sends its own span's context; else every fetch
+/// sends `onward` (nothing with traces off).
+#[derive(Debug, Clone)]
 pub(crate) struct Begun {
     pub started: Instant,
     pub traced: bool,
+    pub onward: Onward,
 }
 
-/// A page's span. With traces on, it is the trace's server span, named for the
-/// page's route before the sampler sees it, and continues the trace `request` carries;
-/// off, it holds the request id alone (a span's fields are in every log line, and
-/// cost every page).
-fn page_span(request_id: &str, target: Option<&Target>, request: &HeaderMap) -> tracing::Span {
+/// A page's span. In a sampled trace, it is the trace's server span, named for the
+/// page's route; else it holds the request id alone (a span's fields are in every log
+/// line, and cost every page).
+fn page_span(request_id: &str, target: Option<&Target>, traced: bool) -> tracing::Span {
     use tracing::field::Empty;
-    if !oberon_service::trace::enabled() {
+    if !traced {
         return tracing::info_span!("page", request_id);
     }
-    let span = match target {
+    match target {
         Some(target) => {
             let route = &*target.page().route;
             tracing::info_span!(
@@ -719,11 +720,10 @@ fn page_span(request_id: &str, target: Option<&Target>, request: &HeaderMap) -> 
             otel.name = "GET",
             http.response.status_code = Empty,
         ),
-    };
-    oberon_service::trace::continue_from(&span, request);
-    span
+    }
 }
 
+/// The request id from the trusted hop, or a fresh one.
 fn request_id(headers: &HeaderMap) -> Arc<str> {
     Arc::from(oberon_service::request_id::of_or_generate(headers))
 }

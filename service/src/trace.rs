@@ -7,24 +7,38 @@
 //! service with a malformed setting refuses to start with the variable's name rather
 //! than run without the traces its operator asked for. [`Settings`] is the rule.
 //!
-//! Sampling is decided once per trace, by its first service (`parentbased_*`: the rest
-//! follow the `traceparent`'s flag). A service asks [`sampled`] before it makes the
-//! spans it only wants in a sampled trace (the renderer's per-slot and per-fetch
-//! spans), so an unsampled page costs one span, not one per part.
+//! Sampling is decided once per request, as it arrives and before its span exists
+//! ([`Sampling::decide`], by the configured sampler: `parentbased_*` follows the
+//! caller's `traceparent` flag). Only a sampled request gets spans made for the
+//! trace, the ones that declare `otel.name`, and only those reach the OpenTelemetry
+//! layer ([`Exported`]): an unsampled request costs what it costs with traces off,
+//! and passes its trace on, flagged unsampled ([`Onward`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{PoisonError, RwLock};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::propagation::TextMapPropagator;
-use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
-use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use opentelemetry::trace::{
+    SamplingDecision, SpanContext, SpanId, SpanKind, TraceContextExt, TraceId, TracerProvider as _,
+};
+use opentelemetry_http::HeaderExtractor;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    IdGenerator, RandomIdGenerator, Sampler, SdkTracerProvider, ShouldSample,
+};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::registry::LookupSpan;
 
 /// Whether this process exports traces: set once, by [`Tracing::install`].
 static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// The sampler [`Sampling::decide`] asks: set with [`ENABLED`].
+static SAMPLER: RwLock<Option<Sampler>> = RwLock::new(None);
+
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
 
 /// What the `OTEL_*` variables ask for.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,9 +90,11 @@ pub enum TraceError {
 
 /// The layer a subscriber has below its filter and its log output.
 pub type Layer = Option<
-    tracing_opentelemetry::OpenTelemetryLayer<
-        tracing_subscriber::Registry,
-        opentelemetry_sdk::trace::SdkTracer,
+    Exported<
+        tracing_opentelemetry::OpenTelemetryLayer<
+            tracing_subscriber::Registry,
+            opentelemetry_sdk::trace::SdkTracer,
+        >,
     >,
 >;
 
@@ -202,6 +218,7 @@ impl SamplerSetting {
         })
     }
 
+    /// The SDK's sampler for the setting: [`Sampling::decide`] asks it.
     fn sampler(self) -> Sampler {
         let parent_based = |root| Sampler::ParentBased(Box::new(root));
         match self {
@@ -221,7 +238,9 @@ pub struct Tracing {
 }
 
 impl Tracing {
-    /// The exporter and provider for `settings`; from here on [`enabled`] is true.
+    /// The exporter and provider for `settings`; from here on [`enabled`] is true and
+    /// [`Sampling::decide`] asks `settings`' sampler. The provider's own sampler keeps
+    /// every span it is given: the decision was made before the span existed.
     pub fn install(settings: &Settings) -> Result<Self, TraceError> {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -232,37 +251,40 @@ impl Tracing {
             .build();
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
-            .with_sampler(settings.sampler.sampler())
+            .with_sampler(Sampler::AlwaysOn)
             .with_resource(resource)
             .build();
+        *SAMPLER.write().unwrap_or_else(PoisonError::into_inner) = Some(settings.sampler.sampler());
         ENABLED.store(true, Ordering::Relaxed);
         Ok(Tracing { provider })
     }
 
-    /// The `tracing` layer that turns spans into OpenTelemetry spans and the events
-    /// inside them into span events. Spans are started when first asked for their
-    /// context or when they close, not on every poll of the future they wrap, and
-    /// carry only the attributes their fields give (no code location, thread or
-    /// target: each would cost every span, sampled or not).
+    /// The `tracing` layer that turns the spans made for a trace into OpenTelemetry
+    /// spans and the events inside them into span events ([`Exported`] says which).
+    /// Spans are started when first asked for their context or when they close, not on
+    /// every poll of the future they wrap, and carry only the attributes their fields
+    /// give (no code location, thread or target).
     pub fn layer<S>(
         &self,
-    ) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
+    ) -> Exported<tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>>
     where
-        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
     {
-        tracing_opentelemetry::layer()
+        let layer = tracing_opentelemetry::layer()
             .with_tracer(self.provider.tracer("oberon"))
             .with_context_activation(false)
             .with_tracked_inactivity(false)
             .with_location(false)
             .with_threads(false)
-            .with_target(false)
+            .with_target(false);
+        Exported(layer)
     }
 }
 
 impl Drop for Tracing {
     fn drop(&mut self) {
         ENABLED.store(false, Ordering::Relaxed);
+        *SAMPLER.write().unwrap_or_else(PoisonError::into_inner) = None;
         if let Err(e) = self.provider.shutdown() {
             tracing::warn!("traces: the last spans were not sent: {e}");
         }
@@ -370,39 +392,305 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// `span` continues the trace `headers` carry (`traceparent`, `tracestate`), if they
-/// carry one. Before `span` is first entered.
-pub fn continue_from(span: &tracing::Span, headers: &HeaderMap) {
-    if !enabled() {
-        return;
-    }
-    let cx = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
-    if cx.span().span_context().is_valid() {
-        let _ = span.set_parent(cx);
+/// The OpenTelemetry layer, shown only the spans made for a trace, whose callsite
+/// declares `otel.name` (a request's, made only once [`Sampling::decide`] sampled it,
+/// and its parts'), and the events whose span is one of them. Any other span, an
+/// unsampled request's among them, costs that layer nothing. A wrapper rather than a
+/// per-layer filter: a filter that disagrees with the log output about a callsite
+/// makes every span and event there ask both, every time.
+#[derive(Debug)]
+pub struct Exported<L>(L);
+
+/// A span made for a trace.
+fn made_for_a_trace(meta: &tracing::Metadata<'_>) -> bool {
+    meta.fields().field("otel.name").is_some()
+}
+
+impl<L> Exported<L> {
+    fn shown<S>(id: &tracing::span::Id, cx: &tracing_subscriber::layer::Context<'_, S>) -> bool
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    {
+        cx.metadata(id).is_some_and(made_for_a_trace)
     }
 }
 
-/// Write `span`'s `traceparent` (and `tracestate`) into `headers`, replacing any there:
-/// the next service's spans become its children. False, and nothing written, when
-/// traces are off or `span` is not exported (`Span::none()`).
-pub fn inject(span: &tracing::Span, headers: &mut HeaderMap) -> bool {
-    if !enabled() {
-        return false;
+impl<S, L> tracing_subscriber::Layer<S> for Exported<L>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    L: tracing_subscriber::Layer<S>,
+{
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        self.0.on_register_dispatch(subscriber);
     }
-    let cx = span.context();
-    if !cx.span().span_context().is_valid() {
-        return false;
+
+    fn on_layer(&mut self, subscriber: &mut S) {
+        self.0.on_layer(subscriber);
     }
-    headers.remove("traceparent");
-    headers.remove("tracestate");
-    TraceContextPropagator::new().inject_context(&cx, &mut HeaderInjector(headers));
-    true
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        cx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if made_for_a_trace(attrs.metadata()) {
+            self.0.on_new_span(attrs, id, cx);
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        cx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if Self::shown(id, &cx) {
+            self.0.on_record(id, values, cx);
+        }
+    }
+
+    fn on_follows_from(
+        &self,
+        id: &tracing::span::Id,
+        follows: &tracing::span::Id,
+        cx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if Self::shown(id, &cx) {
+            self.0.on_follows_from(id, follows, cx);
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, cx: tracing_subscriber::layer::Context<'_, S>) {
+        let span = match event.parent() {
+            Some(id) => cx.span(id),
+            None if event.is_contextual() => cx.lookup_current(),
+            None => None,
+        };
+        if span.is_some_and(|span| made_for_a_trace(span.metadata())) {
+            self.0.on_event(event, cx);
+        }
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
+        if Self::shown(id, &cx) {
+            self.0.on_enter(id, cx);
+        }
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
+        if Self::shown(id, &cx) {
+            self.0.on_exit(id, cx);
+        }
+    }
+
+    fn on_close(&self, id: tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
+        if Self::shown(&id, &cx) {
+            self.0.on_close(id, cx);
+        }
+    }
+
+    fn on_id_change(
+        &self,
+        old: &tracing::span::Id,
+        new: &tracing::span::Id,
+        cx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_id_change(old, new, cx);
+    }
+
+    // The one unsafe method of `Layer`, forwarded as `tracing-subscriber`'s own
+    // wrappers forward it: `tracing-opentelemetry` finds its span context (how
+    // `Span::context` and `set_parent` work) by downcasting the subscriber to it.
+    // SAFETY: `Self` is answered with a pointer to `self`, valid while `self` is;
+    // anything else is the wrapped layer's to answer, under its own contract.
+    #[allow(unsafe_code)]
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            return Some(std::ptr::from_ref(self).cast());
+        }
+        // SAFETY: as the wrapped layer guarantees.
+        unsafe { self.0.downcast_raw(id) }
+    }
 }
 
-/// Whether `span` is in a trace that is kept: the test for spans worth making only
-/// then. False when traces are off.
-pub fn sampled(span: &tracing::Span) -> bool {
-    enabled() && span.context().span().span_context().is_sampled()
+/// A request's place in its trace, decided from its headers as it arrives, before
+/// its span exists.
+#[derive(Debug)]
+pub enum Sampling {
+    /// Exported: its span, one made for a trace (see [`Exported`]), joins the caller's
+    /// trace with [`Sampling::join`], or begins a new one.
+    Sampled(Option<opentelemetry::Context>),
+    /// Not exported: the request gets no span made for a trace. The services it calls
+    /// still learn its trace, and that it is not sampled.
+    Unsampled(Onward),
+}
+
+impl Sampling {
+    /// The configured sampler's decision for a request with `headers`; `None` when
+    /// traces are off. A new trace's decision is the sampler's for a new trace id.
+    pub fn decide(headers: &HeaderMap) -> Option<Self> {
+        if !enabled() {
+            return None;
+        }
+        let sampler = SAMPLER.read().unwrap_or_else(PoisonError::into_inner);
+        Some(Self::by(sampler.as_ref()?, headers))
+    }
+
+    fn by(sampler: &impl ShouldSample, headers: &HeaderMap) -> Self {
+        let parent = headers
+            .contains_key(TRACEPARENT)
+            .then(|| TraceContextPropagator::new().extract(&HeaderExtractor(headers)))
+            .filter(|cx| cx.span().span_context().is_valid());
+        let trace_id = parent.as_ref().map_or_else(
+            || RandomIdGenerator::default().new_trace_id(),
+            |cx| cx.span().span_context().trace_id(),
+        );
+        let kind = SpanKind::Server;
+        let said = sampler.should_sample(parent.as_ref(), trace_id, "", &kind, &[], &[]);
+        match said.decision {
+            SamplingDecision::RecordAndSample => Sampling::Sampled(parent),
+            SamplingDecision::Drop | SamplingDecision::RecordOnly => {
+                let caller = parent.as_ref().map(|cx| cx.span().span_context().clone());
+                let span_id = RandomIdGenerator::default().new_span_id();
+                Sampling::Unsampled(Onward::through(trace_id, span_id, caller.as_ref(), false))
+            }
+        }
+    }
+
+    /// Whether the request's trace is kept.
+    pub fn is_sampled(&self) -> bool {
+        matches!(self, Sampling::Sampled(_))
+    }
+
+    /// `span`, the request's own, joins the caller's trace when sampled: before it is
+    /// first entered. Unsampled, the trace the request sends on; sampled, `None`: it
+    /// sends on its span's context or a part's ([`Onward::of`], which starts the span:
+    /// after the span has its final name).
+    pub fn begin(self, span: &tracing::Span) -> Option<Onward> {
+        match self {
+            Sampling::Sampled(parent) => {
+                if let Some(parent) = parent {
+                    let _ = span.set_parent(parent);
+                }
+                None
+            }
+            Sampling::Unsampled(onward) => Some(onward),
+        }
+    }
+}
+
+/// The trace headers a request sends on to the services it calls: `traceparent`, and
+/// the caller's `tracestate` when it sent one. Empty sends nothing. Kept as ids and
+/// written only when a request is sent: a page whose data is all cached sends none.
+#[derive(Debug, Clone, Default)]
+pub struct Onward {
+    parent: Option<Parent>,
+    tracestate: Option<HeaderValue>,
+}
+
+/// The span the next service's spans become children of.
+#[derive(Debug, Clone, Copy)]
+struct Parent {
+    trace_id: TraceId,
+    span_id: SpanId,
+    sampled: bool,
+}
+
+impl Parent {
+    /// Its `traceparent` (version 00): `00-<trace id>-<span id>-<flags>`.
+    fn header(self) -> HeaderValue {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut value = *b"00-00000000000000000000000000000000-0000000000000000-00";
+        let mut put = |at: usize, bytes: &[u8]| {
+            for (pair, b) in value[at..].chunks_exact_mut(2).zip(bytes) {
+                pair.copy_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]);
+            }
+        };
+        put(3, &self.trace_id.to_bytes());
+        put(36, &self.span_id.to_bytes());
+        if self.sampled {
+            value[54] = b'1';
+        }
+        HeaderValue::from_bytes(&value).expect("lowercase hex and dashes are a header value")
+    }
+}
+
+impl Onward {
+    /// From `span`, exported: it becomes the next service's parent. Empty when traces
+    /// are off or `span` is not exported.
+    pub fn of(span: &tracing::Span) -> Self {
+        if !enabled() {
+            return Self::default();
+        }
+        let cx = span.context();
+        let own = cx.span().span_context().clone();
+        if !own.is_valid() {
+            return Self::default();
+        }
+        Self::through(own.trace_id(), own.span_id(), Some(&own), own.is_sampled())
+    }
+
+    /// Without a span of its own to export (traces off here): the trace `headers`
+    /// carry, as the caller flagged it, or a new one flagged sampled, under a span id
+    /// of this service's.
+    pub fn passed_on(headers: &HeaderMap) -> Self {
+        let caller = headers
+            .contains_key(TRACEPARENT)
+            .then(|| TraceContextPropagator::new().extract(&HeaderExtractor(headers)))
+            .map(|cx| cx.span().span_context().clone())
+            .filter(SpanContext::is_valid);
+        let ids = RandomIdGenerator::default();
+        let (trace_id, sampled) = match &caller {
+            Some(caller) => (caller.trace_id(), caller.is_sampled()),
+            None => (ids.new_trace_id(), true),
+        };
+        Self::through(trace_id, ids.new_span_id(), caller.as_ref(), sampled)
+    }
+
+    /// `trace_id`'s trace under `span_id`, flagged `sampled` or not, with the
+    /// `caller`'s trace state.
+    fn through(
+        trace_id: TraceId,
+        span_id: SpanId,
+        caller: Option<&SpanContext>,
+        sampled: bool,
+    ) -> Self {
+        let tracestate = caller
+            .map(|c| c.trace_state().header())
+            .filter(|state| !state.is_empty())
+            .and_then(|state| HeaderValue::try_from(state).ok());
+        Self {
+            parent: Some(Parent {
+                trace_id,
+                span_id,
+                sampled,
+            }),
+            tracestate,
+        }
+    }
+
+    /// Whether it continues a trace: false when empty.
+    pub fn is_empty(&self) -> bool {
+        self.parent.is_none()
+    }
+
+    /// The headers, to add to a request.
+    pub fn headers(&self) -> impl Iterator<Item = (HeaderName, HeaderValue)> + '_ {
+        let traceparent = self.parent.map(|p| (TRACEPARENT, p.header()));
+        let tracestate = self.tracestate.clone().map(|v| (TRACESTATE, v));
+        let named = |(name, value)| (HeaderName::from_static(name), value);
+        traceparent.into_iter().chain(tracestate).map(named)
+    }
+
+    /// Into `headers`, replacing the trace headers there (all of them, when empty).
+    pub fn write(&self, headers: &mut HeaderMap) {
+        headers.remove(TRACEPARENT);
+        headers.remove(TRACESTATE);
+        for (name, value) in self.headers() {
+            headers.insert(name, value);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -546,19 +834,162 @@ mod tests {
         );
     }
 
-    #[test]
-    fn headers_are_left_alone_when_traces_are_off() {
+    const CALLER: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331";
+
+    fn from_caller(flags: &str, state: Option<&'static str>) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            "traceparent",
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-                .parse()
-                .unwrap(),
+        headers.insert(TRACEPARENT, format!("{CALLER}-{flags}").parse().unwrap());
+        if let Some(state) = state {
+            headers.insert(TRACESTATE, HeaderValue::from_static(state));
+        }
+        headers
+    }
+
+    /// (trace id, parent span id, flags) of the `traceparent` `onward` sends.
+    fn sent(onward: &Onward) -> (String, String, String) {
+        let headers: HeaderMap = onward.headers().collect();
+        let tp = headers.get(TRACEPARENT).expect("a traceparent");
+        let parts: Vec<String> = tp.to_str().unwrap().split('-').map(String::from).collect();
+        assert_eq!((parts.len(), parts[0].as_str()), (4, "00"), "{tp:?}");
+        (parts[1].clone(), parts[2].clone(), parts[3].clone())
+    }
+
+    #[test]
+    fn the_sampler_decides_before_the_span_and_the_unsampled_trace_goes_on() {
+        let parent_based = SamplerSetting::ParentBasedRatio(0.0).sampler();
+        let kept = Sampling::by(&parent_based, &from_caller("01", None));
+        let Sampling::Sampled(Some(parent)) = kept else {
+            panic!("the caller's sampled trace is kept: {kept:?}")
+        };
+        assert_eq!(
+            parent.span().span_context().trace_id().to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
         );
-        let span = tracing::Span::none();
-        assert!(!inject(&span, &mut headers));
-        continue_from(&span, &headers);
-        assert!(!sampled(&span));
-        assert_eq!(headers.len(), 1);
+        // The caller's unsampled trace goes on, unsampled, with its state.
+        let Sampling::Unsampled(onward) =
+            Sampling::by(&parent_based, &from_caller("00", Some("vendor=1")))
+        else {
+            panic!("the caller's unsampled trace is not kept")
+        };
+        let (trace, parent, flags) = sent(&onward);
+        assert_eq!(trace, "0af7651916cd43dd8448eb211c80319c");
+        assert_ne!(parent, "b7ad6b7169203331", "a span id of this service's");
+        assert_eq!(flags, "00");
+        assert_eq!(onward.tracestate.as_ref().expect("tracestate"), "vendor=1");
+        // A new trace: the ratio decides.
+        assert!(!Sampling::by(&parent_based, &HeaderMap::new()).is_sampled());
+        let always = SamplerSetting::ParentBasedAlwaysOn.sampler();
+        assert!(matches!(
+            Sampling::by(&always, &HeaderMap::new()),
+            Sampling::Sampled(None)
+        ));
+        // Not parent-based: the caller's flag does not decide.
+        let ratio = SamplerSetting::Ratio(1.0).sampler();
+        assert!(Sampling::by(&ratio, &from_caller("00", None)).is_sampled());
+        let Sampling::Unsampled(onward) = Sampling::by(&parent_based, &HeaderMap::new()) else {
+            unreachable!()
+        };
+        let (trace, _, flags) = sent(&onward);
+        assert_ne!(trace, "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(flags, "00");
+    }
+
+    #[test]
+    fn without_traces_a_trace_is_passed_on_or_begun() {
+        let onward = Onward::passed_on(&from_caller("01", Some("vendor=1")));
+        let (trace, parent, flags) = sent(&onward);
+        assert_eq!(trace, "0af7651916cd43dd8448eb211c80319c");
+        assert_ne!(parent, "b7ad6b7169203331", "a new parent span");
+        assert_eq!(flags, "01");
+        assert_eq!(onward.tracestate.as_ref().expect("tracestate"), "vendor=1");
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "zz-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(TRACEPARENT, HeaderValue::from_static(bad));
+            headers.insert(TRACESTATE, HeaderValue::from_static("vendor=1"));
+            let onward = Onward::passed_on(&headers);
+            let (trace, _, flags) = sent(&onward);
+            assert!(!bad.contains(&trace), "{bad}: a new trace");
+            assert_eq!(flags, "01", "{bad}");
+            assert!(
+                onward.tracestate.is_none(),
+                "{bad}: not the new trace's state"
+            );
+            let mut written = headers.clone();
+            onward.write(&mut written);
+            assert_eq!(written.get_all(TRACEPARENT).iter().count(), 1);
+            assert!(!written.contains_key(TRACESTATE));
+        }
+    }
+
+    #[test]
+    fn only_the_spans_made_for_a_trace_and_their_events_reach_its_layer() {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        /// What the filtered layer saw: span names and event messages.
+        #[derive(Clone, Default)]
+        struct Seen(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Seen {
+            fn on_new_span(
+                &self,
+                attrs: &tracing::span::Attributes<'_>,
+                _: &tracing::span::Id,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(attrs.metadata().name().to_string());
+            }
+            fn on_event(
+                &self,
+                event: &tracing::Event<'_>,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                struct Message(String);
+                impl tracing::field::Visit for Message {
+                    fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                        if f.name() == "message" {
+                            self.0 = format!("{v:?}");
+                        }
+                    }
+                }
+                let mut message = Message(String::new());
+                event.record(&mut message);
+                self.0.lock().unwrap().push(message.0);
+            }
+        }
+        let seen = Seen::default();
+        let subscriber = tracing_subscriber::registry().with(Exported(seen.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info_span!("unsampled", request_id = "r1").in_scope(|| {
+                tracing::info!("in an unsampled page");
+            });
+            let page = tracing::info_span!("sampled", otel.name = "GET /p/{id}");
+            page.in_scope(|| {
+                tracing::info!("in a sampled page");
+                // A span not made for the trace: neither it nor its events are shown.
+                tracing::info_span!("plain").in_scope(|| tracing::info!("in its plain part"));
+            });
+            tracing::info_span!(parent: &page, "slot", otel.name = "render header")
+                .in_scope(|| tracing::info!("in its slot"));
+            tracing::info!("outside");
+        });
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            ["sampled", "in a sampled page", "slot", "in its slot"]
+        );
+    }
+
+    #[test]
+    fn nothing_is_decided_or_sent_when_traces_are_off() {
+        assert!(Sampling::decide(&from_caller("01", None)).is_none());
+        assert!(Onward::of(&tracing::info_span!("page", otel.name = "GET")).is_empty());
+        let mut headers = from_caller("01", None);
+        Onward::default().write(&mut headers);
+        assert!(headers.is_empty(), "an empty onward sends no trace");
     }
 }

@@ -14,6 +14,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use oberon_service::error_chain;
+use oberon_service::trace::Onward;
 use tracing::{Instrument, Span, field::Empty};
 
 use super::{Begun, Delegable, Target, seeded_bus};
@@ -21,7 +22,7 @@ use crate::bus::BusSnapshot;
 use crate::cache::Promise;
 use crate::component::{Cacheability, Fragment, RequestContext};
 use crate::data::DataError;
-use crate::data_client::{Fetched, Served};
+use crate::data_client::{Caller, Fetched, Served};
 use crate::engine::{ComponentError, RenderResult};
 use crate::error::Side;
 use crate::layout::Composition;
@@ -158,7 +159,11 @@ impl PageRun {
         identity: Option<Arc<Delegable>>,
         credentials: bool,
         given: Option<Vec<(Arc<str>, Arc<str>)>>,
-        Begun { started, traced }: Begun,
+        Begun {
+            started,
+            traced,
+            onward,
+        }: Begun,
     ) -> Self {
         let page = target.page();
         let variant = target.variant();
@@ -182,21 +187,22 @@ impl PageRun {
                         .deadline
                         .min(deadline.saturating_duration_since(Instant::now()));
                     let renderer = renderer.clone();
-                    let request_id = ctx.request_id.clone();
-                    let identity = identity.as_ref().and_then(|d| d.for_source(source));
                     let span = traced.as_mut().map(|t| {
                         let url = expanded.as_deref().ok();
                         t.sources[i] = fetch_span(&t.page, &source.topic, url);
                         &t.sources[i]
                     });
+                    let caller = Caller {
+                        request_id: ctx.request_id.clone(),
+                        identity: identity.as_ref().and_then(|d| d.for_source(source)),
+                        trace: span.map_or_else(|| onward.clone(), Onward::of),
+                    };
                     let fetch = Box::pin(async move {
                         let fetch_started = Instant::now();
                         let (url, result) = match expanded {
                             Ok(url) => {
                                 let data = &renderer.data;
-                                let fetched = data
-                                    .fetch_as(&url, budget, &request_id, identity.as_deref())
-                                    .await;
+                                let fetched = data.fetch_as(&url, budget, &caller).await;
                                 (url, fetched)
                             }
                             Err(refused) => (String::new(), Err(refused)),

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use oberon_renderer::component::Cacheability;
 use oberon_renderer::data::DataError;
-use oberon_renderer::data_client::{BreakerState, DataClient, DataClientOptions, Served};
+use oberon_renderer::data_client::{BreakerState, Caller, DataClient, DataClientOptions, Served};
 
 /// What the fake BFF answers next.
 #[derive(Clone)]
@@ -370,9 +370,10 @@ async fn at_most_max_concurrency_requests_reach_one_bff_at_once() {
     .expect("client");
     // Distinct URLs, so nothing is coalesced: every one needs its own request.
     let urls: Vec<String> = (0..8).map(|i| format!("{}/c{i}", b.url)).collect();
+    let caller = Caller::new("t");
     let all = futures::future::join_all(
         urls.iter()
-            .map(|url| c.fetch_as(url, Duration::from_secs(2), "t", None)),
+            .map(|url| c.fetch_as(url, Duration::from_secs(2), &caller)),
     )
     .await;
     assert!(all.iter().all(Result::is_ok), "{all:?}");
@@ -422,7 +423,7 @@ async fn a_users_answer_is_shared_only_when_the_bff_says_public() {
         let url = &url;
         async move {
             let got = c
-                .fetch_as(url, DEADLINE, "t", Some(who))
+                .fetch_as(url, DEADLINE, &Caller::new("t").signed_in(who))
                 .await
                 .expect("fetch");
             serde_json::from_str::<serde_json::Value>(&got.value).expect("json")["n"]
@@ -449,7 +450,11 @@ async fn a_users_answer_is_shared_only_when_the_bff_says_public() {
     let b = bff(Answer::Json("public, max-age=60", vec![])).await;
     let url = format!("{}/catalogue", b.url);
     let got = c
-        .fetch_as(&url, DEADLINE, "t", Some("alice-assertion"))
+        .fetch_as(
+            &url,
+            DEADLINE,
+            &Caller::new("t").signed_in("alice-assertion"),
+        )
         .await
         .expect("fetch");
     assert_eq!(got.served, Served::Fetched);
@@ -470,7 +475,11 @@ async fn a_users_answer_with_s_maxage_or_must_revalidate_is_still_personal() {
         let c = client();
         let url = format!("{}/me", b.url);
         let got = c
-            .fetch_as(&url, DEADLINE, "t", Some("alice-assertion"))
+            .fetch_as(
+                &url,
+                DEADLINE,
+                &Caller::new("t").signed_in("alice-assertion"),
+            )
             .await
             .expect("fetch");
         assert_eq!(got.class, Cacheability::Personal, "{cache_control}");
@@ -498,8 +507,7 @@ async fn hostile_caching_headers_never_fail_a_fetch() {
         .fetch_as(
             &format!("{}/signed-in", b.url),
             DEADLINE,
-            "t",
-            Some("alice"),
+            &Caller::new("t").signed_in("alice"),
         )
         .await
         .expect("a signed-in fetch");
@@ -548,8 +556,7 @@ async fn a_probe_cancelled_by_its_deadline_does_not_leave_the_breaker_half_open(
         .fetch_as(
             &format!("{}/me", b.url),
             Duration::from_millis(100),
-            "t",
-            Some("alice"),
+            &Caller::new("t").signed_in("alice"),
         )
         .await;
     assert!(matches!(probe, Err(DataError::Timeout(_))), "{probe:?}");

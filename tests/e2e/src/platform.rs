@@ -149,6 +149,28 @@ pub async fn renderer(site: &Path, env: &[(&str, String)]) -> Process {
     Process::start("renderer", command, addr, ops, (addr, "/_oberon/readyz")).await
 }
 
+/// A gateway's `gateway.toml` in `dir`: the renderer at `renderer` serves the public
+/// pages `/p/{id}`; `more` is appended (issuers, routes).
+pub fn gateway_config(dir: &Path, renderer: SocketAddr, more: &str) -> PathBuf {
+    let config = dir.join("gateway.toml");
+    let toml = format!(
+        r#"public_url = "http://127.0.0.1:1"
+trusted_hops = ["127.0.0.1/32"]
+
+[upstreams]
+renderer = "http://{renderer}"
+
+[[routes]]
+path = "/p/{{id}}"
+upstream = "renderer"
+kind = "page"
+auth = "public"
+{more}"#
+    );
+    std::fs::write(&config, toml).expect("gateway.toml");
+    config
+}
+
 /// The gateway configured by `config`, with `env` besides.
 pub async fn gateway(config: &Path, env: &[(&str, String)]) -> Process {
     let (addr, ops) = (free_addr(), free_addr());

@@ -50,16 +50,8 @@ props = { n = 1 }
 /// The gateway: pages to the renderer, publicly; `/private` needs a token from an
 /// identity provider whose key set cannot be fetched.
 async fn gateway(dir: &std::path::Path, renderer: SocketAddr, jwks: SocketAddr) -> Process {
-    let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"public_url = "http://127.0.0.1:1"
-trusted_hops = ["127.0.0.1/32"]
-
-[upstreams]
-renderer = "http://{renderer}"
-
+    let more = format!(
+        r#"
 [[issuers]]
 issuer = "https://idp.metrics.test"
 jwks_url = "http://{jwks}/jwks.json"
@@ -67,20 +59,13 @@ audiences = ["oberon"]
 algorithms = ["RS256"]
 
 [[routes]]
-path = "/p/{{id}}"
-upstream = "renderer"
-kind = "page"
-auth = "public"
-
-[[routes]]
 path = "/private"
 upstream = "renderer"
 kind = "api"
 auth = "required"
 "#
-        ),
-    )
-    .expect("gateway.toml");
+    );
+    let config = platform::gateway_config(dir, renderer, &more);
     platform::gateway(&config, &[]).await
 }
 

@@ -9,13 +9,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use oberon_e2e_tests::otlp::{Collector, Received, describe};
-use oberon_e2e_tests::platform::{self, ItemBackend};
+use oberon_e2e_tests::platform::{self, ItemBackend, gateway_config};
 use oberon_e2e_tests::varnish::{Varnish, reserve_port};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
 /// The client's trace and its span.
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+/// A trace its client did not sample.
+const UNSAMPLED: &str = "0af7651916cd43dd8448eb211c80319c";
 
 /// A page of the item from the BFF, and a component that logs a line.
 fn site(dir: &std::path::Path, bff: SocketAddr) {
@@ -36,29 +38,6 @@ props = { mode = "log" }
 "#,
         &["misbehave"],
     );
-}
-
-fn gateway_config(dir: &std::path::Path, renderer: SocketAddr) -> std::path::PathBuf {
-    let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"public_url = "http://127.0.0.1:1"
-trusted_hops = ["127.0.0.1/32"]
-
-[upstreams]
-renderer = "http://{renderer}"
-
-[[routes]]
-path = "/p/{{id}}"
-upstream = "renderer"
-kind = "page"
-auth = "public"
-"#
-        ),
-    )
-    .expect("gateway.toml");
-    config
 }
 
 /// The one span of `service` named `name`.
@@ -112,8 +91,11 @@ async fn one_request_is_one_trace_across_every_service() {
     let bff = platform::bff(backend.addr, &otel("bff")).await;
     site(dir.path(), bff.addr);
     let renderer = platform::renderer(dir.path(), &otel("renderer")).await;
-    let gateway =
-        platform::gateway(&gateway_config(dir.path(), renderer.addr), &otel("gateway")).await;
+    let gateway = platform::gateway(
+        &gateway_config(dir.path(), renderer.addr, ""),
+        &otel("gateway"),
+    )
+    .await;
     let varnish = Varnish::start(reserve_port(), gateway.addr, "no-origin-check-here");
 
     let client = reqwest::Client::new();
@@ -126,8 +108,13 @@ async fn one_request_is_one_trace_across_every_service() {
     assert_eq!(page.status(), 200, "{}", renderer.log());
     let body = page.text().await.expect("body");
     assert!(body.contains("misbehave logged"), "{body}");
-    // Not sampled by anyone: no spans at all.
-    let unsampled = client.get(varnish.url("/p/8")).send().await.expect("page");
+    // Not sampled by anyone: no spans at all, but the trace goes on to the backend.
+    let unsampled = client
+        .get(varnish.url("/p/8"))
+        .header("traceparent", format!("00-{UNSAMPLED}-{CLIENT_SPAN}-00"))
+        .send()
+        .await
+        .expect("page");
     assert_eq!(unsampled.status(), 200);
 
     collector
@@ -210,5 +197,13 @@ async fn one_request_is_one_trace_across_every_service() {
         Some(format!("00-{TRACE}-{}-01", backend_call.span_id()).as_str()),
         "{asked:?}"
     );
+    // Each service passed the unsampled trace on, flagged unsampled, through a span
+    // id of its own (none exported).
+    let passed_on = asked.get(1).map(|tp| tp.split('-').collect::<Vec<_>>());
+    let [_, trace, parent, flags] = passed_on.as_deref().unwrap_or_default() else {
+        panic!("the unsampled page's backend call: {asked:?}")
+    };
+    assert_eq!((*trace, *flags), (UNSAMPLED, "00"), "{asked:?}");
+    assert!(spans.iter().all(|s| s.span_id() != *parent) && *parent != CLIENT_SPAN);
     drop(varnish);
 }
