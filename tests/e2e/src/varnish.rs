@@ -21,6 +21,19 @@ fn varnishd() -> PathBuf {
     PathBuf::from("varnishd")
 }
 
+/// `prometheus-varnish-exporter`: `$OBERON_VARNISH_EXPORTER`, else Debian's path, else
+/// whatever is on `PATH`.
+fn varnish_exporter() -> PathBuf {
+    if let Some(path) = std::env::var_os("OBERON_VARNISH_EXPORTER") {
+        return PathBuf::from(path);
+    }
+    let debian = Path::new("/usr/bin/prometheus-varnish-exporter");
+    if debian.exists() {
+        return debian.to_path_buf();
+    }
+    PathBuf::from("prometheus-varnish-exporter")
+}
+
 /// The cache's storage (`-s malloc,SIZEm` in [`flags`]), in MiB: what its memory may
 /// grow by as it fills. 0 if the flags name none.
 pub fn storage_mib() -> u64 {
@@ -142,6 +155,47 @@ impl Varnish {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Debian's `prometheus-varnish-exporter` reading this Varnish's counters (it runs
+    /// `varnishstat` on varnishd's working directory), at `/metrics` on its `addr`;
+    /// returned once it answers with them.
+    pub async fn exporter(&self) -> VarnishExporter {
+        let addr = crate::platform::free_addr();
+        let log = self.dir.path().join("exporter.log");
+        let program = varnish_exporter();
+        let child = Command::new(&program)
+            .arg("-n")
+            .arg(self.dir.path().join("work"))
+            .args(["-web.listen-address", &addr.to_string()])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).expect("log file"))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {}: {e}\nThis test needs Debian's `prometheus-varnish-exporter` (tests/run installs it as root, or prints the command), or OBERON_VARNISH_EXPORTER",
+                    program.display()
+                )
+            });
+        let exporter = VarnishExporter { child, addr, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let url = format!("http://{addr}/metrics");
+        loop {
+            let metrics = match reqwest::get(&url).await {
+                Ok(answer) => answer.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if metrics.lines().any(|line| line == "varnish_up 1") {
+                return exporter;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the exporter did not report Varnish up within 30 s:\n{metrics}\n{}",
+                std::fs::read_to_string(&exporter.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// What varnishd printed so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("varnishd.log")).unwrap_or_default()
@@ -184,6 +238,20 @@ impl Drop for Varnish {
             std::thread::sleep(Duration::from_millis(20));
         }
         kill_group(&group);
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `prometheus-varnish-exporter`, stopped when dropped.
+pub struct VarnishExporter {
+    child: Child,
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Drop for VarnishExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }

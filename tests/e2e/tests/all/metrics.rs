@@ -2,12 +2,14 @@
 //! gateway, renderer, a BFF made from the template — each serve `/metrics` on their own
 //! ops port; a real Prometheus scrapes the three while pages go through the gateway,
 //! one of their components traps and one of their BFFs is down. PromQL then says what
-//! happened, to the request.
+//! happened, to the request. And Varnish in front, scraped through its exporter: the
+//! dashboard's CDN offload panel on what the CDN counted.
 
 use std::net::SocketAddr;
 
 use oberon_e2e_tests::platform::{self, ItemBackend, Process, free_addr};
 use oberon_e2e_tests::prometheus::Prometheus;
+use oberon_e2e_tests::varnish::{Varnish, reserve_port};
 
 /// Pages requested through the gateway.
 const PAGES: usize = 5;
@@ -206,4 +208,71 @@ async fn prometheus_scrapes_what_each_service_did() {
         .await;
     drop(prometheus);
     drop((gateway, renderer, bff));
+}
+
+/// The fleet dashboard's query for its "CDN offload" panel.
+fn offload_panel_query() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../infra/observability/grafana/oberon-fleet.json"
+    );
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the dashboard"))
+            .expect("the dashboard's JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let panel = panels
+        .iter()
+        .find(|p| {
+            p["title"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("CDN offload"))
+        })
+        .expect("a \"CDN offload\" panel");
+    panel["targets"][0]["expr"]
+        .as_str()
+        .expect("its query")
+        .to_string()
+}
+
+/// The CDN offload panel, on what Varnish counts itself: Varnish in front of the
+/// gateway, its counters scraped through Debian's `prometheus-varnish-exporter`, and
+/// the panel's query as the dashboard has it.
+#[tokio::test]
+async fn the_cdn_offload_panel_shows_what_varnish_answered_itself() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bff = platform::bff(ItemBackend::start().await.addr, &[]).await;
+    site(dir.path(), bff.addr, free_addr());
+    let renderer = platform::renderer(dir.path(), &[]).await;
+    let config = platform::gateway_config(dir.path(), renderer.addr, "");
+    let gateway = platform::gateway(&config, &[]).await;
+    let varnish = Varnish::start(reserve_port(), gateway.addr, "no-origin-check-here");
+    let exporter = varnish.exporter().await;
+    let prometheus = Prometheus::start(&[("varnish", vec![exporter.addr])]).await;
+    // A sample before any page: the panel's rates start from it.
+    let misses = r#"sum(varnish_main_cache_miss{job="varnish"})"#;
+    prometheus.expect(misses, 0.0).await;
+
+    let client = reqwest::Client::new();
+    for id in 1..=PAGES {
+        for _ in 0..3 {
+            let page = client
+                .get(varnish.url(&format!("/p/{id}")))
+                .send()
+                .await
+                .expect("page");
+            assert_eq!(page.status(), 200, "{}", varnish.log());
+        }
+    }
+    // Each page's first request went to the origin; Varnish answered the other two.
+    prometheus.expect(misses, PAGES as f64).await;
+    prometheus
+        .expect(
+            r#"sum(varnish_main_cache_hit{job="varnish"})"#,
+            2.0 * PAGES as f64,
+        )
+        .await;
+    let offload = offload_panel_query().replace("$__rate_interval", "1m");
+    prometheus.expect(&offload, 2.0 / 3.0).await;
+    drop(prometheus);
+    drop((exporter, varnish, gateway, renderer, bff));
 }
