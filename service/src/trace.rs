@@ -472,11 +472,9 @@ where
         }
     }
 
-    fn on_enter(&self, id: &tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
-        if Self::shown(id, &cx) {
-            self.0.on_enter(id, cx);
-        }
-    }
+    // No `on_enter`: the layer [`Tracing::layer`] makes neither attaches an
+    // OpenTelemetry context on entering a span nor tracks its idle time, so it has
+    // nothing to do there, and a span is entered on every poll of what it wraps.
 
     fn on_exit(&self, id: &tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
         if Self::shown(id, &cx) {

@@ -69,6 +69,15 @@ pub struct Args {
     /// then run right after `oberon`: a change's cost read within one run.
     #[arg(long)]
     pub baseline_renderer: Option<PathBuf>,
+    /// Rounds of the alternating measurement of each cost (Oberon traced, or the
+    /// baseline renderer, against Oberon): both servers up, short loads taking turns
+    /// (one order, then the other), so the machine's drift in the meantime falls on
+    /// both alike. Its median ratio is the one held to a target. 0: none.
+    #[arg(long, default_value_t = 6)]
+    pub alternating_rounds: u32,
+    /// Seconds of each turn of the alternating measurement.
+    #[arg(long, default_value_t = 5)]
+    pub alternating_s: u64,
     /// Where to write the results document.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/RESULTS.md"))]
     pub results: PathBuf,

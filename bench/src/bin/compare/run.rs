@@ -168,10 +168,9 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         args.load_cpus(),
     )?;
 
-    let mut results = Vec::new();
-    for name in &args.systems {
-        eprintln!("measuring {name}");
-        let running = match name.as_str() {
+    // Each system as it is measured: stopped (dropped) before the next starts.
+    let start = |name: &str| -> anyhow::Result<Running> {
+        Ok(match name {
             "limit" => systems::start_self(
                 "limit",
                 &paths,
@@ -241,11 +240,26 @@ async fn run(args: &Args) -> anyhow::Result<()> {
             other => anyhow::bail!(
                 "unknown system {other:?}: use limit, oberon, oberon-uncached, oberon-varied, oberon-traced, podium, tailor, oberon-baseline"
             ),
-        };
+        })
+    };
+    let mut results = Vec::new();
+    for name in &args.systems {
+        eprintln!("measuring {name}");
+        let running = start(name)?;
         let script = (name == "oberon-varied").then_some(vary.as_path());
         let result = measure(name, running, args, &load, script, &page, &parts_html).await?;
         eprintln!("  {}", report::one_line(&result));
         results.push(result);
+    }
+    let mut alternating = Vec::new();
+    for other in ["oberon-traced", "oberon-baseline"] {
+        let measured = |name: &str| args.systems.iter().any(|s| s == name);
+        if args.alternating_rounds > 0 && measured("oberon") && measured(other) {
+            eprintln!("alternating oberon and {other}");
+            let result = alternate(other, start("oberon")?, start(other)?, args, &load).await?;
+            eprintln!("  {}", report::alternating_line(&result));
+            alternating.push(result);
+        }
     }
     drop((bff, fragments, sink));
 
@@ -258,6 +272,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
         page_bytes: page.len(),
         part_bytes: parts_html.iter().map(String::len).collect(),
         results,
+        alternating,
         elapsed: started.elapsed(),
     };
     let text = doc.render();
@@ -358,6 +373,72 @@ async fn measure(
         critical,
         profile,
     })
+}
+
+/// Oberon (`a`) and `name` (`b`) both up on the same CPU, loaded in turns of
+/// `--alternating-s`, `--alternating-rounds` times, in the order a b, then b a: per
+/// round, `b`'s throughput over `a`'s, and its CPU per page over `a`'s. A drift of the machine's speed between two
+/// systems measured one after the other is the noise this cancels.
+async fn alternate(
+    name: &str,
+    mut a: Running,
+    mut b: Running,
+    args: &Args,
+    load: &Load,
+) -> anyhow::Result<report::Alternating> {
+    let turn = Duration::from_secs(args.alternating_s);
+    for running in [&mut a, &mut b] {
+        wait_up(running, "/_oberon/readyz", Duration::from_secs(60)).await?;
+        load.run(&bench_url(running), args.warmup(), None).await?;
+    }
+    let mut ratios = Vec::new();
+    let mut cpu_ratios = Vec::new();
+    for round in 0..args.alternating_rounds {
+        let order = if round % 2 == 0 { [&a, &b] } else { [&b, &a] };
+        let mut turns = Vec::new();
+        for running in order {
+            turns.push(turn_of(running, turn, load).await?);
+        }
+        if round % 2 == 1 {
+            turns.reverse();
+        }
+        let [(a_rps, a_cpu), (b_rps, b_cpu)] = [turns[0], turns[1]];
+        anyhow::ensure!(a_rps > 0.0, "oberon served nothing in a turn");
+        ratios.push(b_rps / a_rps);
+        if let (Some(a_cpu), Some(b_cpu)) = (a_cpu, b_cpu) {
+            cpu_ratios.push(b_cpu / a_cpu);
+        }
+    }
+    a.server.check_alive()?;
+    b.server.check_alive()?;
+    Ok(report::Alternating {
+        name: name.to_string(),
+        turn,
+        ratios,
+        cpu_ratios,
+    })
+}
+
+/// One turn of load: its throughput, and the server's CPU seconds per page.
+async fn turn_of(
+    running: &Running,
+    turn: Duration,
+    load: &Load,
+) -> anyhow::Result<(f64, Option<f64>)> {
+    let before = process::cpu_time(running.server.pid());
+    let wrk = load.run(&bench_url(running), turn, None).await?;
+    let after = process::cpu_time(running.server.pid());
+    let cpu = match (before, after) {
+        (Some(b), Some(a)) if wrk.requests > 0 => {
+            Some(a.saturating_sub(b).as_secs_f64() / wrk.requests as f64)
+        }
+        _ => None,
+    };
+    Ok((wrk.requests_per_s, cpu))
+}
+
+fn bench_url(running: &Running) -> String {
+    format!("http://{}/bench", running.addr)
 }
 
 /// The same load once more, with `perf record` attached to the server (not measured:
