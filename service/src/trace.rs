@@ -536,10 +536,7 @@ impl Sampling {
     }
 
     fn by(sampler: &impl ShouldSample, headers: &HeaderMap) -> Self {
-        let parent = headers
-            .contains_key(TRACEPARENT)
-            .then(|| TraceContextPropagator::new().extract(&HeaderExtractor(headers)))
-            .filter(|cx| cx.span().span_context().is_valid());
+        let parent = caller(headers);
         let trace_id = parent.as_ref().map_or_else(
             || RandomIdGenerator::default().new_trace_id(),
             |cx| cx.span().span_context().trace_id(),
@@ -576,6 +573,14 @@ impl Sampling {
             Sampling::Unsampled(onward) => Some(onward),
         }
     }
+}
+
+/// The caller's trace, from a valid `traceparent` (and its `tracestate`) in `headers`.
+fn caller(headers: &HeaderMap) -> Option<opentelemetry::Context> {
+    headers
+        .contains_key(TRACEPARENT)
+        .then(|| TraceContextPropagator::new().extract(&HeaderExtractor(headers)))
+        .filter(|cx| cx.span().span_context().is_valid())
 }
 
 /// The trace headers a request sends on to the services it calls: `traceparent`, and
@@ -633,11 +638,7 @@ impl Onward {
     /// carry, as the caller flagged it, or a new one flagged sampled, under a span id
     /// of this service's.
     pub fn passed_on(headers: &HeaderMap) -> Self {
-        let caller = headers
-            .contains_key(TRACEPARENT)
-            .then(|| TraceContextPropagator::new().extract(&HeaderExtractor(headers)))
-            .map(|cx| cx.span().span_context().clone())
-            .filter(SpanContext::is_valid);
+        let caller = caller(headers).map(|cx| cx.span().span_context().clone());
         let ids = RandomIdGenerator::default();
         let (trace_id, sampled) = match &caller {
             Some(caller) => (caller.trace_id(), caller.is_sampled()),

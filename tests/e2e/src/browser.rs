@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::platform::debian_program;
 use crate::varnish::reserve_port;
 
 /// How long a poll ([`Browser::wait_for`]) waits, and the session's page-load and
@@ -24,11 +25,6 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 /// The W3C key codes of Backspace and End, for [`Browser::send_keys`].
 pub const BACKSPACE: &str = "\u{E003}";
 pub const END: &str = "\u{E010}";
-
-/// A program: `$env_var` (a path), else Debian's path.
-fn program(env_var: &str, debian: &str) -> PathBuf {
-    std::env::var_os(env_var).map_or_else(|| PathBuf::from(debian), PathBuf::from)
-}
 
 /// A running `chromedriver` with one open session of headless `chromium`. Dropping it
 /// ends the session (which quits the browser) and kills chromedriver.
@@ -45,8 +41,8 @@ impl Browser {
     /// Start chromedriver on a free loopback port, wait for it to be ready, and open a
     /// session of headless chromium.
     pub async fn start() -> Self {
-        let chromium = program("OBERON_CHROMIUM", "/usr/bin/chromium");
-        let chromedriver = program("OBERON_CHROMEDRIVER", "/usr/bin/chromedriver");
+        let chromium = debian_program("OBERON_CHROMIUM", "/usr/bin/chromium");
+        let chromedriver = debian_program("OBERON_CHROMEDRIVER", "/usr/bin/chromedriver");
         for binary in [&chromium, &chromedriver] {
             assert!(
                 binary.exists(),

@@ -30,6 +30,19 @@ pub fn binary(name: &str, package: &str) -> PathBuf {
     path
 }
 
+/// A program the tests run from a Debian package: `$env_var` when set, else Debian's
+/// `path`, else the same name on `PATH`.
+pub fn debian_program(env_var: &str, path: &str) -> PathBuf {
+    if let Some(own) = std::env::var_os(env_var) {
+        return PathBuf::from(own);
+    }
+    let debian = Path::new(path);
+    if debian.exists() {
+        return debian.to_path_buf();
+    }
+    PathBuf::from(debian.file_name().unwrap_or(debian.as_os_str()))
+}
+
 /// A free loopback address.
 pub fn free_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], reserve_port()))

@@ -11,18 +11,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::platform::free_addr;
+use crate::platform::{debian_program, free_addr};
 
 /// `prometheus`: `$OBERON_PROMETHEUS`, else Debian's path, else whatever is on `PATH`.
 fn prometheus() -> PathBuf {
-    if let Some(path) = std::env::var_os("OBERON_PROMETHEUS") {
-        return PathBuf::from(path);
-    }
-    let debian = Path::new("/usr/bin/prometheus");
-    if debian.exists() {
-        return debian.to_path_buf();
-    }
-    PathBuf::from("prometheus")
+    debian_program("OBERON_PROMETHEUS", "/usr/bin/prometheus")
 }
 
 /// The repository's rules file.

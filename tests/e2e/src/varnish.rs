@@ -9,29 +9,20 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+use crate::platform::debian_program;
+
 /// `varnishd`: `$OBERON_VARNISHD`, else Debian's path, else whatever is on `PATH`.
 fn varnishd() -> PathBuf {
-    if let Some(path) = std::env::var_os("OBERON_VARNISHD") {
-        return PathBuf::from(path);
-    }
-    let debian = Path::new("/usr/sbin/varnishd");
-    if debian.exists() {
-        return debian.to_path_buf();
-    }
-    PathBuf::from("varnishd")
+    debian_program("OBERON_VARNISHD", "/usr/sbin/varnishd")
 }
 
-/// `prometheus-varnish-exporter`: `$OBERON_VARNISH_EXPORTER`, else Debian's path, else
-/// whatever is on `PATH`.
+/// `prometheus-varnish-exporter`: `$OBERON_VARNISH_EXPORTER`, else Debian's path,
+/// else whatever is on `PATH`.
 fn varnish_exporter() -> PathBuf {
-    if let Some(path) = std::env::var_os("OBERON_VARNISH_EXPORTER") {
-        return PathBuf::from(path);
-    }
-    let debian = Path::new("/usr/bin/prometheus-varnish-exporter");
-    if debian.exists() {
-        return debian.to_path_buf();
-    }
-    PathBuf::from("prometheus-varnish-exporter")
+    debian_program(
+        "OBERON_VARNISH_EXPORTER",
+        "/usr/bin/prometheus-varnish-exporter",
+    )
 }
 
 /// The cache's storage (`-s malloc,SIZEm` in [`flags`]), in MiB: what its memory may
