@@ -73,7 +73,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let workspace = root.join("components");
     let site_dir = root.join("demo");
     let installed = root.join("target/oberon-dev/components");
-    let crates = build::example_crates(&workspace)?;
+    // Without a build, the root needs only `demo/` and the installed components.
+    let crates = if args.no_build {
+        Vec::new()
+    } else {
+        build::example_crates(&workspace)?
+    };
 
     if !args.no_build {
         build::ensure_target()?;

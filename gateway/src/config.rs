@@ -56,6 +56,22 @@ pub struct GatewayConfig {
     /// `[origin]`: the CDN's secret header, required on every request but the health
     /// endpoints' and the JWKS's (see [`crate::origin`]). Unset: no check.
     pub origin: Option<crate::origin::OriginConfig>,
+    /// `[not_found]`: the page a visitor sees at a path no route has.
+    pub not_found: Option<NotFoundConfig>,
+}
+
+/// `[not_found]`: what a browser gets at a path no route has (GET or HEAD): the page
+/// `upstream` answers at `path` — asked anonymously, with the request's own query and
+/// headers but never its path — sent with status 404. The renderer answers a path it
+/// has no page for with the site's designed 404 (`[errors]` in `site.toml`). When the
+/// upstream cannot answer, and for any other method, the gateway's plain 404.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotFoundConfig {
+    /// `upstream = "renderer"`: a name from `[upstreams]`.
+    pub upstream: Spanned<String>,
+    /// `path = "/not-found"`: the path asked of it.
+    pub path: Spanned<String>,
 }
 
 /// `[session]`: the browser's session cookie and where it signs in.
@@ -325,6 +341,7 @@ pub fn check(file: &Path, source: &str, c: &GatewayConfig) -> Result<(), ConfigE
         errors.extend(check_route_path(route, &mut router, &err));
         errors.extend(check_route(c, route, &err));
     }
+    errors.extend(c.not_found.iter().flat_map(|n| check_not_found(c, n, &err)));
     if errors.is_empty() {
         Ok(())
     } else {
@@ -512,6 +529,34 @@ fn check_route_path(
 }
 
 /// A route's upstream, and its auth policy against the rest of the configuration.
+/// `[not_found]`: a known upstream, and a path it may be asked for.
+fn check_not_found(
+    c: &GatewayConfig,
+    n: &NotFoundConfig,
+    err: &impl Fn(std::ops::Range<usize>, String, &str) -> ConfigError,
+) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    if !c.upstreams.contains_key(n.upstream.get_ref()) {
+        let known: Vec<&str> = c.upstreams.keys().map(String::as_str).collect();
+        errors.push(err(
+            n.upstream.span(),
+            format!("unknown upstream {:?}", n.upstream.get_ref()),
+            &format!("name one of [upstreams]: {}", known.join(", ")),
+        ));
+    }
+    let path = n.path.get_ref();
+    if crate::path::normalise(path).ok().as_deref() != Some(path.as_str())
+        || crate::path::is_reserved(path)
+    {
+        errors.push(err(
+            n.path.span(),
+            format!("[not_found] path {path:?} is not a path the upstream may be asked for"),
+            "give a normalised absolute path outside the services' own, e.g. \"/not-found\"",
+        ));
+    }
+    errors
+}
+
 fn check_route(
     c: &GatewayConfig,
     route: &RouteConfig,
@@ -737,6 +782,31 @@ algorithms = ["RS256"]
             "{text}"
         );
         assert!(text.contains("help: use one of RS256"), "{text}");
+    }
+
+    #[test]
+    fn the_not_found_page_names_an_upstream_and_a_path_it_may_be_asked_for() {
+        let not_found = |upstream: &str, path: &str| {
+            format!(
+                "routes = []\n{BASE}\n[not_found]\nupstream = \"{upstream}\"\npath = \"{path}\"\n"
+            )
+        };
+        assert_eq!(errors_of(&not_found("renderer", "/not-found")), "");
+        assert_eq!(
+            errors_of(&not_found("renderr", "/not-found")),
+            "1 configuration error:\n\
+             gateway.toml:13:12: unknown upstream \"renderr\"\n  \
+             help: name one of [upstreams]: renderer\n"
+        );
+        for path in ["not-found", "/a/../b", "/_oberon/status", "/%5Foberon/x"] {
+            let text = errors_of(&not_found("renderer", path));
+            assert!(
+                text.contains(&format!(
+                    "gateway.toml:14:8: [not_found] path {path:?} is not a path the upstream may be asked for"
+                )),
+                "{path}: {text}"
+            );
+        }
     }
 
     #[test]

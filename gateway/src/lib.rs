@@ -116,6 +116,8 @@ pub struct Gateway {
     pub(crate) session: session::Settings,
     /// `[origin]`: when set, only requests through the CDN are answered.
     pub(crate) origin: Option<origin::OriginGuard>,
+    /// `[not_found]`: the route and path that answer a path no route has.
+    not_found: Option<(Route, String)>,
 }
 
 impl Gateway {
@@ -196,6 +198,21 @@ impl Gateway {
                 ),
             });
         }
+        // A public page route of its own, which no path matches.
+        let not_found = config.not_found.as_ref().map(|n| {
+            let route = Route {
+                pattern: String::new(),
+                upstream: n.upstream.get_ref().clone(),
+                audiences: Vec::new(),
+                kind: RouteKind::Page,
+                auth: AuthPolicy::Public,
+                roles: Vec::new(),
+                claims: BTreeMap::new(),
+                strip_prefix: None,
+                timeout: Duration::from_millis(config.limits.upstream_timeout_ms),
+            };
+            (route, n.path.get_ref().clone())
+        });
         let upstreams = config
             .upstreams
             .iter()
@@ -235,6 +252,7 @@ impl Gateway {
             header_limit: config.limits.header_bytes,
             session: session::Settings::new(&config),
             origin: None,
+            not_found,
         }
     }
 

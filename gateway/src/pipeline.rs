@@ -21,7 +21,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Request, Response, Uri};
+use http::{Method, Request, Response, StatusCode, Uri};
 use metrics::SharedString;
 use oberon_identity::Identity;
 use oberon_identity::assertion::HEADER as IDENTITY_HEADER;
@@ -139,7 +139,9 @@ impl Gateway {
     ) -> Result<Response<Body>, Refusal> {
         let path = self.prepare(&mut request)?;
         self.admit(hop, request.headers())?;
-        let (route, upstream_path) = self.matched(&path).ok_or(ClientRefusal::NotFound)?;
+        let Some((route, upstream_path)) = self.matched(&path) else {
+            return self.not_found(hop, arrival, request).await;
+        };
         seen.route = Some(SharedString::from_owned(route.pattern.clone()));
         if arrival.trace.is_none() {
             let span = tracing::Span::current();
@@ -163,6 +165,33 @@ impl Gateway {
             self.assert_identity(headers, route, &arrival.request_id, verified)?;
         }
         self.forward(route, upstream_request).await
+    }
+
+    /// A path no route has: the `[not_found]` page, sent with 404 (GET and HEAD); the
+    /// gateway's own plain 404 for other methods, without one, or when its upstream
+    /// does not answer with a page.
+    async fn not_found(
+        &self,
+        hop: &Hop,
+        arrival: &Arrival,
+        request: Request<Body>,
+    ) -> Result<Response<Body>, Refusal> {
+        let Some((route, path)) = &self.not_found else {
+            return Err(ClientRefusal::NotFound.into());
+        };
+        if !matches!(*request.method(), Method::GET | Method::HEAD) {
+            return Err(ClientRefusal::NotFound.into());
+        }
+        let upstream_request = self.upstream_request(hop, arrival, route, path, request)?;
+        match self.forward(route, upstream_request).await {
+            Ok(mut response)
+                if matches!(response.status(), StatusCode::OK | StatusCode::NOT_FOUND) =>
+            {
+                *response.status_mut() = StatusCode::NOT_FOUND;
+                Ok(response)
+            }
+            _ => Err(ClientRefusal::NotFound.into()),
+        }
     }
 
     /// Phase 1. First, whatever else happens: no identity header a client sent

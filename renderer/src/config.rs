@@ -46,6 +46,22 @@ pub struct SiteConfig {
     /// `[mode]`: when the fleet's cache mode rises, and how soon it falls.
     #[serde(default)]
     pub mode: ModeSettings,
+    /// `[errors]`: the site's own pages for what no page of it answers.
+    #[serde(default)]
+    pub errors: ErrorSettings,
+}
+
+/// `[errors]` in `site.toml`: how the renderer answers what no page answers, in the
+/// site's own look.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorSettings {
+    /// `layout = "error.html"`: one of the site's layouts, rendered once at load for
+    /// each answer the renderer gives itself — 404 (no page has the path) and 503 (a
+    /// page's critical component failed, or the renderer sheds load) — with `status`,
+    /// `title`, `message` and `lang`. It runs no component, so it cannot fail with
+    /// them. Without it, those answers are plain text.
+    pub layout: Option<Spanned<String>>,
 }
 
 /// `[cache]` in `site.toml`: the CDN side of the caching contract.
@@ -364,13 +380,14 @@ pub(crate) mod bounded {
     }
 }
 
-pub fn read_site_config(dir: &Path) -> Result<SiteConfig, ConfigError> {
+/// `site.toml` in `dir`, parsed, and its text (for locating later errors).
+pub fn read_site_config(dir: &Path) -> Result<(SiteConfig, String), ConfigError> {
     let file = dir.join("site.toml");
     let source = std::fs::read_to_string(&file).map_err(|e| {
         ConfigError::new(&file, format!("cannot read: {e}"))
             .help("point --site at a directory containing site.toml")
     })?;
-    parse_toml(&file, &source)
+    Ok((parse_toml(&file, &source)?, source))
 }
 
 #[cfg(test)]

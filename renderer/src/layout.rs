@@ -71,6 +71,21 @@ impl Layouts {
         }
     }
 
+    /// An error page ([`crate::error_page`]): layout `name` given `status`, `title`,
+    /// `message` and `lang`, and nothing else (no slots, head entries or scripts).
+    pub fn render_error(
+        &self,
+        name: &str,
+        status: u16,
+        title: &str,
+        message: &str,
+        lang: &str,
+    ) -> Result<String, minijinja::Error> {
+        self.env.get_template(name)?.render(minijinja::context! {
+            status, title, message, lang,
+        })
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.env.get_template(name).is_ok()
     }

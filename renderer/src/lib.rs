@@ -18,6 +18,7 @@ pub mod data;
 pub mod data_client;
 pub mod engine;
 pub mod error;
+pub mod error_page;
 pub mod layout;
 pub mod lifecycle;
 pub mod metrics;

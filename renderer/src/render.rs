@@ -28,6 +28,7 @@ use tracing::Instrument;
 use crate::bus::BusSnapshot;
 use crate::cache::{self, PageFacts};
 use crate::component::{Cacheability, RequestContext, User};
+use crate::error_page::SiteError;
 use crate::layout::{Composition, Piece};
 use crate::lifecycle::Renderer;
 use crate::metrics::PageMeter;
@@ -180,11 +181,9 @@ impl Renderer {
         begun: Begun,
     ) -> PageReply {
         let Some(target) = target else {
-            return simple(
-                StatusCode::NOT_FOUND,
-                "not found\n",
-                PageMeter::page(&self.site().unmatched, None, begun.started),
-            );
+            let site = self.site();
+            let meter = PageMeter::page(&site.unmatched, None, begun.started);
+            return site_error(&site, SiteError::NotFound, meter);
         };
         let traced = begun.traced;
         let reply = self
@@ -227,11 +226,8 @@ impl Renderer {
             let page = run.target.page();
             tracing::error!(route = %page.route, team = %page.team, side = %reason.side(), "critical component failed: slot {slot}: {reason}");
             self.mode.record(started.elapsed());
-            return simple(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "this page is temporarily unavailable\n",
-                PageMeter::page(&page.metrics, None, started),
-            );
+            let meter = PageMeter::page(&page.metrics, None, started);
+            return site_error(&run.target.site, SiteError::Unavailable, meter);
         }
         if run.data_settled() {
             let settle = run.phase("settle");
@@ -613,17 +609,13 @@ impl PageStream {
     }
 }
 
-fn simple(status: StatusCode, body: &str, meter: PageMeter) -> PageReply {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+/// The site's own answer for `error` ([`crate::error_page`]).
+fn site_error(site: &Site, error: SiteError, meter: PageMeter) -> PageReply {
+    let (status, headers, body) = site.errors.answer(error);
     PageReply {
         status,
         headers,
-        body: ReplyBody::Whole(body.to_string()),
+        body: ReplyBody::Whole(body),
         meter,
     }
 }

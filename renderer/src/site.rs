@@ -17,6 +17,7 @@ use crate::config::{
     read_site_config,
 };
 use crate::data::UrlTemplate;
+use crate::error_page::ErrorPages;
 use crate::layout::{Layouts, PageText, Skeleton};
 use crate::metrics::{PageMetrics, SlotMetrics, SourceMetrics};
 use crate::plan::{BusPlan, PlanSlot, plan};
@@ -32,8 +33,12 @@ const RESERVED_PREFIXES: &[&str] = &["/assets/", "/_oberon/"];
 pub struct SiteSource {
     pub dir: PathBuf,
     pub config: SiteConfig,
+    /// `site.toml`'s text, for locating errors found after it parsed.
+    pub site_toml: String,
     pub pages: Vec<PageFile>,
     pub layouts: Arc<Layouts>,
+    /// The site's error pages, rendered from its layouts.
+    pub errors: Arc<ErrorPages>,
 }
 
 /// One parsed page file, with its text for locating later errors.
@@ -50,7 +55,7 @@ impl SiteSource {
         dir: &Path,
         bff_overrides: &BTreeMap<String, String>,
     ) -> Result<Self, ConfigErrors> {
-        let mut config = read_site_config(dir)?;
+        let (mut config, site_toml) = read_site_config(dir)?;
         config
             .bffs
             .extend(bff_overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -93,15 +98,19 @@ impl SiteSource {
                 Err(e) => errors.push(e),
             }
         }
-        match layouts {
-            Some(layouts) if errors.is_empty() => Ok(Self {
+        let mut source = match layouts {
+            Some(layouts) if errors.is_empty() => Self {
                 dir: dir.to_path_buf(),
                 config,
+                site_toml,
                 pages,
                 layouts: Arc::new(layouts),
-            }),
-            _ => Err(ConfigErrors(errors)),
-        }
+                errors: Arc::default(),
+            },
+            _ => return Err(ConfigErrors(errors)),
+        };
+        source.errors = Arc::new(ErrorPages::render(&source).map_err(|e| ConfigErrors(vec![e]))?);
+        Ok(source)
     }
 
     pub fn components_dir(&self) -> PathBuf {
@@ -259,6 +268,8 @@ pub struct Site {
     /// every page's: its handles belong to whatever recorder is installed when it is
     /// first used, so nothing built before the exporter keeps a no-op.
     pub unmatched: Arc<PageMetrics>,
+    /// What the renderer answers when no page can (`[errors]`).
+    pub errors: Arc<ErrorPages>,
 }
 
 impl Site {
@@ -312,6 +323,7 @@ impl Site {
                 components,
                 locale: source.config.locale.clone(),
                 unmatched: Arc::new(PageMetrics::new("")),
+                errors: source.errors.clone(),
             })
         } else {
             Err(ConfigErrors(errors))

@@ -1431,3 +1431,73 @@ async fn slow_silent_and_idle_connections_are_closed_at_the_header_read_timeout(
     // The listener itself is unharmed.
     assert_eq!(case(&s, "after-slow", "/public/x", None).await, (200, 1));
 }
+
+/// `[not_found]`: a GET or HEAD to a path no route has gets the upstream's page at the
+/// configured path, anonymously and never at the client's path, with status 404; other
+/// methods and an upstream that fails get the plain 404.
+#[tokio::test]
+async fn unrouted_paths_get_the_configured_not_found_page() {
+    let s = setup_with(&format!(
+        "{CONFIG}\n[not_found]\nupstream = \"echo\"\npath = \"/not-found\"\n"
+    ))
+    .await;
+    let token = s.issuer.token("alice");
+    let response = client()
+        .get(format!("{}/no/such/page?x=1", s.url))
+        .header("x-case", "unrouted")
+        .bearer_auth(&token)
+        .header("cookie", "oberon_session=secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "upstream saw /not-found?x=1"
+    );
+    let seen = s.upstream.saw("unrouted");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].uri, "/not-found?x=1");
+    for credential in ["authorization", "cookie", IDENTITY] {
+        assert!(
+            !seen[0].headers.contains_key(credential),
+            "{credential} reached the not-found upstream"
+        );
+    }
+
+    let post = client()
+        .post(format!("{}/no/such/page", s.url))
+        .header("x-case", "unrouted-post")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 404);
+    assert_eq!(post.text().await.unwrap(), "not found\n");
+    assert!(s.upstream.saw("unrouted-post").is_empty());
+    // The services' own paths are as unrouted as any: the upstream is asked for its
+    // not-found page, never for them.
+    let (status, text) = raw(&s.url, "/_oberon/mode", "x-case: unrouted-own\r\n").await;
+    assert_eq!(status, 404, "{text}");
+    let seen: Vec<String> = s
+        .upstream
+        .saw("unrouted-own")
+        .into_iter()
+        .map(|r| r.uri)
+        .collect();
+    assert_eq!(seen, ["/not-found"]);
+}
+
+#[tokio::test]
+async fn a_failing_not_found_upstream_gives_the_plain_404() {
+    let s = setup_with(&format!(
+        "{CONFIG}\n[not_found]\nupstream = \"echo\"\npath = \"/slow/not-found\"\n[limits]\nupstream_timeout_ms = 200\n"
+    ))
+    .await;
+    let response = client()
+        .get(format!("{}/no/such/page", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.text().await.unwrap(), "not found\n");
+}

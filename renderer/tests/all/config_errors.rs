@@ -21,6 +21,8 @@ fn fresh_site() -> TestSite {
     let site = TestSite::new(&[("events", "http://127.0.0.1:9".into())]);
     site.install(&["chain-source", "chain-sink", "relay-a", "relay-b"]);
     site.layout("fixed.html", FIXED_LAYOUT);
+    // Parses, but fails whenever it renders.
+    site.layout("fails.html", "{% include \"nowhere.html\" %}");
     site
 }
 

@@ -211,3 +211,50 @@ async fn slow_silent_and_idle_connections_are_closed_at_the_header_read_timeout(
     }
     assert_eq!(running.get("/_oberon/livez").await.status, 200);
 }
+
+/// With `[errors] layout`, the renderer's own 404 and 503 are that layout, rendered with
+/// their status, title, message and the site's language; never stored; and a critical
+/// component's failure still gives the 503 with nothing of the failed page in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sites_error_pages_are_its_error_layout() {
+    let site = TestSite::new(&[]);
+    let toml = std::fs::read_to_string(site.path().join("site.toml")).expect("site.toml");
+    std::fs::write(
+        site.path().join("site.toml"),
+        format!("locale = \"en-GB\"\n{toml}\n[errors]\nlayout = \"error.html\"\n"),
+    )
+    .expect("site.toml");
+    site.layout(
+        "error.html",
+        "<!doctype html><html lang=\"{{ lang }}\"><title>{{ title }}</title>\
+         <main><h1>{{ status }}: {{ title }}</h1><p>{{ message }}</p>{{ slots.main }}{{ head }}</main></html>",
+    );
+    site.install(&["misbehave"]);
+    site.page(
+        "broken.toml",
+        "route = \"/broken\"\nlayout = \"test.html\"\nteam = \"t\"\n[[slots]]\nname = \"main\"\ncomponent = \"misbehave\"\nprops = { mode = \"trap\" }\ncritical = true\n",
+    );
+    let running = site.start().await.expect("site starts");
+
+    let missing = running.get("/nope").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.header("cache-control"), "no-store");
+    assert_eq!(missing.header("content-type"), "text/html; charset=utf-8");
+    assert_eq!(
+        missing.body,
+        "<!doctype html><html lang=\"en-GB\"><title>Page not found</title><main><h1>404: Page not found</h1>\
+         <p>There is no page at this address. It may have moved, or the link may be mistyped.</p></main></html>"
+    );
+
+    let broken = running.get("/broken").await;
+    assert_eq!(broken.status, 503);
+    assert_eq!(broken.header("cache-control"), "no-store");
+    assert!(
+        broken
+            .body
+            .starts_with("<!doctype html><html lang=\"en-GB\"><title>This page is unavailable right now</title><main><h1>503: "),
+        "{}",
+        broken.body
+    );
+    assert!(broken.body.contains("Please try again in a moment."));
+}

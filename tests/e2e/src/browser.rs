@@ -189,6 +189,42 @@ impl Browser {
         format!("/session/{}{rest}", self.session)
     }
 
+    /// Resize the window to `width` × `height` CSS pixels (the viewport is a little
+    /// smaller: headless chromium draws no frame, so only by the scrollbar, if any).
+    pub async fn set_window_size(&self, width: u32, height: u32) {
+        self.command(
+            "POST",
+            &self.session_path("/window/rect"),
+            Some(json!({ "width": width, "height": height })),
+        )
+        .await;
+    }
+
+    /// Set the cookie `name=value` for the site of the page open now, on every path.
+    pub async fn add_cookie(&self, name: &str, value: &str) {
+        self.command(
+            "POST",
+            &self.session_path("/cookie"),
+            Some(json!({ "cookie": { "name": name, "value": value, "path": "/" } })),
+        )
+        .await;
+    }
+
+    /// A PNG of what the window shows now, written to `path`.
+    pub async fn screenshot(&self, path: &Path) {
+        use base64::Engine as _;
+        let value = self
+            .command("GET", &self.session_path("/screenshot"), None)
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().expect("a screenshot is base64 text"))
+            .expect("base64");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("mkdir");
+        }
+        std::fs::write(path, png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+
     /// Open `url` and wait for it to load.
     pub async fn goto(&self, url: &str) {
         self.command(

@@ -3,15 +3,18 @@
 //! gateway, renderer and a backend, all on loopback ([`origin`]) — an origin answering
 //! the headers a test chooses ([`scripted`]), a bounded load
 //! ([`load`]), the HTTP linter httplint ([`lint`]), a real browser, headless
-//! chromium driven over WebDriver ([`browser`]), the platform's real binaries as
-//! separate processes ([`platform`]) and a real Prometheus scraping them
+//! chromium driven over WebDriver ([`browser`]), Lighthouse and axe-core in it
+//! ([`audit`]), the platform's real binaries as separate processes ([`platform`]), the
+//! whole demo as `oberon dev` serves it ([`demo`]) and a real Prometheus scraping them
 //! ([`prometheus`]).
 //!
 //! The tests themselves are in `tests/all` (one binary). They need Debian's `varnish`,
-//! `prometheus`, `chromium` and `chromium-driver`, and PyPI's `httplint`; `tests/run`
-//! sets them up.
+//! `prometheus`, `chromium` and `chromium-driver`, PyPI's `httplint`, and npm's
+//! Lighthouse and axe-core; `tests/run` sets them up.
 
+pub mod audit;
 pub mod browser;
+pub mod demo;
 pub mod lint;
 pub mod load;
 pub mod origin;

@@ -6,5 +6,6 @@ mod browser;
 mod http_caching;
 mod httplint;
 mod metrics;
+mod pages;
 mod traces;
 mod varnish;
