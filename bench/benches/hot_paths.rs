@@ -112,6 +112,7 @@ fn layout_render(c: &mut Criterion) {
         preload: Vec::new(),
         bus: &bus,
         private_topics: &private,
+        defaults: &[],
     };
     let mut group = c.benchmark_group("layout_render");
     group.bench_function("demo_event", |b| {

@@ -213,6 +213,19 @@ pub struct PageConfig {
     pub data: Vec<DataSourceConfig>,
     /// `[[slots]]`: the components placed by the layout, in page order.
     pub slots: Vec<SlotConfig>,
+    /// `[head]`: what the page's head says where none of its components does.
+    #[serde(default)]
+    pub head: PageHead,
+}
+
+/// `[head] title = "…", description = "…"`: the page's title and meta description
+/// where none of its components gives one — a streamed page's head leaves before its
+/// late slots render, so without these it may have neither.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageHead {
+    pub title: Option<String>,
+    pub description: Option<String>,
 }
 
 /// `cache = { class = "public", ttl_s = 60 }`.

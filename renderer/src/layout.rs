@@ -306,6 +306,9 @@ pub struct Composition<'a> {
     pub bus: &'a BusSnapshot,
     /// Topics kept server-side.
     pub private_topics: &'a HashSet<String>,
+    /// The page's own head entries, written where no slot's has the same key (its
+    /// `[head]`).
+    pub defaults: &'a [HeadEntry],
 }
 
 impl<'a> Composition<'a> {
@@ -318,6 +321,7 @@ impl<'a> Composition<'a> {
             preload: Vec::new(),
             bus,
             private_topics,
+            defaults: &[],
         }
     }
 
@@ -341,8 +345,9 @@ impl<'a> Composition<'a> {
 }
 
 impl Composition<'_> {
-    /// The merged head entries of the slots that rendered, and the stylesheets (and
-    /// preloaded scripts) of the page.
+    /// The merged head entries of the slots that rendered (then the page's own where
+    /// none of theirs has the same key), and the stylesheets (and preloaded scripts) of
+    /// the page.
     pub fn head(&self) -> String {
         let mut out = String::new();
         self.write_head(&mut out);
@@ -352,7 +357,7 @@ impl Composition<'_> {
     fn write_head(&self, out: &mut String) {
         let mut seen_title = false;
         let mut seen_keys = HashSet::new();
-        for entry in &self.head {
+        for entry in self.head.iter().chain(self.defaults) {
             let Some(key) = head_key(entry) else {
                 tracing::debug!(tag = %entry.tag, "dropped head entry with a tag that is not allowed");
                 continue;
@@ -632,6 +637,7 @@ mod tests {
             preload: vec![],
             bus,
             private_topics: private,
+            defaults: &[],
         }
     }
 
@@ -644,6 +650,28 @@ mod tests {
             head,
             "<title>First &lt;1&gt;</title><meta name=\"description\" content=\"a &quot;quote&quot;\">\
              <link rel=\"icon\" href=\"/i.png\"><link rel=\"stylesheet\" href=\"/assets/a/1/a.css\">"
+        );
+    }
+
+    #[test]
+    fn the_pages_own_head_fills_in_only_what_no_slot_said() {
+        let bus = BusSnapshot::default();
+        let private = HashSet::new();
+        let defaults = [
+            entry("title", &[], Some("Events")),
+            entry("meta", &[("name", "keywords"), ("content", "tickets")], None),
+        ];
+        let mut c = composition(&bus, &private);
+        c.defaults = &defaults;
+        let head = c.head();
+        assert!(head.starts_with("<title>First &lt;1&gt;</title>"), "{head}");
+        assert!(!head.contains("Events"), "{head}");
+        assert!(head.contains("<meta name=\"keywords\" content=\"tickets\">"), "{head}");
+        let mut alone = Composition::new(&bus, &private, 0);
+        alone.defaults = &defaults;
+        assert_eq!(
+            alone.head(),
+            "<title>Events</title><meta name=\"keywords\" content=\"tickets\">"
         );
     }
 

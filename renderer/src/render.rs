@@ -296,6 +296,7 @@ impl Renderer {
         let mut partial = false;
         let mut composition =
             Composition::new(&settled.bus, &page.private_topics, variant.slots.len());
+        composition.defaults = &page.head;
         for (slot, outcome) in variant.slots.iter().zip(settled.outcomes) {
             let meta = slot.component.component.metadata();
             class = class.max(meta.cacheability);

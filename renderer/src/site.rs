@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::component::{Cacheability, is_valid_topic};
+use crate::component::{Cacheability, HeadEntry, is_valid_topic};
 use crate::component_set::{ComponentSet, ComponentVersion};
 use crate::config::{
-    ConfigError, ConfigErrors, DataSourceConfig, PageConfig, SiteConfig, SlotConfig, parse_toml,
-    read_site_config,
+    ConfigError, ConfigErrors, DataSourceConfig, PageConfig, PageHead, SiteConfig, SlotConfig,
+    parse_toml, read_site_config,
 };
 use crate::data::UrlTemplate;
 use crate::error_page::ErrorPages;
@@ -181,6 +181,8 @@ pub struct Page {
     pub private_topics: HashSet<String>,
     /// Its answers, by status and class.
     pub metrics: Arc<PageMetrics>,
+    /// `[head]`: its title and description where no component gives them.
+    pub head: Vec<HeadEntry>,
 }
 
 /// One combination of component versions for a page's slots, with its bus plan.
@@ -446,7 +448,26 @@ fn build_page(
             .collect(),
         data,
         variants,
+        head: default_head(&cfg.head),
     })
+}
+
+/// `[head]` as the head entries it stands for.
+fn default_head(head: &PageHead) -> Vec<HeadEntry> {
+    let title = head.title.as_ref().map(|title| HeadEntry {
+        tag: "title".into(),
+        attrs: Vec::new(),
+        content: Some(title.clone()),
+    });
+    let description = head.description.as_ref().map(|d| HeadEntry {
+        tag: "meta".into(),
+        attrs: vec![
+            ("name".into(), "description".into()),
+            ("content".into(), d.clone()),
+        ],
+        content: None,
+    });
+    title.into_iter().chain(description).collect()
 }
 
 /// The route's parameters (none if the route is invalid), and the layout checked to

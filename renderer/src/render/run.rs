@@ -530,7 +530,9 @@ impl PageRun {
 
     fn composition(&self) -> Composition<'_> {
         let page = self.target.page();
-        Composition::new(&self.bus, &page.private_topics, 0)
+        let mut composition = Composition::new(&self.bus, &page.private_topics, 0);
+        composition.defaults = &page.head;
+        composition
     }
 
     /// A streamed page's head: the head entries of the slots rendered by now, every

@@ -316,7 +316,8 @@ component = "cart-summary"
         "max-age=120, stale-while-revalidate=120, stale-if-error=86400"
     );
     assert_eq!(page.body.matches("/ticket-picker.js\"").count(), 1);
-    assert_eq!(page.body.matches("/event-details.css\"").count(), 1);
+    // event-details ships no stylesheet (the demo's styles are inline in its layouts).
+    assert!(!page.body.contains("rel=\"stylesheet\""), "{}", page.body);
 }
 
 async fn fixture_server(body: String) -> String {

@@ -32,7 +32,7 @@ impl Component for AccountSummary {
         let Some(user) = ctx.user() else {
             return Ok(Fragment::html(concat!(
                 r#"<section class="account" data-oberon-component="account-summary">"#,
-                "<p>You are not signed in. ",
+                "<h1>Your account</h1><p>You are not signed in. ",
                 r#"<a href="/_gateway/sign-in?return_to=%2Faccount">Sign in</a></p>"#,
                 "</section>"
             )));
@@ -69,7 +69,7 @@ impl Component for AccountSummary {
                 r#"<h1>Signed in as <span data-oberon-user>{user}</span></h1>"#,
                 "<p>Roles: {roles}</p>",
                 "<h2>Your orders</h2>{orders}",
-                r#"<form method="post" action="/_gateway/sign-out"><button>Sign out</button></form>"#,
+                r#"<form method="post" action="/_gateway/sign-out"><button type="submit">Sign out</button></form>"#,
                 "</section>"
             ),
             id = html::escape(&user.id),

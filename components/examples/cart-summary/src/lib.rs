@@ -45,7 +45,8 @@ impl Component for CartSummary {
             concat!(
                 r#"<section class="cart-summary" data-oberon-component="cart-summary">"#,
                 "<h2>Your cart</h2>",
-                "<div data-oberon-cart>{body}</div>",
+                // Announced when `cart-summary.js` refills it after a new selection.
+                r#"<div data-oberon-cart aria-live="polite">{body}</div>"#,
                 "</section>"
             ),
             body = body

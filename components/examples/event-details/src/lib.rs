@@ -1,7 +1,13 @@
 //! `event-details` (team events): the event's name, place, date and description.
 //!
 //! Subscribes `event` (the page's data source). Public, reusable (a pure function of
-//! `event`). Assets: `event-details.css`.
+//! `event`, the path and its props). No assets: its styles are in the site's layouts,
+//! inline, so the page has no render-blocking stylesheet.
+//!
+//! Head entries: the title, the meta description and, with the prop
+//! `canonical_origin` (`"https://tickets.example"`), `<link rel="canonical">` to the
+//! event's path on that origin (a canonical URL must be absolute, and a component does
+//! not know the origin it is served on).
 
 use oberon_sdk::{Component, Context, Fragment, HeadEntry, Metadata, Props, bus, html};
 use serde::Deserialize;
@@ -25,14 +31,13 @@ impl Component for EventDetails {
     fn describe() -> Metadata {
         Metadata::new("event-details")
             .subscribes(["event"])
-            .assets(["event-details.css"])
             .reuse(60)
     }
 
-    fn render(_ctx: &Context, _props: Props) -> Result<Fragment, String> {
+    fn render(ctx: &Context, props: Props) -> Result<Fragment, String> {
         let Some(event) = bus::get::<Event>("event") else {
             return Ok(Fragment::html(
-                r#"<section class="event-details event-details--unavailable"><p>Event details are unavailable right now.</p></section>"#,
+                r#"<section class="event-details event-details--unavailable"><h1>Event details</h1><p>Event details are unavailable right now.</p></section>"#,
             ));
         };
         // Built with `push_str` and `escape_into`, not `format!`: this runs on every
@@ -40,11 +45,13 @@ impl Component for EventDetails {
         let mut html = String::with_capacity(256 + event.description.len());
         html.push_str(r#"<section class="event-details">"#);
         if let Some(src) = event.image.as_deref() {
+            // The size (16:9, as the layout's `aspect-ratio`) reserves its box before it
+            // loads; it is the page's largest paint, so it is fetched first.
             html.push_str(r#"<img class="event-image" src=""#);
             html::escape_into(&mut html, src);
             html.push_str(r#"" alt=""#);
             html::escape_into(&mut html, &event.name);
-            html.push_str(r#"">"#);
+            html.push_str(r#"" width="1280" height="720" fetchpriority="high">"#);
         }
         html.push_str("<h1>");
         html::escape_into(&mut html, &event.name);
@@ -59,9 +66,16 @@ impl Component for EventDetails {
         html.push_str(r#"</time></p><div class="event-description"><p>"#);
         html::escape_into(&mut html, &event.description);
         html.push_str("</p></div></section>");
-        Ok(Fragment::html(html)
+        let fragment = Fragment::html(html)
             .with_head(HeadEntry::title(format!("{} · Oberon Tickets", event.name)))
-            .with_head(HeadEntry::meta_name("description", summary(&event))))
+            .with_head(HeadEntry::meta_name("description", summary(&event)));
+        Ok(match props.str("canonical_origin") {
+            Some(origin) => fragment.with_head(HeadEntry::link(
+                "canonical",
+                canonical_url(origin, &ctx.path),
+            )),
+            None => fragment,
+        })
     }
 }
 
@@ -95,6 +109,12 @@ fn format_date(starts_at: &str) -> String {
     parsed.unwrap_or_else(|| starts_at.to_string())
 }
 
+/// `https://tickets.example/` and `/events/42` → `https://tickets.example/events/42`
+/// (the path without its query: every `?type=…&qty=…` view is the same event page).
+fn canonical_url(origin: &str, path: &str) -> String {
+    format!("{}{path}", origin.trim_end_matches('/'))
+}
+
 /// The meta description: the event's own description, or its place and date.
 fn summary(event: &Event) -> String {
     let text = event.description.trim();
@@ -118,7 +138,19 @@ oberon_sdk::export_component!(EventDetails);
 
 #[cfg(test)]
 mod tests {
-    use super::format_date;
+    use super::{canonical_url, format_date};
+
+    #[test]
+    fn canonical_urls_join_origin_and_path() {
+        assert_eq!(
+            canonical_url("https://tickets.example", "/events/42"),
+            "https://tickets.example/events/42"
+        );
+        assert_eq!(
+            canonical_url("https://tickets.example/", "/events/42"),
+            "https://tickets.example/events/42"
+        );
+    }
 
     #[test]
     fn formats_dates() {

@@ -35,7 +35,7 @@ impl Component for Recommendations {
             .unwrap_or_default();
         if related.is_empty() {
             return Ok(Fragment::html(
-                r#"<section class="recommendations recommendations--empty"><p>No recommendations right now.</p></section>"#,
+                r#"<section class="recommendations recommendations--empty"><h2>You might also like</h2><p>No recommendations right now.</p></section>"#,
             ));
         }
         // Built with `push_str` and `escape_into`, not `format!`: this runs on every

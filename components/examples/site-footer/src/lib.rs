@@ -12,7 +12,9 @@ impl Component for SiteFooter {
     fn render(_ctx: &Context, _props: Props) -> Result<Fragment, String> {
         Ok(Fragment::html(concat!(
             r#"<footer class="site-footer">"#,
-            r#"<nav><a href="/">Home</a> · <a href="/checkout">Checkout</a> · <a href="/help">Help</a></nav>"#,
+            r#"<nav aria-label="Footer"><ul>"#,
+            r#"<li><a href="/">Home</a></li><li><a href="/checkout">Checkout</a></li><li><a href="/help">Help</a></li>"#,
+            "</ul></nav>",
             "<p>© Oberon Tickets · Rendered by Oberon components</p>",
             "</footer>"
         )))

@@ -30,9 +30,10 @@ impl Component for SiteHeader {
             concat!(
                 r#"<header class="site-header">"#,
                 r#"<a class="site-name" href="/">{}</a>"#,
-                r#"<nav><a href="/events/42">Events</a></nav>"#,
-                r#"<a class="account" href="/account">Your account</a>"#,
-                "</header>"
+                r#"<nav aria-label="Main"><ul>"#,
+                r#"<li><a href="/events/42">Events</a></li>"#,
+                r#"<li><a href="/account">Your account</a></li>"#,
+                "</ul></nav></header>"
             ),
             html::escape(&props.site_name)
         )))

@@ -68,7 +68,7 @@ impl Component for TicketPicker {
         let props: PickerProps = props.parse()?;
         let Some(event) = bus::get::<Event>("event") else {
             return Ok(Fragment::html(
-                r#"<section class="ticket-picker ticket-picker--unavailable"><p>Tickets are unavailable right now.</p></section>"#,
+                r#"<section class="ticket-picker ticket-picker--unavailable"><h2>Tickets</h2><p>Tickets are unavailable right now.</p></section>"#,
             ));
         };
 
@@ -127,14 +127,14 @@ fn render_form(ctx: &Context, event: &Event, chosen: Option<&TicketType>, quanti
     html::escape_into(&mut out, &ctx.path);
     out.push_str(r#"" data-oberon-component="ticket-picker" data-event-id=""#);
     html::escape_into(&mut out, &event.id);
-    out.push_str(r#""><label>Ticket type <select name="type">"#);
+    out.push_str(r#""><h2>Tickets</h2><label class="field">Ticket type <select name="type">"#);
     for t in &event.ticket_types {
         push_option(&mut out, t, chosen.is_some_and(|c| c.id == t.id));
     }
     let max = chosen.map_or(MAX_QUANTITY, |t| t.remaining.min(MAX_QUANTITY));
     let _ = write!(
         out,
-        r#"</select></label> <label>Quantity <input type="number" name="qty" min="1" max="{max}" value="{}"></label> "#,
+        r#"</select></label><label class="field">Quantity <input type="number" inputmode="numeric" name="qty" min="1" max="{max}" value="{}"></label>"#,
         quantity.max(1)
     );
     out.push_str(r#"<button type="submit">Update</button>"#);
