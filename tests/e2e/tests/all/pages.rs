@@ -89,7 +89,7 @@ fn failed_for_its_status(page: &Page, id: &str, report: &Path) -> bool {
             items.as_array().is_some_and(|items| {
                 items.iter().all(|item| {
                     item["source"] == "network"
-                        && item["url"]
+                        && item["sourceLocation"]["url"]
                             .as_str()
                             .is_some_and(|url| url.ends_with(page.path))
                 })
@@ -123,6 +123,14 @@ async fn the_demo_pages_are_green_in_lighthouse_accessible_and_still() {
             "{url}:\n{}",
             demo.log()
         );
+        // Each page is what it says: the late one streamed (its length unknown when its
+        // head left), the failed part's fallback in place of the part.
+        let streamed = response.content_length().is_none();
+        let body = response.text().await.expect("body");
+        assert_eq!(streamed, page.name == "event-with-a-late-part", "{url}");
+        if page.name == "event-with-a-failed-part" {
+            assert!(body.contains("recommendations--unavailable"), "{body}");
+        }
 
         let report = Lighthouse::run(page.name, &url, headers);
         println!("{:<26} {}", page.name, report.summary());
@@ -231,9 +239,8 @@ fn variants(demo: &Path, late: &str) {
         text.replacen(from, to, 1)
     };
     let route = "route = \"/events/{id}\"";
-    let trap = "component = \"misbehave\"\nprops = { mode = \"trap\" }";
     let fallback = replace(&event, route, "route = \"/fallback/{id}\"");
-    let fallback = replace(&fallback, "component = \"recommendations\"", trap);
+    let fallback = trapping(&fallback, "recommendations");
     let streamed = replace(&event, route, "route = \"/late/{id}\"");
     let streamed = replace(&streamed, "critical = true", "critical = false");
     let streamed = replace(
@@ -242,7 +249,7 @@ fn variants(demo: &Path, late: &str) {
         &format!("url = \"{late}/v1/events/{{params.id}}\""),
     );
     let broken = replace(&event, route, "route = \"/broken/{id}\"");
-    let broken = replace(&broken, "component = \"event-details\"", trap);
+    let broken = trapping(&broken, "event-details");
     let mut gateway = std::fs::read_to_string(demo.join("gateway.toml")).expect("gateway.toml");
     for (name, toml) in [
         ("fallback", fallback),
@@ -257,6 +264,32 @@ fn variants(demo: &Path, late: &str) {
     std::fs::write(demo.join("gateway.toml"), gateway).expect("gateway.toml");
     let components = demo.join("../target/oberon-dev/components");
     oberon_e2e_tests::origin::install(&components, "misbehave", "misbehave");
+}
+
+/// `page` with the slot of `component` given the test component `misbehave` instead,
+/// which traps (its props replaced by `mode = "trap"`).
+fn trapping(page: &str, component: &str) -> String {
+    let line = format!("component = \"{component}\"");
+    let mut found = false;
+    let slots: Vec<String> = page
+        .split("[[slots]]")
+        .map(|block| {
+            if !block.lines().any(|l| l.trim() == line) {
+                return block.to_string();
+            }
+            found = true;
+            let kept: Vec<&str> = block
+                .lines()
+                .filter(|l| l.trim() != line && !l.trim_start().starts_with("props ="))
+                .collect();
+            format!(
+                "\ncomponent = \"misbehave\"\nprops = {{ mode = \"trap\" }}{}\n",
+                kept.join("\n")
+            )
+        })
+        .collect();
+    assert!(found, "demo/pages/event.toml has no slot of {component}");
+    slots.join("[[slots]]")
 }
 
 /// The events BFF's answer for an event (the demo's fixture), `by` late every time (never
