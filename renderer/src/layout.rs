@@ -659,14 +659,21 @@ mod tests {
         let private = HashSet::new();
         let defaults = [
             entry("title", &[], Some("Events")),
-            entry("meta", &[("name", "keywords"), ("content", "tickets")], None),
+            entry(
+                "meta",
+                &[("name", "keywords"), ("content", "tickets")],
+                None,
+            ),
         ];
         let mut c = composition(&bus, &private);
         c.defaults = &defaults;
         let head = c.head();
         assert!(head.starts_with("<title>First &lt;1&gt;</title>"), "{head}");
         assert!(!head.contains("Events"), "{head}");
-        assert!(head.contains("<meta name=\"keywords\" content=\"tickets\">"), "{head}");
+        assert!(
+            head.contains("<meta name=\"keywords\" content=\"tickets\">"),
+            "{head}"
+        );
         let mut alone = Composition::new(&bus, &private, 0);
         alone.defaults = &defaults;
         assert_eq!(

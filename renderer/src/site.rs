@@ -954,6 +954,7 @@ mod tests {
             variants: vec![variant(0), variant(10), variant(30)],
             private_topics: HashSet::new(),
             metrics: Arc::new(PageMetrics::new("/")),
+            head: Vec::new(),
         };
         let share = |draw| page.variant(draw).canary_share;
         assert_eq!(share(0.0), 10, "under both shares: both canaries");

@@ -62,6 +62,8 @@ pub struct Lighthouse {
     pub tbt_ms: f64,
     /// Audits that count towards a category and did not pass: (category, id, title).
     pub failed: Vec<(String, String, String)>,
+    /// Every request of the page's load, the page itself first.
+    pub requests: Vec<Request>,
     /// The whole report, kept under [`artifacts`].
     pub report: PathBuf,
 }
@@ -133,6 +135,16 @@ impl Lighthouse {
                 }
             }
         }
+        let requests = json["audits"]["network-requests"]["details"]["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|item| Request {
+                url: item["url"].as_str().unwrap_or_default().into(),
+                kind: item["resourceType"].as_str().unwrap_or_default().into(),
+                decoded: item["resourceSize"].as_u64().unwrap_or(0),
+            })
+            .collect();
         let metric = |id: &str| {
             json["audits"][id]["numericValue"]
                 .as_f64()
@@ -144,8 +156,18 @@ impl Lighthouse {
             cls: metric("cumulative-layout-shift"),
             tbt_ms: metric("total-blocking-time"),
             failed,
+            requests,
             report: report.to_path_buf(),
         }
+    }
+
+    /// The decoded bytes of the requests of `kind` (`Document`, `Script`, `Stylesheet`).
+    pub fn bytes_of(&self, kind: &str) -> u64 {
+        self.requests
+            .iter()
+            .filter(|r| r.kind == kind)
+            .map(|r| r.decoded)
+            .sum()
     }
 
     /// One line for the test's output.
@@ -162,6 +184,89 @@ impl Lighthouse {
             self.cls,
             self.tbt_ms
         )
+    }
+}
+
+/// One request of a page's load, as Lighthouse saw it.
+#[derive(Debug)]
+pub struct Request {
+    pub url: String,
+    /// Chromium's resource type: `Document`, `Script`, `Stylesheet`, `Image`, ...
+    pub kind: String,
+    /// Its body's size, decoded.
+    pub decoded: u64,
+}
+
+/// A page's performance budget (`demo/budgets.toml`): what it may weigh, decoded, and
+/// how many requests its load may make.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub html_kib: f64,
+    pub js_kib: f64,
+    pub css_kib: f64,
+    pub requests: usize,
+}
+
+impl Budget {
+    /// The budgets in `file`, by name: tables of `html_kib`, `js_kib`, `css_kib` and
+    /// `requests`, every one required.
+    pub fn read(file: &Path) -> BTreeMap<String, Budget> {
+        let text =
+            std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let table: toml::Table =
+            toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        table
+            .iter()
+            .map(|(name, budget)| {
+                let number = |key: &str| -> f64 {
+                    let value = &budget[key];
+                    value
+                        .as_float()
+                        .or_else(|| value.as_integer().map(|i| i as f64))
+                        .unwrap_or_else(|| {
+                            panic!("{}: [{name}] {key} is not a number", file.display())
+                        })
+                };
+                let requests = budget["requests"]
+                    .as_integer()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .unwrap_or_else(|| {
+                        panic!("{}: [{name}] requests is not a count", file.display())
+                    });
+                let budget = Budget {
+                    html_kib: number("html_kib"),
+                    js_kib: number("js_kib"),
+                    css_kib: number("css_kib"),
+                    requests,
+                };
+                (name.clone(), budget)
+            })
+            .collect()
+    }
+
+    /// The page's figures against this budget, and what goes over it.
+    pub fn check(&self, report: &Lighthouse) -> (String, Vec<String>) {
+        let kib = |kind: &str| report.bytes_of(kind) as f64 / 1024.0;
+        let (html, js, css) = (kib("Document"), kib("Script"), kib("Stylesheet"));
+        let requests = report.requests.len();
+        let figures = format!(
+            "HTML {html:.1}/{} KiB, JS {js:.1}/{} KiB, CSS {css:.1}/{} KiB, requests {requests}/{}",
+            self.html_kib, self.js_kib, self.css_kib, self.requests
+        );
+        let mut over = Vec::new();
+        for (what, value, limit) in [
+            ("HTML", html, self.html_kib),
+            ("JS", js, self.js_kib),
+            ("CSS", css, self.css_kib),
+        ] {
+            if value > limit {
+                over.push(format!("{what} {value:.1} KiB > {limit} KiB"));
+            }
+        }
+        if requests > self.requests {
+            over.push(format!("{requests} requests > {}", self.requests));
+        }
+        (figures, over)
     }
 }
 

@@ -5,9 +5,10 @@
 //! event page whole, with a failed non-critical component, with a part arriving late
 //! (streamed), on the signed-in account page, and on the site's 404 and 503 pages.
 //!
-//! Scores, metrics and violations are printed (`--nocapture`); each page's Lighthouse
-//! report and a screenshot (a phone's width and a desktop's) are kept in
-//! `target/browser-audits/`.
+//! Each page is held to its performance budget too (`demo/budgets.toml`: KiB of HTML,
+//! JavaScript and CSS, and requests). Scores, metrics, budgets and violations are
+//! printed (`--nocapture`); each page's Lighthouse report and a screenshot (a phone's
+//! width and a desktop's) are kept in `target/browser-audits/`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -32,6 +33,8 @@ struct Page {
     path: &'static str,
     status: u16,
     signed_in: bool,
+    /// Its budget in `demo/budgets.toml`.
+    budget: &'static str,
 }
 
 const PAGES: [Page; 6] = [
@@ -40,36 +43,42 @@ const PAGES: [Page; 6] = [
         path: "/events/42",
         status: 200,
         signed_in: false,
+        budget: "event",
     },
     Page {
         name: "event-with-a-failed-part",
         path: "/fallback/42",
         status: 200,
         signed_in: false,
+        budget: "event",
     },
     Page {
         name: "event-with-a-late-part",
         path: "/late/42",
         status: 200,
         signed_in: false,
+        budget: "event",
     },
     Page {
         name: "account",
         path: "/account",
         status: 200,
         signed_in: true,
+        budget: "account",
     },
     Page {
         name: "not-found",
         path: "/no/such/page",
         status: 404,
         signed_in: false,
+        budget: "error",
     },
     Page {
         name: "unavailable",
         path: "/broken/42",
         status: 503,
         signed_in: false,
+        budget: "error",
     },
 ];
 
@@ -106,6 +115,8 @@ async fn the_demo_pages_are_green_in_lighthouse_accessible_and_still() {
     let demo = Demo::start_changed(|demo| variants(demo, &late)).await;
     let session = demo.sign_in("alice", &["buyer"]).await;
     let client = reqwest::Client::new();
+    let budgets =
+        audit::Budget::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../demo/budgets.toml"));
 
     let mut failures = Vec::new();
     for page in &PAGES {
@@ -153,6 +164,15 @@ async fn the_demo_pages_are_green_in_lighthouse_accessible_and_still() {
                 ));
             }
         }
+        let budget = budgets
+            .get(page.budget)
+            .unwrap_or_else(|| panic!("demo/budgets.toml has no [{}]", page.budget));
+        let (figures, over) = budget.check(&report);
+        println!("{:<26}   budget [{}]: {figures}", "", page.budget);
+        failures.extend(
+            over.into_iter()
+                .map(|o| format!("{}: over budget: {o}", page.name)),
+        );
         if report.cls > CLS_TARGET {
             failures.push(format!(
                 "{}: Lighthouse CLS {:.3} > {CLS_TARGET}",
