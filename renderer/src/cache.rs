@@ -386,8 +386,18 @@ pub fn etag(body: &[u8]) -> HeaderValue {
     HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
+/// The validator of the page whose identity tag is `etag`, compressed with `coding`:
+/// `"<tag>-<coding>"`, a representation of its own ([`crate::compress`]).
+pub fn coded_etag(etag: &HeaderValue, coding: &str) -> HeaderValue {
+    let tag = etag.to_str().unwrap_or("\"\"");
+    let tag = tag.strip_suffix('"').unwrap_or(tag);
+    HeaderValue::from_str(&format!("{tag}-{coding}\"")).unwrap_or_else(|_| etag.clone())
+}
+
 /// Whether `If-None-Match` (any number of header lines, each a list) matches `etag`,
 /// by the weak comparison RFC 9110 prescribes for it; `*` matches any current page.
+/// A tag of the page compressed ([`coded_etag`]) matches too: the page has not changed,
+/// whichever coding the client last got it in.
 pub fn if_none_match<'a>(
     values: impl IntoIterator<Item = &'a HeaderValue>,
     etag: &HeaderValue,
@@ -402,8 +412,13 @@ pub fn if_none_match<'a>(
     })
 }
 
+/// The tag compared: without `W/`, its quotes, and a coding's suffix.
 fn opaque(tag: &str) -> &str {
-    tag.strip_prefix("W/").unwrap_or(tag)
+    let tag = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
+    ["-br", "-gzip"]
+        .iter()
+        .find_map(|suffix| tag.strip_suffix(suffix))
+        .unwrap_or(tag)
 }
 
 #[cfg(test)]
@@ -606,6 +621,17 @@ mod tests {
         assert!(if_none_match([&hv("*")], &tag));
         assert!(!if_none_match([&hv("\"x\"")], &tag));
         assert!(!if_none_match([], &tag));
+        let gzip = coded_etag(&tag, "gzip");
+        assert_eq!(
+            gzip.to_str().unwrap(),
+            format!("{}-gzip\"", tag.to_str().unwrap().trim_end_matches('"'))
+        );
+        assert!(
+            if_none_match([&gzip], &tag),
+            "a compressed copy is as fresh"
+        );
+        assert!(if_none_match([&coded_etag(&tag, "br")], &tag));
+        assert!(!if_none_match([&coded_etag(&hv("\"x\""), "br")], &tag));
     }
 
     #[test]

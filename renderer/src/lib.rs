@@ -13,6 +13,7 @@ pub mod cache;
 pub mod code_cache;
 pub mod component;
 pub mod component_set;
+pub mod compress;
 pub mod config;
 pub mod data;
 pub mod data_client;

@@ -14,13 +14,15 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use futures::future::Either;
 use oberon_config::listen::ListenLimits;
 use tower::Service;
 
-use crate::cache::Mode;
+use crate::cache::{self, Mode};
+use crate::compress::{self, Coding};
 use crate::lifecycle::Renderer;
-use crate::render::ReplyBody;
+use crate::render::{PageStream, ReplyBody};
 
 /// The renderer's routes: its own endpoints, component assets, and every other GET as
 /// a page, behind the render limit.
@@ -223,13 +225,75 @@ async fn page(State(renderer): State<Arc<Renderer>>, request: Request<Body>) -> 
         .reply(uri.path(), uri.query(), request.headers())
         .await;
     reply.meter.answered(request.method(), reply.status);
-    let body = match reply.body {
-        ReplyBody::Whole(body) => Body::from(body),
-        ReplyBody::Stream(stream) => Body::from_stream(stream.into_body_stream()),
-    };
+    let mut headers = reply.headers;
+    let body = encoded(
+        reply.body,
+        Coding::negotiate(request.headers()),
+        &mut headers,
+    );
     let mut response = (reply.status, body).into_response();
-    response.headers_mut().extend(reply.headers);
+    response.headers_mut().extend(headers);
     response
+}
+
+/// A page's body in the client's coding ([`crate::compress`]), and the headers that
+/// say so: `Content-Encoding`, the representation's own `ETag` (a 304 too), and — on a
+/// response anyone may store — `Vary: Accept-Encoding`.
+fn encoded(body: ReplyBody, coding: Option<Coding>, headers: &mut HeaderMap) -> Body {
+    let stored = headers
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|cc| !cc.contains("no-store"));
+    if stored {
+        compress::vary_on_accept_encoding(headers);
+    }
+    let Some(coding) = coding else {
+        return match body {
+            ReplyBody::Whole(body) => Body::from(body),
+            ReplyBody::Stream(stream) => Body::from_stream(stream.into_body_stream()),
+        };
+    };
+    if let Some(tag) = headers.get(header::ETAG) {
+        let coded = cache::coded_etag(tag, coding.token());
+        headers.insert(header::ETAG, coded);
+    }
+    match body {
+        ReplyBody::Whole(body) if body.is_empty() => Body::empty(),
+        ReplyBody::Whole(body) => {
+            headers.insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(coding.token()),
+            );
+            Body::from(coding.compress(body.as_bytes()))
+        }
+        ReplyBody::Stream(stream) => {
+            headers.insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(coding.token()),
+            );
+            Body::from_stream(compressed(stream, coding))
+        }
+    }
+}
+
+/// A streamed page compressed chunk by chunk, each flushed as it leaves.
+fn compressed(
+    stream: Box<PageStream>,
+    coding: Coding,
+) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send {
+    futures::stream::unfold(
+        (stream, Some(coding.encoder())),
+        |(mut stream, encoder)| async move {
+            let mut encoder = encoder?;
+            match stream.next_chunk().await {
+                Some(chunk) => {
+                    let out = encoder.chunk(chunk.as_bytes());
+                    Some((Ok(out), (stream, Some(encoder))))
+                }
+                None => Some((Ok(encoder.finish()), (stream, None))),
+            }
+        },
+    )
 }
 
 async fn asset(
@@ -248,7 +312,10 @@ async fn asset(
         )
             .into_response();
     };
-    let gzip = asset.gzip.as_ref().filter(|_| accepts_gzip(&request));
+    let gzip = asset
+        .gzip
+        .as_ref()
+        .filter(|_| compress::accepts_gzip(&request));
     let etag = match gzip {
         Some(_) => asset.gzip_etag(),
         None => asset.etag.clone(),
@@ -281,24 +348,4 @@ async fn asset(
         }
         None => (headers, asset.bytes.clone()).into_response(),
     }
-}
-
-/// Whether `Accept-Encoding` admits gzip (`gzip` or `*`, with a non-zero q).
-fn accepts_gzip(request: &HeaderMap) -> bool {
-    request
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';').map(str::trim);
-            let coding = parts.next().unwrap_or("");
-            let q_zero = parts.any(|p| {
-                p.strip_prefix("q=")
-                    .or_else(|| p.strip_prefix("Q="))
-                    .and_then(|q| q.parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
-        })
 }

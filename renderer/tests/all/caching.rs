@@ -46,7 +46,10 @@ async fn a_public_page_says_how_the_cdn_may_keep_it_and_revalidates_with_its_eta
     let cdn = "max-age=120, stale-while-revalidate=120, stale-if-error=86400";
     assert_eq!(page.header("cdn-cache-control"), cdn);
     assert_eq!(page.header("surrogate-control"), cdn);
-    assert_eq!(page.header("vary"), "Cookie, Authorization");
+    assert_eq!(
+        page.header("vary"),
+        "Cookie, Authorization, Accept-Encoding"
+    );
     let keys = format!(
         "oberon route:/chain team:numbers component:chain-source component:chain-source@{hash} mode:normal"
     );

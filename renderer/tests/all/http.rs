@@ -258,3 +258,118 @@ async fn the_sites_error_pages_are_its_error_layout() {
     );
     assert!(broken.body.contains("Please try again in a moment."));
 }
+
+/// `body` decoded from `coding` (`br` or `gzip`).
+fn decoded(coding: &str, body: &[u8]) -> String {
+    use std::io::Read as _;
+    let mut out = String::new();
+    match coding {
+        "br" => brotli::Decompressor::new(body, 4096).read_to_string(&mut out),
+        "gzip" => flate2::read::GzDecoder::new(body).read_to_string(&mut out),
+        other => panic!("coding {other}"),
+    }
+    .expect("decodes");
+    out
+}
+
+/// Pages in the coding the client prefers (`br`, then `gzip`), as one representation
+/// among others: `Vary: Accept-Encoding`, an entity tag of their own that still
+/// revalidates (304) — and a streamed page compressed chunk by chunk, its first part
+/// readable before its late part exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_compressed_for_clients_that_accept_it() {
+    let slow = crate::support::backend().await;
+    let site = TestSite::new(&[("slow", slow)]);
+    site.install_as("hello", "hello-v1");
+    site.install(&["site-footer", "recommendations"]);
+    site.page("hello.toml", "route = \"/\"\nlayout = \"test.html\"\nteam = \"t\"\ncache = { class = \"public\", ttl_s = 60 }\n[[slots]]\nname = \"hello\"\ncomponent = \"hello\"\n");
+    site.page(
+        "late.toml",
+        "route = \"/late\"\nlayout = \"test.html\"\nteam = \"t\"\n\
+         [[data]]\ntopic = \"event\"\nurl = \"{bff.slow}/slow\"\ndeadline_ms = 900\n\
+         [[slots]]\nname = \"first\"\ncomponent = \"site-footer\"\n\
+         [[slots]]\nname = \"late\"\ncomponent = \"recommendations\"\n",
+    );
+    let running = site.start().await.expect("site starts");
+
+    let plain = running.get("/").await;
+    assert_eq!(plain.header("content-encoding"), "");
+    assert_eq!(
+        plain.header("vary"),
+        "Cookie, Authorization, Accept-Encoding"
+    );
+    let plain_tag = plain.header("etag").to_string();
+    for (accept, coding) in [
+        ("gzip, deflate, br", "br"),
+        ("gzip", "gzip"),
+        ("br;q=0, *", "gzip"),
+    ] {
+        let response = running
+            .client
+            .get(running.url("/"))
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), 200);
+        let headers = response.headers().clone();
+        assert_eq!(headers["content-encoding"], coding, "{accept}");
+        assert_eq!(headers["vary"], "Cookie, Authorization, Accept-Encoding");
+        let tag = headers["etag"].to_str().unwrap().to_string();
+        assert_eq!(
+            tag,
+            format!("{}-{coding}\"", plain_tag.trim_end_matches('"'))
+        );
+        let body = response.bytes().await.expect("body");
+        assert!(body.len() < plain.body.len(), "{accept}: {}", body.len());
+        assert_eq!(decoded(coding, &body), plain.body, "{accept}");
+
+        let again = running
+            .get_with("/", &[("accept-encoding", accept), ("if-none-match", &tag)])
+            .await;
+        assert_eq!(again.status, 304, "{accept}");
+        assert_eq!(again.header("etag"), tag);
+    }
+
+    // Streamed: the first slot's part arrives, decodable, while the late one waits.
+    let started = std::time::Instant::now();
+    let mut response = running
+        .client
+        .get(running.url("/late"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    assert!(response.content_length().is_none(), "streamed");
+    let mut body = Vec::new();
+    let so_far = loop {
+        let chunk = response
+            .chunk()
+            .await
+            .expect("chunk")
+            .expect("more of the page");
+        body.extend_from_slice(&chunk);
+        // What has arrived decodes by itself: each chunk left flushed.
+        let mut text = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut text);
+        let text = String::from_utf8_lossy(&text).to_string();
+        if text.contains("site-footer") {
+            break text;
+        }
+    };
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(800),
+        "the first part came at once, not with the late one: {:?}",
+        started.elapsed()
+    );
+    assert!(!so_far.contains("recommendations"), "{so_far}");
+    while let Some(chunk) = response.chunk().await.expect("chunk") {
+        body.extend_from_slice(&chunk);
+    }
+    let whole = decoded("gzip", &body);
+    assert!(
+        whole.starts_with(&so_far) && whole.ends_with("</html>"),
+        "{whole}"
+    );
+}
