@@ -251,10 +251,12 @@ pub fn decide(facts: &PageFacts<'_>) -> PageCache {
             headers.insert("cdn-cache-control", cdn.clone());
             headers.insert("surrogate-control", cdn);
             // What a shared cache must key on besides the URL: a request with a
-            // session cookie or credentials gets a personal page, never this one.
+            // session cookie or credentials gets a personal page, never this one; and
+            // the page comes compressed for a client that accepts it
+            // ([`crate::compress`]).
             headers.insert(
                 header::VARY,
-                HeaderValue::from_static("Cookie, Authorization"),
+                HeaderValue::from_static("Cookie, Authorization, Accept-Encoding"),
             );
             if let Some((space, comma)) = keys {
                 headers.insert("surrogate-key", space.clone());

@@ -14,7 +14,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bytes::Bytes;
 use futures::future::Either;
 use oberon_config::listen::ListenLimits;
 use tower::Service;
@@ -22,7 +21,7 @@ use tower::Service;
 use crate::cache::{self, Mode};
 use crate::compress::{self, Coding};
 use crate::lifecycle::Renderer;
-use crate::render::{PageStream, ReplyBody};
+use crate::render::ReplyBody;
 
 /// The renderer's routes: its own endpoints, component assets, and every other GET as
 /// a page, behind the render limit.
@@ -236,64 +235,30 @@ async fn page(State(renderer): State<Arc<Renderer>>, request: Request<Body>) -> 
     response
 }
 
-/// A page's body in the client's coding ([`crate::compress`]), and the headers that
-/// say so: `Content-Encoding`, the representation's own `ETag` (a 304 too), and — on a
-/// response anyone may store — `Vary: Accept-Encoding`.
+/// A whole page's body in the client's coding ([`crate::compress`]), and the headers
+/// that say so: `Content-Encoding` and the representation's own `ETag` (a 304's too).
+/// Every page anyone may store already says `Vary: Accept-Encoding`
+/// ([`cache::decide`]). A streamed page goes as it is (see `compress`).
 fn encoded(body: ReplyBody, coding: Option<Coding>, headers: &mut HeaderMap) -> Body {
-    let stored = headers
-        .get(header::CACHE_CONTROL)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|cc| !cc.contains("no-store"));
-    if stored {
-        compress::vary_on_accept_encoding(headers);
-    }
+    let body = match body {
+        ReplyBody::Whole(body) => body,
+        ReplyBody::Stream(stream) => return Body::from_stream(stream.into_body_stream()),
+    };
     let Some(coding) = coding else {
-        return match body {
-            ReplyBody::Whole(body) => Body::from(body),
-            ReplyBody::Stream(stream) => Body::from_stream(stream.into_body_stream()),
-        };
+        return Body::from(body);
     };
     if let Some(tag) = headers.get(header::ETAG) {
         let coded = cache::coded_etag(tag, coding.token());
         headers.insert(header::ETAG, coded);
     }
-    match body {
-        ReplyBody::Whole(body) if body.is_empty() => Body::empty(),
-        ReplyBody::Whole(body) => {
-            headers.insert(
-                header::CONTENT_ENCODING,
-                HeaderValue::from_static(coding.token()),
-            );
-            Body::from(coding.compress(body.as_bytes()))
-        }
-        ReplyBody::Stream(stream) => {
-            headers.insert(
-                header::CONTENT_ENCODING,
-                HeaderValue::from_static(coding.token()),
-            );
-            Body::from_stream(compressed(stream, coding))
-        }
+    if body.is_empty() {
+        return Body::empty();
     }
-}
-
-/// A streamed page compressed chunk by chunk, each flushed as it leaves.
-fn compressed(
-    stream: Box<PageStream>,
-    coding: Coding,
-) -> impl futures::Stream<Item = Result<Bytes, Infallible>> + Send {
-    futures::stream::unfold(
-        (stream, Some(coding.encoder())),
-        |(mut stream, encoder)| async move {
-            let mut encoder = encoder?;
-            match stream.next_chunk().await {
-                Some(chunk) => {
-                    let out = encoder.chunk(chunk.as_bytes());
-                    Some((Ok(out), (stream, Some(encoder))))
-                }
-                None => Some((Ok(encoder.finish()), (stream, None))),
-            }
-        },
-    )
+    headers.insert(
+        header::CONTENT_ENCODING,
+        HeaderValue::from_static(coding.token()),
+    );
+    Body::from(coding.compress(body.as_bytes()))
 }
 
 async fn asset(

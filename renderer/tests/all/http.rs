@@ -272,10 +272,9 @@ fn decoded(coding: &str, body: &[u8]) -> String {
     out
 }
 
-/// Pages in the coding the client prefers (`br`, then `gzip`), as one representation
-/// among others: `Vary: Accept-Encoding`, an entity tag of their own that still
-/// revalidates (304) — and a streamed page compressed chunk by chunk, its first part
-/// readable before its late part exists.
+/// Whole pages in the coding the client prefers (`br`, then `gzip`), as one
+/// representation among others: `Vary: Accept-Encoding`, an entity tag of their own
+/// that still revalidates (304). A streamed page goes as it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_are_compressed_for_clients_that_accept_it() {
     let slow = crate::support::backend().await;
@@ -331,45 +330,36 @@ async fn pages_are_compressed_for_clients_that_accept_it() {
         assert_eq!(again.header("etag"), tag);
     }
 
-    // Streamed: the first slot's part arrives, decodable, while the late one waits.
+    // Streamed: sent as it is, whatever the client accepts (a CDN decompressing for
+    // another client could hold a compressed stream's parts until its end); the first
+    // slot's part arrives while the late one waits.
     let started = std::time::Instant::now();
     let mut response = running
         .client
         .get(running.url("/late"))
-        .header("accept-encoding", "gzip")
+        .header("accept-encoding", "gzip, br")
         .send()
         .await
         .expect("get");
-    assert_eq!(response.headers()["content-encoding"], "gzip");
+    assert_eq!(response.headers().get("content-encoding"), None);
     assert!(response.content_length().is_none(), "streamed");
-    let mut body = Vec::new();
-    let so_far = loop {
+    let mut body = String::new();
+    while !body.contains("site-footer") {
         let chunk = response
             .chunk()
             .await
             .expect("chunk")
             .expect("more of the page");
-        body.extend_from_slice(&chunk);
-        // What has arrived decodes by itself: each chunk left flushed.
-        let mut text = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut text);
-        let text = String::from_utf8_lossy(&text).to_string();
-        if text.contains("site-footer") {
-            break text;
-        }
-    };
+        body.push_str(&String::from_utf8_lossy(&chunk));
+    }
     assert!(
         started.elapsed() < std::time::Duration::from_millis(800),
         "the first part came at once, not with the late one: {:?}",
         started.elapsed()
     );
-    assert!(!so_far.contains("recommendations"), "{so_far}");
+    assert!(!body.contains("recommendations"), "{body}");
     while let Some(chunk) = response.chunk().await.expect("chunk") {
-        body.extend_from_slice(&chunk);
+        body.push_str(&String::from_utf8_lossy(&chunk));
     }
-    let whole = decoded("gzip", &body);
-    assert!(
-        whole.starts_with(&so_far) && whole.ends_with("</html>"),
-        "{whole}"
-    );
+    assert!(body.ends_with("</html>"), "{body}");
 }
