@@ -529,21 +529,30 @@ fn check_route_path(
 }
 
 /// A route's upstream, and its auth policy against the rest of the configuration.
+/// An upstream named where `[upstreams]` has none.
+fn unknown_upstream(
+    c: &GatewayConfig,
+    name: &Spanned<String>,
+    err: &impl Fn(std::ops::Range<usize>, String, &str) -> ConfigError,
+) -> Option<ConfigError> {
+    if c.upstreams.contains_key(name.get_ref()) {
+        return None;
+    }
+    let known: Vec<&str> = c.upstreams.keys().map(String::as_str).collect();
+    Some(err(
+        name.span(),
+        format!("unknown upstream {:?}", name.get_ref()),
+        &format!("name one of [upstreams]: {}", known.join(", ")),
+    ))
+}
+
 /// `[not_found]`: a known upstream, and a path it may be asked for.
 fn check_not_found(
     c: &GatewayConfig,
     n: &NotFoundConfig,
     err: &impl Fn(std::ops::Range<usize>, String, &str) -> ConfigError,
 ) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
-    if !c.upstreams.contains_key(n.upstream.get_ref()) {
-        let known: Vec<&str> = c.upstreams.keys().map(String::as_str).collect();
-        errors.push(err(
-            n.upstream.span(),
-            format!("unknown upstream {:?}", n.upstream.get_ref()),
-            &format!("name one of [upstreams]: {}", known.join(", ")),
-        ));
-    }
+    let mut errors: Vec<ConfigError> = unknown_upstream(c, &n.upstream, err).into_iter().collect();
     let path = n.path.get_ref();
     if crate::path::normalise(path).ok().as_deref() != Some(path.as_str())
         || crate::path::is_reserved(path)
@@ -562,16 +571,10 @@ fn check_route(
     route: &RouteConfig,
     err: &impl Fn(std::ops::Range<usize>, String, &str) -> ConfigError,
 ) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
+    let mut errors: Vec<ConfigError> = unknown_upstream(c, &route.upstream, err)
+        .into_iter()
+        .collect();
     let path = route.path.get_ref();
-    if !c.upstreams.contains_key(route.upstream.get_ref()) {
-        let known: Vec<&str> = c.upstreams.keys().map(String::as_str).collect();
-        errors.push(err(
-            route.upstream.span(),
-            format!("unknown upstream {:?}", route.upstream.get_ref()),
-            &format!("name one of [upstreams]: {}", known.join(", ")),
-        ));
-    }
     if route.auth != AuthPolicy::Public && c.issuers.is_empty() {
         errors.push(err(
             route.path.span(),
