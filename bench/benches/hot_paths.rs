@@ -3,6 +3,8 @@
 //! - `layout_render/demo_event`: composing the demo event page — six fragments (as
 //!   the demo's components render them), their head entries and assets, the embedded
 //!   bus state and the client bus runtime — into `demo/layouts/base.html`. Per request.
+//! - `compress/demo_event_{br,gzip}`: that page compressed whole, as the renderer does
+//!   for a client (or CDN) that accepts the coding. Per request that asks.
 //! - `cache_policy/…`: the policy table and its header values (`decide_headers`), the
 //!   surrogate keys of a six-component page, and the ETag of a 12 KB page. Per request.
 //! - `bus_plan/…`: ordering a page's components into stages — the demo event page,
@@ -18,6 +20,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use oberon_renderer::bus::BusSnapshot;
 use oberon_renderer::cache::{self, Mode, PagePolicy};
 use oberon_renderer::component::{Cacheability, ComponentMetadata, HeadEntry, RequestContext};
+use oberon_renderer::compress::Coding;
 use oberon_renderer::engine::{ComponentEngine, EngineLimits};
 use oberon_renderer::layout::{Composition, Layouts, PageText};
 use oberon_renderer::plan::{PlanSlot, plan};
@@ -124,6 +127,23 @@ fn layout_render(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    group.finish();
+
+    // What a client that accepts a coding adds to that page: its compression (a CDN
+    // asks once per coding it keeps).
+    let html = skeleton.fill(&composition());
+    let mut group = c.benchmark_group("compress");
+    for coding in [Coding::Brotli, Coding::Gzip] {
+        println!(
+            "compress/demo_event_{}: {} bytes → {}",
+            coding.token(),
+            html.len(),
+            coding.compress(html.as_bytes()).len()
+        );
+        group.bench_function(format!("demo_event_{}", coding.token()), |b| {
+            b.iter(|| coding.compress(std::hint::black_box(html.as_bytes())))
+        });
+    }
     group.finish();
 }
 

@@ -120,7 +120,7 @@ fn usable(jwk: &Jwk) -> Option<Key> {
         None => None,
         Some(a) => Some(signing_algorithm(a)?),
     };
-    let key = DecodingKey::from_jwk(jwk).ok()?;
+    let key = DecodingKey::from_jwk(&with_full_coordinates(jwk)).ok()?;
     // Symmetric keys have no business in a published key set: accepting one would let
     // anybody who can read the set mint tokens.
     if key.family() == jsonwebtoken::AlgorithmFamily::Hmac {
@@ -131,6 +131,43 @@ fn usable(jwk: &Jwk) -> Option<Key> {
         alg,
         key,
     })
+}
+
+/// `jwk` with an elliptic-curve key's `x` and `y` left-padded with zeros to the
+/// curve's size, as RFC 7518 §6.2.1.2 requires. Some issuers leave the leading zero
+/// bytes out: PyJWT before 2.7 (Debian 12's 2.6.0) writes them as minimal integers, so
+/// about one P-256 key in 128 would otherwise be unusable, and every token it signs
+/// refused. The point is the same; `ring` still checks that it is on the curve.
+fn with_full_coordinates(jwk: &Jwk) -> std::borrow::Cow<'_, Jwk> {
+    use base64::Engine as _;
+    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve};
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let AlgorithmParameters::EllipticCurve(ec) = &jwk.algorithm else {
+        return std::borrow::Cow::Borrowed(jwk);
+    };
+    let size = match ec.curve {
+        EllipticCurve::P256 => 32,
+        EllipticCurve::P384 => 48,
+        _ => return std::borrow::Cow::Borrowed(jwk),
+    };
+    let padded = |coordinate: &str| -> Option<String> {
+        let bytes = b64.decode(coordinate).ok()?;
+        (bytes.len() < size).then(|| {
+            let mut full = vec![0u8; size - bytes.len()];
+            full.extend_from_slice(&bytes);
+            b64.encode(full)
+        })
+    };
+    let (x, y) = (padded(&ec.x), padded(&ec.y));
+    if x.is_none() && y.is_none() {
+        return std::borrow::Cow::Borrowed(jwk);
+    }
+    let mut full = jwk.clone();
+    if let AlgorithmParameters::EllipticCurve(ec) = &mut full.algorithm {
+        ec.x = x.unwrap_or_else(|| ec.x.clone());
+        ec.y = y.unwrap_or_else(|| ec.y.clone());
+    }
+    std::borrow::Cow::Owned(full)
 }
 
 fn signing_algorithm(a: KeyAlgorithm) -> Option<Algorithm> {
@@ -387,6 +424,43 @@ mod tests {
     /// A key set is cut off at `MAX_JWKS_BYTES` while it is read: neither a body
     /// that goes on nor one that promises more is read to its end (or to the
     /// timeout) first.
+    /// A P-256 key whose `x` starts with a zero byte (a test key, made for this test),
+    /// published as PyJWT before 2.7 writes it: without that byte.
+    const SHORT_X_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgRueFJ3MJPxiHrJW8
+lPt4ou8ftnpPQMJPZvYyL+fIXZmhRANCAAQA14Tjzm037oFmm/x0N8Arvh3C334W
+E7qR4GHASKk6sX/V9+ouV6qTlrD55Ft6F/zrVxaAyiKKqCpWlW7D/iku
+-----END PRIVATE KEY-----
+";
+
+    #[test]
+    fn an_elliptic_curve_key_published_without_its_leading_zero_still_verifies() {
+        let set = |x: &str| {
+            format!(
+                r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"k","x":"{x}","y":"f9X36i5XqpOWsPnkW3oX_OtXFoDKIoqoKlaVbsP-KS4"}}]}}"#
+            )
+        };
+        let short = Keys::from_json(set("14Tjzm037oFmm_x0N8Arvh3C334WE7qR4GHASKk6sQ").as_bytes())
+            .expect("JSON");
+        let full = Keys::from_json(set("ANeE485tN-6BZpv8dDfAK74dwt9-FhO6keBhwEipOrE").as_bytes())
+            .expect("JSON");
+        let signing = jsonwebtoken::EncodingKey::from_ec_pem(SHORT_X_KEY.as_bytes()).expect("PEM");
+        let mut header = jsonwebtoken::Header::new(Algorithm::ES256);
+        header.kid = Some("k".into());
+        let claims = serde_json::json!({ "sub": "alice", "exp": 4_102_444_800_u64 });
+        let token = jsonwebtoken::encode(&header, &claims, &signing).expect("sign");
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::ES256);
+        validation.required_spec_claims.clear();
+        validation.validate_aud = false;
+        for keys in [&short, &full] {
+            let key = keys
+                .find(Some("k"), Algorithm::ES256)
+                .expect("the key is usable");
+            jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation)
+                .expect("the token verifies");
+        }
+    }
+
     #[tokio::test]
     async fn a_jwks_is_read_no_further_than_the_cap() {
         for (head, chunked) in [

@@ -22,8 +22,6 @@ pub enum SiteError {
 }
 
 impl SiteError {
-    const ALL: [SiteError; 2] = [SiteError::NotFound, SiteError::Unavailable];
-
     pub fn status(self) -> StatusCode {
         match self {
             SiteError::NotFound => StatusCode::NOT_FOUND,
@@ -63,7 +61,7 @@ impl SiteError {
 /// The site's error pages, rendered at load (or none: plain text).
 #[derive(Debug, Default)]
 pub struct ErrorPages {
-    /// By [`SiteError`], in [`SiteError::ALL`]'s order.
+    /// By [`SiteError`], in its order.
     html: Option<[String; 2]>,
 }
 
@@ -89,24 +87,27 @@ impl ErrorPages {
                 source.layouts.names().join(", ")
             )));
         }
-        let pages = SiteError::ALL.map(|error| {
-            source.layouts.render_error(
-                name,
-                error.status().as_u16(),
-                error.title(),
-                error.message(),
-                &source.config.locale,
-            )
-        });
-        let [Ok(not_found), Ok(unavailable)] = pages else {
-            let e = pages.into_iter().find_map(Result::err).expect("one failed");
-            return Err(
-                located(format!("[errors] layout {name:?} does not render: {e}"))
-                    .help("it is given `status`, `title`, `message` and `lang`, and nothing else"),
-            );
+        let render = |error: SiteError| {
+            source
+                .layouts
+                .render_error(
+                    name,
+                    error.status().as_u16(),
+                    error.title(),
+                    error.message(),
+                    &source.config.locale,
+                )
+                .map_err(|e| {
+                    located(format!("[errors] layout {name:?} does not render: {e}")).help(
+                        "it is given `status`, `title`, `message` and `lang`, and nothing else",
+                    )
+                })
         };
         Ok(Self {
-            html: Some([not_found, unavailable]),
+            html: Some([
+                render(SiteError::NotFound)?,
+                render(SiteError::Unavailable)?,
+            ]),
         })
     }
 

@@ -512,3 +512,56 @@ async fn a_streamed_page_passes_through_the_cdn_before_its_slow_part() {
     );
     assert!(body.ends_with("</body></html>"));
 }
+
+/// Through the CDN, a page comes gzip-compressed to a client that accepts it (Varnish
+/// asks the origin for gzip and keeps that) and as it is to one that does not, both
+/// from what Varnish stored, with `Vary: Accept-Encoding` kept for the browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_come_compressed_through_the_cdn_to_clients_that_accept_it() {
+    use std::io::Read as _;
+    let _one = exclusive().await;
+    let (varnish, origin) = stack(SiteSettings::default()).await;
+    let client = client();
+    let url = varnish.url("/events/5");
+
+    let plain = get(&client, &url, &[]).await;
+    assert_eq!(plain.status, 200, "{}", varnish.log());
+    assert_eq!(plain.header("content-encoding"), "");
+    assert!(plain.body.contains("<h1>Event 5</h1>"), "{}", plain.body);
+    assert!(
+        plain.header("vary").contains("Accept-Encoding"),
+        "{:?}",
+        plain.headers
+    );
+
+    let zipped = client
+        .get(&url)
+        .header("accept-encoding", "br, gzip")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(zipped.status(), 200);
+    let headers = zipped.headers().clone();
+    assert_eq!(headers["content-encoding"], "gzip", "{headers:?}");
+    let body = zipped.bytes().await.expect("body");
+    let mut decoded = String::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut decoded)
+        .expect("gzip");
+    assert_eq!(decoded, plain.body);
+    assert!(
+        body.len() * 4 < decoded.len() * 3,
+        "{} of {}",
+        body.len(),
+        decoded.len()
+    );
+    let again = get(&client, &url, &[]).await;
+    assert_eq!(again.cache(), "HIT");
+    assert_eq!(again.body, plain.body);
+    println!(
+        "through Varnish: {} bytes gzip for {} plain; {} request(s) reached the origin for three answers",
+        body.len(),
+        decoded.len(),
+        origin.counter.get()
+    );
+}
