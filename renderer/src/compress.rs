@@ -7,7 +7,7 @@
 //! the rest itself.
 //!
 //! A streamed page is sent as it is. Compressed chunk by chunk, each flushed, it would
-//! still reach a browser part by part ([`Encoder::chunk`] makes that possible), but a
+//! still reach a browser part by part, but a
 //! CDN that decompresses for a client that does not accept the coding may hold the
 //! parts until the end — Varnish does, measured: the first byte of a page with an
 //! 800 ms source came after 870 ms instead of at once — which undoes what streaming
@@ -44,32 +44,25 @@ impl Coding {
         }
     }
 
-    /// A compressor for one body.
-    pub fn encoder(self) -> Encoder {
-        Encoder(match self {
-            // The fastest settings of each, measured on the demo event page (9.4 KB;
-            // `cargo bench -p oberon-bench --bench hot_paths -- compress`): brotli
-            // quality 1, a 256 KiB window: 3.8 KB in 54 µs (quality 4: 3.3 KB in
-            // 128 µs); gzip level 1 (zlib-rs): 4.6 KB in 28 µs (level 6: 3.5 KB in 58 µs).
-            Coding::Brotli => Inner::Brotli(Box::new(brotli::CompressorWriter::new(
-                Vec::new(),
-                4096,
-                1,
-                18,
-            ))),
-            Coding::Gzip => Inner::Gzip(Box::new(flate2::write::GzEncoder::new(
-                Vec::new(),
-                flate2::Compression::fast(),
-            ))),
-        })
-    }
-
-    /// `body`, compressed whole.
+    /// `body`, compressed whole. The fastest settings of each, measured on the demo
+    /// event page (9.4 KB; `cargo bench -p oberon-bench --bench hot_paths -- compress`):
+    /// brotli quality 1, a 256 KiB window: 3.8 KB in 54 µs (quality 4: 3.3 KB in
+    /// 128 µs); gzip level 1 (zlib-rs): 4.6 KB in 28 µs (level 6: 3.5 KB in 58 µs).
     pub fn compress(self, body: &[u8]) -> Bytes {
-        let mut encoder = self.encoder();
-        let mut out = encoder.chunk(body).to_vec();
-        out.extend_from_slice(&encoder.finish());
-        Bytes::from(out)
+        // Writing into a Vec cannot fail.
+        let out = Vec::with_capacity(body.len() / 2);
+        Bytes::from(match self {
+            Coding::Brotli => {
+                let mut w = brotli::CompressorWriter::new(out, 4096, 1, 18);
+                let _ = w.write_all(body);
+                w.into_inner()
+            }
+            Coding::Gzip => {
+                let mut w = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+                let _ = w.write_all(body);
+                w.finish().unwrap_or_default()
+            }
+        })
     }
 }
 
@@ -111,42 +104,6 @@ fn accepted(request: &HeaderMap) -> (bool, bool) {
     (br.unwrap_or(any), gzip.unwrap_or(any))
 }
 
-/// One body's compressor: each chunk in, its compressed bytes out at once (flushed).
-pub struct Encoder(Inner);
-
-enum Inner {
-    Brotli(Box<brotli::CompressorWriter<Vec<u8>>>),
-    Gzip(Box<flate2::write::GzEncoder<Vec<u8>>>),
-}
-
-impl Encoder {
-    /// `chunk` compressed and flushed: everything the client needs to show it.
-    pub fn chunk(&mut self, chunk: &[u8]) -> Bytes {
-        // Writing to and flushing into a Vec cannot fail.
-        let out = match &mut self.0 {
-            Inner::Brotli(w) => {
-                let _ = w.write_all(chunk);
-                let _ = w.flush();
-                w.get_mut()
-            }
-            Inner::Gzip(w) => {
-                let _ = w.write_all(chunk);
-                let _ = w.flush();
-                w.get_mut()
-            }
-        };
-        Bytes::from(std::mem::take(out))
-    }
-
-    /// The end of the body.
-    pub fn finish(self) -> Bytes {
-        Bytes::from(match self.0 {
-            Inner::Brotli(w) => w.into_inner(),
-            Inner::Gzip(w) => w.finish().unwrap_or_default(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Read as _;
@@ -184,25 +141,19 @@ mod tests {
     }
 
     #[test]
-    fn streamed_chunks_decode_as_they_arrive_and_whole() {
+    fn pages_decode_whole_and_shrink() {
         let page = "<!doctype html><p>".to_string() + &"hello, world ".repeat(200);
         for coding in [Coding::Gzip, Coding::Brotli] {
-            let mut encoder = coding.encoder();
-            let first = encoder.chunk(page.as_bytes());
-            // What has arrived so far decodes to the whole first chunk.
-            let mut so_far = Vec::new();
+            let whole = coding.compress(page.as_bytes());
+            let mut decoded = Vec::new();
             match coding {
-                Coding::Gzip => {
-                    let mut d = flate2::read::GzDecoder::new(&first[..]);
-                    let _ = d.read_to_end(&mut so_far);
-                }
+                Coding::Gzip => flate2::read::GzDecoder::new(&whole[..]).read_to_end(&mut decoded),
                 Coding::Brotli => {
-                    let mut d = brotli::Decompressor::new(&first[..], 4096);
-                    let _ = d.read_to_end(&mut so_far);
+                    brotli::Decompressor::new(&whole[..], 4096).read_to_end(&mut decoded)
                 }
             }
-            assert_eq!(so_far, page.as_bytes(), "{coding:?}");
-            let whole = coding.compress(page.as_bytes());
+            .expect("decodes");
+            assert_eq!(decoded, page.as_bytes(), "{coding:?}");
             assert!(whole.len() < page.len() / 10, "{coding:?}: {}", whole.len());
         }
     }

@@ -260,7 +260,8 @@ impl Drop for Origin {
     }
 }
 
-async fn serve_router(app: Router) -> String {
+/// Serve `app` on a free loopback port; its base URL.
+pub async fn serve_router(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -333,10 +333,5 @@ async fn late_events(by: Duration) -> String {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    oberon_e2e_tests::origin::serve_router(app).await
 }
