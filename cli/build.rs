@@ -21,6 +21,142 @@ fn main() {
     std::fs::write(dest, out).expect("write bff_template.rs");
     println!("cargo::rerun-if-changed={}", root.display());
     component_template(&manifest.join("../components"));
+    bff_platform(&manifest.join(".."));
+}
+
+/// The crates a new BFF vendors under `oberon/` (`oberon-bff` and the platform crates it
+/// builds on), their manifests made standalone, the Dockerfile every BFF image is
+/// built with, and the repository's lock file.
+const VENDORED: [&str; 4] = ["bff", "identity", "service", "config"];
+
+fn bff_platform(repo: &Path) {
+    let read = |rel: &str| {
+        let path = repo.join(rel);
+        println!("cargo::rerun-if-changed={}", path.display());
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+    };
+    let workspace: toml::Table = read("Cargo.toml")
+        .parse()
+        .expect("the workspace manifest parses");
+    let mut files: Vec<(String, String)> = Vec::new();
+    for dir in VENDORED {
+        let manifest: toml::Table = read(&format!("{dir}/Cargo.toml"))
+            .parse()
+            .expect("a member manifest parses");
+        files.push((
+            format!("oberon/{dir}/Cargo.toml"),
+            standalone(manifest, &workspace),
+        ));
+        let mut sources = Vec::new();
+        collect(&repo.join(dir), &repo.join(dir).join("src"), &mut sources);
+        sources.sort();
+        for (rel, abs) in sources {
+            let text = std::fs::read_to_string(&abs).expect("a source file is text");
+            files.push((format!("oberon/{dir}/{rel}"), text));
+        }
+    }
+    files.push(("Dockerfile".into(), read("infra/docker/bff.Dockerfile")));
+    files.push(("Cargo.lock".into(), read("Cargo.lock")));
+    let mut out = String::from(
+        "/// What a new BFF gets beside the template: path in the crate, contents.\npub const FILES: &[(&str, &str)] = &[\n",
+    );
+    for (rel, text) in &files {
+        out.push_str(&format!("    ({rel:?}, {text:?}),\n"));
+    }
+    out.push_str("];\n");
+    let dest =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it")).join("bff_platform.rs");
+    std::fs::write(dest, out).expect("write bff_platform.rs");
+}
+
+/// A workspace member's manifest as a crate of its own beside the other vendored ones:
+/// every `workspace = true` resolved from the workspace's tables (a path dependency on
+/// another member points at its sibling directory), no dev-dependencies or extra
+/// targets (a vendored crate is built, never tested, by the BFF).
+fn standalone(mut manifest: toml::Table, workspace: &toml::Table) -> String {
+    let ws = &workspace["workspace"];
+    let inherited = |value: &toml::Value| {
+        value
+            .as_table()
+            .and_then(|t| t.get("workspace"))
+            .and_then(toml::Value::as_bool)
+            == Some(true)
+    };
+    if let Some(package) = manifest
+        .get_mut("package")
+        .and_then(toml::Value::as_table_mut)
+    {
+        for (key, value) in package.iter_mut() {
+            if inherited(value) {
+                *value = ws["package"][key.as_str()].clone();
+            }
+        }
+        package.insert("publish".into(), false.into());
+    }
+    for table in ["dependencies", "build-dependencies"] {
+        let Some(deps) = manifest.get_mut(table).and_then(toml::Value::as_table_mut) else {
+            continue;
+        };
+        for (name, value) in deps.iter_mut() {
+            if inherited(value) {
+                *value = resolved(name, value, &ws["dependencies"]);
+            }
+        }
+    }
+    if manifest.get("lints").is_some_and(inherited) {
+        manifest.insert("lints".into(), ws["lints"].clone());
+    }
+    for dropped in ["dev-dependencies", "bench", "test", "example"] {
+        manifest.remove(dropped);
+    }
+    // `[package]` first, as people write it (a table serialises in key order).
+    let package = manifest
+        .remove("package")
+        .expect("a member has a [package]");
+    let package = toml::Table::from_iter([("package".to_string(), package)]);
+    let text = |t: &toml::Table| toml::to_string(t).expect("a manifest serialises");
+    format!(
+        "# Vendored by `oberon new bff`: replaced whole by `oberon bff upgrade`, never edited.\n{}\n{}",
+        text(&package),
+        text(&manifest)
+    )
+}
+
+/// The workspace's entry for `name`, with the member's own features and flags.
+fn resolved(name: &str, member: &toml::Value, workspace_deps: &toml::Value) -> toml::Value {
+    let mut dep = match &workspace_deps[name] {
+        toml::Value::String(version) => {
+            toml::Table::from_iter([("version".to_string(), version.clone().into())])
+        }
+        toml::Value::Table(t) => t.clone(),
+        other => panic!("workspace dependency {name}: unexpected {other}"),
+    };
+    if let Some(toml::Value::String(path)) = dep.get("path") {
+        let sibling = format!("../{path}");
+        dep.insert("path".into(), sibling.into());
+    }
+    let member = member
+        .as_table()
+        .expect("an inherited dependency is a table");
+    if let Some(toml::Value::Array(extra)) = member.get("features") {
+        let mut features = dep
+            .get("features")
+            .and_then(toml::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for f in extra {
+            if !features.contains(f) {
+                features.push(f.clone());
+            }
+        }
+        dep.insert("features".into(), features.into());
+    }
+    for key in ["optional", "default-features"] {
+        if let Some(v) = member.get(key) {
+            dep.insert(key.into(), v.clone());
+        }
+    }
+    toml::Value::Table(dep)
 }
 
 /// Embeds what `oberon component new` writes beside a new component so that it builds

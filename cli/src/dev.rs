@@ -260,23 +260,13 @@ async fn start_events_bff(
     stop: &Stop,
     services: &mut Vec<Service>,
 ) -> anyhow::Result<String> {
-    let vars = HashMap::from([
-        ("EVENTS_BFF_BACKEND_URL".to_string(), backend.to_string()),
+    let vars = [
+        ("BACKEND_URL", backend.to_string()),
         // No load balancer to drain away from: stop at once.
-        ("EVENTS_BFF_DRAIN_MS".to_string(), "0".to_string()),
-    ]);
-    let config = events_bff::config::Config::from_lookup(|k| vars.get(k).cloned())?;
-    let state = events_bff::AppState::new(config)?;
-    let listeners = events_bff::Listeners {
-        api: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
-        ops: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
-    };
-    let url = format!("http://{}", listeners.api.local_addr()?);
-    let served = events_bff::serve(listeners, state, stop.stopped());
-    services.push(tokio::spawn(async move {
-        let _ = served.await;
-    }));
-    Ok(url)
+        ("DRAIN_MS", "0".to_string()),
+    ];
+    let bff = events_bff::service(oberon_bff::Env::from_pairs(events_bff::PREFIX, &vars))?;
+    start_bff(bff, stop, services).await
 }
 
 /// The checkout BFF, which verifies the gateway's assertions with its JWKS.
@@ -286,24 +276,29 @@ async fn start_checkout_bff(
     stop: &Stop,
     services: &mut Vec<Service>,
 ) -> anyhow::Result<String> {
-    let vars = HashMap::from([
-        ("CHECKOUT_BFF_BACKEND_URL".to_string(), backend.to_string()),
-        (
-            "CHECKOUT_BFF_GATEWAY_JWKS_URL".to_string(),
-            gateway_jwks.to_string(),
-        ),
+    let vars = [
+        ("BACKEND_URL", backend.to_string()),
+        ("GATEWAY_JWKS_URL", gateway_jwks.to_string()),
         // Its name in demo/gateway.toml's [upstreams]: assertions good here name it.
-        ("CHECKOUT_BFF_AUDIENCE".to_string(), "checkout".to_string()),
-        ("CHECKOUT_BFF_DRAIN_MS".to_string(), "0".to_string()),
-    ]);
-    let config = checkout_bff::config::Config::from_lookup(|k| vars.get(k).cloned())?;
-    let state = checkout_bff::AppState::new(config)?;
-    let listeners = checkout_bff::Listeners {
+        ("AUDIENCE", "checkout".to_string()),
+        ("DRAIN_MS", "0".to_string()),
+    ];
+    let bff = checkout_bff::service(oberon_bff::Env::from_pairs(checkout_bff::PREFIX, &vars))?;
+    start_bff(bff, stop, services).await
+}
+
+/// `bff` served on two free loopback ports until `stop`; returns its API's URL.
+async fn start_bff(
+    bff: oberon_bff::Service,
+    stop: &Stop,
+    services: &mut Vec<Service>,
+) -> anyhow::Result<String> {
+    let listeners = oberon_bff::Listeners {
         api: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
         ops: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
     };
     let url = format!("http://{}", listeners.api.local_addr()?);
-    let served = checkout_bff::serve(listeners, state, stop.stopped());
+    let served = oberon_bff::serve(listeners, bff, stop.stopped());
     services.push(tokio::spawn(async move {
         let _ = served.await;
     }));

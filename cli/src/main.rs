@@ -25,6 +25,8 @@ enum Command {
     Dev(oberon_cli::dev::DevArgs),
     /// Create something new from a template: `oberon new bff NAME`.
     New(oberon_cli::new::NewArgs),
+    /// Keep a BFF made with `oberon new bff` current: `oberon bff upgrade`.
+    Bff(oberon_cli::new::BffArgs),
     /// Show or set a renderer's cache mode: `oberon mode`, `oberon mode incident`,
     /// `oberon mode auto`.
     Mode(oberon_cli::mode::ModeArgs),
@@ -52,6 +54,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Dev(args) => oberon_cli::dev::run(args).await,
         Command::New(args) => oberon_cli::new::run(args),
+        Command::Bff(args) => oberon_cli::new::run_bff(args),
         Command::Mode(args) => oberon_cli::mode::run(args).await,
         Command::Component(args) => oberon_cli::component::run(args).await,
         Command::Fixtures(args) => oberon_cli::fixture_backend::run(args).await,

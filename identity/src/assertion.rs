@@ -213,15 +213,20 @@ impl Signer {
             name: identity.name.clone(),
             rid: request_id.into(),
         };
-        use ed25519_dalek::Signer as _;
         let payload = serde_json::to_vec(&claims).map_err(|e| KeyLoadError(e.to_string()))?;
+        Ok(self.sign_payload(&payload))
+    }
+
+    /// The compact JWT of `payload` (the claims' JSON), signed.
+    fn sign_payload(&self, payload: &[u8]) -> String {
+        use ed25519_dalek::Signer as _;
         let mut token = String::with_capacity(self.header_prefix.len() + payload.len() * 2);
         token.push_str(&self.header_prefix);
         B64.encode_string(payload, &mut token);
         let signature = self.key.sign(token.as_bytes());
         token.push('.');
         B64.encode_string(signature.to_bytes(), &mut token);
-        Ok(token)
+        token
     }
 }
 
@@ -306,12 +311,11 @@ impl Verifier {
     }
 
     /// The identity in `token`, if the gateway signed it for this service, it is
-    /// current, and — when the request id is known — it was made for this request.
-    pub async fn verify(
-        &self,
-        token: &str,
-        request_id: Option<&str>,
-    ) -> Result<Asserted, VerifyError> {
+    /// current, and it was made for the request `request_id`. Every consumer knows the
+    /// request's id (the gateway sends it with every assertion) and must give it:
+    /// otherwise a captured assertion could be replayed onto any request, for as long
+    /// as it lives, by leaving the id out.
+    pub async fn verify(&self, token: &str, request_id: &str) -> Result<Asserted, VerifyError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| VerifyError::Malformed(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
@@ -324,12 +328,10 @@ impl Verifier {
         let data = jsonwebtoken::decode::<Claims>(token, &key, &self.validation)
             .map_err(|e| VerifyError::Invalid(e.to_string()))?;
         let claims = data.claims;
-        if let Some(this) = request_id
-            && this != claims.rid
-        {
+        if claims.rid.is_empty() || request_id != claims.rid {
             return Err(VerifyError::OtherRequest {
                 made_for: claims.rid,
-                this: this.to_string(),
+                this: request_id.to_string(),
             });
         }
         Ok(Asserted {
@@ -364,11 +366,32 @@ mod tests {
         let token = signer
             .sign(&alice(), "req-1", &["renderer", "checkout"])
             .unwrap();
-        let asserted = verifier.verify(&token, Some("req-1")).await.unwrap();
+        let asserted = verifier.verify(&token, "req-1").await.unwrap();
         assert_eq!(asserted.identity, alice());
         assert_eq!(asserted.audiences, ["renderer", "checkout"]);
         assert!(asserted.is_for("checkout") && !asserted.is_for("events"));
-        assert_eq!(verifier.verify(&token, None).await.unwrap(), asserted);
+    }
+
+    /// Every consumer (renderer, BFFs) verifies through here, and each gives the
+    /// request's id: an assertion that names no request is good for none.
+    #[tokio::test]
+    async fn an_assertion_without_its_request_id_is_refused() {
+        let signer = Signer::generate();
+        let claims = serde_json::json!({
+            "iss": ISSUER, "aud": ["svc"], "sub": "alice", "idp": "https://idp.example",
+            "iat": now(), "nbf": now(), "exp": now() + 60,
+        });
+        let token = signer.sign_payload(&serde_json::to_vec(&claims).unwrap());
+        let verifier = Verifier::fixed(&signer.jwks(), "svc");
+        for request_id in ["", "req-1"] {
+            let err = verifier.verify(&token, request_id).await.unwrap_err();
+            assert!(matches!(err, VerifyError::Invalid(_)), "{err}");
+        }
+        let token = signer.sign(&alice(), "", &["svc"]).unwrap();
+        for request_id in ["", "req-1"] {
+            let err = verifier.verify(&token, request_id).await.unwrap_err();
+            assert!(matches!(err, VerifyError::OtherRequest { .. }), "{err}");
+        }
     }
 
     /// One audience per service: an assertion made for one upstream (and its
@@ -378,9 +401,9 @@ mod tests {
         let signer = Signer::generate();
         let token = signer.sign(&alice(), "r", &["events"]).unwrap();
         let at = |service: &str| Verifier::fixed(&signer.jwks(), service);
-        assert!(at("events").verify(&token, Some("r")).await.is_ok());
+        assert!(at("events").verify(&token, "r").await.is_ok());
         for other in ["checkout", "renderer", "oberon-upstream"] {
-            let err = at(other).verify(&token, Some("r")).await.unwrap_err();
+            let err = at(other).verify(&token, "r").await.unwrap_err();
             assert!(
                 err.to_string().contains("InvalidAudience"),
                 "{other}: {err}"
@@ -393,7 +416,7 @@ mod tests {
         let token = Signer::generate().sign(&alice(), "r", &["svc"]).unwrap();
         let verifier = Verifier::fixed(&Signer::generate().jwks(), "svc");
         assert!(matches!(
-            verifier.verify(&token, None).await,
+            verifier.verify(&token, "r").await,
             Err(VerifyError::Key(KeyError::UnknownKid(_)))
         ));
     }
@@ -403,7 +426,7 @@ mod tests {
         let signer = Signer::generate();
         let token = signer.sign(&alice(), "req-1", &["svc"]).unwrap();
         let err = Verifier::fixed(&signer.jwks(), "svc")
-            .verify(&token, Some("req-2"))
+            .verify(&token, "req-2")
             .await
             .unwrap_err();
         assert!(matches!(err, VerifyError::OtherRequest { .. }), "{err}");
@@ -415,7 +438,7 @@ mod tests {
         let old = now() - LIFETIME.as_secs() - LEEWAY.as_secs() - 1;
         let token = signer.sign_at(&alice(), "r", &["svc"], old).unwrap();
         let err = Verifier::fixed(&signer.jwks(), "svc")
-            .verify(&token, None)
+            .verify(&token, "r")
             .await
             .unwrap_err();
         assert!(err.to_string().contains("Expired"), "{err}");
@@ -443,7 +466,7 @@ mod tests {
         parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .encode(serde_json::to_vec(&forged).unwrap());
         let err = Verifier::fixed(&signer.jwks(), "svc")
-            .verify(&parts.join("."), None)
+            .verify(&parts.join("."), "r")
             .await
             .unwrap_err();
         assert!(matches!(err, VerifyError::Invalid(_)), "{err}");

@@ -1,9 +1,12 @@
 # syntax=docker/dockerfile:1
 # A Backend-For-Frontend made from bff-template (`oberon new bff NAME`). One Dockerfile
-# for every BFF of this repository: BFF names the package (and binary), e.g.
+# for every BFF: this repository's (BFF names the package and binary), e.g.
 #   docker build -f infra/docker/bff.Dockerfile --build-arg BFF=events-bff -t events-bff .
 #   docker build -f infra/docker/bff.Dockerfile --build-arg BFF=checkout-bff -t checkout-bff .
-#   docker build -f infra/docker/bff.Dockerfile --build-arg BFF=bff-template -t bff-template .
+# and a team's, made outside this repository: `oberon new bff payments` writes this file
+# into the new crate as its `Dockerfile`, BFF defaulting to the crate, so in it
+#   docker build -t payments-bff .
+# builds from the crate's own lock file and its vendored platform (`oberon/`).
 # A BFF configures itself from <PACKAGE>_* environment variables (EVENTS_BFF_LISTEN,
 # EVENTS_BFF_BACKEND_URL, ...; see its README); its default listen addresses are
 # loopback, so a deployment sets <PACKAGE>_LISTEN=0.0.0.0:8081 for the API and

@@ -472,7 +472,7 @@ impl Renderer {
             );
             return (None, None);
         };
-        match verifier.verify(token, Some(request_id)).await {
+        match verifier.verify(token, request_id).await {
             Ok(asserted) => (
                 Some(User {
                     issuer: asserted.identity.issuer,

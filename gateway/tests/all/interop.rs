@@ -60,7 +60,10 @@ roles_claim = "realm_access.roles"
         assert_eq!(r.status(), 200, "PyJWT {} {alg}", minted["pyjwt"]);
         let seen = &upstream.saw(alg)[0];
         let identity = verifier
-            .verify(seen.headers[IDENTITY].to_str().unwrap(), None)
+            .verify(
+                seen.headers[IDENTITY].to_str().unwrap(),
+                seen.headers["x-request-id"].to_str().unwrap(),
+            )
             .await
             .unwrap()
             .identity;

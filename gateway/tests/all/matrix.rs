@@ -154,7 +154,7 @@ async fn token_matrix() {
     assert!(seen.headers.get("authorization").is_none());
     let request_id = seen.headers["x-request-id"].to_str().unwrap();
     let identity = Verifier::fixed(&s.gateway.signer().jwks(), "echo")
-        .verify(seen.headers[IDENTITY].to_str().unwrap(), Some(request_id))
+        .verify(seen.headers[IDENTITY].to_str().unwrap(), request_id)
         .await
         .unwrap()
         .identity;
@@ -340,7 +340,10 @@ async fn spoofed_identity_headers_never_reach_an_upstream() {
             Some(v) => {
                 assert!(signed_in, "{name}: an anonymous request got an assertion");
                 let id = Verifier::fixed(&s.gateway.signer().jwks(), "echo")
-                    .verify(v.to_str().unwrap(), None)
+                    .verify(
+                        v.to_str().unwrap(),
+                        seen.headers["x-request-id"].to_str().unwrap(),
+                    )
                     .await
                     .unwrap()
                     .identity;
@@ -927,19 +930,20 @@ async fn an_assertion_is_good_only_at_its_upstream_and_its_delegates() {
     let signed_in_upstream_saw = |s: &Setup, case: &'static str| {
         let seen = s.upstream.saw(case);
         assert_eq!(seen.len(), 1, "{case}");
-        seen[0].headers[IDENTITY].to_str().unwrap().to_string()
+        let header = |name: &str| seen[0].headers[name].to_str().unwrap().to_string();
+        (header(IDENTITY), header("x-request-id"))
     };
     let at = |s: &Setup, service: &str| Verifier::fixed(&s.gateway.signer().jwks(), service);
 
     let s = setup().await;
     let alice = s.issuer.token("alice");
     assert_eq!(case(&s, "own", "/req/x", Some(&alice)).await, (200, 1));
-    let assertion = signed_in_upstream_saw(&s, "own");
-    let asserted = at(&s, "echo").verify(&assertion, None).await.unwrap();
+    let (assertion, rid) = signed_in_upstream_saw(&s, "own");
+    let asserted = at(&s, "echo").verify(&assertion, &rid).await.unwrap();
     assert_eq!(asserted.audiences, ["echo"]);
     for other in ["checkout", "renderer", "oberon-upstream"] {
         assert!(
-            at(&s, other).verify(&assertion, None).await.is_err(),
+            at(&s, other).verify(&assertion, &rid).await.is_err(),
             "{other}"
         );
     }
@@ -955,12 +959,12 @@ async fn an_assertion_is_good_only_at_its_upstream_and_its_delegates() {
         case(&s, "delegated", "/req/x", Some(&alice)).await,
         (200, 1)
     );
-    let assertion = signed_in_upstream_saw(&s, "delegated");
+    let (assertion, rid) = signed_in_upstream_saw(&s, "delegated");
     for service in ["echo", "checkout"] {
-        let asserted = at(&s, service).verify(&assertion, None).await.unwrap();
+        let asserted = at(&s, service).verify(&assertion, &rid).await.unwrap();
         assert_eq!(asserted.audiences, ["echo", "checkout"], "{service}");
     }
-    assert!(at(&s, "events").verify(&assertion, None).await.is_err());
+    assert!(at(&s, "events").verify(&assertion, &rid).await.is_err());
 }
 
 #[tokio::test]
@@ -1287,7 +1291,7 @@ async fn two_issuers_each_verify_with_their_own_keys_only() {
         let identity = verifier
             .verify(
                 seen.headers[IDENTITY].to_str().unwrap(),
-                Some(seen.headers["x-request-id"].to_str().unwrap()),
+                seen.headers["x-request-id"].to_str().unwrap(),
             )
             .await
             .unwrap()

@@ -1,271 +1,36 @@
 //! checkout-bff: the checkout team's Backend-For-Frontend, made with `oberon new bff
 //! checkout`. It answers for the signed-in user only: who they are comes from the
-//! gateway's identity assertion ([`identity`]), never from anything else.
+//! gateway's identity assertion (`oberon_bff::identity`), never from anything else.
 //!
 //! - `GET /v1/orders`: the signed-in buyer's orders (role `buyer`), `private`.
-//! - On a port of their own ([`ops`]), which only the cluster reaches: `GET /livez`,
-//!   `GET /readyz` (503 once shutdown has begun), `GET /metrics` (Prometheus),
-//!   `GET /openapi.json`. The API port answers none of them, so a gateway route to
-//!   this service (`/api/checkout/{*rest}`) cannot expose them.
 //!
-//! Start from [`config::Config::from_env`], build with [`app`] and [`ops`], run with
-//! [`serve`].
+//! Only the domain lives here; the rest is `oberon-bff`.
 
-pub mod backend;
-pub mod config;
-pub mod identity;
-pub mod listen;
-pub mod metrics;
-pub mod versions;
-
-use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Instant, SystemTime};
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use oberon_bff::backend::path_segment;
+use oberon_bff::{
+    BackendError, Bff, Env, Forward, Lifecycle, PRIVATE, Role, Service, UserWithRole, versioned,
+};
 use serde::{Deserialize, Serialize};
-use tracing::Instrument;
 
-use crate::backend::{Backend, BackendError, Forward};
-use crate::config::Config;
-use crate::identity::{GatewayKeys, Role, UserWithRole};
-use crate::listen::ListenLimits;
-use crate::metrics::Metrics;
+/// The crate's name: its binary, its default `OTEL_SERVICE_NAME`.
+pub const NAME: &str = env!("CARGO_PKG_NAME");
+/// Prefix of every variable this service reads.
+pub const PREFIX: &str = "CHECKOUT_BFF_";
 
-/// Cache policy of a successful, public answer: the renderer's data client (and any
-/// shared cache) may keep it 30 s, revalidate in the background for 30 s more, and
-/// fall back to it for 5 minutes if this service fails.
-pub const PUBLIC_CACHE: &str = "public, max-age=30, stale-while-revalidate=30, stale-if-error=300";
-/// A missing resource is cached briefly, so a burst of misses does not reach the backend.
-pub const NOT_FOUND_CACHE: &str = "public, max-age=10";
-/// Errors and operational endpoints are never cached.
-pub const NO_STORE: &str = "no-store";
-/// An answer for one user: no shared cache may keep it, and nobody else may be shown it.
-pub const PRIVATE: &str = "private, no-store";
-
-/// Shared state of the service.
-pub struct AppState {
-    pub config: Config,
-    pub backend: Backend,
-    pub metrics: Arc<Metrics>,
-    /// The gateway's keys, to verify identity assertions; `None` when
-    /// `CHECKOUT_BFF_GATEWAY_JWKS_URL` is not set (every request is then anonymous).
-    pub identity: Option<GatewayKeys>,
-    /// False once shutdown has begun: `/readyz` turns 503 so traffic drains away.
-    pub ready: AtomicBool,
-}
-
-impl AppState {
-    pub fn new(config: Config) -> anyhow::Result<Arc<Self>> {
-        let metrics = Arc::new(Metrics::install());
-        let backend = Backend::new(&config.backend_url, config.backend_timeout, metrics.clone())?;
-        let identity = config
-            .gateway_jwks_url
-            .as_deref()
-            .zip(config.audience.as_deref())
-            .map(|(url, audience)| GatewayKeys::new(url, audience));
-        Ok(Arc::new(Self {
-            config,
-            backend,
-            metrics,
-            identity,
-            ready: AtomicBool::new(true),
-        }))
-    }
-}
-
-/// The service's API and its middleware.
-pub fn app(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/v1/orders", get(orders_v1))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route", NO_STORE) })
-        .route_layer(middleware::from_fn_with_state(state.clone(), observe))
-        .with_state(state)
-}
-
-/// The operational endpoints, served on their own port (`OPS_LISTEN`).
-pub fn ops(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/livez", get(|| async { no_store("ok\n") }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route", NO_STORE) })
-        .with_state(state)
-}
-
-/// Where the service listens: the API, and the operational endpoints on a port of
-/// their own.
-pub struct Listeners {
-    pub api: tokio::net::TcpListener,
-    pub ops: tokio::net::TcpListener,
-}
-
-impl Listeners {
-    /// Bind both addresses of `config`.
-    pub async fn bind(config: &Config) -> std::io::Result<Self> {
-        let bind = |addr| async move {
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
-        };
-        Ok(Self {
-            api: bind(config.listen).await?,
-            ops: bind(config.ops_listen).await?,
-        })
-    }
-}
-
-/// Serve until `shutdown` resolves. Then `/readyz` answers 503 for the configured
-/// drain time while requests are still accepted, both listeners close, and requests
-/// in flight finish before this returns.
-pub async fn serve(
-    listeners: Listeners,
-    state: Arc<AppState>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (closing, closed) = tokio::sync::watch::channel(false);
-    let flag = state.clone();
-    let drain = async move {
-        shutdown.await;
-        flag.ready.store(false, Ordering::SeqCst);
-        tracing::info!(
-            drain_ms = flag.config.drain.as_millis() as u64,
-            "shutting down: not ready, draining"
-        );
-        tokio::time::sleep(flag.config.drain).await;
-        let _ = closing.send(true);
-    };
-    let drained = move || {
-        let mut closed = closed.clone();
-        async move {
-            let _ = closed.wait_for(|closed| *closed).await;
-        }
-    };
-    let limits = ListenLimits::default();
-    let api = listen::serve(listeners.api, app(state.clone()), limits, drained());
-    let ops = listen::serve(listeners.ops, ops(state), limits, drained());
-    let ((), api, ops) = tokio::join!(drain, api, ops);
-    api.and(ops)
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-}
-
-/// Request id (kept from `x-request-id` when sane, else generated) on the log span, the
-/// request (so handlers forward it to the backend, and an identity assertion made for
-/// another request does not verify) and the response; metrics by matched route.
-async fn observe(State(state): State<Arc<AppState>>, mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(fresh_request_id, str::to_string);
-    // Whatever the request carried (nothing, or something not sane) is replaced, so the
-    // id handlers see is the one logged and answered. (It is visible ASCII either way.)
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        request.headers_mut().insert("x-request-id", v);
-    }
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("(unmatched)", |p| p.as_str())
-        .to_string();
-    let method = request.method().clone();
-    let span =
-        tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
-    let mut response = next.run(request).instrument(span.clone()).await;
-    let status = response.status().as_u16();
-    let took = started.elapsed();
-    let deprecated = response.headers().contains_key("deprecation");
-    span.in_scope(|| {
-        tracing::info!(status, elapsed_ms = took.as_secs_f64() * 1e3, "answered");
-    });
-    state
-        .metrics
-        .request(&route, method.as_str(), status, deprecated, took);
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", v);
-    }
-    response
-}
-
-fn fresh_request_id() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let t = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    format!(
-        "{t:016x}{:08x}",
-        NEXT.fetch_add(1, Ordering::Relaxed) as u32
-    )
-}
-
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.ready.load(Ordering::SeqCst) {
-        no_store("ready\n")
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::CACHE_CONTROL, NO_STORE)],
-            "shutting down\n",
-        )
-            .into_response()
-    }
-}
-
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                "text/plain; version=0.0.4; charset=utf-8",
-            ),
-            (header::CACHE_CONTROL, NO_STORE),
-        ],
-        state.metrics.render(),
-    )
-        .into_response()
-}
-
-fn no_store(body: &'static str) -> Response {
-    ([(header::CACHE_CONTROL, NO_STORE)], body).into_response()
-}
-
-pub(crate) fn error(status: StatusCode, message: &str, cache: &'static str) -> Response {
-    (
-        status,
-        [(header::CACHE_CONTROL, cache)],
-        Json(serde_json::json!({ "error": message })),
-    )
-        .into_response()
+/// The service `env` configures: the platform's variables, and the lifecycle of
+/// `/v1` (`CHECKOUT_BFF_V1_DEPRECATED_AT`, `…_SUNSET_AT`, `…_DOCS_URL`).
+pub fn service(env: Env) -> anyhow::Result<Service> {
+    let version = env!("CARGO_PKG_VERSION");
+    let (bff, v1) = Bff::configure(NAME, version, env, |env| Lifecycle::read(env, "V1"))?;
+    let doc = openapi(&v1);
+    let v1_routes = Router::new().route("/v1/orders", get(orders_v1));
+    let api = versioned(v1_routes, v1).with_state(bff.clone());
+    Ok(Service::new(bff, api, doc))
 }
 
 // --- the domain: orders -----------------------------------------------------------
@@ -311,108 +76,45 @@ fn money_label(cents: i64, currency: &str) -> String {
     format!("{currency} {sign}{}.{:02}", abs / 100, abs % 100)
 }
 
-fn forward(headers: &HeaderMap) -> Forward {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    Forward {
-        request_id: get("x-request-id").unwrap_or_default(),
-        traceparent: get("traceparent"),
-    }
-}
-
-/// `s` as one path segment of a backend URL: percent-encoded, or `None` when no
-/// encoding can make it one segment. `.` and `..` are unreserved, and URL parsers read
-/// `%2E%2E` as `..` too, so either would climb the backend's paths
-/// (`/users/../items` is `/items`); an empty segment would vanish.
-fn path_segment(s: &str) -> Option<String> {
-    if matches!(s, "" | "." | "..") {
-        return None;
-    }
-    Some(
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect(),
-    )
-}
-
-async fn orders_v1(
-    State(state): State<Arc<AppState>>,
-    user: UserWithRole<Buyer>,
-    headers: HeaderMap,
-) -> Response {
-    if versions::is_gone(&state.config.v1, SystemTime::now()) {
-        return error(
-            StatusCode::GONE,
-            "this API version has been retired",
-            NO_STORE,
-        );
-    }
+async fn orders_v1(State(bff): State<Bff>, user: UserWithRole<Buyer>, fwd: Forward) -> Response {
     // Keyed by issuer and subject: `alice` at one identity provider is not `alice` at
     // another, and must not see the other's orders.
-    let user = user.user();
-    let (Some(issuer), Some(subject)) = (path_segment(&user.issuer), path_segment(&user.subject))
-    else {
-        return error(
-            StatusCode::FORBIDDEN,
-            "this identity cannot name a backend path",
-            PRIVATE,
-        );
+    let path = match user.user().backend_path() {
+        Ok(user) => format!("{user}/orders"),
+        Err(refused) => return refused.into_response(),
     };
-    let path = format!("/issuers/{issuer}/users/{subject}/orders");
-    let orders = match state
-        .backend
-        .get::<Vec<BackendOrder>>(&path, &forward(&headers))
-        .await
-    {
+    let orders = match bff.backend().get::<Vec<BackendOrder>>(&path, &fwd).await {
         Ok(orders) => orders,
         // A user the orders service has never seen has no orders.
         Err(BackendError::NotFound) => Vec::new(),
-        Err(BackendError::Timeout(_)) => {
-            return error(StatusCode::GATEWAY_TIMEOUT, "backend timed out", NO_STORE);
-        }
-        Err(e) => {
-            tracing::warn!("backend call failed: {e}");
-            return error(StatusCode::BAD_GATEWAY, "backend failed", NO_STORE);
-        }
+        Err(e) => return e.answer("user"),
     };
     let body = OrdersV1 {
-        orders: orders
-            .into_iter()
-            .map(|o| OrderV1 {
-                event_url: path_segment(&o.event_id)
-                    .map(|id| format!("/events/{id}"))
-                    .unwrap_or_default(),
-                total: money_label(o.total_cents, &o.currency),
-                id: o.id,
-                event: o.event_name,
-                quantity: o.quantity,
-            })
-            .collect(),
+        orders: orders.into_iter().map(order_v1).collect(),
     };
-    let mut response = ([(header::CACHE_CONTROL, PRIVATE)], Json(body)).into_response();
-    response
-        .headers_mut()
-        .extend(versions::lifecycle_headers(&state.config.v1));
-    response
+    ([(header::CACHE_CONTROL, PRIVATE)], Json(body)).into_response()
 }
 
-async fn openapi(State(state): State<Arc<AppState>>) -> Response {
-    let doc = serde_json::json!({
+fn order_v1(o: BackendOrder) -> OrderV1 {
+    OrderV1 {
+        event_url: path_segment(&o.event_id)
+            .map(|id| format!("/events/{id}"))
+            .unwrap_or_default(),
+        total: money_label(o.total_cents, &o.currency),
+        id: o.id,
+        event: o.event_name,
+        quantity: o.quantity,
+    }
+}
+
+/// The API's OpenAPI document (the platform adds its operational endpoints).
+fn openapi(v1: &Lifecycle) -> serde_json::Value {
+    serde_json::json!({
         "openapi": "3.1.0",
-        "info": { "title": "checkout-bff", "version": env!("CARGO_PKG_VERSION") },
+        "info": { "title": NAME, "version": env!("CARGO_PKG_VERSION") },
         "paths": {
             "/v1/orders": { "get": {
-                "deprecated": versions::is_deprecated(&state.config.v1),
+                "deprecated": v1.is_deprecated(),
                 "description": "the signed-in buyer's orders; the user comes from the gateway's assertion (header Oberon-Identity)",
                 "parameters": [{ "name": "Oberon-Identity", "in": "header", "required": true, "schema": { "type": "string" } }],
                 "responses": {
@@ -422,10 +124,7 @@ async fn openapi(State(state): State<Arc<AppState>>) -> Response {
                     "502": { "description": "the backend failed" },
                     "504": { "description": "the backend timed out" }
                 }
-            } },
-            "/livez": { "get": { "responses": { "200": { "description": "alive" } } } },
-            "/readyz": { "get": { "responses": { "200": { "description": "ready" }, "503": { "description": "shutting down" } } } },
-            "/metrics": { "get": { "responses": { "200": { "description": "Prometheus metrics" } } } }
+            } }
         },
         "components": { "schemas": {
             "OrdersV1": { "type": "object", "required": ["orders"], "properties": {
@@ -433,6 +132,5 @@ async fn openapi(State(state): State<Arc<AppState>>) -> Response {
                     "id": { "type": "string" }, "event": { "type": "string" }, "event_url": { "type": "string" },
                     "quantity": { "type": "integer" }, "total": { "type": "string" } } } } } }
         } }
-    });
-    ([(header::CACHE_CONTROL, "public, max-age=300")], Json(doc)).into_response()
+    })
 }

@@ -1,27 +1,7 @@
-//! `events-bff`: configure from the environment, bind, serve until SIGTERM.
-
-use events_bff::{AppState, Listeners, config::Config, serve, shutdown_signal};
+//! `events-bff`: configured from the `EVENTS_BFF_*` environment, served until SIGTERM
+//! (`oberon_bff::run`).
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    // Structured JSON logs, one object per line, with the request's span fields.
-    tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("EVENTS_BFF_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    let config = Config::from_env()?;
-    let listeners = Listeners::bind(&config).await?;
-    tracing::info!(
-        listen = %config.listen,
-        ops_listen = %config.ops_listen,
-        backend = %config.backend_url,
-        "events-bff serving"
-    );
-    let state = AppState::new(config)?;
-    serve(listeners, state, shutdown_signal()).await?;
-    Ok(())
+async fn main() -> std::process::ExitCode {
+    oberon_bff::run(events_bff::NAME, events_bff::PREFIX, events_bff::service).await
 }

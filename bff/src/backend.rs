@@ -1,0 +1,257 @@
+//! The client for the backend service a BFF fronts: one deadline for the whole call,
+//! retries included; retries only of what failed before the backend could act on it
+//! (unreachable, or `502`/`503`/`504`), at most [`MAX_RETRIES`] and only while the
+//! retry budget allows, so a backend in trouble gets a trickle of retries rather than a
+//! storm; the request id and the trace forwarded; errors that say which way it failed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oberon_service::request_id;
+use oberon_service::trace::Onward;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use tower::retry::budget::{Budget as _, TpsBudget};
+use tracing::Instrument as _;
+
+use crate::observe::Forward;
+
+/// Why a backend call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("backend has no such resource")]
+    NotFound,
+    #[error("backend answered HTTP {0}")]
+    Status(u16),
+    #[error("backend did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("backend unreachable: {0}")]
+    Unreachable(String),
+    #[error("backend answered something that is not the expected JSON: {0}")]
+    Invalid(String),
+}
+
+impl BackendError {
+    /// Whether the backend cannot have acted on the request: worth another attempt.
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unreachable(_) | Self::Status(502..=504))
+    }
+
+    /// The `outcome` label of `oberon_bff_backend_calls_total`.
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::NotFound => "status_4xx",
+            Self::Status(s) if *s < 500 => "status_4xx",
+            Self::Status(_) => "status_5xx",
+            Self::Timeout(_) => "timeout",
+            Self::Unreachable(_) | Self::Invalid(_) => "error",
+        }
+    }
+}
+
+impl BackendError {
+    /// The answer for a request whose backend call failed so, `what` naming what it
+    /// asked for (`"item"`): `404` (cached briefly, so a burst of misses does not reach
+    /// the backend), `504` when it timed out, else `502`; never cached otherwise.
+    pub fn answer(&self, what: &str) -> axum::response::Response {
+        use axum::http::StatusCode;
+        if !matches!(self, Self::NotFound) {
+            tracing::warn!("backend call failed: {self}");
+        }
+        match self {
+            Self::NotFound => crate::error(
+                StatusCode::NOT_FOUND,
+                &format!("no such {what}"),
+                crate::NOT_FOUND_CACHE,
+            ),
+            Self::Timeout(_) => crate::error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "backend timed out",
+                crate::NO_STORE,
+            ),
+            _ => crate::error(StatusCode::BAD_GATEWAY, "backend failed", crate::NO_STORE),
+        }
+    }
+}
+
+/// The most retries of one call.
+pub const MAX_RETRIES: u32 = 2;
+/// The pause before the first retry; it doubles for the next.
+const BACKOFF: Duration = Duration::from_millis(10);
+
+/// The backend: its base URL, the deadline of a call and the retry budget shared by
+/// every call (cheap to clone).
+#[derive(Clone)]
+pub struct Backend {
+    http: reqwest::Client,
+    base: String,
+    timeout: Duration,
+    budget: Arc<TpsBudget>,
+}
+
+impl Backend {
+    /// Calls to `base` (no trailing `/`), each within `timeout`. The retry budget
+    /// allows retries of up to 20 % of the last 10 s's calls, and 10 a second however
+    /// few calls there were (Finagle's and linkerd's defaults).
+    pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
+        Self::with_budget(
+            base,
+            timeout,
+            TpsBudget::new(Duration::from_secs(10), 10, 0.2),
+        )
+    }
+
+    /// With a budget of its own (tests make it small).
+    pub fn with_budget(base: &str, timeout: Duration, budget: TpsBudget) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout.min(Duration::from_secs(2)))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            timeout,
+            budget: Arc::new(budget),
+        })
+    }
+
+    /// GET `path` (starting with `/`) and decode its JSON, for the request `fwd`.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        fwd: &Forward,
+    ) -> Result<T, BackendError> {
+        let started = Instant::now();
+        // A sampled request's call is a client span of its own, the backend's parent.
+        let span = match fwd.onward {
+            None => tracing::info_span!(
+                "backend",
+                otel.kind = "client",
+                otel.name = "GET",
+                otel.status_code = tracing::field::Empty,
+                http.request.method = "GET",
+                url.path = path,
+            ),
+            Some(_) => tracing::Span::none(),
+        };
+        self.budget.deposit();
+        let attempts = self.attempts(path, fwd, &span).instrument(span.clone());
+        let result = tokio::time::timeout_at(started + self.timeout, attempts)
+            .await
+            .unwrap_or(Err(BackendError::Timeout(self.timeout)));
+        let outcome = result.as_ref().map_or_else(BackendError::outcome, |_| "ok");
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        crate::metrics::backend_call(outcome, started.elapsed());
+        result
+    }
+
+    /// The first attempt, and the retries the rules and the budget allow.
+    async fn attempts<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        fwd: &Forward,
+        span: &tracing::Span,
+    ) -> Result<T, BackendError> {
+        let mut retries = 0;
+        loop {
+            match self.attempt(path, fwd, span).await {
+                Err(e) if e.is_retryable() && retries < MAX_RETRIES => {
+                    if !self.budget.withdraw() {
+                        crate::metrics::backend_retry("budget_exhausted");
+                        return Err(e);
+                    }
+                    crate::metrics::backend_retry("retried");
+                    tracing::debug!(error = %e, "retrying the backend call");
+                    tokio::time::sleep(BACKOFF * 2u32.pow(retries)).await;
+                    retries += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        fwd: &Forward,
+        span: &tracing::Span,
+    ) -> Result<T, BackendError> {
+        let mut request = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("accept", "application/json")
+            .header(request_id::HEADER, &fwd.request_id);
+        let onward = match &fwd.onward {
+            Some(onward) => onward.clone(),
+            None => Onward::of(span),
+        };
+        for (name, value) in onward.headers() {
+            request = request.header(name, value);
+        }
+        let unreachable = |e: reqwest::Error| BackendError::Unreachable(e.to_string());
+        let response = request.send().await.map_err(unreachable)?;
+        match response.status().as_u16() {
+            200..=299 => {}
+            404 => return Err(BackendError::NotFound),
+            s => return Err(BackendError::Status(s)),
+        }
+        let bytes = response.bytes().await.map_err(unreachable)?;
+        serde_json::from_slice(&bytes).map_err(|e| BackendError::Invalid(e.to_string()))
+    }
+}
+
+/// `s` as one path segment of a backend URL: percent-encoded, or `None` when no
+/// encoding can make it one segment. `.` and `..` are unreserved, and URL parsers read
+/// `%2E%2E` as `..` too, so either would climb the backend's paths
+/// (`/users/../items` is `/items`); an empty segment would vanish. Anything a user
+/// controls (an id, a subject, an issuer) goes into a path through this.
+pub fn path_segment(s: &str) -> Option<String> {
+    if matches!(s, "" | "." | "..") {
+        return None;
+    }
+    Some(
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_segment_cannot_climb_or_vanish() {
+        assert_eq!(path_segment("alice").as_deref(), Some("alice"));
+        assert_eq!(
+            path_segment("https://idp.example").as_deref(),
+            Some("https%3A%2F%2Fidp.example")
+        );
+        assert_eq!(path_segment("a/../b").as_deref(), Some("a%2F..%2Fb"));
+        for bad in ["", ".", ".."] {
+            assert_eq!(path_segment(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_failures_the_backend_cannot_have_acted_on_are_retried() {
+        assert!(BackendError::Unreachable("refused".into()).is_retryable());
+        assert!(BackendError::Status(503).is_retryable());
+        for no in [
+            BackendError::Status(500),
+            BackendError::NotFound,
+            BackendError::Timeout(Duration::from_millis(1)),
+            BackendError::Invalid("x".into()),
+        ] {
+            assert!(!no.is_retryable(), "{no}");
+        }
+    }
+}
