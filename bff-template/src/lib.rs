@@ -16,10 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use oberon_bff::{
-    BackendError, Bff, Env, Forward, Lifecycle, NO_STORE, OptionalUser, PRIVATE, Role, Service,
-    UserWithRole, error, versioned,
+    BackendError, Bff, Env, ErrorBody, Forward, Lifecycle, NO_STORE, OptionalUser, PRIVATE, Role,
+    Service, UserWithRole, error, versioned,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
 
 /// The crate's name: its binary, its default `OTEL_SERVICE_NAME`.
 pub const NAME: &str = env!("CARGO_PKG_NAME");
@@ -36,7 +37,8 @@ pub const PUBLIC_CACHE: &str = "public, max-age=30, stale-while-revalidate=30, s
 pub fn service(env: Env) -> anyhow::Result<Service> {
     let version = env!("CARGO_PKG_VERSION");
     let (bff, v1) = Bff::configure(NAME, version, env, |env| Lifecycle::read(env, "V1"))?;
-    let doc = openapi(&v1);
+    let mut doc = ApiDoc::openapi();
+    v1.document(&mut doc, "/v1/");
     Ok(Service::new(bff.clone(), api(bff, v1), doc))
 }
 
@@ -64,7 +66,7 @@ pub struct BackendItem {
 }
 
 /// `/v2`: what the UI needs, nothing more.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ItemV2 {
     pub id: String,
     pub title: String,
@@ -72,7 +74,7 @@ pub struct ItemV2 {
     pub in_stock: bool,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct Money {
     pub amount_cents: i64,
     pub currency: String,
@@ -81,7 +83,7 @@ pub struct Money {
 }
 
 /// `/v1`: the older shape, kept for consumers that have not moved yet.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct ItemV1 {
     pub id: String,
     pub name: String,
@@ -113,6 +115,19 @@ async fn load_item(bff: &Bff, id: &str, fwd: &Forward) -> Result<BackendItem, Re
         .map_err(|e| e.answer("item"))
 }
 
+/// One item, in the current shape.
+#[utoipa::path(
+    get,
+    path = "/v2/items/{id}",
+    params(("id" = String, Path, description = "the item's id", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "the item", body = ItemV2),
+        (status = 400, description = "not an item id", body = ErrorBody),
+        (status = 404, description = "no such item", body = ErrorBody),
+        (status = 502, description = "the backend failed", body = ErrorBody),
+        (status = 504, description = "the backend timed out", body = ErrorBody),
+    ),
+)]
 async fn item_v2(State(bff): State<Bff>, Path(id): Path<String>, fwd: Forward) -> Response {
     match load_item(&bff, &id, &fwd).await {
         Ok(item) => public(item_v2_of(item)),
@@ -133,6 +148,20 @@ fn item_v2_of(item: BackendItem) -> ItemV2 {
     }
 }
 
+/// One item, in the older shape.
+#[utoipa::path(
+    get,
+    path = "/v1/items/{id}",
+    params(("id" = String, Path, description = "the item's id", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "the item", body = ItemV1),
+        (status = 400, description = "not an item id", body = ErrorBody),
+        (status = 404, description = "no such item", body = ErrorBody),
+        (status = 410, description = "`/v1` is past its sunset", body = ErrorBody),
+        (status = 502, description = "the backend failed", body = ErrorBody),
+        (status = 504, description = "the backend timed out", body = ErrorBody),
+    ),
+)]
 async fn item_v1(State(bff): State<Bff>, Path(id): Path<String>, fwd: Forward) -> Response {
     match load_item(&bff, &id, &fwd).await {
         Ok(item) => public(ItemV1 {
@@ -154,7 +183,7 @@ impl Role for Buyer {
 }
 
 /// `/v2/me`: who the gateway says is asking (or nobody).
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct Me {
     pub signed_in: bool,
     /// Issuer and subject in one string ([`oberon_bff::User::id`]): unique across the
@@ -163,6 +192,13 @@ pub struct Me {
     pub roles: Vec<String>,
 }
 
+/// Who the gateway's identity assertion says is asking, or nobody.
+#[utoipa::path(
+    get,
+    path = "/v2/me",
+    params(("Oberon-Identity" = Option<String>, Header, description = "the gateway's assertion of who is asking")),
+    responses((status = 200, description = "the user, or `signed_in: false`", body = Me)),
+)]
 async fn me(OptionalUser(user): OptionalUser) -> Response {
     let me = match user {
         Some(u) => Me {
@@ -179,7 +215,19 @@ async fn me(OptionalUser(user): OptionalUser) -> Response {
     ([(header::CACHE_CONTROL, PRIVATE)], Json(me)).into_response()
 }
 
-/// `/v2/me/items`: the signed-in buyer's saved items.
+/// The signed-in buyer's saved items (role `buyer`).
+#[utoipa::path(
+    get,
+    path = "/v2/me/items",
+    params(("Oberon-Identity" = Option<String>, Header, description = "the gateway's assertion of who is asking")),
+    responses(
+        (status = 200, description = "the items", body = Vec<ItemV2>),
+        (status = 401, description = "no valid identity assertion", body = ErrorBody),
+        (status = 403, description = "the user lacks the role `buyer`", body = ErrorBody),
+        (status = 502, description = "the backend failed", body = ErrorBody),
+        (status = 504, description = "the backend timed out", body = ErrorBody),
+    ),
+)]
 async fn my_items(State(bff): State<Bff>, user: UserWithRole<Buyer>, fwd: Forward) -> Response {
     // Keyed by issuer and subject: `alice` at one identity provider is not `alice` at
     // another.
@@ -197,55 +245,11 @@ async fn my_items(State(bff): State<Bff>, user: UserWithRole<Buyer>, fwd: Forwar
     ([(header::CACHE_CONTROL, PRIVATE)], Json(items)).into_response()
 }
 
-/// The API's OpenAPI document (the platform adds its operational endpoints).
-fn openapi(v1: &Lifecycle) -> serde_json::Value {
-    let item_op = |schema: &str, deprecated: bool| {
-        serde_json::json!({
-            "deprecated": deprecated,
-            "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$" } }],
-            "responses": {
-                "200": { "description": "the item", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } },
-                "404": { "description": "no such item" },
-                "502": { "description": "the backend failed" },
-                "504": { "description": "the backend timed out" }
-            }
-        })
-    };
-    serde_json::json!({
-        "openapi": "3.1.0",
-        "info": { "title": NAME, "version": env!("CARGO_PKG_VERSION") },
-        "paths": {
-            "/v2/items/{id}": { "get": item_op("ItemV2", false) },
-            "/v1/items/{id}": { "get": item_op("ItemV1", v1.is_deprecated()) },
-            "/v2/me": { "get": {
-                "description": "who the gateway's identity assertion (header Oberon-Identity) says is asking",
-                "parameters": [{ "name": "Oberon-Identity", "in": "header", "required": false, "schema": { "type": "string" } }],
-                "responses": { "200": { "description": "the user, or signed_in: false", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Me" } } } } }
-            } },
-            "/v2/me/items": { "get": {
-                "description": "the signed-in buyer's saved items (role `buyer`)",
-                "parameters": [{ "name": "Oberon-Identity", "in": "header", "required": true, "schema": { "type": "string" } }],
-                "responses": {
-                    "200": { "description": "the items", "content": { "application/json": { "schema": { "type": "array", "items": { "$ref": "#/components/schemas/ItemV2" } } } } },
-                    "401": { "description": "no valid identity assertion" },
-                    "403": { "description": "the user lacks the role `buyer`" },
-                    "502": { "description": "the backend failed" }
-                }
-            } }
-        },
-        "components": { "schemas": {
-            "ItemV2": { "type": "object", "required": ["id", "title", "price", "in_stock"], "properties": {
-                "id": { "type": "string" }, "title": { "type": "string" }, "in_stock": { "type": "boolean" },
-                "price": { "type": "object", "required": ["amount_cents", "currency", "label"], "properties": {
-                    "amount_cents": { "type": "integer" }, "currency": { "type": "string" }, "label": { "type": "string" } } } } },
-            "ItemV1": { "type": "object", "required": ["id", "name", "price_label"], "properties": {
-                "id": { "type": "string" }, "name": { "type": "string" }, "price_label": { "type": "string" } } },
-            "Me": { "type": "object", "required": ["signed_in", "roles"], "properties": {
-                "signed_in": { "type": "boolean" }, "id": { "type": ["string", "null"] },
-                "roles": { "type": "array", "items": { "type": "string" } } } }
-        } }
-    })
-}
+/// The API's OpenAPI document, from the handlers' `utoipa::path`s and the types'
+/// schemas (the platform adds its operational endpoints).
+#[derive(OpenApi)]
+#[openapi(paths(item_v2, item_v1, me, my_items))]
+struct ApiDoc;
 
 #[cfg(test)]
 mod tests {

@@ -124,23 +124,15 @@ pub struct Service {
 }
 
 impl Service {
-    /// `api` holds only the team's routes, `openapi` describes them; the platform adds
-    /// the rest, to both.
-    pub fn new(bff: Bff, api: Router, mut openapi: serde_json::Value) -> Self {
-        if let Some(paths) = openapi
-            .get_mut("paths")
-            .and_then(serde_json::Value::as_object_mut)
-        {
-            let ops = serde_json::json!({
-                "/livez": { "get": { "description": "ops port only", "responses": { "200": { "description": "alive" } } } },
-                "/readyz": { "get": { "description": "ops port only", "responses": { "200": { "description": "ready" }, "503": { "description": "shutting down" } } } },
-                "/metrics": { "get": { "description": "ops port only", "responses": { "200": { "description": "Prometheus metrics" } } } },
-                "/openapi.json": { "get": { "description": "ops port only", "responses": { "200": { "description": "this document" } } } }
-            });
-            if let serde_json::Value::Object(ops) = ops {
-                paths.extend(ops);
-            }
-        }
+    /// `api` holds only the team's routes, `openapi` describes them (derived from the
+    /// handlers and types with `utoipa`); the platform adds the rest, to both.
+    pub fn new(bff: Bff, api: Router, mut openapi: utoipa::openapi::OpenApi) -> Self {
+        use utoipa::OpenApi as _;
+        openapi.merge(Operational::openapi());
+        let openapi = serde_json::to_value(&openapi).unwrap_or_else(|e| {
+            tracing::error!("the OpenAPI document does not serialise: {e}");
+            serde_json::Value::Null
+        });
         Self { bff, api, openapi }
     }
 
@@ -179,6 +171,34 @@ impl Service {
     }
 }
 
+/// The operational endpoints, in every BFF's OpenAPI document (on the ops port only).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(livez_doc, readyz_doc, metrics_doc, openapi_doc))]
+struct Operational;
+
+/// The process is alive (ops port only).
+#[utoipa::path(get, path = "/livez", responses((status = 200, description = "alive")))]
+#[allow(dead_code)]
+fn livez_doc() {}
+
+/// Ready for traffic (ops port only); `503` while draining after SIGTERM.
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "ready"),
+    (status = 503, description = "shutting down"),
+))]
+#[allow(dead_code)]
+fn readyz_doc() {}
+
+/// Prometheus metrics (ops port only).
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "the text exposition format")))]
+#[allow(dead_code)]
+fn metrics_doc() {}
+
+/// This document (ops port only).
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "OpenAPI 3.1")))]
+#[allow(dead_code)]
+fn openapi_doc() {}
+
 async fn readyz(State(bff): State<Bff>) -> Response {
     if bff.0.ready.load(Ordering::SeqCst) {
         no_store("ready\n")
@@ -192,9 +212,18 @@ fn no_store(body: &'static str) -> Response {
     ([(header::CACHE_CONTROL, NO_STORE)], body).into_response()
 }
 
-/// A JSON error, `{"error": message}`, with its cache policy.
+/// The body of every error a BFF answers.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a developer.
+    pub error: String,
+}
+
+/// A JSON error ([`ErrorBody`]) with its cache policy.
 pub fn error(status: StatusCode, message: &str, cache: &'static str) -> Response {
-    let body = Json(serde_json::json!({ "error": message }));
+    let body = Json(ErrorBody {
+        error: message.to_string(),
+    });
     (status, [(header::CACHE_CONTROL, cache)], body).into_response()
 }
 

@@ -99,6 +99,35 @@ impl Lifecycle {
         self.deprecated_at.is_some() || self.sunset_at.is_some()
     }
 
+    /// Marks every operation under `prefix` (`/v1/`) in `openapi` deprecated or not, as
+    /// this lifecycle says: the document a BFF serves says what its headers say.
+    pub fn document(&self, openapi: &mut utoipa::openapi::OpenApi, prefix: &str) {
+        use utoipa::openapi::Deprecated;
+        let flag = if self.is_deprecated() {
+            Deprecated::True
+        } else {
+            Deprecated::False
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with(prefix) {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                operation.deprecated = Some(flag.clone());
+            }
+        }
+    }
+
     /// Whether the version is past its sunset and answers 410.
     pub fn is_gone(&self, now: SystemTime) -> bool {
         self.sunset_at.is_some_and(|s| now >= s)

@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use oberon_bff::Env;
 use oberon_bff::testing::{FakeGateway, Running, get, serve_on_loopback};
 use oberon_bff::{Bff, Forward, Lifecycle, OptionalUser, Service, Settings, versioned};
+use utoipa::OpenApi as _;
 
 const PREFIX: &str = "TEST_BFF_";
 const AUDIENCE: &str = "test-bff";
@@ -69,6 +70,19 @@ async fn fake_backend() -> (String, Arc<Fake>) {
     (serve_on_loopback(app).await, fake)
 }
 
+/// The document of [`service`]'s routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(thing_v1_doc, thing_v2_doc))]
+struct ApiDoc;
+
+#[utoipa::path(get, path = "/v1/things/{id}", responses((status = 200, description = "a thing")))]
+#[allow(dead_code)]
+fn thing_v1_doc() {}
+
+#[utoipa::path(get, path = "/v2/things/{id}", responses((status = 200, description = "a thing")))]
+#[allow(dead_code)]
+fn thing_v2_doc() {}
+
 /// A BFF with a versioned `/v1` and a current `/v2` of one resource, and `/v2/me`.
 fn service(vars: &[(&str, String)]) -> Service {
     let mut env = Env::from_pairs(PREFIX, vars);
@@ -93,9 +107,10 @@ fn service(vars: &[(&str, String)]) -> Service {
     let api = Router::new()
         .route("/v2/things/{id}", routing::get(fetch))
         .route("/v2/me", routing::get(me))
-        .merge(versioned(v1_routes, v1))
+        .merge(versioned(v1_routes, v1.clone()))
         .with_state(bff.clone());
-    let doc = serde_json::json!({ "openapi": "3.1.0", "paths": { "/v2/things/{id}": {} } });
+    let mut doc = ApiDoc::openapi();
+    v1.document(&mut doc, "/v1/");
     Service::new(bff, api, doc)
 }
 
@@ -194,6 +209,14 @@ async fn requests_are_counted_by_route_pattern_and_deprecated_use_by_version() {
     }
     let r = get(&format!("{}/v1/things/c", bff.url), &[]).await;
     assert_eq!(r.headers()["deprecation"], "@1798761600");
+    // The document says what the headers say.
+    let doc: serde_json::Value = get(&format!("{}/openapi.json", bff.ops), &[])
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(doc["paths"]["/v1/things/{id}"]["get"]["deprecated"], true);
+    assert_ne!(doc["paths"]["/v2/things/{id}"]["get"]["deprecated"], true);
     // The recorder is the process's: other tests here count too, hence "at least".
     let route = "http_route=\"/v1/things/{id}\",http_request_method=\"GET\"";
     let ok = format!(

@@ -13,9 +13,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use oberon_bff::backend::path_segment;
 use oberon_bff::{
-    BackendError, Bff, Env, Forward, Lifecycle, PRIVATE, Role, Service, UserWithRole, versioned,
+    BackendError, Bff, Env, ErrorBody, Forward, Lifecycle, PRIVATE, Role, Service, UserWithRole,
+    versioned,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
 
 /// The crate's name: its binary, its default `OTEL_SERVICE_NAME`.
 pub const NAME: &str = env!("CARGO_PKG_NAME");
@@ -27,7 +29,8 @@ pub const PREFIX: &str = "CHECKOUT_BFF_";
 pub fn service(env: Env) -> anyhow::Result<Service> {
     let version = env!("CARGO_PKG_VERSION");
     let (bff, v1) = Bff::configure(NAME, version, env, |env| Lifecycle::read(env, "V1"))?;
-    let doc = openapi(&v1);
+    let mut doc = ApiDoc::openapi();
+    v1.document(&mut doc, "/v1/");
     let v1_routes = Router::new().route("/v1/orders", get(orders_v1));
     let api = versioned(v1_routes, v1).with_state(bff.clone());
     Ok(Service::new(bff, api, doc))
@@ -54,12 +57,12 @@ pub struct BackendOrder {
 }
 
 /// `/v1/orders`: what the account page shows.
-#[derive(Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 pub struct OrdersV1 {
     pub orders: Vec<OrderV1>,
 }
 
-#[derive(Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 pub struct OrderV1 {
     pub id: String,
     pub event: String,
@@ -76,6 +79,21 @@ fn money_label(cents: i64, currency: &str) -> String {
     format!("{currency} {sign}{}.{:02}", abs / 100, abs % 100)
 }
 
+/// The signed-in buyer's orders (role `buyer`); the user comes from the gateway's
+/// assertion.
+#[utoipa::path(
+    get,
+    path = "/v1/orders",
+    params(("Oberon-Identity" = String, Header, description = "the gateway's assertion of who is asking")),
+    responses(
+        (status = 200, description = "the orders", body = OrdersV1),
+        (status = 401, description = "no valid identity assertion", body = ErrorBody),
+        (status = 403, description = "the user lacks the role `buyer`", body = ErrorBody),
+        (status = 410, description = "`/v1` is past its sunset", body = ErrorBody),
+        (status = 502, description = "the backend failed", body = ErrorBody),
+        (status = 504, description = "the backend timed out", body = ErrorBody),
+    ),
+)]
 async fn orders_v1(State(bff): State<Bff>, user: UserWithRole<Buyer>, fwd: Forward) -> Response {
     // Keyed by issuer and subject: `alice` at one identity provider is not `alice` at
     // another, and must not see the other's orders.
@@ -107,30 +125,8 @@ fn order_v1(o: BackendOrder) -> OrderV1 {
     }
 }
 
-/// The API's OpenAPI document (the platform adds its operational endpoints).
-fn openapi(v1: &Lifecycle) -> serde_json::Value {
-    serde_json::json!({
-        "openapi": "3.1.0",
-        "info": { "title": NAME, "version": env!("CARGO_PKG_VERSION") },
-        "paths": {
-            "/v1/orders": { "get": {
-                "deprecated": v1.is_deprecated(),
-                "description": "the signed-in buyer's orders; the user comes from the gateway's assertion (header Oberon-Identity)",
-                "parameters": [{ "name": "Oberon-Identity", "in": "header", "required": true, "schema": { "type": "string" } }],
-                "responses": {
-                    "200": { "description": "the orders", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/OrdersV1" } } } },
-                    "401": { "description": "no valid identity assertion" },
-                    "403": { "description": "the user lacks the role `buyer`" },
-                    "502": { "description": "the backend failed" },
-                    "504": { "description": "the backend timed out" }
-                }
-            } }
-        },
-        "components": { "schemas": {
-            "OrdersV1": { "type": "object", "required": ["orders"], "properties": {
-                "orders": { "type": "array", "items": { "type": "object", "required": ["id", "event", "event_url", "quantity", "total"], "properties": {
-                    "id": { "type": "string" }, "event": { "type": "string" }, "event_url": { "type": "string" },
-                    "quantity": { "type": "integer" }, "total": { "type": "string" } } } } } }
-        } }
-    })
-}
+/// The API's OpenAPI document, from the handler's `utoipa::path` and the types'
+/// schemas (the platform adds its operational endpoints).
+#[derive(OpenApi)]
+#[openapi(paths(orders_v1))]
+struct ApiDoc;

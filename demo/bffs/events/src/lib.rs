@@ -13,8 +13,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use oberon_bff::{Bff, Env, Forward, Lifecycle, NO_STORE, Service, error, versioned};
+use oberon_bff::{Bff, Env, ErrorBody, Forward, Lifecycle, NO_STORE, Service, error, versioned};
 use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
 
 /// The crate's name: its binary, its default `OTEL_SERVICE_NAME`.
 pub const NAME: &str = env!("CARGO_PKG_NAME");
@@ -34,7 +35,8 @@ const MAX_RELATED: usize = 8;
 pub fn service(env: Env) -> anyhow::Result<Service> {
     let version = env!("CARGO_PKG_VERSION");
     let (bff, v1) = Bff::configure(NAME, version, env, |env| Lifecycle::read(env, "V1"))?;
-    let doc = openapi(&v1);
+    let mut doc = ApiDoc::openapi();
+    v1.document(&mut doc, "/v1/");
     let v1_routes = Router::new().route("/v1/events/{id}", get(event_v1));
     let api = versioned(v1_routes, v1).with_state(bff.clone());
     Ok(Service::new(bff, api, doc))
@@ -43,7 +45,7 @@ pub fn service(env: Env) -> anyhow::Result<Service> {
 // --- the domain: events -----------------------------------------------------------
 
 /// A ticket type, as the backend and the page both describe it.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 pub struct TicketType {
     pub id: String,
     pub name: String,
@@ -67,7 +69,7 @@ pub struct BackendEvent {
 }
 
 /// A related event, as much as a link to it needs.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 pub struct Related {
     pub id: String,
     pub name: String,
@@ -75,7 +77,7 @@ pub struct Related {
 }
 
 /// `/v1/events/{id}`: what the event page's components read from the `event` topic.
-#[derive(Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 pub struct EventV1 {
     pub id: String,
     pub name: String,
@@ -95,6 +97,20 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The event page's data: the event, its ticket types, its related events.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}",
+    params(("id" = String, Path, description = "the event's id", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "the event", body = EventV1),
+        (status = 400, description = "not an event id", body = ErrorBody),
+        (status = 404, description = "no such event", body = ErrorBody),
+        (status = 410, description = "`/v1` is past its sunset", body = ErrorBody),
+        (status = 502, description = "the backend failed", body = ErrorBody),
+        (status = 504, description = "the backend timed out", body = ErrorBody),
+    ),
+)]
 async fn event_v1(State(bff): State<Bff>, Path(id): Path<String>, fwd: Forward) -> Response {
     if !valid_id(&id) {
         return error(StatusCode::BAD_REQUEST, "invalid event id", NO_STORE);
@@ -148,33 +164,8 @@ async fn related(bff: &Bff, ids: &[String], fwd: &Forward) -> Vec<Related> {
     related
 }
 
-/// The API's OpenAPI document (the platform adds its operational endpoints).
-fn openapi(v1: &Lifecycle) -> serde_json::Value {
-    serde_json::json!({
-        "openapi": "3.1.0",
-        "info": { "title": NAME, "version": env!("CARGO_PKG_VERSION") },
-        "paths": {
-            "/v1/events/{id}": { "get": {
-                "deprecated": v1.is_deprecated(),
-                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$" } }],
-                "responses": {
-                    "200": { "description": "the event", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/EventV1" } } } },
-                    "404": { "description": "no such event" },
-                    "502": { "description": "the backend failed" },
-                    "504": { "description": "the backend timed out" }
-                }
-            } }
-        },
-        "components": { "schemas": {
-            "TicketType": { "type": "object", "required": ["id", "name", "price_cents", "currency", "remaining"], "properties": {
-                "id": { "type": "string" }, "name": { "type": "string" }, "price_cents": { "type": "integer" },
-                "currency": { "type": "string" }, "remaining": { "type": "integer" } } },
-            "EventV1": { "type": "object", "required": ["id", "name", "venue", "city", "starts_at", "description", "ticket_types", "related"], "properties": {
-                "id": { "type": "string" }, "name": { "type": "string" }, "venue": { "type": "string" }, "city": { "type": "string" },
-                "starts_at": { "type": "string", "format": "date-time" }, "description": { "type": "string" },
-                "ticket_types": { "type": "array", "items": { "$ref": "#/components/schemas/TicketType" } },
-                "related": { "type": "array", "items": { "type": "object", "required": ["id", "name", "starts_at"], "properties": {
-                    "id": { "type": "string" }, "name": { "type": "string" }, "starts_at": { "type": "string" } } } } } }
-        } }
-    })
-}
+/// The API's OpenAPI document, from the handlers' `utoipa::path`s and the types'
+/// schemas (the platform adds its operational endpoints).
+#[derive(OpenApi)]
+#[openapi(paths(event_v1))]
+struct ApiDoc;

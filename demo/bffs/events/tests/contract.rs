@@ -136,6 +136,11 @@ async fn the_openapi_document_describes_the_event() {
     assert_eq!(doc["info"]["title"], "events-bff");
     assert!(doc["paths"]["/v1/events/{id}"]["get"].is_object());
     assert_eq!(doc["paths"]["/v1/events/{id}"]["get"]["deprecated"], false);
+    let event = &doc["components"]["schemas"]["EventV1"];
+    assert_eq!(
+        event["properties"]["ticket_types"]["items"]["$ref"],
+        "#/components/schemas/TicketType"
+    );
 }
 
 /// The demo's catalogue fixtures, served as files: what `oberon dev` runs this BFF on.
