@@ -1,6 +1,10 @@
 //! The demo's backend services, from fixtures: serves `<root>/<path>.json` for
 //! `GET /<path>`. The demo BFFs (`demo/bffs/*`) call these as they would call a team's
 //! real backends.
+//!
+//! With `--grpc`, the same fixtures as the backends' gRPC services instead
+//! (`oberon_demo_proto::fixtures`): what the BFFs will call once they speak gRPC. Until
+//! then `oberon dev` serves HTTP only.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -12,7 +16,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-/// `oberon fixtures --root DIR --listen ADDR` (hidden).
+/// `oberon fixtures --root DIR --listen ADDR [--grpc]` (hidden).
 #[derive(Debug, clap::Args)]
 pub struct FixturesArgs {
     /// The directory of `<path>.json` files.
@@ -21,6 +25,10 @@ pub struct FixturesArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: String,
+    /// Serve the fixtures as the gRPC services of `proto/` (`EventsService` from
+    /// `<root>/events/`, `OrdersService` from `<root>/issuers/`) instead of over HTTP.
+    #[arg(long)]
+    pub grpc: bool,
 }
 
 /// Serve `args.root` on `args.listen` until SIGTERM or Ctrl-C.
@@ -28,6 +36,9 @@ pub async fn run(args: FixturesArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
+    if args.grpc {
+        return run_grpc(listener, &args.root).await;
+    }
     eprintln!(
         "oberon: fixtures from {} on http://{}",
         args.root.display(),
@@ -35,6 +46,19 @@ pub async fn run(args: FixturesArgs) -> anyhow::Result<()> {
     );
     axum::serve(listener, app(args.root))
         .with_graceful_shutdown(oberon_gateway::shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// The fixtures under `root`, read whole before the first call, as gRPC on `listener`.
+async fn run_grpc(listener: tokio::net::TcpListener, root: &Path) -> anyhow::Result<()> {
+    let fixtures = oberon_demo_proto::fixtures::Fixtures::load(root)?;
+    eprintln!(
+        "oberon: grpc fixtures from {} on http://{}",
+        root.display(),
+        listener.local_addr()?
+    );
+    oberon_demo_proto::fixtures::serve(listener, fixtures, oberon_gateway::shutdown_signal())
         .await?;
     Ok(())
 }

@@ -35,7 +35,7 @@ enum Command {
     Component(oberon_cli::component::ComponentArgs),
     /// Serve a directory of fixtures as `oberon dev` serves the demo's backends
     /// (`GET /<path>` answers `<root>/<path>.json`), on its own: `bench/soak` runs the
-    /// backends as processes of their own.
+    /// backends as processes of their own. `--grpc`: as the backends' gRPC services.
     #[command(hide = true)]
     Fixtures(oberon_cli::fixture_backend::FixturesArgs),
 }
