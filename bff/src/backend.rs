@@ -1,11 +1,18 @@
-//! The client for the backend service a BFF fronts: one deadline for the whole call,
-//! retries included; retries only of what failed before the backend could act on it
-//! (unreachable, or `502`/`503`/`504`), at most [`MAX_RETRIES`] and only while the
-//! retry budget allows, so a backend in trouble gets a trickle of retries rather than a
-//! storm; the request id and the trace forwarded; errors that say which way it failed.
+//! The client for the backend service a BFF fronts, over gRPC (the golden path: a
+//! generated client, [`Backend::call`]) or JSON over HTTP ([`Backend::get`]): one
+//! deadline for the whole call, retries included; retries only of what failed before
+//! the backend could act on it (unreachable, `UNAVAILABLE`, or `502`/`503`/`504`), at
+//! most [`MAX_RETRIES`] and only while the retry budget allows, so a backend in trouble
+//! gets a trickle of retries rather than a storm; the request id and the trace
+//! forwarded; errors that say which way it failed.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue};
+use tonic::metadata::{MetadataKey, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
 
 use oberon_service::request_id;
 use oberon_service::trace::Onward;
@@ -27,14 +34,32 @@ pub enum BackendError {
     Timeout(Duration),
     #[error("backend unreachable: {0}")]
     Unreachable(String),
-    #[error("backend answered something that is not the expected JSON: {0}")]
+    #[error("backend answered something its contract does not allow: {0}")]
     Invalid(String),
+    #[error("backend answered {code:?}: {message}")]
+    Rpc { code: tonic::Code, message: String },
 }
 
 impl BackendError {
     /// Whether the backend cannot have acted on the request: worth another attempt.
     fn is_retryable(&self) -> bool {
         matches!(self, Self::Unreachable(_) | Self::Status(502..=504))
+    }
+
+    /// A gRPC status as the failure it is: `NOT_FOUND`, `DEADLINE_EXCEEDED` (the
+    /// deadline of `timeout`, whoever noticed it) and `UNAVAILABLE` (nothing acted on
+    /// the call: retried) by their names, any other code as itself.
+    fn of_status(status: &tonic::Status, timeout: Duration) -> Self {
+        use tonic::Code;
+        match status.code() {
+            Code::NotFound => Self::NotFound,
+            Code::DeadlineExceeded => Self::Timeout(timeout),
+            Code::Unavailable => Self::Unreachable(status.message().to_string()),
+            code => Self::Rpc {
+                code,
+                message: status.message().to_string(),
+            },
+        }
     }
 
     /// The `outcome` label of `oberon_bff_backend_calls_total`.
@@ -45,6 +70,8 @@ impl BackendError {
             Self::Status(_) => "status_5xx",
             Self::Timeout(_) => "timeout",
             Self::Unreachable(_) | Self::Invalid(_) => "error",
+            Self::Rpc { code, .. } if is_callers(*code) => "status_4xx",
+            Self::Rpc { .. } => "status_5xx",
         }
     }
 }
@@ -74,19 +101,41 @@ impl BackendError {
     }
 }
 
+/// Whether a gRPC code says the caller's request was wrong (HTTP's 4xx), rather than
+/// the backend (5xx).
+fn is_callers(code: tonic::Code) -> bool {
+    use tonic::Code;
+    matches!(
+        code,
+        Code::InvalidArgument
+            | Code::NotFound
+            | Code::AlreadyExists
+            | Code::PermissionDenied
+            | Code::FailedPrecondition
+            | Code::OutOfRange
+            | Code::Unauthenticated
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::Cancelled
+    )
+}
+
 /// The most retries of one call.
 pub const MAX_RETRIES: u32 = 2;
 /// The pause before the first retry; it doubles for the next.
 const BACKOFF: Duration = Duration::from_millis(10);
 
 /// The backend: its base URL, the deadline of a call and the retry budget shared by
-/// every call (cheap to clone).
+/// every call (cheap to clone). It speaks JSON over HTTP ([`Backend::get`]) or gRPC
+/// ([`Backend::call`], through a generated client on [`Backend::channel`]).
 #[derive(Clone)]
 pub struct Backend {
     http: reqwest::Client,
     base: String,
     timeout: Duration,
     budget: Arc<TpsBudget>,
+    /// Made on first use: a channel's worker runs on the runtime that makes it.
+    channel: Arc<OnceLock<Result<Channel, String>>>,
 }
 
 impl Backend {
@@ -104,7 +153,7 @@ impl Backend {
     /// With a budget of its own (tests make it small).
     pub fn with_budget(base: &str, timeout: Duration, budget: TpsBudget) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
-            .connect_timeout(timeout.min(Duration::from_secs(2)))
+            .connect_timeout(connect_timeout(timeout))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
@@ -112,6 +161,7 @@ impl Backend {
             base: base.trim_end_matches('/').to_string(),
             timeout,
             budget: Arc::new(budget),
+            channel: Arc::new(OnceLock::new()),
         })
     }
 
@@ -121,7 +171,6 @@ impl Backend {
         path: &str,
         fwd: &Forward,
     ) -> Result<T, BackendError> {
-        let started = Instant::now();
         // A sampled request's call is a client span of its own, the backend's parent.
         let span = match fwd.onward {
             None => tracing::info_span!(
@@ -134,9 +183,98 @@ impl Backend {
             ),
             Some(_) => tracing::Span::none(),
         };
+        self.within_deadline(span.clone(), |_| self.get_once(path, fwd, &span))
+            .await
+    }
+
+    /// A gRPC channel to the backend, connected on first use and again after a
+    /// connection is lost, for the generated clients
+    /// (`EventsServiceClient::new(backend.channel()?)`); calls go through
+    /// [`Backend::call`].
+    pub fn channel(&self) -> Result<Channel, BackendError> {
+        let made = self.channel.get_or_init(|| {
+            let endpoint = Endpoint::from_shared(self.base.clone()).map_err(|e| e.to_string())?;
+            Ok(endpoint
+                .connect_timeout(connect_timeout(self.timeout))
+                .tcp_nodelay(true)
+                .connect_lazy())
+        });
+        made.clone()
+            .map_err(|e| BackendError::Unreachable(format!("{}: {e}", self.base)))
+    }
+
+    /// The unary gRPC call `rpc` (`package.Service/Method`, the span's name) of
+    /// `message`, for the request `fwd`: `call` makes it with a client on
+    /// [`Backend::channel`] (clients are cheap to clone:
+    /// `|r| { let mut c = client.clone(); async move { c.get_event(r).await } }`). The
+    /// backend is told the time left (`grpc-timeout`), the request id and the trace;
+    /// `UNAVAILABLE` is retried as an unreachable HTTP backend is.
+    pub async fn call<M, T, F, Fut>(
+        &self,
+        rpc: &'static str,
+        fwd: &Forward,
+        message: M,
+        call: F,
+    ) -> Result<T, BackendError>
+    where
+        M: Clone,
+        F: Fn(tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let span = match fwd.onward {
+            None => tracing::info_span!(
+                "backend",
+                otel.kind = "client",
+                otel.name = rpc,
+                otel.status_code = tracing::field::Empty,
+                rpc.system = "grpc",
+            ),
+            Some(_) => tracing::Span::none(),
+        };
+        self.within_deadline(span.clone(), |deadline| {
+            let mut request = tonic::Request::new(message.clone());
+            request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+            let metadata = request.metadata_mut();
+            for (name, value) in forwarded(fwd, &span) {
+                let name = MetadataKey::from_bytes(name.as_str().as_bytes());
+                let value = value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| MetadataValue::try_from(v).ok());
+                if let (Ok(name), Some(value)) = (name, value) {
+                    metadata.insert(name, value);
+                }
+            }
+            let answer = call(request);
+            async move {
+                match answer.await {
+                    Ok(response) => Ok(response.into_inner()),
+                    // tonic's own expiry of the `grpc-timeout` it sent is `CANCELLED`.
+                    Err(_) if Instant::now() >= deadline => {
+                        Err(BackendError::Timeout(self.timeout))
+                    }
+                    Err(status) => Err(BackendError::of_status(&status, self.timeout)),
+                }
+            }
+        })
+        .await
+    }
+
+    /// `attempt` (given the call's deadline) and the retries the rules and the budget
+    /// allow, all within the deadline; the outcome counted and set on `span`.
+    async fn within_deadline<T, Fut>(
+        &self,
+        span: tracing::Span,
+        attempt: impl Fn(Instant) -> Fut,
+    ) -> Result<T, BackendError>
+    where
+        Fut: Future<Output = Result<T, BackendError>>,
+    {
+        let started = Instant::now();
+        let deadline = started + self.timeout;
         self.budget.deposit();
-        let attempts = self.attempts(path, fwd, &span).instrument(span.clone());
-        let result = tokio::time::timeout_at(started + self.timeout, attempts)
+        let attempts = self.attempts(|| attempt(deadline)).instrument(span.clone());
+        let result = tokio::time::timeout_at(deadline, attempts)
             .await
             .unwrap_or(Err(BackendError::Timeout(self.timeout)));
         let outcome = result.as_ref().map_or_else(BackendError::outcome, |_| "ok");
@@ -148,15 +286,13 @@ impl Backend {
     }
 
     /// The first attempt, and the retries the rules and the budget allow.
-    async fn attempts<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        fwd: &Forward,
-        span: &tracing::Span,
-    ) -> Result<T, BackendError> {
+    async fn attempts<T, Fut>(&self, attempt: impl Fn() -> Fut) -> Result<T, BackendError>
+    where
+        Fut: Future<Output = Result<T, BackendError>>,
+    {
         let mut retries = 0;
         loop {
-            match self.attempt(path, fwd, span).await {
+            match attempt().await {
                 Err(e) if e.is_retryable() && retries < MAX_RETRIES => {
                     if !self.budget.withdraw() {
                         crate::metrics::backend_retry("budget_exhausted");
@@ -172,7 +308,7 @@ impl Backend {
         }
     }
 
-    async fn attempt<T: DeserializeOwned>(
+    async fn get_once<T: DeserializeOwned>(
         &self,
         path: &str,
         fwd: &Forward,
@@ -181,13 +317,8 @@ impl Backend {
         let mut request = self
             .http
             .get(format!("{}{path}", self.base))
-            .header("accept", "application/json")
-            .header(request_id::HEADER, &fwd.request_id);
-        let onward = match &fwd.onward {
-            Some(onward) => onward.clone(),
-            None => Onward::of(span),
-        };
-        for (name, value) in onward.headers() {
+            .header("accept", "application/json");
+        for (name, value) in forwarded(fwd, span) {
             request = request.header(name, value);
         }
         let unreachable = |e: reqwest::Error| BackendError::Unreachable(e.to_string());
@@ -200,6 +331,26 @@ impl Backend {
         let bytes = response.bytes().await.map_err(unreachable)?;
         serde_json::from_slice(&bytes).map_err(|e| BackendError::Invalid(e.to_string()))
     }
+}
+
+/// How long opening a connection may take: a healthy backend accepts in milliseconds,
+/// and a caller that waits longer only holds up its own answer.
+fn connect_timeout(deadline: Duration) -> Duration {
+    deadline.min(Duration::from_secs(1))
+}
+
+/// What a call sends on for `fwd`: the request id, and the trace (this call's span,
+/// when the request is sampled; else the request's trace as it came).
+fn forwarded(fwd: &Forward, span: &tracing::Span) -> Vec<(HeaderName, HeaderValue)> {
+    let onward = match &fwd.onward {
+        Some(onward) => onward.clone(),
+        None => Onward::of(span),
+    };
+    let mut headers: Vec<_> = onward.headers().collect();
+    if let Ok(id) = HeaderValue::from_str(&fwd.request_id) {
+        headers.push((HeaderName::from_static(request_id::HEADER), id));
+    }
+    headers
 }
 
 /// `s` as one path segment of a backend URL: percent-encoded, or `None` when no

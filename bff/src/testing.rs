@@ -28,6 +28,20 @@ pub async fn serve_on_loopback(app: Router) -> String {
     url
 }
 
+/// gRPC services (a fake backend's) served on a loopback port; returns the base URL a
+/// BFF's `BACKEND_URL` names.
+pub async fn serve_grpc_on_loopback(routes: tonic::service::Routes) -> String {
+    let listener = bind().await;
+    let url = url_of(&listener);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming(incoming),
+    );
+    url
+}
+
 /// `GET url` with `headers`.
 pub async fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut request = reqwest::Client::new().get(url);

@@ -1,8 +1,8 @@
 //! `oberon dev`: the whole platform on one machine with the demo site.
 //!
 //! Builds the example components, installs them into `target/oberon-dev/components`,
-//! and starts, each on its own loopback port and talking real HTTP: the demo's backend
-//! services (fixtures), its two BFFs (events, checkout), a development identity
+//! and starts, each on its own loopback port and talking real HTTP (gRPC to the
+//! backends): the demo's backend services (fixtures), its two BFFs (events, checkout), a development identity
 //! provider, the renderer, and the gateway in front of them all on `--listen`. Then it
 //! watches the components' sources: saving a component rebuilds and reinstalls it, and
 //! the renderer swaps the new version in on its next look, with no restart.
@@ -101,18 +101,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let public_url = format!("http://{addr}");
 
-    let events_backend = serve_on_free_port(
-        fixture_backend::app(site_dir.join("backends/events")),
-        &stop,
-        &mut services,
-    )
-    .await?;
-    let checkout_backend = serve_on_free_port(
-        fixture_backend::app(site_dir.join("backends/checkout")),
-        &stop,
-        &mut services,
-    )
-    .await?;
+    let events_backend =
+        serve_fixtures(&site_dir.join("backends/events"), &stop, &mut services).await?;
+    let checkout_backend =
+        serve_fixtures(&site_dir.join("backends/checkout"), &stop, &mut services).await?;
     let gateway_jwks = format!("{public_url}{}", oberon_identity::assertion::JWKS_PATH);
     let events = start_events_bff(&events_backend, &stop, &mut services).await?;
     let checkout =
@@ -238,18 +230,18 @@ async fn serve_metrics(
     Ok(url)
 }
 
-async fn serve_on_free_port(
-    app: axum::Router,
+/// The backend fixtures under `root`, as gRPC services on a free port; returns its URL.
+async fn serve_fixtures(
+    root: &Path,
     stop: &Stop,
     services: &mut Vec<Service>,
 ) -> anyhow::Result<String> {
+    let fixtures = fixture_backend::load(root)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
-    let stopped = stop.stopped();
+    let served = oberon_demo_proto::fixtures::serve(listener, fixtures, stop.stopped());
     services.push(tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
-            .await;
+        let _ = served.await;
     }));
     Ok(url)
 }

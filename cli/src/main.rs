@@ -33,9 +33,9 @@ enum Command {
     /// Components and the registry: `new`, `build`, `deploy`, `canary`, `promote`,
     /// `rollback`, `list`, `status`.
     Component(oberon_cli::component::ComponentArgs),
-    /// Serve a directory of fixtures as `oberon dev` serves the demo's backends
-    /// (`GET /<path>` answers `<root>/<path>.json`), on its own: `bench/soak` runs the
-    /// backends as processes of their own. `--grpc`: as the backends' gRPC services.
+    /// Serve a directory of fixtures as `oberon dev` serves the demo's backends (their
+    /// gRPC services), on its own: `bench/soak` runs the backends as processes of their
+    /// own.
     #[command(hide = true)]
     Fixtures(oberon_cli::fixture_backend::FixturesArgs),
 }

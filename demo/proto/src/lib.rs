@@ -8,10 +8,10 @@
 //! client) and a `*_service_server` module (the trait a server implements). The module
 //! path follows the package: a `v2` would be `events::v2`, beside `v1`, both served.
 //!
-//! [`fixtures`] serves both services from the demo's fixture files (`demo/backends`);
-//! [`client`] is how a caller makes a call with a deadline that reads as one.
+//! [`fixtures`] serves both services from the demo's fixture files (`demo/backends`). A
+//! BFF calls them through `oberon_bff::Backend::call`, which holds the deadline, sends
+//! the request id and the trace, and retries what may be retried.
 
-pub mod client;
 pub mod fixtures;
 
 /// Package `oberon.demo.events`.

@@ -1,6 +1,7 @@
 //! checkout-bff: the checkout team's Backend-For-Frontend, made with `oberon new bff
 //! checkout`. It answers for the signed-in user only: who they are comes from the
-//! gateway's identity assertion (`oberon_bff::identity`), never from anything else.
+//! gateway's identity assertion (`oberon_bff::identity`), never from anything else. It
+//! calls the orders backend (`oberon.demo.checkout.v1.OrdersService`, gRPC).
 //!
 //! - `GET /v1/orders`: the signed-in buyer's orders (role `buyer`), `private`.
 //!
@@ -13,9 +14,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use oberon_bff::backend::path_segment;
 use oberon_bff::{
-    BackendError, Bff, Env, ErrorBody, Forward, Lifecycle, PRIVATE, Role, Service, UserWithRole,
-    versioned,
+    Backend, BackendError, Bff, Env, ErrorBody, Forward, Lifecycle, PRIVATE, Role, Service, User,
+    UserWithRole, versioned,
 };
+use oberon_demo_proto::checkout::v1::orders_service_client::OrdersServiceClient;
+use oberon_demo_proto::checkout::v1::{ListOrdersRequest, Order};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -38,22 +41,14 @@ pub fn service(env: Env) -> anyhow::Result<Service> {
 
 // --- the domain: orders -----------------------------------------------------------
 
+/// The orders backend's call, as its span names it.
+const LIST_ORDERS: &str = "oberon.demo.checkout.v1.OrdersService/ListOrders";
+
 /// The role that may see orders.
 pub struct Buyer;
 
 impl Role for Buyer {
     const NAME: &'static str = "buyer";
-}
-
-/// An order as the orders backend describes it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct BackendOrder {
-    pub id: String,
-    pub event_id: String,
-    pub event_name: String,
-    pub quantity: u32,
-    pub total_cents: i64,
-    pub currency: String,
 }
 
 /// `/v1/orders`: what the account page shows.
@@ -95,16 +90,8 @@ fn money_label(cents: i64, currency: &str) -> String {
     ),
 )]
 async fn orders_v1(State(bff): State<Bff>, user: UserWithRole<Buyer>, fwd: Forward) -> Response {
-    // Keyed by issuer and subject: `alice` at one identity provider is not `alice` at
-    // another, and must not see the other's orders.
-    let path = match user.user().backend_path() {
-        Ok(user) => format!("{user}/orders"),
-        Err(refused) => return refused.into_response(),
-    };
-    let orders = match bff.backend().get::<Vec<BackendOrder>>(&path, &fwd).await {
+    let orders = match list_orders(bff.backend(), user.user(), &fwd).await {
         Ok(orders) => orders,
-        // A user the orders service has never seen has no orders.
-        Err(BackendError::NotFound) => Vec::new(),
         Err(e) => return e.answer("user"),
     };
     let body = OrdersV1 {
@@ -113,7 +100,36 @@ async fn orders_v1(State(bff): State<Bff>, user: UserWithRole<Buyer>, fwd: Forwa
     ([(header::CACHE_CONTROL, PRIVATE)], Json(body)).into_response()
 }
 
-fn order_v1(o: BackendOrder) -> OrderV1 {
+/// `OrdersService.ListOrders` of the orders backend, within its deadline. Orders are
+/// kept per user *at an issuer*: `alice` at one identity provider is not `alice` at
+/// another, and must not see the other's orders. A user the backend has never seen
+/// has none.
+async fn list_orders(
+    backend: &Backend,
+    user: &User,
+    fwd: &Forward,
+) -> Result<Vec<Order>, BackendError> {
+    let orders = OrdersServiceClient::new(backend.channel()?);
+    let request = ListOrdersRequest {
+        issuer: user.issuer.clone(),
+        subject: user.subject.clone(),
+    };
+    let answer = backend
+        .call(LIST_ORDERS, fwd, request, |r| {
+            let mut orders = orders.clone();
+            async move { orders.list_orders(r).await }
+        })
+        .await;
+    match answer {
+        Ok(answer) => Ok(answer.orders),
+        // The contract answers an empty list for a user it has never seen; a
+        // `NOT_FOUND` means the same.
+        Err(BackendError::NotFound) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+fn order_v1(o: Order) -> OrderV1 {
     OrderV1 {
         event_url: path_segment(&o.event_id)
             .map(|id| format!("/events/{id}"))

@@ -1,62 +1,61 @@
 //! The checkout BFF's contract: a fake orders backend and a stand-in gateway (signing
-//! identity assertions) on port 0, the real service on port 0, real HTTP between them.
+//! identity assertions) on port 0, the real service on port 0, real HTTP and gRPC
+//! between them.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing;
 use checkout_bff::{OrderV1, OrdersV1, PREFIX};
 use oberon_bff::Env;
 use oberon_bff::PRIVATE;
-use oberon_bff::testing::{FakeGateway, Running, get, serve_on_loopback};
+use oberon_bff::testing::{FakeGateway, Running, get, serve_grpc_on_loopback};
+use oberon_demo_proto::checkout::v1::orders_service_server::{OrdersService, OrdersServiceServer};
+use oberon_demo_proto::checkout::v1::{ListOrdersRequest, ListOrdersResponse, Order};
+use tonic::{Request, Response, Status};
 
-/// The fake orders service, and the paths it was asked for.
-#[derive(Default)]
+/// The fake orders service, and the users (issuer, subject) it was asked about.
+#[derive(Default, Clone)]
 struct Fake {
-    seen: Mutex<Vec<String>>,
+    seen: Arc<Mutex<Vec<(String, String)>>>,
 }
 
-async fn fake_backend() -> (String, Arc<Fake>) {
-    async fn orders(State(fake): State<Arc<Fake>>, Path(user): Path<String>) -> Response {
-        fake.seen.lock().expect("lock").push(user.clone());
-        match user.as_str() {
-            "alice" => axum::Json(serde_json::json!([{
-                "id": "o-1", "event_id": "42", "event_name": "The Midnight Orchestra",
-                "quantity": 2, "total_cents": 9000, "currency": "EUR"
-            }]))
-            .into_response(),
-            "slow" => {
+#[tonic::async_trait]
+impl OrdersService for Fake {
+    async fn list_orders(
+        &self,
+        request: Request<ListOrdersRequest>,
+    ) -> Result<Response<ListOrdersResponse>, Status> {
+        let ListOrdersRequest { issuer, subject } = request.into_inner();
+        self.seen
+            .lock()
+            .expect("lock")
+            .push((issuer.clone(), subject.clone()));
+        // Orders are kept per user *at an issuer*: only https://idp.example's users have
+        // any.
+        let orders = match (issuer.as_str(), subject.as_str()) {
+            ("https://idp.example", "alice") => vec![Order {
+                id: "o-1".into(),
+                event_id: "42".into(),
+                event_name: "The Midnight Orchestra".into(),
+                quantity: 2,
+                total_cents: 9000,
+                currency: "EUR".into(),
+            }],
+            (_, "slow") => {
                 tokio::time::sleep(Duration::from_secs(5)).await;
-                StatusCode::OK.into_response()
+                Vec::new()
             }
-            "broken" => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-            _ => StatusCode::NOT_FOUND.into_response(),
-        }
+            (_, "broken") => return Err(Status::internal("the orders store broke")),
+            _ => Vec::new(),
+        };
+        Ok(Response::new(ListOrdersResponse { orders }))
     }
-    // Orders are kept per user *at an issuer*: only https://idp.example's users have any.
-    async fn issuer_orders(
-        state: State<Arc<Fake>>,
-        Path((issuer, user)): Path<(String, String)>,
-    ) -> Response {
-        if issuer == "https://idp.example" {
-            orders(state, Path(user)).await
-        } else {
-            StatusCode::NOT_FOUND.into_response()
-        }
-    }
-    let fake = Arc::new(Fake::default());
-    let app = Router::new()
-        .route("/users/{user}/orders", routing::get(orders))
-        .route(
-            "/issuers/{issuer}/users/{user}/orders",
-            routing::get(issuer_orders),
-        )
-        .with_state(fake.clone());
-    (serve_on_loopback(app).await, fake)
+}
+
+async fn fake_backend() -> (String, Fake) {
+    let fake = Fake::default();
+    let routes = tonic::service::Routes::new(OrdersServiceServer::new(fake.clone()));
+    (serve_grpc_on_loopback(routes).await, fake)
 }
 
 async fn start(vars: &[(&str, String)]) -> Running {

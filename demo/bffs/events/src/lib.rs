@@ -1,6 +1,7 @@
 //! events-bff: the events team's Backend-For-Frontend, made with `oberon new bff
-//! events`. It calls the catalogue backend and answers the renderer with what an event
-//! page needs, in one JSON document that says how long it may be cached.
+//! events`. It calls the catalogue backend (`oberon.demo.events.v1.EventsService`, gRPC)
+//! and answers the renderer with what an event page needs, in one JSON document that
+//! says how long it may be cached.
 //!
 //! - `GET /v1/events/{id}`: the event, its ticket types, and its related events (one
 //!   backend call per related event, concurrently; a related event that fails is left
@@ -13,7 +14,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use oberon_bff::{Bff, Env, ErrorBody, Forward, Lifecycle, NO_STORE, Service, error, versioned};
+use oberon_bff::{
+    Backend, BackendError, Bff, Env, ErrorBody, Forward, Lifecycle, NO_STORE, Service, error,
+    versioned,
+};
+use oberon_demo_proto::events::v1::events_service_client::EventsServiceClient;
+use oberon_demo_proto::events::v1::{Event, GetEventRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -26,6 +32,9 @@ pub const PREFIX: &str = "EVENTS_BFF_";
 /// keep it 30 s, revalidate in the background for 30 s more, and fall back to it for
 /// 5 minutes if this service fails.
 pub const PUBLIC_CACHE: &str = "public, max-age=30, stale-while-revalidate=30, stale-if-error=300";
+
+/// The catalogue's call, as its span names it.
+const GET_EVENT: &str = "oberon.demo.events.v1.EventsService/GetEvent";
 
 /// The most related events looked up for one event.
 const MAX_RELATED: usize = 8;
@@ -44,7 +53,7 @@ pub fn service(env: Env) -> anyhow::Result<Service> {
 
 // --- the domain: events -----------------------------------------------------------
 
-/// A ticket type, as the backend and the page both describe it.
+/// A ticket type, as the page reads it.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 pub struct TicketType {
     pub id: String,
@@ -52,20 +61,6 @@ pub struct TicketType {
     pub price_cents: i64,
     pub currency: String,
     pub remaining: u32,
-}
-
-/// An event as the catalogue backend describes it: related events by id only.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct BackendEvent {
-    pub id: String,
-    pub name: String,
-    pub venue: String,
-    pub city: String,
-    pub starts_at: String,
-    pub description: String,
-    pub ticket_types: Vec<TicketType>,
-    #[serde(default)]
-    pub related_ids: Vec<String>,
 }
 
 /// A related event, as much as a link to it needs.
@@ -115,26 +110,57 @@ async fn event_v1(State(bff): State<Bff>, Path(id): Path<String>, fwd: Forward) 
     if !valid_id(&id) {
         return error(StatusCode::BAD_REQUEST, "invalid event id", NO_STORE);
     }
-    let backend = bff.backend();
-    let event = match backend
-        .get::<BackendEvent>(&format!("/events/{id}"), &fwd)
-        .await
-    {
+    let event = match get_event(bff.backend(), &id, &fwd).await {
         Ok(event) => event,
         Err(e) => return e.answer("event"),
     };
     let related = related(&bff, &event.related_ids, &fwd).await;
     let body = EventV1 {
+        starts_at: starts_at(&event),
+        ticket_types: event.ticket_types.into_iter().map(ticket_type).collect(),
         id: event.id,
         name: event.name,
         venue: event.venue,
         city: event.city,
-        starts_at: event.starts_at,
         description: event.description,
-        ticket_types: event.ticket_types,
         related,
     };
     ([(header::CACHE_CONTROL, PUBLIC_CACHE)], Json(body)).into_response()
+}
+
+/// `EventsService.GetEvent` of the catalogue, within the backend's deadline.
+async fn get_event(backend: &Backend, id: &str, fwd: &Forward) -> Result<Event, BackendError> {
+    let events = EventsServiceClient::new(backend.channel()?);
+    let request = GetEventRequest { id: id.to_string() };
+    let answer = backend
+        .call(GET_EVENT, fwd, request, |r| {
+            let mut events = events.clone();
+            async move { events.get_event(r).await }
+        })
+        .await?;
+    answer
+        .event
+        .ok_or_else(|| BackendError::Invalid("GetEvent answered without an event".into()))
+}
+
+/// When the event begins, as RFC 3339 (`2026-12-05T20:00:00Z`); empty if the catalogue
+/// gave no time.
+fn starts_at(event: &Event) -> String {
+    event
+        .starts_at
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
+
+fn ticket_type(t: oberon_demo_proto::events::v1::TicketType) -> TicketType {
+    TicketType {
+        id: t.id,
+        name: t.name,
+        price_cents: t.price_cents,
+        currency: t.currency,
+        remaining: t.remaining,
+    }
 }
 
 /// The related events, looked up concurrently; one that fails is left out, not fatal.
@@ -144,18 +170,17 @@ async fn related(bff: &Bff, ids: &[String], fwd: &Forward) -> Vec<Related> {
         .filter(|id| valid_id(id))
         .take(MAX_RELATED)
         .map(|id| {
-            let (backend, fwd) = (bff.backend().clone(), fwd.clone());
-            let path = format!("/events/{id}");
-            tokio::spawn(async move { backend.get::<BackendEvent>(&path, &fwd).await })
+            let (backend, fwd, id) = (bff.backend().clone(), fwd.clone(), id.clone());
+            tokio::spawn(async move { get_event(&backend, &id, &fwd).await })
         })
         .collect();
     let mut related = Vec::new();
     for lookup in lookups {
         match lookup.await {
             Ok(Ok(r)) => related.push(Related {
+                starts_at: starts_at(&r),
                 id: r.id,
                 name: r.name,
-                starts_at: r.starts_at,
             }),
             Ok(Err(e)) => tracing::info!("related event left out: {e}"),
             Err(e) => tracing::warn!("related event lookup failed: {e}"),

@@ -1,11 +1,12 @@
-//! A caller's deadline against a backend that never answers, and a backend that is down.
+//! A BFF's deadline (`oberon_bff::Backend::call`) against a backend that never answers,
+//! and a backend that is down.
 
 use std::time::{Duration, Instant};
 
 use tonic::service::Routes;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
-use oberon_demo_proto::client;
+use oberon_bff::{Backend, BackendError, Forward};
 use oberon_demo_proto::events::v1::events_service_client::EventsServiceClient;
 use oberon_demo_proto::events::v1::events_service_server::{EventsService, EventsServiceServer};
 use oberon_demo_proto::events::v1::{GetEventRequest, GetEventResponse};
@@ -28,21 +29,27 @@ impl EventsService for Hangs {
     }
 }
 
-async fn timed_get_event(uri: &str, deadline: Duration) -> (Status, Duration) {
-    let mut events = EventsServiceClient::new(client::channel(uri).expect("channel"));
+/// `GetEvent` through a BFF's backend client (`oberon_bff::Backend`), with `deadline`.
+async fn timed_get_event(uri: &str, deadline: Duration) -> (BackendError, Duration) {
+    let backend = Backend::new(uri, deadline).expect("backend");
+    let events = EventsServiceClient::new(backend.channel().expect("channel"));
     let request = GetEventRequest { id: "42".into() };
+    let fwd = Forward::fresh();
     let started = Instant::now();
-    let call = client::unary(deadline, request, |r| events.get_event(r));
+    let call = backend.call("GetEvent", &fwd, request, |r| {
+        let mut events = events.clone();
+        async move { events.get_event(r).await }
+    });
     // A deadline that does not hold fails the test rather than hanging it.
-    let status = tokio::time::timeout(deadline + Duration::from_secs(10), call)
+    let error = tokio::time::timeout(deadline + Duration::from_secs(10), call)
         .await
         .expect("the call ended")
         .expect_err("no answer");
-    (status, started.elapsed())
+    (error, started.elapsed())
 }
 
-fn assert_deadline_exceeded(status: &Status, took: Duration, deadline: Duration) {
-    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+fn assert_deadline_exceeded(error: &BackendError, took: Duration, deadline: Duration) {
+    assert!(matches!(error, BackendError::Timeout(_)), "{error:?}");
     assert!(took >= deadline, "gave up early, after {took:?}");
     assert!(took <= deadline + SLACK, "gave up late, after {took:?}");
 }
@@ -51,8 +58,8 @@ fn assert_deadline_exceeded(status: &Status, took: Duration, deadline: Duration)
 async fn a_server_that_never_answers_costs_the_deadline_and_no_more() {
     let server = TestServer::start(Routes::new(EventsServiceServer::new(Hangs))).await;
     let deadline = Duration::from_millis(300);
-    let (status, took) = timed_get_event(&format!("http://{}", server.addr), deadline).await;
-    assert_deadline_exceeded(&status, took, deadline);
+    let (error, took) = timed_get_event(&format!("http://{}", server.addr), deadline).await;
+    assert_deadline_exceeded(&error, took, deadline);
 }
 
 #[tokio::test]
@@ -69,8 +76,8 @@ async fn a_peer_that_accepts_and_never_speaks_costs_the_deadline_and_no_more() {
         }
     });
     let deadline = Duration::from_millis(300);
-    let (status, took) = timed_get_event(&format!("http://{addr}"), deadline).await;
-    assert_deadline_exceeded(&status, took, deadline);
+    let (error, took) = timed_get_event(&format!("http://{addr}"), deadline).await;
+    assert_deadline_exceeded(&error, took, deadline);
     silent.abort();
 }
 
@@ -81,7 +88,8 @@ async fn a_backend_that_is_down_is_unavailable_at_once() {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let (status, took) = timed_get_event(&format!("http://{addr}"), Duration::from_secs(5)).await;
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let (error, took) = timed_get_event(&format!("http://{addr}"), Duration::from_secs(5)).await;
+    // Unavailable, retried within the budget, and still well within the deadline.
+    assert!(matches!(error, BackendError::Unreachable(_)), "{error:?}");
     assert!(took < Duration::from_secs(1), "took {took:?}");
 }

@@ -7,7 +7,6 @@ use tonic::Code;
 
 use oberon_demo_proto::checkout::v1::orders_service_client::OrdersServiceClient;
 use oberon_demo_proto::checkout::v1::{ListOrdersRequest, Order};
-use oberon_demo_proto::client;
 use oberon_demo_proto::events::v1::events_service_client::EventsServiceClient;
 use oberon_demo_proto::events::v1::{Event, GetEventRequest};
 use oberon_demo_proto::fixtures::{FixtureError, Fixtures};
@@ -19,8 +18,13 @@ const DEADLINE: Duration = Duration::from_secs(5);
 async fn get_event(server: &TestServer, id: &str) -> Result<Event, tonic::Status> {
     let mut events = EventsServiceClient::new(server.channel());
     let request = GetEventRequest { id: id.to_string() };
-    let answer = client::unary(DEADLINE, request, |r| events.get_event(r)).await?;
-    Ok(answer.event.expect("a found event is in the answer"))
+    let answer = tokio::time::timeout(DEADLINE, events.get_event(request))
+        .await
+        .expect("the fixtures answer")?;
+    Ok(answer
+        .into_inner()
+        .event
+        .expect("a found event is in the answer"))
 }
 
 async fn list_orders(
@@ -33,8 +37,10 @@ async fn list_orders(
         issuer: issuer.to_string(),
         subject: subject.to_string(),
     };
-    let answer = client::unary(DEADLINE, request, |r| orders.list_orders(r)).await?;
-    Ok(answer.orders)
+    let answer = tokio::time::timeout(DEADLINE, orders.list_orders(request))
+        .await
+        .expect("the fixtures answer")?;
+    Ok(answer.into_inner().orders)
 }
 
 fn order_ids(orders: &[Order]) -> Vec<&str> {

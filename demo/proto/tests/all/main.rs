@@ -13,7 +13,6 @@ use tokio::sync::oneshot;
 use tonic::service::Routes;
 use tonic::transport::Channel;
 
-use oberon_demo_proto::client;
 use oberon_demo_proto::fixtures::{Fixtures, serve_routes};
 
 /// The repository's root.
@@ -45,6 +44,9 @@ impl TestServer {
     }
 
     fn channel(&self) -> Channel {
-        client::channel(&format!("http://{}", self.addr)).expect("channel")
+        let uri = format!("http://{}", self.addr);
+        tonic::transport::Endpoint::from_shared(uri)
+            .expect("a loopback URI")
+            .connect_lazy()
     }
 }
