@@ -251,7 +251,8 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) {
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name == "target" || name.starts_with('.') && name != ".gitignore" {
+        let kept_dotfile = matches!(name.as_str(), ".gitignore" | ".dockerignore");
+        if name == "target" || name.starts_with('.') && !kept_dotfile {
             continue;
         }
         if path.is_dir() {

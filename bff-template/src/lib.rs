@@ -1,6 +1,6 @@
-//! bff-template: a Backend-For-Frontend. It calls the team's backend services and
-//! answers the renderer with UI-shaped, versioned JSON that says how long it may be
-//! cached.
+//! bff-template: a Backend-For-Frontend. It calls the team's backend over gRPC (its
+//! versioned protobuf API in `proto/`, a client generated at build time) and answers the
+//! renderer with UI-shaped, versioned JSON that says how long it may be cached.
 //!
 //! - `GET /v2/items/{id}`: the current shape; `GET /v1/items/{id}`: the older one,
 //!   which can be deprecated and sunset from the environment (`BFF_TEMPLATE_V1_*`).
@@ -16,11 +16,24 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use oberon_bff::{
-    BackendError, Bff, Env, ErrorBody, Forward, Lifecycle, NO_STORE, OptionalUser, PRIVATE, Role,
-    Service, UserWithRole, error, versioned,
+    Backend, BackendError, Bff, Env, ErrorBody, Forward, Lifecycle, NO_STORE, OptionalUser,
+    PRIVATE, Role, Service, User, UserWithRole, error, versioned,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
+
+use crate::proto::items_service_client::ItemsServiceClient;
+use crate::proto::{GetItemRequest, Item, ListUserItemsRequest};
+
+/// The backend's protobuf API (`proto/bff_template/items/v1`), generated at build time:
+/// messages, the client, and the server the tests' fake backend implements.
+pub mod proto {
+    tonic::include_proto!("bff_template.items.v1");
+}
+
+/// The backend's calls, as their spans name them.
+const GET_ITEM: &str = "bff_template.items.v1.ItemsService/GetItem";
+const LIST_USER_ITEMS: &str = "bff_template.items.v1.ItemsService/ListUserItems";
 
 /// The crate's name: its binary, its default `OTEL_SERVICE_NAME`.
 pub const NAME: &str = env!("CARGO_PKG_NAME");
@@ -54,16 +67,6 @@ pub fn api(bff: Bff, v1: Lifecycle) -> Router {
 }
 
 // --- the domain: items ------------------------------------------------------------
-
-/// An item as the backend describes it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct BackendItem {
-    pub id: String,
-    pub name: String,
-    pub price_cents: i64,
-    pub currency: String,
-    pub stock: u32,
-}
 
 /// `/v2`: what the UI needs, nothing more.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
@@ -100,7 +103,7 @@ fn public(body: impl Serialize) -> Response {
     ([(header::CACHE_CONTROL, PUBLIC_CACHE)], Json(body)).into_response()
 }
 
-async fn load_item(bff: &Bff, id: &str, fwd: &Forward) -> Result<BackendItem, Response> {
+async fn load_item(bff: &Bff, id: &str, fwd: &Forward) -> Result<Item, Response> {
     let valid = !id.is_empty()
         && id.len() <= 64
         && id
@@ -109,10 +112,19 @@ async fn load_item(bff: &Bff, id: &str, fwd: &Forward) -> Result<BackendItem, Re
     if !valid {
         return Err(error(StatusCode::BAD_REQUEST, "invalid item id", NO_STORE));
     }
-    bff.backend()
-        .get::<BackendItem>(&format!("/items/{id}"), fwd)
+    let backend = bff.backend();
+    let items = ItemsServiceClient::new(backend.channel().map_err(|e| e.answer("item"))?);
+    let request = GetItemRequest { id: id.to_string() };
+    let answer = backend
+        .call(GET_ITEM, fwd, request, |r| {
+            let mut items = items.clone();
+            async move { items.get_item(r).await }
+        })
         .await
-        .map_err(|e| e.answer("item"))
+        .map_err(|e| e.answer("item"))?;
+    answer.item.ok_or_else(|| {
+        BackendError::Invalid("GetItem answered without an item".into()).answer("item")
+    })
 }
 
 /// One item, in the current shape.
@@ -135,7 +147,7 @@ async fn item_v2(State(bff): State<Bff>, Path(id): Path<String>, fwd: Forward) -
     }
 }
 
-fn item_v2_of(item: BackendItem) -> ItemV2 {
+fn item_v2_of(item: Item) -> ItemV2 {
     ItemV2 {
         price: Money {
             label: money_label(item.price_cents, &item.currency),
@@ -229,20 +241,38 @@ async fn me(OptionalUser(user): OptionalUser) -> Response {
     ),
 )]
 async fn my_items(State(bff): State<Bff>, user: UserWithRole<Buyer>, fwd: Forward) -> Response {
-    // Keyed by issuer and subject: `alice` at one identity provider is not `alice` at
-    // another.
-    let path = match user.user().backend_path() {
-        Ok(user) => format!("{user}/items"),
-        Err(refused) => return refused.into_response(),
-    };
-    let items = match bff.backend().get::<Vec<BackendItem>>(&path, &fwd).await {
+    let items = match user_items(bff.backend(), user.user(), &fwd).await {
         Ok(items) => items,
-        // A user the backend has never seen has no items.
-        Err(BackendError::NotFound) => Vec::new(),
         Err(e) => return e.answer("user"),
     };
     let items: Vec<ItemV2> = items.into_iter().map(item_v2_of).collect();
     ([(header::CACHE_CONTROL, PRIVATE)], Json(items)).into_response()
+}
+
+/// `ItemsService.ListUserItems`: keyed by issuer and subject, since `alice` at one
+/// identity provider is not `alice` at another. A user the backend has never seen has
+/// no items (`NOT_FOUND` reads the same).
+async fn user_items(
+    backend: &Backend,
+    user: &User,
+    fwd: &Forward,
+) -> Result<Vec<Item>, BackendError> {
+    let items = ItemsServiceClient::new(backend.channel()?);
+    let request = ListUserItemsRequest {
+        issuer: user.issuer.clone(),
+        subject: user.subject.clone(),
+    };
+    let answer = backend
+        .call(LIST_USER_ITEMS, fwd, request, |r| {
+            let mut items = items.clone();
+            async move { items.list_user_items(r).await }
+        })
+        .await;
+    match answer {
+        Ok(answer) => Ok(answer.items),
+        Err(BackendError::NotFound) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The API's OpenAPI document, from the handlers' `utoipa::path`s and the types'

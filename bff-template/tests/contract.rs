@@ -1,5 +1,6 @@
-//! The BFF's contract, tested the way a team tests its own: a fake backend on port 0,
-//! the real service on port 0 (`oberon_bff::testing`), real HTTP between them. What
+//! The BFF's contract, tested the way a team tests its own: a fake backend (the gRPC
+//! server generated from `proto/`) on port 0, the real service on port 0
+//! (`oberon_bff::testing`), real HTTP and gRPC between them. What
 //! every BFF does the same way (request ids, the operational port, draining, slow
 //! clients, key rotation, retries) is `oberon-bff`'s to test; these are this BFF's own
 //! routes.
@@ -7,84 +8,82 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing;
+use bff_template::proto::items_service_server::{ItemsService, ItemsServiceServer};
+use bff_template::proto::{
+    GetItemRequest, GetItemResponse, Item, ListUserItemsRequest, ListUserItemsResponse,
+};
 use bff_template::{ItemV1, ItemV2, Me, Money, PREFIX, PUBLIC_CACHE};
 use oberon_bff::Env;
 use oberon_bff::NOT_FOUND_CACHE;
-use oberon_bff::testing::{FakeGateway, Running, get, serve_on_loopback};
+use oberon_bff::testing::{FakeGateway, Running, get, serve_grpc_on_loopback};
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
 
-/// The fake backend: items by id, and what it was sent.
-#[derive(Default)]
+/// The fake backend: items by id, users' saved items, and the metadata of every call
+/// (shared by its clones: the server's and the test's).
+#[derive(Default, Clone)]
 struct Fake {
-    seen: Mutex<Vec<HeaderMap>>,
+    seen: Arc<Mutex<Vec<MetadataMap>>>,
+    users: Arc<Mutex<Vec<(String, String)>>>,
 }
 
-async fn fake_backend() -> (String, Arc<Fake>) {
-    async fn item(
-        State(fake): State<Arc<Fake>>,
-        Path(id): Path<String>,
-        headers: HeaderMap,
-    ) -> Response {
-        fake.seen.lock().expect("lock").push(headers);
-        match id.as_str() {
-            "42" => axum::Json(serde_json::json!({
-                "id": "42", "name": "Rust Nation", "price_cents": 12550, "currency": "EUR", "stock": 3
-            }))
-            .into_response(),
-            "soldout" => axum::Json(serde_json::json!({
-                "id": "soldout", "name": "Gone", "price_cents": 100, "currency": "EUR", "stock": 0
-            }))
-            .into_response(),
+fn item(id: &str, name: &str, stock: u32) -> Item {
+    Item {
+        id: id.into(),
+        name: name.into(),
+        price_cents: 12550,
+        currency: "EUR".into(),
+        stock,
+    }
+}
+
+#[tonic::async_trait]
+impl ItemsService for Fake {
+    async fn get_item(
+        &self,
+        request: Request<GetItemRequest>,
+    ) -> Result<Response<GetItemResponse>, Status> {
+        self.seen
+            .lock()
+            .expect("lock")
+            .push(request.metadata().clone());
+        let item = match request.get_ref().id.as_str() {
+            "42" => item("42", "Rust Nation", 3),
+            "soldout" => item("soldout", "Gone", 0),
             "slow" => {
                 tokio::time::sleep(Duration::from_secs(5)).await;
-                StatusCode::OK.into_response()
+                item("slow", "Late", 1)
             }
-            "garbage" => ([("content-type", "application/json")], "{\"id\":").into_response(),
-            "broken" => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-            _ => StatusCode::NOT_FOUND.into_response(),
-        }
+            // A success without its item: not what the contract promises.
+            "empty" => return Ok(Response::new(GetItemResponse { item: None })),
+            "broken" => return Err(Status::internal("the backend broke")),
+            _ => return Err(Status::not_found("no such item")),
+        };
+        Ok(Response::new(GetItemResponse { item: Some(item) }))
     }
-    let fake = Arc::new(Fake::default());
-    async fn user_items(Path(user): Path<String>) -> Response {
-        match user.as_str() {
-            "alice" => axum::Json(serde_json::json!([
-                { "id": "42", "name": "Rust Nation", "price_cents": 12550, "currency": "EUR", "stock": 3 }
-            ]))
-            .into_response(),
-            _ => StatusCode::NOT_FOUND.into_response(),
-        }
+
+    async fn list_user_items(
+        &self,
+        request: Request<ListUserItemsRequest>,
+    ) -> Result<Response<ListUserItemsResponse>, Status> {
+        let ListUserItemsRequest { issuer, subject } = request.into_inner();
+        self.users
+            .lock()
+            .expect("lock")
+            .push((issuer.clone(), subject.clone()));
+        // A user is a subject at an issuer: only alice at https://idp.example has items.
+        let items = match (issuer.as_str(), subject.as_str()) {
+            ("https://idp.example", "alice") => vec![item("42", "Rust Nation", 3)],
+            _ => Vec::new(),
+        };
+        Ok(Response::new(ListUserItemsResponse { items }))
     }
-    // A user is a subject at an issuer: only alice at https://idp.example has items.
-    async fn issuer_user_items(Path((issuer, user)): Path<(String, String)>) -> Response {
-        if issuer == "https://idp.example" {
-            user_items(Path(user)).await
-        } else {
-            StatusCode::NOT_FOUND.into_response()
-        }
-    }
-    // What no user may see: every user's items at an issuer, one path segment above
-    // a user's own (`/issuers/{issuer}/users/../items`).
-    async fn everyones_items() -> Response {
-        axum::Json(serde_json::json!([
-            { "id": "42", "name": "Rust Nation", "price_cents": 12550, "currency": "EUR", "stock": 3 },
-            { "id": "7", "name": "Someone else's", "price_cents": 100, "currency": "EUR", "stock": 1 }
-        ]))
-        .into_response()
-    }
-    let app = Router::new()
-        .route("/items/{id}", routing::get(item))
-        .route("/issuers/{issuer}/items", routing::get(everyones_items))
-        .route("/users/{user}/items", routing::get(user_items))
-        .route(
-            "/issuers/{issuer}/users/{user}/items",
-            routing::get(issuer_user_items),
-        )
-        .with_state(fake.clone());
-    (serve_on_loopback(app).await, fake)
+}
+
+async fn fake_backend() -> (String, Fake) {
+    let fake = Fake::default();
+    let routes = tonic::service::Routes::new(ItemsServiceServer::new(fake.clone()));
+    (serve_grpc_on_loopback(routes).await, fake)
 }
 
 async fn start(vars: &[(&str, String)]) -> Running {
@@ -152,13 +151,19 @@ async fn v2_answers_the_ui_shape_with_its_cache_policy_and_forwards_the_trace() 
     // The backend's call is in the caller's trace, still sampled, under a span id of
     // this service's.
     let seen = fake.seen.lock().expect("lock");
-    let sent = seen[0]["traceparent"].to_str().expect("ascii");
+    let header = |name: &str| {
+        seen[0]
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let sent = header("traceparent");
     assert!(
         sent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
         "{sent}"
     );
     assert!(sent.ends_with("-01") && sent != tp, "{sent}");
-    assert_eq!(seen[0]["x-request-id"], "req-1");
+    assert_eq!(header("x-request-id"), "req-1");
 }
 
 #[tokio::test]
@@ -243,7 +248,7 @@ async fn backend_failures_map_to_clear_statuses_that_are_not_cached() {
     let cases = [
         ("nope", 404, NOT_FOUND_CACHE),
         ("broken", 502, "no-store"),
-        ("garbage", 502, "no-store"),
+        ("empty", 502, "no-store"),
         ("bad id!", 400, "no-store"),
     ];
     for (id, status, cache) in cases {
@@ -337,11 +342,12 @@ async fn the_user_comes_only_from_the_gateways_assertion() {
     assert_eq!(list[0].title, "Rust Nation");
 }
 
-/// A subject is a value, never a path (issue 18, finding 5): a user whose subject is
-/// `..` or `.` must not reach the backend path a segment above their own.
+/// A subject is a value, never a path (issue 18, finding 5): over gRPC the user goes to
+/// the backend as its two fields, so a subject of `..` or `.` is just an unknown user
+/// with nothing saved, exactly as the backend was told it.
 #[tokio::test]
-async fn a_subject_of_dot_dot_climbs_no_backend_path() {
-    let (backend, _) = fake_backend().await;
+async fn a_subject_of_dot_dot_is_a_value() {
+    let (backend, fake) = fake_backend().await;
     let gateway = FakeGateway::start().await;
     let bff = start_with_identity(backend, &gateway).await;
     for (subject, rid) in [("..", "req-dots"), (".", "req-dot")] {
@@ -351,11 +357,13 @@ async fn a_subject_of_dot_dot_climbs_no_backend_path() {
             &[("oberon-identity", &token), ("x-request-id", rid)],
         )
         .await;
-        assert_eq!(r.status(), 403, "subject {subject:?}");
+        assert_eq!(r.status(), 200, "subject {subject:?}");
         assert_eq!(r.headers()["cache-control"], "private, no-store");
-        let body = r.text().await.expect("body");
-        assert!(!body.contains("Someone else"), "{body}");
+        assert_eq!(r.json::<Vec<ItemV2>>().await.expect("json"), []);
     }
+    let asked = fake.users.lock().expect("lock").clone();
+    let subjects: Vec<&str> = asked.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(subjects, ["..", "."]);
 }
 
 /// Several identity providers may each have an `alice`: they are different users, and

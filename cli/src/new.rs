@@ -120,7 +120,8 @@ pub fn new_bff(name: &str, dir: &Path) -> anyhow::Result<usize> {
         if *rel == "Cargo.toml" {
             text = vendored_manifest(&text)?;
         }
-        write(&dir.join(rel), &text)?;
+        // The backend's protobuf package is the team's too: `proto/NAME_bff/...`.
+        write(&dir.join(rename(rel)), &text)?;
     }
     for (rel, contents) in platform::FILES {
         // The Dockerfile builds this crate by default; the platform keeps its names.
@@ -246,10 +247,14 @@ mod tests {
         assert!(lib.contains("\"PAYMENTS_BFF_\""));
         let main = std::fs::read_to_string(dir.join("src/main.rs")).unwrap();
         assert!(main.contains("payments_bff::"));
+        let proto = dir.join("proto/payments_bff/items/v1/items.proto");
+        let proto = std::fs::read_to_string(proto).unwrap();
+        assert!(proto.contains("package payments_bff.items.v1;"), "{proto}");
         let docker = std::fs::read_to_string(dir.join("Dockerfile")).unwrap();
         assert!(docker.contains("ARG BFF=payments-bff"), "{docker}");
         for (rel, _) in template::FILES {
-            let text = std::fs::read_to_string(dir.join(rel)).unwrap();
+            let rel = rel.replace("bff_template", "payments_bff");
+            let text = std::fs::read_to_string(dir.join(&rel)).unwrap();
             assert!(
                 !text.contains("bff-template")
                     && !text.contains("bff_template")

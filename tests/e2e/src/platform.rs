@@ -6,6 +6,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+
+use bff_template::proto::items_service_server::{ItemsService, ItemsServiceServer};
+use bff_template::proto::{
+    GetItemRequest, GetItemResponse, Item, ListUserItemsRequest, ListUserItemsResponse,
+};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -201,40 +206,61 @@ pub async fn gateway(config: &Path, env: &[(&str, String)]) -> Process {
     Process::start("gateway", command, addr, ops, (addr, "/_gateway/readyz")).await
 }
 
-/// The backend behind a template BFF: its `/items/{id}`, noting the `traceparent`
-/// each request came with (empty when none).
+/// The backend behind a template BFF: its `ItemsService` (gRPC, the template's
+/// `proto/`), noting the `traceparent` each call came with (empty when none).
 pub struct ItemBackend {
     pub addr: SocketAddr,
     pub traceparents: Arc<Mutex<Vec<String>>>,
 }
 
+/// What [`ItemBackend`] serves.
+#[derive(Clone)]
+struct Items(Arc<Mutex<Vec<String>>>);
+
+#[tonic::async_trait]
+impl ItemsService for Items {
+    async fn get_item(
+        &self,
+        request: tonic::Request<GetItemRequest>,
+    ) -> Result<tonic::Response<GetItemResponse>, tonic::Status> {
+        let tp = request
+            .metadata()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok());
+        self.0
+            .lock()
+            .expect("traceparents")
+            .push(tp.unwrap_or_default().to_string());
+        let item = Item {
+            id: request.get_ref().id.clone(),
+            name: "Item".into(),
+            price_cents: 1200,
+            currency: "EUR".into(),
+            stock: 3,
+        };
+        Ok(tonic::Response::new(GetItemResponse { item: Some(item) }))
+    }
+
+    async fn list_user_items(
+        &self,
+        _request: tonic::Request<ListUserItemsRequest>,
+    ) -> Result<tonic::Response<ListUserItemsResponse>, tonic::Status> {
+        Ok(tonic::Response::new(ListUserItemsResponse {
+            items: Vec::new(),
+        }))
+    }
+}
+
 impl ItemBackend {
     pub async fn start() -> Self {
-        use axum::extract::{Path, State};
         let traceparents = Arc::new(Mutex::new(Vec::new()));
-        let app = axum::Router::new()
-            .route(
-                "/items/{id}",
-                axum::routing::get(
-                    |State(seen): State<Arc<Mutex<Vec<String>>>>,
-                     Path(id): Path<String>,
-                     headers: axum::http::HeaderMap| async move {
-                        let tp = headers.get("traceparent").and_then(|v| v.to_str().ok());
-                        seen.lock()
-                            .expect("traceparents")
-                            .push(tp.unwrap_or_default().to_string());
-                        axum::Json(serde_json::json!({
-                            "id": id, "name": "Item", "price_cents": 1200, "currency": "EUR", "stock": 3,
-                        }))
-                    },
-                ),
-            )
-            .with_state(traceparents.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let routes =
+            tonic::service::Routes::new(ItemsServiceServer::new(Items(traceparents.clone())));
+        let url = oberon_bff::testing::serve_grpc_on_loopback(routes).await;
+        let addr = url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("a loopback address");
         ItemBackend { addr, traceparents }
     }
 }

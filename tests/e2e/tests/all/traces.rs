@@ -13,6 +13,9 @@ use oberon_e2e_tests::platform::{self, ItemBackend, gateway_config};
 use oberon_e2e_tests::varnish::{Varnish, reserve_port};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
+/// The BFF's call to its backend (gRPC), as its client span names it.
+const GET_ITEM: &str = "bff_template.items.v1.ItemsService/GetItem";
+
 /// The client's trace and its span.
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CLIENT_SPAN: &str = "00f067aa0ba902b7";
@@ -125,7 +128,7 @@ async fn one_request_is_one_trace_across_every_service() {
                     .any(|r| r.service == *s && !r.span.parent_span_id.is_empty())
             }) && spans
                 .iter()
-                .any(|r| r.service == "bff" && r.span.name == "GET")
+                .any(|r| r.service == "bff" && r.span.name == GET_ITEM)
                 && spans
                     .iter()
                     .any(|r| r.service == "renderer" && r.span.name == "GET /p/{id}")
@@ -187,7 +190,7 @@ async fn one_request_is_one_trace_across_every_service() {
     // The BFF's request, under the renderer's fetch; its backend call under it.
     let bff_request = one(&spans, "bff", "GET /v2/items/{id}");
     assert_child(bff_request, fetch, &spans);
-    let backend_call = one(&spans, "bff", "GET");
+    let backend_call = one(&spans, "bff", GET_ITEM);
     assert_child(backend_call, bff_request, &spans);
     assert_eq!(backend_call.span.kind, SpanKind::Client as i32);
     // And the backend was asked as the backend call's child.
