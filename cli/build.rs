@@ -47,8 +47,11 @@ fn bff_platform(repo: &Path) {
             format!("oberon/{dir}/Cargo.toml"),
             standalone(manifest, &workspace),
         ));
+        let src = repo.join(dir).join("src");
+        // A directory: cargo runs this again when anything under it changes.
+        println!("cargo::rerun-if-changed={}", src.display());
         let mut sources = Vec::new();
-        collect(&repo.join(dir), &repo.join(dir).join("src"), &mut sources);
+        collect(&repo.join(dir), &src, &mut sources);
         sources.sort();
         for (rel, abs) in sources {
             let text = std::fs::read_to_string(&abs).expect("a source file is text");
@@ -106,6 +109,10 @@ fn standalone(mut manifest: toml::Table, workspace: &toml::Table) -> String {
     if manifest.get("lints").is_some_and(inherited) {
         manifest.insert("lints".into(), ws["lints"].clone());
     }
+    assert!(
+        !manifest.contains_key("target"),
+        "a vendored crate has [target.*.dependencies]: make `standalone` resolve them"
+    );
     for dropped in ["dev-dependencies", "bench", "test", "example"] {
         manifest.remove(dropped);
     }

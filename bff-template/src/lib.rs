@@ -243,7 +243,7 @@ async fn me(OptionalUser(user): OptionalUser) -> Response {
 async fn my_items(State(bff): State<Bff>, user: UserWithRole<Buyer>, fwd: Forward) -> Response {
     let items = match user_items(bff.backend(), user.user(), &fwd).await {
         Ok(items) => items,
-        Err(e) => return e.answer("user"),
+        Err(e) => return e.answer_for_user("user"),
     };
     let items: Vec<ItemV2> = items.into_iter().map(item_v2_of).collect();
     ([(header::CACHE_CONTROL, PRIVATE)], Json(items)).into_response()

@@ -418,7 +418,7 @@ fn start_up_refuses_a_sunset_before_the_deprecation() {
     };
     assert!(
         err.to_string()
-            .contains("BFF_TEMPLATE_V1_SUNSET_AT: is earlier than V1_DEPRECATED_AT"),
+            .contains("BFF_TEMPLATE_V1_SUNSET_AT: is earlier than BFF_TEMPLATE_V1_DEPRECATED_AT"),
         "{err}"
     );
 }

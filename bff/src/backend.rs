@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderName, HeaderValue};
 use tonic::metadata::{MetadataKey, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use oberon_service::request_id;
 use oberon_service::trace::Onward;
@@ -79,7 +79,9 @@ impl BackendError {
 impl BackendError {
     /// The answer for a request whose backend call failed so, `what` naming what it
     /// asked for (`"item"`): `404` (cached briefly, so a burst of misses does not reach
-    /// the backend), `504` when it timed out, else `502`; never cached otherwise.
+    /// the backend), `504` when it timed out, else `502`; never cached otherwise. For a
+    /// resource that is the same for everyone; one that depends on the user is
+    /// [`BackendError::answer_for_user`].
     pub fn answer(&self, what: &str) -> axum::response::Response {
         use axum::http::StatusCode;
         if !matches!(self, Self::NotFound) {
@@ -98,6 +100,20 @@ impl BackendError {
             ),
             _ => crate::error(StatusCode::BAD_GATEWAY, "backend failed", crate::NO_STORE),
         }
+    }
+}
+
+impl BackendError {
+    /// Like [`BackendError::answer`], for a route whose answer depends on the user:
+    /// every status `private, no-store`, a `404` too (a shared cache keyed by the URL
+    /// alone must not show one user's answer to another).
+    pub fn answer_for_user(&self, what: &str) -> axum::response::Response {
+        let mut response = self.answer(what);
+        response.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static(crate::PRIVATE),
+        );
+        response
     }
 }
 
@@ -183,8 +199,10 @@ impl Backend {
             ),
             Some(_) => tracing::Span::none(),
         };
-        self.within_deadline(span.clone(), |_| self.get_once(path, fwd, &span))
-            .await
+        self.within_deadline(span.clone(), MAX_RETRIES, |_| {
+            self.get_once(path, fwd, &span)
+        })
+        .await
     }
 
     /// A gRPC channel to the backend, connected on first use and again after a
@@ -193,7 +211,12 @@ impl Backend {
     /// [`Backend::call`].
     pub fn channel(&self) -> Result<Channel, BackendError> {
         let made = self.channel.get_or_init(|| {
-            let endpoint = Endpoint::from_shared(self.base.clone()).map_err(|e| e.to_string())?;
+            let mut endpoint =
+                Endpoint::from_shared(self.base.clone()).map_err(|e| e.to_string())?;
+            if self.base.starts_with("https://") {
+                let tls = ClientTlsConfig::new().with_webpki_roots();
+                endpoint = endpoint.tls_config(tls).map_err(|e| e.to_string())?;
+            }
             Ok(endpoint
                 .connect_timeout(connect_timeout(self.timeout))
                 .tcp_nodelay(true)
@@ -207,14 +230,48 @@ impl Backend {
     /// `message`, for the request `fwd`: `call` makes it with a client on
     /// [`Backend::channel`] (clients are cheap to clone:
     /// `|r| { let mut c = client.clone(); async move { c.get_event(r).await } }`). The
-    /// backend is told the time left (`grpc-timeout`), the request id and the trace;
-    /// `UNAVAILABLE` is retried as an unreachable HTTP backend is.
+    /// backend is told the time left (`grpc-timeout`), the request id and the trace.
+    /// `UNAVAILABLE` is retried, as gRPC allows for a call that may be repeated: a
+    /// read. A call that changes something goes through [`Backend::call_once`].
     pub async fn call<M, T, F, Fut>(
         &self,
         rpc: &'static str,
         fwd: &Forward,
         message: M,
         call: F,
+    ) -> Result<T, BackendError>
+    where
+        M: Clone,
+        F: Fn(tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.rpc(rpc, fwd, message, call, MAX_RETRIES).await
+    }
+
+    /// Like [`Backend::call`], never repeated: for a call that changes something
+    /// (`PlaceOrder`), which a retry could make twice.
+    pub async fn call_once<M, T, F, Fut>(
+        &self,
+        rpc: &'static str,
+        fwd: &Forward,
+        message: M,
+        call: F,
+    ) -> Result<T, BackendError>
+    where
+        M: Clone,
+        F: Fn(tonic::Request<M>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        self.rpc(rpc, fwd, message, call, 0).await
+    }
+
+    async fn rpc<M, T, F, Fut>(
+        &self,
+        rpc: &'static str,
+        fwd: &Forward,
+        message: M,
+        call: F,
+        max_retries: u32,
     ) -> Result<T, BackendError>
     where
         M: Clone,
@@ -231,21 +288,8 @@ impl Backend {
             ),
             Some(_) => tracing::Span::none(),
         };
-        self.within_deadline(span.clone(), |deadline| {
-            let mut request = tonic::Request::new(message.clone());
-            request.set_timeout(deadline.saturating_duration_since(Instant::now()));
-            let metadata = request.metadata_mut();
-            for (name, value) in forwarded(fwd, &span) {
-                let name = MetadataKey::from_bytes(name.as_str().as_bytes());
-                let value = value
-                    .to_str()
-                    .ok()
-                    .and_then(|v| MetadataValue::try_from(v).ok());
-                if let (Ok(name), Some(value)) = (name, value) {
-                    metadata.insert(name, value);
-                }
-            }
-            let answer = call(request);
+        let attempt = |deadline: Instant| {
+            let answer = call(rpc_request(message.clone(), deadline, fwd, &span));
             async move {
                 match answer.await {
                     Ok(response) => Ok(response.into_inner()),
@@ -256,15 +300,18 @@ impl Backend {
                     Err(status) => Err(BackendError::of_status(&status, self.timeout)),
                 }
             }
-        })
-        .await
+        };
+        self.within_deadline(span.clone(), max_retries, attempt)
+            .await
     }
 
-    /// `attempt` (given the call's deadline) and the retries the rules and the budget
-    /// allow, all within the deadline; the outcome counted and set on `span`.
+    /// `attempt` (given the call's deadline) and at most `max_retries` retries, as the
+    /// rules, the budget and the time left allow, all within the deadline; the outcome
+    /// counted and set on `span`.
     async fn within_deadline<T, Fut>(
         &self,
         span: tracing::Span,
+        max_retries: u32,
         attempt: impl Fn(Instant) -> Fut,
     ) -> Result<T, BackendError>
     where
@@ -273,7 +320,9 @@ impl Backend {
         let started = Instant::now();
         let deadline = started + self.timeout;
         self.budget.deposit();
-        let attempts = self.attempts(|| attempt(deadline)).instrument(span.clone());
+        let attempts = self
+            .attempts(deadline, max_retries, || attempt(deadline))
+            .instrument(span.clone());
         let result = tokio::time::timeout_at(deadline, attempts)
             .await
             .unwrap_or(Err(BackendError::Timeout(self.timeout)));
@@ -285,22 +334,33 @@ impl Backend {
         result
     }
 
-    /// The first attempt, and the retries the rules and the budget allow.
-    async fn attempts<T, Fut>(&self, attempt: impl Fn() -> Fut) -> Result<T, BackendError>
+    /// The first attempt, and the retries the rules and the budget allow. A retry that
+    /// could not begin before `deadline` is not made: the call fails for its own reason,
+    /// not as a timeout, and the budget keeps its token.
+    async fn attempts<T, Fut>(
+        &self,
+        deadline: Instant,
+        max_retries: u32,
+        attempt: impl Fn() -> Fut,
+    ) -> Result<T, BackendError>
     where
         Fut: Future<Output = Result<T, BackendError>>,
     {
         let mut retries = 0;
         loop {
             match attempt().await {
-                Err(e) if e.is_retryable() && retries < MAX_RETRIES => {
+                Err(e) if e.is_retryable() && retries < max_retries => {
+                    let backoff = BACKOFF * 2u32.pow(retries);
+                    if Instant::now() + backoff >= deadline {
+                        return Err(e);
+                    }
                     if !self.budget.withdraw() {
                         crate::metrics::backend_retry("budget_exhausted");
                         return Err(e);
                     }
                     crate::metrics::backend_retry("retried");
                     tracing::debug!(error = %e, "retrying the backend call");
-                    tokio::time::sleep(BACKOFF * 2u32.pow(retries)).await;
+                    tokio::time::sleep(backoff).await;
                     retries += 1;
                 }
                 result => return result,
@@ -331,6 +391,30 @@ impl Backend {
         let bytes = response.bytes().await.map_err(unreachable)?;
         serde_json::from_slice(&bytes).map_err(|e| BackendError::Invalid(e.to_string()))
     }
+}
+
+/// A gRPC request of `message`, telling the backend the time left before `deadline`
+/// (`grpc-timeout`) and sending on what `fwd` carries, as metadata.
+fn rpc_request<M>(
+    message: M,
+    deadline: Instant,
+    fwd: &Forward,
+    span: &tracing::Span,
+) -> tonic::Request<M> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+    let metadata = request.metadata_mut();
+    for (name, value) in forwarded(fwd, span) {
+        let name = MetadataKey::from_bytes(name.as_str().as_bytes());
+        let value = value
+            .to_str()
+            .ok()
+            .and_then(|v| MetadataValue::try_from(v).ok());
+        if let (Ok(name), Some(value)) = (name, value) {
+            metadata.insert(name, value);
+        }
+    }
+    request
 }
 
 /// How long opening a connection may take: a healthy backend accepts in milliseconds,

@@ -210,7 +210,8 @@ pub struct Settings {
     pub audience: Option<String>,
     /// `GATEWAY_KEYS_MAX_AGE_MS` (default 900000, 1000..=86400000): how long fetched
     /// gateway keys are used before they are fetched again, so a key the gateway
-    /// withdrew stops being accepted within it.
+    /// withdrew stops being accepted within it (when the keys can be fetched: a failed
+    /// fetch keeps the keys there were).
     pub keys_max_age: Duration,
 }
 
@@ -240,12 +241,19 @@ impl Settings {
             "AUDIENCE",
             "use this service's name in the gateway's [upstreams], e.g. checkout",
         );
-        if env.get("GATEWAY_JWKS_URL").is_some() && env.get("AUDIENCE").is_none() {
-            env.fail(
+        let jwks = env.name("GATEWAY_JWKS_URL");
+        match (env.get("GATEWAY_JWKS_URL"), env.get("AUDIENCE")) {
+            (Some(_), None) => env.fail(
                 "AUDIENCE",
-                "is not set, but GATEWAY_JWKS_URL is: whose assertions would this service accept?",
+                format!("is not set, but {jwks} is: whose assertions would this service accept?"),
                 "set it to this service's name in the gateway's [upstreams], e.g. checkout",
-            );
+            ),
+            (None, Some(_)) => env.fail(
+                "AUDIENCE",
+                format!("is set, but {jwks} is not: no assertion could be verified, every user would be anonymous"),
+                "set the gateway's keys too, or unset this",
+            ),
+            _ => {}
         }
         let keys_max_age = env.millis("GATEWAY_KEYS_MAX_AGE_MS", 900_000, 1000..=86_400_000);
         Self {
@@ -315,12 +323,20 @@ mod tests {
         let e = settings(&[("BACKEND_URL", "http://b"), jwks]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "invalid configuration:\nSOME_BFF_AUDIENCE: is not set, but GATEWAY_JWKS_URL is: whose assertions would this service accept?\n  help: set it to this service's name in the gateway's [upstreams], e.g. checkout"
+            "invalid configuration:\nSOME_BFF_AUDIENCE: is not set, but SOME_BFF_GATEWAY_JWKS_URL is: whose assertions would this service accept?\n  help: set it to this service's name in the gateway's [upstreams], e.g. checkout"
         );
         let c = settings(&[("BACKEND_URL", "http://b"), jwks, ("AUDIENCE", "checkout")]).unwrap();
         assert_eq!(c.audience.as_deref(), Some("checkout"));
         let e = settings(&[("BACKEND_URL", "http://b"), jwks, ("AUDIENCE", "a b")]).unwrap_err();
         assert_eq!(e.0[0].var, "SOME_BFF_AUDIENCE");
+        // An audience without keys would verify nothing: every user anonymous.
+        let e = settings(&[("BACKEND_URL", "http://b"), ("AUDIENCE", "checkout")]).unwrap_err();
+        assert!(
+            e.0[0]
+                .problem
+                .contains("is set, but SOME_BFF_GATEWAY_JWKS_URL is not"),
+            "{e}"
+        );
     }
 
     #[test]

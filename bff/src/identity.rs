@@ -5,7 +5,7 @@
 //! an `Oberon-Identity` header: a short-lived JWT (EdDSA) it signed for that request.
 //! A BFF verifies it with the gateway's public keys (`GATEWAY_JWKS_URL`, fetched again
 //! once they are `GATEWAY_KEYS_MAX_AGE_MS` old, so a key the gateway withdrew stops
-//! working), accepts it only when its `aud` names this service (`AUDIENCE`) and its
+//! working; a fetch that fails keeps the keys there were), accepts it only when its `aud` names this service (`AUDIENCE`) and its
 //! request id is this request's, and never trusts any other header that claims to say
 //! who the user is. Handlers ask for a user with an extractor:
 //!

@@ -7,7 +7,8 @@
 //! - [`identity`]: the gateway's assertion, verified by `oberon-identity`; the
 //!   extractors [`OptionalUser`] and [`UserWithRole`].
 //! - [`versions`]: `Deprecation`, `Sunset`, `Link` and `410 Gone` for an API version.
-//! - [`backend`]: the backend client, with a deadline and a retry budget.
+//! - [`backend`]: the backend client (gRPC through a generated client, or JSON over
+//!   HTTP), with one deadline per call and a retry budget.
 //! - Every API request gets an id, a span (joining the caller's trace), metrics by
 //!   route pattern ([`metrics`]) and its log line.
 //! - [`serve`]: the API and, on a port of its own that the gateway never routes to, the
@@ -75,6 +76,11 @@ impl Bff {
         version: &'static str,
         settings: Settings,
     ) -> anyhow::Result<Self> {
+        if settings.gateway_jwks_url.is_some() != settings.audience.is_some() {
+            anyhow::bail!(
+                "the gateway's keys and this service's audience go together: with one and not the other every user would be anonymous"
+            );
+        }
         let exporter = Exporter::install(name, version);
         let backend = Backend::new(&settings.backend_url, settings.backend_timeout)?;
         let identity = identity::verifier(&settings);
@@ -145,7 +151,7 @@ impl Service {
     pub fn api(&self) -> Router {
         self.api
             .clone()
-            .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route", NO_STORE) })
+            .fallback(no_such_route)
             .layer(axum::middleware::from_fn_with_state(
                 self.bff.clone(),
                 observe::observe,
@@ -167,7 +173,7 @@ impl Service {
             )
             .with_state(self.bff.clone())
             .merge(self.bff.0.exporter.clone().app(|| {}))
-            .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route", NO_STORE) })
+            .fallback(no_such_route)
     }
 }
 
@@ -206,6 +212,10 @@ async fn readyz(State(bff): State<Bff>) -> Response {
         let cache = [(header::CACHE_CONTROL, NO_STORE)];
         (StatusCode::SERVICE_UNAVAILABLE, cache, "shutting down\n").into_response()
     }
+}
+
+async fn no_such_route() -> Response {
+    error(StatusCode::NOT_FOUND, "no such route", NO_STORE)
 }
 
 fn no_store(body: &'static str) -> Response {
@@ -286,8 +296,16 @@ pub async fn run(
     prefix: &str,
     service: impl FnOnce(Env<'static>) -> anyhow::Result<Service>,
 ) -> std::process::ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env(format!("{prefix}LOG"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = match std::env::var(format!("{prefix}LOG")) {
+        Err(_) => tracing_subscriber::EnvFilter::new("info"),
+        Ok(directives) => match tracing_subscriber::EnvFilter::try_new(&directives) {
+            Ok(filter) => filter,
+            Err(e) => {
+                eprintln!("error: {prefix}LOG={directives:?} is not a log filter: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+    };
     let logs = tracing_subscriber::fmt::layer()
         .json()
         .with_current_span(true);

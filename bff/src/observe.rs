@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
-use axum::http::HeaderValue;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use oberon_identity::Verifier;
@@ -41,20 +41,7 @@ pub(crate) async fn observe(State(bff): State<Bff>, mut request: Request, next: 
     let method = request.method().clone();
     let sampling = Sampling::decide(request.headers());
     let sampled = sampling.as_ref().is_some_and(Sampling::is_sampled);
-    let span = if sampled {
-        tracing::info_span!(
-            "request",
-            request_id = %request_id,
-            %method,
-            route = %route,
-            otel.kind = "server",
-            otel.name = %format_args!("{method} {route}"),
-            http.route = %route,
-            http.response.status_code = tracing::field::Empty,
-        )
-    } else {
-        tracing::info_span!("request", request_id = %request_id, %method, route = %route)
-    };
+    let span = request_span(&request_id, &method, &route, sampled);
     let onward = match sampling {
         Some(sampling) => sampling.begin(&span),
         None => Some(Onward::passed_on(request.headers())),
@@ -80,7 +67,10 @@ pub(crate) async fn observe(State(bff): State<Bff>, mut request: Request, next: 
             "answered"
         );
     });
-    let deprecated = response.headers().contains_key("deprecation");
+    let deprecated = response
+        .extensions()
+        .get::<crate::versions::DeprecatedVersion>()
+        .is_some();
     crate::metrics::request(&route, &method, status, deprecated, took);
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(request_id::HEADER, v);
@@ -88,10 +78,29 @@ pub(crate) async fn observe(State(bff): State<Bff>, mut request: Request, next: 
     response
 }
 
+/// `request{request_id, method, route}`, around everything that happens to the request;
+/// sampled, the trace's server span.
+fn request_span(request_id: &str, method: &Method, route: &str, sampled: bool) -> tracing::Span {
+    if sampled {
+        tracing::info_span!(
+            "request",
+            request_id,
+            %method,
+            route,
+            otel.kind = "server",
+            otel.name = %format_args!("{method} {route}"),
+            http.route = route,
+            http.response.status_code = tracing::field::Empty,
+        )
+    } else {
+        tracing::info_span!("request", request_id, %method, route)
+    }
+}
+
 /// What a backend call sends on for the request it serves: the request id and its
 /// place in the trace. An extractor; a handler passes it to
 /// [`Backend::get`](crate::backend::Backend::get).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Forward {
     pub request_id: String,
     /// `None` when the request is sampled: the call makes its own client span.

@@ -52,7 +52,8 @@ impl Lifecycle {
             env.fail(
                 &sunset,
                 format!(
-                    "is earlier than {deprecated}: a version cannot go away before it is deprecated"
+                    "is earlier than {}: a version cannot go away before it is deprecated",
+                    env.name(&deprecated)
                 ),
                 "move the sunset after the deprecation",
             );
@@ -140,9 +141,10 @@ fn insert(headers: &mut HeaderMap, name: &'static str, value: String) {
     }
 }
 
-/// `routes`, every one of them one version's: each answer carries the version's
-/// lifecycle headers (errors too), and once it is past its sunset every request is
-/// answered `410 Gone` without reaching a handler.
+/// `routes`, every one of them one version's: each answer of a route carries the
+/// version's lifecycle headers (errors too), and once it is past its sunset every
+/// request to a route is answered `410 Gone` without reaching a handler. (A path no
+/// route matches gets the service's plain `404`.)
 pub fn versioned<S: Clone + Send + Sync + 'static>(
     routes: Router<S>,
     lifecycle: Lifecycle,
@@ -167,9 +169,21 @@ async fn apply_lifecycle(
     } else {
         next.run(request).await
     };
-    response.headers_mut().extend(lifecycle.headers());
+    // Added to, never replacing, what the handler set (its own `Link`s among them).
+    let headers = response.headers_mut();
+    for (name, value) in lifecycle.headers().iter() {
+        headers.append(name.clone(), value.clone());
+    }
+    if lifecycle.is_deprecated() {
+        response.extensions_mut().insert(DeprecatedVersion);
+    }
     response
 }
+
+/// On an answer of a deprecated version (one with a deprecation or a sunset date): what
+/// `oberon_bff_deprecated_requests_total` counts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeprecatedVersion;
 
 #[cfg(test)]
 mod tests {
@@ -231,7 +245,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.0.len(), 1);
         assert_eq!(e.0[0].var, "B_V1_SUNSET_AT");
-        assert!(e.0[0].problem.contains("earlier than V1_DEPRECATED_AT"));
+        assert!(e.0[0].problem.contains("earlier than B_V1_DEPRECATED_AT"));
     }
 
     #[test]

@@ -103,7 +103,14 @@ fn service(vars: &[(&str, String)]) -> Service {
     async fn me(OptionalUser(user): OptionalUser) -> Json<Option<String>> {
         Json(user.map(|u| u.id()))
     }
-    let v1_routes = Router::new().route("/v1/things/{id}", routing::get(fetch));
+    // A page of things, with the handler's own `Link` to the next.
+    async fn page() -> Response {
+        let next = [("link", "</v1/things?page=2>; rel=\"next\"")];
+        (next, Json(serde_json::json!([]))).into_response()
+    }
+    let v1_routes = Router::new()
+        .route("/v1/things/{id}", routing::get(fetch))
+        .route("/v1/things", routing::get(page));
     let api = Router::new()
         .route("/v2/things/{id}", routing::get(fetch))
         .route("/v2/me", routing::get(me))
@@ -116,6 +123,18 @@ fn service(vars: &[(&str, String)]) -> Service {
 
 async fn start(vars: &[(&str, String)]) -> Running {
     Running::start(service(vars)).await
+}
+
+/// Like [`metric`], 0 when the series is not there yet.
+async fn metric_or_zero(ops: &str, series: &str) -> f64 {
+    let text = get(&format!("{ops}/metrics"), &[])
+        .await
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// The value of the first line of `/metrics` that starts with `series`.
@@ -235,6 +254,39 @@ async fn requests_are_counted_by_route_pattern_and_deprecated_use_by_version() {
         .await
         .expect("text");
     assert!(!text.contains("/v1/things/a"), "a raw path became a label");
+}
+
+/// A version with only a sunset date is deprecated too: it says so, is counted, and
+/// keeps the handler's own `Link`s beside its own.
+#[tokio::test]
+async fn a_version_with_only_a_sunset_is_counted_and_keeps_the_handlers_links() {
+    let (backend, _) = fake_backend().await;
+    let bff = start(&[
+        ("BACKEND_URL", backend),
+        ("V1_SUNSET_AT", "2099-07-01T00:00:00Z".into()),
+        ("V1_DOCS_URL", "https://docs.example.com/v1-to-v2".into()),
+    ])
+    .await;
+    let series = "oberon_bff_deprecated_requests_total{api_version=\"v1\"}";
+    let before = metric_or_zero(&bff.ops, series).await;
+    let r = get(&format!("{}/v1/things", bff.url), &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["sunset"], "Wed, 01 Jul 2099 00:00:00 GMT");
+    let links: Vec<_> = r
+        .headers()
+        .get_all("link")
+        .iter()
+        .map(|v| v.to_str().expect("ascii"))
+        .collect();
+    assert_eq!(
+        links,
+        [
+            "</v1/things?page=2>; rel=\"next\"",
+            "<https://docs.example.com/v1-to-v2>; rel=\"sunset\"; type=\"text/html\"",
+        ]
+    );
+    // The recorder is the process's: other tests here count too, hence "at least".
+    assert!(metric(&bff.ops, series).await >= before + 1.0);
 }
 
 #[tokio::test]

@@ -50,7 +50,9 @@ pub fn run(args: NewArgs) -> anyhow::Result<()> {
                     println!("Cargo.lock: the versions this oberon was built and tested with")
                 }
                 Err(e) => {
-                    println!("Cargo.lock: left whole (cargo trims it on the first build): {e:#}")
+                    println!(
+                        "Cargo.lock: not trimmed ({e:#}); run `cargo build` and commit the lock before `docker build`, which builds --locked"
+                    )
                 }
             }
             println!(
@@ -85,7 +87,7 @@ pub fn run_bff(args: BffArgs) -> anyhow::Result<()> {
         BffCommand::Upgrade { path } => {
             let written = upgrade_bff(&path)?;
             println!(
-                "replaced {} ({written} files); next: cargo test",
+                "replaced {} ({written} files); next: cargo test, then commit it with Cargo.lock (cargo updates the lock if the platform needs new crates) and compare the Dockerfile with `oberon new bff`'s",
                 path.join(VENDOR_DIR).display()
             );
             Ok(())
@@ -144,7 +146,11 @@ fn vendored_manifest(manifest: &str) -> anyhow::Result<String> {
     }
     let vendored = format!("oberon-bff = {{ path = \"{VENDOR_DIR}/bff\" }}");
     let mut text = manifest.replace(IN_REPO, &vendored);
-    text.push_str("\n# Its own workspace, not part of any enclosing one.\n[workspace]\n");
+    // Path dependencies under a workspace's root are its members unless excluded: the
+    // vendored crates are built, never tested or linted, by the BFF.
+    text.push_str(&format!(
+        "\n# Its own workspace, not part of any enclosing one; the platform in {VENDOR_DIR}/ is\n# built for it, never tested or linted with it.\n[workspace]\nexclude = [\"{VENDOR_DIR}\"]\n"
+    ));
     Ok(text)
 }
 
@@ -160,17 +166,34 @@ pub fn upgrade_bff(dir: &Path) -> anyhow::Result<usize> {
             dir.join("Cargo.toml").display()
         );
     }
+    // Written whole beside the old one, then swapped in: a failed write leaves the old
+    // platform in place, never half of each.
     let vendor = dir.join(VENDOR_DIR);
-    if vendor.exists() {
-        std::fs::remove_dir_all(&vendor)
-            .with_context(|| format!("cannot remove {}", vendor.display()))?;
+    let (fresh, old) = (dir.join(".oberon.new"), dir.join(".oberon.old"));
+    for leftover in [&fresh, &old] {
+        if leftover.exists() {
+            std::fs::remove_dir_all(leftover)
+                .with_context(|| format!("cannot remove {}", leftover.display()))?;
+        }
     }
     let mut written = 0;
     for (rel, contents) in platform::FILES {
-        if rel.starts_with(&format!("{VENDOR_DIR}/")) {
-            write(&dir.join(rel), contents)?;
+        if let Some(inside) = rel.strip_prefix(&format!("{VENDOR_DIR}/")) {
+            write(&fresh.join(inside), contents)?;
             written += 1;
         }
+    }
+    let swap = |from: &Path, to: &Path| {
+        std::fs::rename(from, to)
+            .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))
+    };
+    if vendor.exists() {
+        swap(&vendor, &old)?;
+    }
+    swap(&fresh, &vendor)?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old)
+            .with_context(|| format!("cannot remove {}", old.display()))?;
     }
     Ok(written)
 }

@@ -92,7 +92,7 @@ fn money_label(cents: i64, currency: &str) -> String {
 async fn orders_v1(State(bff): State<Bff>, user: UserWithRole<Buyer>, fwd: Forward) -> Response {
     let orders = match list_orders(bff.backend(), user.user(), &fwd).await {
         Ok(orders) => orders,
-        Err(e) => return e.answer("user"),
+        Err(e) => return e.answer_for_user("user"),
     };
     let body = OrdersV1 {
         orders: orders.into_iter().map(order_v1).collect(),

@@ -164,26 +164,22 @@ fn ticket_type(t: oberon_demo_proto::events::v1::TicketType) -> TicketType {
 }
 
 /// The related events, looked up concurrently; one that fails is left out, not fatal.
+/// Not spawned: the lookups stay in the request's span (and trace) and end with it.
 async fn related(bff: &Bff, ids: &[String], fwd: &Forward) -> Vec<Related> {
-    let lookups: Vec<_> = ids
+    let lookups = ids
         .iter()
         .filter(|id| valid_id(id))
         .take(MAX_RELATED)
-        .map(|id| {
-            let (backend, fwd, id) = (bff.backend().clone(), fwd.clone(), id.clone());
-            tokio::spawn(async move { get_event(&backend, &id, &fwd).await })
-        })
-        .collect();
+        .map(|id| get_event(bff.backend(), id, fwd));
     let mut related = Vec::new();
-    for lookup in lookups {
-        match lookup.await {
-            Ok(Ok(r)) => related.push(Related {
+    for lookup in futures::future::join_all(lookups).await {
+        match lookup {
+            Ok(r) => related.push(Related {
                 starts_at: starts_at(&r),
                 id: r.id,
                 name: r.name,
             }),
-            Ok(Err(e)) => tracing::info!("related event left out: {e}"),
-            Err(e) => tracing::warn!("related event lookup failed: {e}"),
+            Err(e) => tracing::info!("related event left out: {e}"),
         }
     }
     related
