@@ -65,7 +65,7 @@ enum Mutation {
 enum Input {
     Raw {
         token: String,
-        request_id: Option<String>,
+        request_id: String,
     },
     Signed {
         subject: String,
@@ -73,7 +73,7 @@ enum Input {
         roles: Vec<String>,
         name: Option<String>,
         made_for: String,
-        verified_for: Option<String>,
+        verified_for: String,
         mutations: Vec<Mutation>,
     },
 }
@@ -106,7 +106,7 @@ fn mutate(token: &str, mutation: &Mutation) -> String {
     parts.join(".")
 }
 
-fn assert_acceptable(token: &str, request_id: Option<&str>, identity: &Identity) {
+fn assert_acceptable(token: &str, request_id: &str, identity: &Identity) {
     let g = gateway();
     let mut segments = token.split('.');
     let (Some(h), Some(p), Some(s)) = (segments.next(), segments.next(), segments.next()) else {
@@ -136,13 +136,14 @@ fn assert_acceptable(token: &str, request_id: Option<&str>, identity: &Identity)
         exp >= (now() - LEEWAY.as_secs() as i64 - 2) as f64,
         "expired"
     );
-    if let Some(id) = request_id {
-        assert_eq!(
-            claims.get("rid").and_then(Value::as_str),
-            Some(id),
-            "another request's"
-        );
-    }
+    // Every consumer gives the request's id: an accepted assertion names it, and no
+    // assertion names the empty one.
+    assert!(!request_id.is_empty(), "accepted for an empty request id");
+    assert_eq!(
+        claims.get("rid").and_then(Value::as_str),
+        Some(request_id),
+        "another request's"
+    );
     assert_eq!(
         claims.get("sub").and_then(Value::as_str),
         Some(identity.subject.as_str())
@@ -177,7 +178,7 @@ libfuzzer_sys::fuzz_target!(|input: Input| {
             (token, verified_for)
         }
     };
-    if let Ok(asserted) = runtime().block_on(g.verifier.verify(&token, request_id.as_deref())) {
-        assert_acceptable(&token, request_id.as_deref(), &asserted.identity);
+    if let Ok(asserted) = runtime().block_on(g.verifier.verify(&token, &request_id)) {
+        assert_acceptable(&token, &request_id, &asserted.identity);
     }
 });
