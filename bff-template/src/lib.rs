@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use oberon_bff::{
-    Backend, BackendError, Bff, Env, ErrorBody, Forward, Lifecycle, NO_STORE, OptionalUser,
-    PRIVATE, Role, Service, User, UserWithRole, error, versioned,
+    Backend, BackendError, BackendFailure, Bff, Env, ErrorBody, Forward, Lifecycle, NO_STORE,
+    OptionalUser, PRIVATE, Role, Service, User, UserWithRole, error, versioned,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -136,8 +136,7 @@ async fn load_item(bff: &Bff, id: &str, fwd: &Forward) -> Result<Item, Response>
         (status = 200, description = "the item", body = ItemV2),
         (status = 400, description = "not an item id", body = ErrorBody),
         (status = 404, description = "no such item", body = ErrorBody),
-        (status = 502, description = "the backend failed", body = ErrorBody),
-        (status = 504, description = "the backend timed out", body = ErrorBody),
+        BackendFailure,
     ),
 )]
 async fn item_v2(State(bff): State<Bff>, Path(id): Path<String>, fwd: Forward) -> Response {
@@ -170,8 +169,7 @@ fn item_v2_of(item: Item) -> ItemV2 {
         (status = 400, description = "not an item id", body = ErrorBody),
         (status = 404, description = "no such item", body = ErrorBody),
         (status = 410, description = "`/v1` is past its sunset", body = ErrorBody),
-        (status = 502, description = "the backend failed", body = ErrorBody),
-        (status = 504, description = "the backend timed out", body = ErrorBody),
+        BackendFailure,
     ),
 )]
 async fn item_v1(State(bff): State<Bff>, Path(id): Path<String>, fwd: Forward) -> Response {
@@ -236,8 +234,7 @@ async fn me(OptionalUser(user): OptionalUser) -> Response {
         (status = 200, description = "the items", body = Vec<ItemV2>),
         (status = 401, description = "no valid identity assertion", body = ErrorBody),
         (status = 403, description = "the user lacks the role `buyer`", body = ErrorBody),
-        (status = 502, description = "the backend failed", body = ErrorBody),
-        (status = 504, description = "the backend timed out", body = ErrorBody),
+        BackendFailure,
     ),
 )]
 async fn my_items(State(bff): State<Bff>, user: UserWithRole<Buyer>, fwd: Forward) -> Response {

@@ -206,11 +206,23 @@ async fn a_deprecated_v1_says_so_in_exact_headers_and_in_the_openapi_document() 
     // Derived from the code: the handlers' paths, the answers' types, the platform's
     // operational endpoints.
     assert_eq!(doc["info"]["title"], "bff-template");
-    let ok = &doc["paths"]["/v2/items/{id}"]["get"]["responses"]["200"];
+    let responses = &doc["paths"]["/v2/items/{id}"]["get"]["responses"];
     assert_eq!(
-        ok["content"]["application/json"]["schema"]["$ref"],
+        responses["200"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/ItemV2"
     );
+    // The platform's failures of a backend call, as `BackendError::answer` gives them.
+    for (status, description) in [
+        ("502", "the backend failed"),
+        ("504", "the backend timed out"),
+    ] {
+        assert_eq!(responses[status]["description"], description, "{responses}");
+        assert_eq!(
+            responses[status]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ErrorBody",
+            "{responses}"
+        );
+    }
     let item = &doc["components"]["schemas"]["ItemV2"];
     assert_eq!(
         item["required"],

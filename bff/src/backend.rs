@@ -74,9 +74,7 @@ impl BackendError {
             Self::Rpc { .. } => "status_5xx",
         }
     }
-}
 
-impl BackendError {
     /// The answer for a request whose backend call failed so, `what` naming what it
     /// asked for (`"item"`): `404` (cached briefly, so a burst of misses does not reach
     /// the backend), `504` when it timed out, else `502`; never cached otherwise. For a
@@ -101,9 +99,7 @@ impl BackendError {
             _ => crate::error(StatusCode::BAD_GATEWAY, "backend failed", crate::NO_STORE),
         }
     }
-}
 
-impl BackendError {
     /// Like [`BackendError::answer`], for a route whose answer depends on the user:
     /// every status `private, no-store`, a `404` too (a shared cache keyed by the URL
     /// alone must not show one user's answer to another).
@@ -115,6 +111,17 @@ impl BackendError {
         );
         response
     }
+}
+
+/// A backend call's failures as a route's OpenAPI document lists them, beside the
+/// route's own answers: `responses((status = 200, …), oberon_bff::BackendFailure)`.
+/// [`BackendError::answer`] is what gives them.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum BackendFailure {
+    #[response(status = 502, description = "the backend failed")]
+    Failed(crate::ErrorBody),
+    #[response(status = 504, description = "the backend timed out")]
+    TimedOut(crate::ErrorBody),
 }
 
 /// Whether a gRPC code says the caller's request was wrong (HTTP's 4xx), rather than

@@ -24,6 +24,7 @@ pub mod config;
 pub mod identity;
 pub mod metrics;
 mod observe;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod versions;
 
@@ -41,7 +42,7 @@ use oberon_config::listen::{self, ListenLimits};
 use oberon_identity::Verifier;
 use oberon_service::metrics::Exporter;
 
-pub use backend::{Backend, BackendError};
+pub use backend::{Backend, BackendError, BackendFailure};
 pub use config::{ConfigErrors, Env, Settings};
 pub use identity::{OptionalUser, Role, User, UserWithRole};
 pub use observe::Forward;

@@ -13,6 +13,8 @@ use axum::{Json, Router};
 use oberon_bff::Env;
 use oberon_bff::testing::{FakeGateway, Running, get, serve_on_loopback};
 use oberon_bff::{Bff, Forward, Lifecycle, OptionalUser, Service, Settings, versioned};
+use oberon_config::listen::ListenLimits;
+use oberon_config::testing::assert_slow_clients_are_closed;
 use utoipa::OpenApi as _;
 
 const PREFIX: &str = "TEST_BFF_";
@@ -457,50 +459,6 @@ async fn an_assertion_is_good_only_for_its_request_and_its_services() {
     );
 }
 
-/// How a slow client behaves on one connection.
-#[derive(Debug, Clone, Copy)]
-enum Slow {
-    /// Sends a request head one byte every 500 ms, never finishing it.
-    Dribble,
-    /// Sends nothing at all.
-    Silent,
-    /// Sends one whole request, reads the answer, then keeps the connection idle.
-    IdleAfterAnswer,
-}
-
-/// How long the server at `url` kept a connection of a `how` client open before
-/// closing it; `None` if it was still open after `limit`.
-async fn held_open(url: &str, how: Slow, limit: Duration) -> Option<Duration> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = url.trim_start_matches("http://").to_string();
-    let mut stream = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("connect");
-    let started = Instant::now();
-    let head = format!("GET /livez HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ");
-    let mut dribble = head.into_bytes().into_iter().chain(std::iter::repeat(b'a'));
-    if let Slow::IdleAfterAnswer = how {
-        let request = format!("GET /livez HTTP/1.1\r\nHost: {addr}\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("write");
-    }
-    let mut buf = [0u8; 4096];
-    while started.elapsed() < limit {
-        if let Slow::Dribble = how {
-            let byte = dribble.next().unwrap_or(b'a');
-            if stream.write_all(&[byte]).await.is_err() {
-                return Some(started.elapsed());
-            }
-        }
-        // End of file or a reset: closed by the server. An answer (to the whole
-        // request, or a 408) or nothing yet: read on until it closes.
-        let read = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await;
-        if let Ok(Ok(0) | Err(_)) = read {
-            return Some(started.elapsed());
-        }
-    }
-    None
-}
-
 /// Slowloris: a connection that dribbles its head, one that sends nothing and a
 /// kept-alive one left idle are all closed at the header-read timeout (10 s) rather
 /// than holding a file descriptor for as long as the client likes.
@@ -508,19 +466,13 @@ async fn held_open(url: &str, how: Slow, limit: Duration) -> Option<Duration> {
 async fn slow_silent_and_idle_connections_are_closed_at_the_header_read_timeout() {
     let (backend, _) = fake_backend().await;
     let bff = start(&[("BACKEND_URL", backend)]).await;
-    let limit = Duration::from_secs(14);
-    let (dribble, silent, idle) = tokio::join!(
-        held_open(&bff.url, Slow::Dribble, limit),
-        held_open(&bff.url, Slow::Silent, limit),
-        held_open(&bff.ops, Slow::IdleAfterAnswer, limit),
-    );
-    for (how, held) in [("dribble", dribble), ("silent", silent), ("idle", idle)] {
-        let held = held.unwrap_or_else(|| panic!("{how}: still open after {limit:?}"));
-        println!("{how}: closed by the server after {held:?}");
-        assert!(
-            held >= Duration::from_secs(9),
-            "{how}: closed early, {held:?}"
-        );
-    }
+    let timeout = ListenLimits::default().header_read_timeout;
+    assert_slow_clients_are_closed(
+        bff.url.trim_start_matches("http://"),
+        bff.ops.trim_start_matches("http://"),
+        "/livez",
+        timeout,
+    )
+    .await;
     assert_eq!(get(&format!("{}/livez", bff.ops), &[]).await.status(), 200);
 }

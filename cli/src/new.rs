@@ -137,14 +137,15 @@ pub fn new_bff(name: &str, dir: &Path) -> anyhow::Result<usize> {
     Ok(template::FILES.len() + platform::FILES.len())
 }
 
-/// The template's manifest for a crate of its own: `oberon-bff` from `oberon/`, and a
-/// workspace of its own, not part of any enclosing one.
+/// The template's manifest for a crate of its own: `oberon-bff` from `oberon/` (as a
+/// dependency, and with its `testing` feature as a dev-dependency), and a workspace of
+/// its own, not part of any enclosing one.
 fn vendored_manifest(manifest: &str) -> anyhow::Result<String> {
-    const IN_REPO: &str = "oberon-bff = { path = \"../bff\" }";
+    const IN_REPO: &str = "oberon-bff = { path = \"../bff\"";
     if !manifest.contains(IN_REPO) {
-        bail!("the embedded template does not depend on oberon-bff as `{IN_REPO}`");
+        bail!("the embedded template does not depend on oberon-bff as `{IN_REPO} }}`");
     }
-    let vendored = format!("oberon-bff = {{ path = \"{VENDOR_DIR}/bff\" }}");
+    let vendored = format!("oberon-bff = {{ path = \"{VENDOR_DIR}/bff\"");
     let mut text = manifest.replace(IN_REPO, &vendored);
     // Path dependencies under a workspace's root are its members unless excluded: the
     // vendored crates are built, never tested or linted, by the BFF.

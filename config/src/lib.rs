@@ -3,6 +3,8 @@
 //! only when there are none. And [`listen`], how every service listens.
 
 pub mod listen;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

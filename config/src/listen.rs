@@ -1,5 +1,5 @@
-//! How an Oberon service listens: one accept loop, shared by the gateway and the
-//! renderer, with limits on what a connection may cost. Without them (`axum::serve`
+//! How an Oberon service listens: one accept loop, shared by the gateway, the renderer
+//! and every BFF (`oberon-bff`, which a scaffold vendors with this crate), with limits on what a connection may cost. Without them (`axum::serve`
 //! sets no timer, so hyper applies no header-read timeout) a client that opens
 //! connections and sends one header byte a minute, or nothing at all, holds a file
 //! descriptor each until the service starves.
@@ -13,9 +13,6 @@
 //!   the loop stops accepting and new connections wait in the kernel's backlog.
 //! - **Shutdown**: when `shutdown` resolves the listener closes, idle connections close,
 //!   and requests in flight finish before [`serve`] returns.
-//!
-//! The BFF template carries its own copy of this loop (`bff-template/src/listen.rs`): a
-//! scaffolded BFF cannot depend on a crate of this repository.
 
 use std::future::Future;
 use std::net::SocketAddr;

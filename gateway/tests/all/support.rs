@@ -306,48 +306,6 @@ pub async fn gateway_with_files(
     (gateway, url, dir)
 }
 
-/// How a slow client behaves on one connection.
-#[derive(Debug, Clone, Copy)]
-pub enum Slow {
-    /// Sends a request head one byte every 500 ms, never finishing it.
-    Dribble,
-    /// Sends nothing at all.
-    Silent,
-    /// Sends one whole request, reads the answer, then keeps the connection idle.
-    IdleAfterAnswer,
-}
-
-/// How long the server at `url` kept a connection of a `how` client open before
-/// closing it; `None` if it was still open after `limit`.
-pub async fn held_open(url: &str, how: Slow, limit: Duration) -> Option<Duration> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = url.trim_start_matches("http://").to_string();
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let started = std::time::Instant::now();
-    let head = format!("GET /_gateway/livez HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ");
-    let mut dribble = head.into_bytes().into_iter().chain(std::iter::repeat(b'a'));
-    if let Slow::IdleAfterAnswer = how {
-        let request = format!("GET /_gateway/livez HTTP/1.1\r\nHost: {addr}\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.unwrap();
-    }
-    let mut buf = [0u8; 4096];
-    while started.elapsed() < limit {
-        if let Slow::Dribble = how {
-            let byte = dribble.next().unwrap_or(b'a');
-            if stream.write_all(&[byte]).await.is_err() {
-                return Some(started.elapsed());
-            }
-        }
-        // End of file or a reset: closed by the server. An answer (to the whole
-        // request, or a 408) or nothing yet: read on until it closes.
-        let read = tokio::time::timeout(Duration::from_millis(500), stream.read(&mut buf)).await;
-        if let Ok(Ok(0) | Err(_)) = read {
-            return Some(started.elapsed());
-        }
-    }
-    None
-}
-
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

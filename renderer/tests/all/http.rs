@@ -1,5 +1,8 @@
 //! The renderer's HTTP surface: methods, unknown paths, assets.
 
+use oberon_config::listen::ListenLimits;
+use oberon_config::testing::assert_slow_clients_are_closed;
+
 use crate::support::TestSite;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,28 +190,13 @@ async fn assets_are_gzipped_for_clients_that_accept_it() {
 /// than holding a file descriptor for as long as the client likes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_silent_and_idle_connections_are_closed_at_the_header_read_timeout() {
-    use std::time::Duration;
-
-    use crate::support::{Slow, held_open};
-
     let site = TestSite::new(&[]);
     site.install_as("hello", "hello-v1");
     site.page("hello.toml", "route = \"/\"\nlayout = \"test.html\"\nteam = \"t\"\n[[slots]]\nname = \"hello\"\ncomponent = \"hello\"\n");
     let running = site.start().await.expect("site starts");
-    let limit = Duration::from_secs(14);
-    let (dribble, silent, idle) = tokio::join!(
-        held_open(running.addr, Slow::Dribble, limit),
-        held_open(running.addr, Slow::Silent, limit),
-        held_open(running.addr, Slow::IdleAfterAnswer, limit),
-    );
-    for (how, held) in [("dribble", dribble), ("silent", silent), ("idle", idle)] {
-        let held = held.unwrap_or_else(|| panic!("{how}: still open after {limit:?}"));
-        println!("{how}: closed by the server after {held:?}");
-        assert!(
-            held >= Duration::from_secs(9),
-            "{how}: closed early, {held:?}"
-        );
-    }
+    let addr = running.addr.to_string();
+    let timeout = ListenLimits::default().header_read_timeout;
+    assert_slow_clients_are_closed(&addr, &addr, "/_oberon/livez", timeout).await;
     assert_eq!(running.get("/_oberon/livez").await.status, 200);
 }
 

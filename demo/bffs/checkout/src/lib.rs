@@ -14,8 +14,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use oberon_bff::backend::path_segment;
 use oberon_bff::{
-    Backend, BackendError, Bff, Env, ErrorBody, Forward, Lifecycle, PRIVATE, Role, Service, User,
-    UserWithRole, versioned,
+    Backend, BackendError, BackendFailure, Bff, Env, ErrorBody, Forward, Lifecycle, PRIVATE, Role,
+    Service, User, UserWithRole, versioned,
 };
 use oberon_demo_proto::checkout::v1::orders_service_client::OrdersServiceClient;
 use oberon_demo_proto::checkout::v1::{ListOrdersRequest, Order};
@@ -85,8 +85,7 @@ fn money_label(cents: i64, currency: &str) -> String {
         (status = 401, description = "no valid identity assertion", body = ErrorBody),
         (status = 403, description = "the user lacks the role `buyer`", body = ErrorBody),
         (status = 410, description = "`/v1` is past its sunset", body = ErrorBody),
-        (status = 502, description = "the backend failed", body = ErrorBody),
-        (status = 504, description = "the backend timed out", body = ErrorBody),
+        BackendFailure,
     ),
 )]
 async fn orders_v1(State(bff): State<Bff>, user: UserWithRole<Buyer>, fwd: Forward) -> Response {

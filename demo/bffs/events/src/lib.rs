@@ -15,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use oberon_bff::{
-    Backend, BackendError, Bff, Env, ErrorBody, Forward, Lifecycle, NO_STORE, Service, error,
-    versioned,
+    Backend, BackendError, BackendFailure, Bff, Env, ErrorBody, Forward, Lifecycle, NO_STORE,
+    Service, error, versioned,
 };
 use oberon_demo_proto::events::v1::events_service_client::EventsServiceClient;
 use oberon_demo_proto::events::v1::{Event, GetEventRequest};
@@ -102,8 +102,7 @@ fn valid_id(id: &str) -> bool {
         (status = 400, description = "not an event id", body = ErrorBody),
         (status = 404, description = "no such event", body = ErrorBody),
         (status = 410, description = "`/v1` is past its sunset", body = ErrorBody),
-        (status = 502, description = "the backend failed", body = ErrorBody),
-        (status = 504, description = "the backend timed out", body = ErrorBody),
+        BackendFailure,
     ),
 )]
 async fn event_v1(State(bff): State<Bff>, Path(id): Path<String>, fwd: Forward) -> Response {
