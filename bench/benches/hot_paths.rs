@@ -73,7 +73,8 @@ fn demo_fragments() -> Vec<(String, Vec<HeadEntry>, Vec<String>)> {
             let wasm = std::fs::read(oberon_test_artifacts::artifact(name).wasm()).expect("wasm");
             let component = rt.block_on(engine.load(&wasm)).expect("load");
             let deadline = Instant::now() + Duration::from_secs(5);
-            let result = rt.block_on(engine.render(&component, &ctx, props, &bus, deadline));
+            let result =
+                rt.block_on(engine.render(&component, &ctx, props, &bus, engine.budget(deadline)));
             let fragment = result.outcome.expect("demo component renders");
             let assets = component
                 .metadata()

@@ -74,7 +74,9 @@ fn instance_render(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| async {
                 let deadline = Instant::now() + Duration::from_millis(100);
-                let result = engine.render(&component, &ctx, "{}", &bus, deadline).await;
+                let result = engine
+                    .render(&component, &ctx, "{}", &bus, engine.budget(deadline))
+                    .await;
                 assert!(result.outcome.is_ok());
                 result
             })
@@ -86,7 +88,9 @@ fn instance_render(c: &mut Criterion) {
         group.bench_function(format!("{name}/wasip2"), |b| {
             b.to_async(&rt).iter(|| async {
                 let deadline = Instant::now() + Duration::from_millis(100);
-                let result = engine.render(&component, &ctx, "{}", &bus, deadline).await;
+                let result = engine
+                    .render(&component, &ctx, "{}", &bus, engine.budget(deadline))
+                    .await;
                 assert!(result.outcome.is_ok());
                 result
             })

@@ -138,7 +138,9 @@ fn main() {
         let component = rt.block_on(engine.load(&wasm)).expect("load");
         let once = || async {
             let deadline = Instant::now() + Duration::from_secs(20);
-            let result = engine.render(&component, &ctx, "{}", &bus, deadline).await;
+            let result = engine
+                .render(&component, &ctx, "{}", &bus, engine.budget(deadline))
+                .await;
             let fragment = result.outcome.expect("rendered");
             if std::env::var_os("OBERON_PROFILE_PRINT").is_some() {
                 println!("{}", fragment.html);

@@ -19,7 +19,7 @@ pub mod storage;
 
 pub use channel::UnknownChannel;
 pub use error::{RegistryError, StorageError};
-pub use model::{Channel, Index};
+pub use model::{Channel, Index, Resources};
 pub use registry::{
     Artifact, Registry, StoredArtifacts, Target, Upload, is_valid_component_name, parse_index,
     sha256_hex,

@@ -43,6 +43,27 @@ pub struct VersionMetadata {
     pub cacheability: Cacheability,
 }
 
+/// What a version asks the renderer for beyond the site's defaults, given at deploy
+/// (not by `describe`: the contract is frozen, and these are the deployer's to set).
+/// Absent fields are not written, so an index that uses none reads as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// Linear memory cap of one instance, in MiB (1 to 4096). The renderer holds it to
+    /// its site's ceiling; a page slot's own `memory_mib` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u32>,
+}
+
+impl Resources {
+    /// The range of [`Resources::memory_mib`]: a wasm32 memory's whole range.
+    pub const MEMORY_MIB: std::ops::RangeInclusive<u32> = 1..=4096;
+
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// A stored, content-addressed file: its SHA-256 (lower-case hex) and size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,6 +82,8 @@ pub struct VersionEntry {
     pub metadata: VersionMetadata,
     /// The `oberon:component` WIT version the module was built against.
     pub wit: String,
+    #[serde(default, skip_serializing_if = "Resources::is_default")]
+    pub resources: Resources,
     pub deployed_at_ms: u64,
     pub deployed_by: String,
 }

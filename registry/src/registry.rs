@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::RegistryError;
 use crate::model::{
-    Action, BlobRef, CanaryPointer, Channel, ComponentEntry, INDEX_FORMAT, Index, Move,
+    Action, BlobRef, CanaryPointer, Channel, ComponentEntry, INDEX_FORMAT, Index, Move, Resources,
     VersionEntry, VersionMetadata,
 };
 use crate::storage::{Created, Storage};
@@ -44,6 +44,8 @@ pub struct Upload {
     pub metadata: VersionMetadata,
     /// The `oberon:component` WIT version the module imports.
     pub wit: String,
+    /// What it asks the renderer for beyond the site's defaults.
+    pub resources: Resources,
 }
 
 /// Where a deploy points the new version.
@@ -290,6 +292,7 @@ impl Registry {
                     assets: stored.assets.clone(),
                     metadata: upload.metadata.clone(),
                     wit: upload.wit.clone(),
+                    resources: upload.resources.clone(),
                     deployed_at_ms: at_ms,
                     deployed_by: actor.to_string(),
                 },
@@ -619,6 +622,15 @@ fn check_upload(upload: &Upload) -> Result<(), RegistryError> {
                 actual,
             });
         }
+    }
+    if let Some(mib) = upload
+        .resources
+        .memory_mib
+        .filter(|m| !Resources::MEMORY_MIB.contains(m))
+    {
+        return Err(invalid(format!(
+            "it asks for {mib} MiB of memory per instance; give 1 to 4096 MiB"
+        )));
     }
     for declared in &upload.metadata.assets {
         if !upload.assets.contains_key(declared) {

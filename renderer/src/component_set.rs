@@ -88,6 +88,10 @@ pub struct ComponentVersion {
     /// The registry version, for a version from a registry (a directory's components
     /// have none).
     pub version: Option<oberon_registry::Version>,
+    /// The memory cap per instance its deploy asked for, in MiB (a directory's
+    /// components ask for none): a slot's `memory_mib` overrides it, and the site's
+    /// ceiling bounds it.
+    pub memory_mib: Option<usize>,
     stamp: FileStamp,
 }
 
@@ -256,6 +260,7 @@ async fn load_one(
         hash,
         assets,
         version: None,
+        memory_mib: None,
         stamp: stamp.unwrap_or(FileStamp {
             modified: None,
             len: 0,
@@ -388,6 +393,7 @@ pub async fn load_artifact(
         hash,
         assets,
         version: Some(version.clone()),
+        memory_mib: None,
         stamp: FileStamp {
             modified: None,
             len: 0,

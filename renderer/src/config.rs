@@ -149,9 +149,15 @@ pub struct Limits {
     /// `component_deadline_ms = 100`: default deadline of one component render.
     #[serde(deserialize_with = "bounded::deadline")]
     pub component_deadline_ms: u64,
-    /// `component_memory_mib = 16`: linear memory cap of one component instance.
+    /// `component_memory_mib = 16`: linear memory cap of one component instance, unless
+    /// its slot (`memory_mib`) or its deploy (`oberon component deploy --memory-mib`)
+    /// asks for another.
     #[serde(deserialize_with = "bounded::memory_mib")]
     pub component_memory_mib: usize,
+    /// `component_memory_ceiling_mib = 256`: the most memory any slot or deploy may ask
+    /// for one instance. A larger ceiling reserves address space, not memory.
+    #[serde(deserialize_with = "bounded::memory_mib")]
+    pub component_memory_ceiling_mib: usize,
     /// `max_instances = 256`: component instances alive at once, process-wide.
     #[serde(deserialize_with = "bounded::instances")]
     pub max_instances: u32,
@@ -169,6 +175,7 @@ impl Default for Limits {
             page_deadline_ms: 1000,
             component_deadline_ms: 100,
             component_memory_mib: 16,
+            component_memory_ceiling_mib: 256,
             max_instances: 256,
             max_data_bytes: 4 << 20,
             max_concurrent_renders: 256,
@@ -315,6 +322,11 @@ pub struct SlotConfig {
     /// `deadline_ms = 50`: overrides the site's component deadline.
     #[serde(default, deserialize_with = "bounded::optional_deadline")]
     pub deadline_ms: Option<u64>,
+    /// `memory_mib = 64`: the linear memory cap of this slot's instances, overriding
+    /// what the component's deploy asked for and the site's `component_memory_mib`;
+    /// at most `limits.component_memory_ceiling_mib`.
+    #[serde(default, deserialize_with = "bounded::optional_memory_mib")]
+    pub memory_mib: Option<Spanned<usize>>,
     /// `reads = ["part-1"]`: of the topics the component subscribes to, the only ones
     /// this slot gives it (the others are absent to it), so the slot waits for nothing
     /// else. For a component placed several times, each placement choosing its topic
@@ -359,8 +371,27 @@ pub(crate) mod bounded {
         deadline(d).map(Some)
     }
 
+    /// A component instance's memory: 1 MiB to 4 GiB (a wasm32 memory's whole range).
+    pub const MEMORY_MIB: (usize, usize) = (1, 4096);
+
     pub fn memory_mib<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-        within(d, (1, 4096), "MiB")
+        within(d, MEMORY_MIB, "MiB")
+    }
+
+    /// [`memory_mib`], keeping where it was written (a slot's is checked against the
+    /// site's ceiling later, and the error points at it).
+    pub fn optional_memory_mib<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<toml::Spanned<usize>>, D::Error> {
+        let v = toml::Spanned::<usize>::deserialize(d)?;
+        let (lo, hi) = MEMORY_MIB;
+        if *v.get_ref() < lo || *v.get_ref() > hi {
+            return Err(D::Error::custom(format!(
+                "{} is out of range: must be between {lo} and {hi} MiB",
+                v.get_ref()
+            )));
+        }
+        Ok(Some(v))
     }
 
     pub fn instances<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
@@ -400,7 +431,19 @@ pub fn read_site_config(dir: &Path) -> Result<(SiteConfig, String), ConfigError>
         ConfigError::new(&file, format!("cannot read: {e}"))
             .help("point --site at a directory containing site.toml")
     })?;
-    Ok((parse_toml(&file, &source)?, source))
+    let config: SiteConfig = parse_toml(&file, &source)?;
+    let limits = &config.limits;
+    if limits.component_memory_mib > limits.component_memory_ceiling_mib {
+        return Err(ConfigError::new(
+            &file,
+            format!(
+                "[limits] component_memory_mib = {} is above component_memory_ceiling_mib = {}: no instance may have more than the ceiling",
+                limits.component_memory_mib, limits.component_memory_ceiling_mib
+            ),
+        )
+        .help("lower component_memory_mib, or raise component_memory_ceiling_mib"));
+    }
+    Ok((config, source))
 }
 
 #[cfg(test)]

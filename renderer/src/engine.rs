@@ -33,8 +33,13 @@ const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Limits that apply to every component instance this engine creates.
 #[derive(Debug, Clone)]
 pub struct EngineLimits {
-    /// Linear memory cap per component instance, in bytes.
+    /// Linear memory cap of a component instance whose render asks for none, in bytes.
     pub memory_bytes: usize,
+    /// The most any one instance may be given ([`Budget::memory_bytes`] is held to it),
+    /// in bytes: the size of the pool's memory slots. A slot reserves address space,
+    /// not memory; what an instance touches is resident while it lives, and at most
+    /// `linear_memory_keep_resident` of it after.
+    pub memory_ceiling_bytes: usize,
     /// Component instances that may be alive at once (across all requests). Past this,
     /// instantiation fails and the slot falls back rather than the process growing.
     pub max_instances: u32,
@@ -44,9 +49,20 @@ impl Default for EngineLimits {
     fn default() -> Self {
         Self {
             memory_bytes: 16 << 20,
+            memory_ceiling_bytes: 256 << 20,
             max_instances: 256,
         }
     }
+}
+
+/// What one render may use: its time and its instance's memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// When the render is stopped and its slot falls back.
+    pub deadline: Instant,
+    /// Linear memory cap of the render's instance, in bytes, held to
+    /// [`EngineLimits::memory_ceiling_bytes`].
+    pub memory_bytes: usize,
 }
 
 /// Why a component did not produce a fragment. Every variant is contained to one slot.
@@ -206,7 +222,7 @@ impl ComponentEngine {
             .total_memories(limits.max_instances * 2)
             .total_tables(limits.max_instances * 8)
             .total_stacks(limits.max_instances)
-            .max_memory_size(limits.memory_bytes)
+            .max_memory_size(limits.memory_ceiling_bytes.max(limits.memory_bytes))
             .max_memories_per_component(4)
             .max_core_instances_per_component(16)
             .max_tables_per_component(16)
@@ -279,6 +295,14 @@ impl ComponentEngine {
         &self.limits
     }
 
+    /// A render's budget until `deadline`, with the default memory cap.
+    pub fn budget(&self, deadline: Instant) -> Budget {
+        Budget {
+            deadline,
+            memory_bytes: self.limits.memory_bytes,
+        }
+    }
+
     /// The instance pool now: what is in use, and what freed slots keep resident.
     pub fn pool(&self) -> PoolStats {
         let Some(m) = self.engine.pooling_allocator_metrics() else {
@@ -325,11 +349,16 @@ impl ComponentEngine {
             .ok_or_else(|| world("no `render` export".into()))?;
 
         let name: Arc<str> = Arc::from("(loading)");
+        // Which slots a version will fill, and with how much memory, is not known
+        // yet: `describe` may use up to the ceiling.
         let mut store = self.store(
             name,
             Arc::from("load"),
             ComponentBus::closed(),
-            Instant::now() + Duration::from_secs(5),
+            Budget {
+                deadline: Instant::now() + Duration::from_secs(5),
+                memory_bytes: self.limits.memory_ceiling_bytes,
+            },
         );
         let describe_failed = |e: wasmtime::Error| LoadError::Describe(format!("{e:#}"));
         // The generated bindings type-check every export of the component against
@@ -370,10 +399,10 @@ impl ComponentEngine {
         component: Arc<str>,
         request_id: Arc<str>,
         bus: ComponentBus,
-        deadline: Instant,
+        budget: Budget,
     ) -> Store<HostState> {
         let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.memory_bytes)
+            .memory_size(budget.memory_bytes.min(self.limits.memory_ceiling_bytes))
             .instances(32)
             .tables(32)
             .memories(4)
@@ -388,7 +417,7 @@ impl ComponentEngine {
             bus,
             component,
             request_id,
-            deadline,
+            deadline: budget.deadline,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -412,18 +441,14 @@ impl ComponentEngine {
         ctx: &RequestContext,
         props: &str,
         bus: &Arc<BusSnapshot>,
-        deadline: Instant,
+        budget: Budget,
     ) -> RenderResult {
+        let deadline = budget.deadline;
         let meta = component.metadata();
         let name = meta.name.clone();
         let started = Instant::now();
         let component_bus = ComponentBus::new(bus.clone(), meta);
-        let mut store = self.store(
-            name.clone(),
-            ctx.request_id.clone(),
-            component_bus,
-            deadline,
-        );
+        let mut store = self.store(name.clone(), ctx.request_id.clone(), component_bus, budget);
         let timed_out = |store: &Store<HostState>| Instant::now() >= store.data().deadline;
 
         // The epoch callback stops a guest that is running wasm; this bound also stops

@@ -141,6 +141,7 @@ impl Renderer {
         let limits = &source.config.limits;
         let engine = ComponentEngine::new(EngineLimits {
             memory_bytes: limits.component_memory_mib << 20,
+            memory_ceiling_bytes: limits.component_memory_ceiling_mib << 20,
             max_instances: limits.max_instances,
         })
         .map_err(StartError::Engine)?;

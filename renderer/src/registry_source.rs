@@ -292,10 +292,11 @@ impl RegistrySource {
                 transient,
             )
         })?;
-        let loaded =
+        let mut loaded =
             component_set::load_artifact(engine, name, version, &artifact.wasm, &artifact.assets)
                 .await
                 .map_err(|e| (self.error(e.to_string()), false))?;
+        loaded.memory_mib = artifact.entry.resources.memory_mib.map(|m| m as usize);
         tracing::info!(component = %name, %version, hash = %loaded.hash, "loaded component version from the registry");
         let loaded = Arc::new(loaded);
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());

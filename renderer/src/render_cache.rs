@@ -37,7 +37,7 @@ use xxhash_rust::xxh3::xxh3_128_with_seed;
 use crate::bus::BusSnapshot;
 use crate::component::{Cacheability, ComponentMetadata, Fragment, RequestContext};
 use crate::component_set::ComponentVersion;
-use crate::engine::{ComponentEngine, LoadIdentity, RenderResult};
+use crate::engine::{Budget, ComponentEngine, LoadIdentity, RenderResult};
 
 /// What an entry costs besides its strings: the entry, the key, moka's bookkeeping.
 const ENTRY_OVERHEAD_BYTES: usize = 256;
@@ -361,7 +361,7 @@ impl RenderCache {
         ctx: &RequestContext,
         props: &str,
         bus: &Arc<BusSnapshot>,
-        deadline: Instant,
+        budget: Budget,
     ) -> SlotRender {
         let meta = version.component.metadata();
         let cache = match (&self.entries, reuse, meta.reuse) {
@@ -373,7 +373,7 @@ impl RenderCache {
             _ => None,
         };
         let Some((cache, keep_for)) = cache else {
-            return self.fresh(engine, version, ctx, props, bus, deadline).await;
+            return self.fresh(engine, version, ctx, props, bus, budget).await;
         };
         let started = Instant::now();
         let inputs = InputsRef {
@@ -396,7 +396,7 @@ impl RenderCache {
                 reused: true,
             };
         }
-        let rendered = self.fresh(engine, version, ctx, props, bus, deadline).await;
+        let rendered = self.fresh(engine, version, ctx, props, bus, budget).await;
         // Only a success is kept: a failure's fallback must not outlive its cause.
         if let Ok(fragment) = &rendered.result.outcome {
             let entry = Entry::new(
@@ -417,12 +417,12 @@ impl RenderCache {
         ctx: &RequestContext,
         props: &str,
         bus: &Arc<BusSnapshot>,
-        deadline: Instant,
+        budget: Budget,
     ) -> SlotRender {
         self.rendered.fetch_add(1, Ordering::Relaxed);
         SlotRender {
             result: engine
-                .render(&version.component, ctx, props, bus, deadline)
+                .render(&version.component, ctx, props, bus, budget)
                 .await,
             reused: false,
         }
@@ -653,7 +653,10 @@ mod tests {
                 &ctx,
                 props,
                 &bus,
-                Instant::now() + Duration::from_secs(2),
+                Budget {
+                    deadline: Instant::now() + Duration::from_secs(2),
+                    memory_bytes: 16 << 20,
+                },
             )
         };
         let first = render(&source, Reuse::Allowed, "{\"n\":3}").await;

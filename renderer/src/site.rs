@@ -13,8 +13,8 @@ use std::time::Duration;
 use crate::component::{Cacheability, HeadEntry, is_valid_topic};
 use crate::component_set::{ComponentSet, ComponentVersion};
 use crate::config::{
-    ConfigError, ConfigErrors, DataSourceConfig, PageConfig, PageHead, SiteConfig, SlotConfig,
-    parse_toml, read_site_config,
+    ConfigError, ConfigErrors, DataSourceConfig, Limits, PageConfig, PageHead, SiteConfig,
+    SlotConfig, parse_toml, read_site_config,
 };
 use crate::data::UrlTemplate;
 use crate::error_page::ErrorPages;
@@ -151,6 +151,8 @@ pub struct Slot {
     pub fallback: String,
     pub critical: bool,
     pub deadline: Duration,
+    /// The linear memory cap of its instances, in bytes.
+    pub memory_bytes: usize,
     /// `reads`: the only subscribed topics this slot gives its component; `None`: all.
     pub reads: Option<BTreeSet<Arc<str>>>,
     /// Where the slot names its component in the page file, for errors.
@@ -415,14 +417,7 @@ fn build_page(
     let limits = &source.config.limits;
     let params = check_route_and_layout(source, file, errors);
     let (data, seeded) = data_sources(source, file, &params, errors);
-    let slots = bind_slots(
-        source,
-        file,
-        components,
-        None,
-        limits.component_deadline_ms,
-        errors,
-    );
+    let slots = bind_slots(source, file, components, None, errors);
     check_slots_placed(source, file, errors);
     // Every problem of the page is reported at once: the slots' and the layout's.
     let slots = slots.filter(|_| errors.len() == before)?;
@@ -636,14 +631,7 @@ fn variants(
         .filter(|p| *p > 0)
         .collect();
     for share in shares {
-        let slots = bind_slots(
-            source,
-            file,
-            components,
-            Some(share),
-            source.config.limits.component_deadline_ms,
-            errors,
-        )?;
+        let slots = bind_slots(source, file, components, Some(share), errors)?;
         variants.push(plan_variant(file, seeded, data, share, slots, errors)?);
     }
     Some(variants)
@@ -686,9 +674,9 @@ fn bind_slots(
     file: &PageFile,
     components: &ComponentSet,
     canary_share: Option<u8>,
-    default_deadline_ms: u64,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Vec<Slot>> {
+    let limits = &source.config.limits;
     let before = errors.len();
     let mut slots = Vec::new();
     let mut names = HashSet::new();
@@ -713,6 +701,9 @@ fn bind_slots(
         let Some(reads) = slot_reads(file, s, component, errors) else {
             continue;
         };
+        let Some(memory_bytes) = slot_memory(file, s, component, limits, errors) else {
+            continue;
+        };
         let props = match &s.props {
             Some(table) => serde_json::to_string(table).unwrap_or_else(|_| "{}".into()),
             None => "{}".into(),
@@ -724,7 +715,8 @@ fn bind_slots(
             props,
             fallback: s.fallback.clone(),
             critical: s.critical,
-            deadline: Duration::from_millis(s.deadline_ms.unwrap_or(default_deadline_ms)),
+            deadline: Duration::from_millis(s.deadline_ms.unwrap_or(limits.component_deadline_ms)),
+            memory_bytes,
             reads,
             span: s.component.span(),
             metrics: SlotMetrics::new(s.component.get_ref()),
@@ -788,6 +780,55 @@ fn slot_version<'a>(
                 known.join(", ")
             }
         ),
+    ));
+    None
+}
+
+/// The memory cap of slot `s`'s instances, in bytes: the slot's `memory_mib`, else
+/// what `component`'s deploy asked for, else the site's `component_memory_mib`. An
+/// error when that is above the site's ceiling. (A canary binding runs only after the
+/// stable one succeeded, so each error is reported once.)
+fn slot_memory(
+    file: &PageFile,
+    s: &SlotConfig,
+    component: &ComponentVersion,
+    limits: &Limits,
+    errors: &mut Vec<ConfigError>,
+) -> Option<usize> {
+    let ceiling = limits.component_memory_ceiling_mib;
+    let (mib, asked, help) = match (&s.memory_mib, component.memory_mib) {
+        (Some(mib), _) => (
+            *mib.get_ref(),
+            format!("slot {:?} asks for", s.name.get_ref()),
+            "lower the slot's `memory_mib`, or raise `component_memory_ceiling_mib` under [limits] in site.toml",
+        ),
+        (None, Some(mib)) => (
+            mib,
+            format!(
+                "component {:?}{} was deployed asking for",
+                s.component.get_ref(),
+                component
+                    .version
+                    .as_ref()
+                    .map(|v| format!(" {v}"))
+                    .unwrap_or_default()
+            ),
+            "give the slot a `memory_mib` within the ceiling, deploy it asking for less (`--memory-mib`), or raise `component_memory_ceiling_mib` under [limits] in site.toml",
+        ),
+        (None, None) => return Some(limits.component_memory_mib << 20),
+    };
+    if mib <= ceiling {
+        return Some(mib << 20);
+    }
+    let span = s
+        .memory_mib
+        .as_ref()
+        .map_or(s.component.span(), |m| m.span());
+    errors.push(error_at(
+        file,
+        span,
+        format!("{asked} {mib} MiB per instance, above this site's ceiling of {ceiling} MiB"),
+        help.into(),
     ));
     None
 }

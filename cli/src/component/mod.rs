@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use oberon_registry::{Channel, Registry, Target, Upload, Version, sha256_hex};
+use oberon_registry::{Channel, Registry, Resources, Target, Upload, Version, sha256_hex};
 
 pub mod build;
 pub mod new;
@@ -129,6 +129,12 @@ pub struct DeployArgs {
     /// Props (a JSON object) for the test render.
     #[arg(long, default_value = "{}")]
     pub test_props: String,
+    /// The linear memory cap of its instances, in MiB, where the site's default
+    /// (`component_memory_mib`, 16) is not enough: a Python or JavaScript component's
+    /// runtime needs more. The renderer holds it to the site's
+    /// `component_memory_ceiling_mib`; a page slot's `memory_mib` overrides it.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub memory_mib: Option<u32>,
     #[command(flatten)]
     pub registry: RegistryArg,
     #[command(flatten)]
@@ -253,7 +259,7 @@ async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
 
     let step = Step::start(&format!("compiling and validating {}", wasm_path.display()));
     let engine = validate::engine()?;
-    let validated = validate::validate(&engine, &wasm, &args.test_props)
+    let validated = validate::validate(&engine, &wasm, &args.test_props, args.memory_mib)
         .await
         .with_context(|| format!("{} refused", wasm_path.display()))?;
     step.done(&format!(
@@ -282,6 +288,9 @@ async fn deploy(args: DeployArgs) -> anyhow::Result<()> {
         assets,
         metadata: validated.metadata,
         wit: validated.wit,
+        resources: Resources {
+            memory_mib: args.memory_mib,
+        },
     };
     let target = match args.channel {
         Channel::Stable => Target::Stable,

@@ -17,7 +17,7 @@ use oberon_renderer::bus::BusSnapshot;
 use oberon_renderer::component::{
     Cacheability, ComponentMetadata, RequestContext, WIT_LATEST, WIT_VERSIONS,
 };
-use oberon_renderer::engine::{ComponentEngine, ComponentError, EngineLimits, LoadError};
+use oberon_renderer::engine::{Budget, ComponentEngine, ComponentError, EngineLimits, LoadError};
 
 /// How long the test render may take.
 pub const TEST_RENDER_DEADLINE: Duration = Duration::from_secs(2);
@@ -121,19 +121,24 @@ pub fn contract_version(wasm: &[u8]) -> Result<String, ValidationError> {
     }
 }
 
-/// A wasmtime engine for validation: a few instances are plenty.
+/// A wasmtime engine for validation: a few instances are plenty, and any memory a
+/// deploy may ask for (a site's ceiling is the renderer's to hold it to).
 pub fn engine() -> anyhow::Result<ComponentEngine> {
     ComponentEngine::new(EngineLimits {
         max_instances: 4,
+        memory_ceiling_bytes: 4096 << 20,
         ..EngineLimits::default()
     })
 }
 
-/// Check `wasm` as a deploy must: contract version, load, test render with `props`.
+/// Check `wasm` as a deploy must: contract version, load, test render with `props`
+/// in an instance with the memory the deploy asks for (`memory_mib`; the default cap
+/// without).
 pub async fn validate(
     engine: &ComponentEngine,
     wasm: &[u8],
     props: &str,
+    memory_mib: Option<u32>,
 ) -> Result<Validated, ValidationError> {
     match serde_json::from_str::<serde_json::Value>(props) {
         Ok(serde_json::Value::Object(_)) => {}
@@ -157,7 +162,11 @@ pub async fn validate(
             &ctx,
             props,
             &bus,
-            Instant::now() + TEST_RENDER_DEADLINE,
+            Budget {
+                deadline: Instant::now() + TEST_RENDER_DEADLINE,
+                memory_bytes: memory_mib
+                    .map_or(engine.limits().memory_bytes, |m| (m as usize) << 20),
+            },
         )
         .await;
     let render_error = match result.outcome {

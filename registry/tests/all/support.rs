@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 
 use bytes::Bytes;
 use oberon_registry::model::{Cacheability, VersionMetadata};
-use oberon_registry::{Upload, Version};
+use oberon_registry::{Resources, Upload, Version};
 
 /// An upload of `component` at `version`; the registry does not run the module, so
 /// any bytes do (deploy validation is the CLI's, tested there with real components).
@@ -31,6 +31,7 @@ pub fn upload(component: &str, version: &str) -> Upload {
             cacheability: Cacheability::Public,
         },
         wit: "0.1.0".into(),
+        resources: Resources::default(),
     }
 }
 

@@ -23,7 +23,7 @@ use crate::cache::Promise;
 use crate::component::{Cacheability, Fragment, RequestContext};
 use crate::data::DataError;
 use crate::data_client::{Caller, Fetched, Served};
-use crate::engine::{ComponentError, RenderResult};
+use crate::engine::{Budget, ComponentError, RenderResult};
 use crate::error::Side;
 use crate::layout::Composition;
 use crate::lifecycle::Renderer;
@@ -258,7 +258,10 @@ impl PageRun {
             }
             self.launched[i] = true;
             let slot = &self.target.variant().slots[i];
-            let deadline = (Instant::now() + slot.deadline).min(self.deadline);
+            let budget = Budget {
+                deadline: (Instant::now() + slot.deadline).min(self.deadline),
+                memory_bytes: slot.memory_bytes,
+            };
             // Decided at launch: the data this slot waited for has answered, so a
             // personal answer among it is known.
             let reuse = Reuse::for_request(
@@ -301,7 +304,7 @@ impl PageRun {
                         &ctx,
                         &slot.props,
                         &bus,
-                        deadline,
+                        budget,
                     )
                     .await;
                 Event::Slot {

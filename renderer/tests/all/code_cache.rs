@@ -34,7 +34,7 @@ async fn load_and_render(engine: &ComponentEngine, wasm: &[u8]) -> String {
             &ctx,
             "{}",
             &Arc::new(BusSnapshot::default()),
-            deadline,
+            engine.budget(deadline),
         )
         .await;
     result.outcome.expect("renders").html

@@ -259,6 +259,47 @@ async fn the_sdk_allocator_reuses_memory_and_contains_exhaustion() {
     }
 }
 
+/// Memory per slot: the site's default cap unless the slot's `memory_mib` asks for
+/// another (within the site's ceiling), in either direction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_gets_the_memory_it_asks_for() {
+    let site = TestSite::new(&[]);
+    site.install(&["alloc-churn"]);
+    let mut page = String::from("route = \"/hold\"\nlayout = \"test.html\"\nteam = \"t\"\n");
+    for (slot, mib, memory) in [
+        ("default", 24, ""),
+        ("roomy", 24, "memory_mib = 48\n"),
+        ("small", 24, "memory_mib = 8\n"),
+        ("fits", 4, "memory_mib = 8\n"),
+    ] {
+        page.push_str(&format!(
+            "[[slots]]\nname = \"{slot}\"\ncomponent = \"alloc-churn\"\nprops = {{ mode = \"hold\", mib = {mib} }}\nfallback = \"<p>{slot} fallback</p>\"\ndeadline_ms = 900\n{memory}"
+        ));
+    }
+    site.page("hold.toml", &page);
+    let running = site.start().await.expect("site starts");
+    for round in 0..2 {
+        let page = running.get("/hold").await;
+        assert_eq!(page.status, 200, "round {round}: {}", page.body);
+        assert_eq!(
+            page.slot("default"),
+            "<p>default fallback</p>",
+            "16 MiB is the default"
+        );
+        assert!(
+            page.slot("roomy").starts_with("<p>held 24 MiB"),
+            "{}",
+            page.body
+        );
+        assert_eq!(page.slot("small"), "<p>small fallback</p>");
+        assert!(
+            page.slot("fits").starts_with("<p>held 4 MiB"),
+            "{}",
+            page.body
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guests_get_an_empty_wasi_context() {
     let site = TestSite::new(&[]);
@@ -368,7 +409,7 @@ async fn each_failure_is_reported_as_its_kind() {
         let deadline = Instant::now() + Duration::from_millis(100);
         let props = format!(r#"{{"mode":"{mode}"}}"#);
         let result = engine
-            .render(&component, &ctx, &props, &bus, deadline)
+            .render(&component, &ctx, &props, &bus, engine.budget(deadline))
             .await;
         let kind = match &result.outcome {
             Ok(_) => "ok",
@@ -388,7 +429,13 @@ async fn each_failure_is_reported_as_its_kind() {
     // And the instance after them is as good as new.
     let deadline = Instant::now() + Duration::from_millis(100);
     let ok = engine
-        .render(&component, &ctx, r#"{"mode":"ok"}"#, &bus, deadline)
+        .render(
+            &component,
+            &ctx,
+            r#"{"mode":"ok"}"#,
+            &bus,
+            engine.budget(deadline),
+        )
         .await;
     assert_eq!(ok.outcome.expect("ok").html, "<p>misbehave ok</p>");
 }
@@ -418,7 +465,7 @@ async fn new_versions_reuse_freed_slots_and_a_grown_guest_leaves_little_resident
             let deadline = Instant::now() + Duration::from_secs(5);
             let props = format!(r#"{{"mode":"{mode}"}}"#);
             engine
-                .render(&component, &ctx, &props, &bus, deadline)
+                .render(&component, &ctx, &props, &bus, engine.budget(deadline))
                 .await;
         }
         let pool = engine.pool();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use oberon_registry::model::{Cacheability, VersionMetadata};
 use oberon_registry::storage::{S3Storage, Storage};
-use oberon_registry::{Channel, Registry, Target, Upload, Version};
+use oberon_registry::{Channel, Registry, Resources, Target, Upload, Version};
 use oberon_renderer::{Renderer, RendererOptions, StartError, server};
 use object_store::aws::AmazonS3Builder;
 
@@ -37,6 +37,7 @@ pub fn hello(crate_name: &str, version: &str) -> Upload {
             cacheability: Cacheability::Public,
         },
         wit: "0.2.0".into(),
+        resources: Resources::default(),
     }
 }
 
@@ -427,4 +428,95 @@ async fn an_unreachable_registry_changes_nothing_served() {
     println!("{err}");
     assert!(err.contains("cannot read the registry"), "{err}");
     assert!(err.contains("nothing is cached to serve from"), "{err}");
+}
+
+/// `alloc-churn` as `version`, deployed asking for `memory_mib` per instance.
+fn alloc_churn(version: &str, memory_mib: Option<u32>) -> Upload {
+    let wasm = std::fs::read(oberon_test_artifacts::artifact("alloc-churn").wasm()).expect("wasm");
+    Upload {
+        component: "alloc-churn".into(),
+        version: Version::parse(version).expect("version"),
+        wasm: Bytes::from(wasm),
+        expected_wasm_sha256: None,
+        assets: BTreeMap::new(),
+        metadata: VersionMetadata {
+            name: "alloc-churn".into(),
+            subscribes: vec![],
+            publishes: vec![],
+            assets: vec![],
+            cacheability: Cacheability::Public,
+        },
+        wit: "0.2.0".into(),
+        resources: Resources { memory_mib },
+    }
+}
+
+/// A version deployed asking for more memory gets it, a slot's own `memory_mib`
+/// overrides it, and a version asking for more than the site's ceiling is refused (the
+/// site served is kept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_gets_the_memory_its_deploy_asked_for_within_the_ceiling() {
+    let site = TestSite::new(&[]);
+    let hold = |slot: &str, extra: &str| {
+        format!(
+            "[[slots]]\nname = \"{slot}\"\ncomponent = \"alloc-churn\"\nprops = {{ mode = \"hold\", mib = 24 }}\nfallback = \"<p>{slot} fallback</p>\"\ndeadline_ms = 900\n{extra}"
+        )
+    };
+    site.page(
+        "hold.toml",
+        &format!(
+            "route = \"/\"\nlayout = \"test.html\"\nteam = \"t\"\n{}{}",
+            hold("asked", ""),
+            hold("pinned", "memory_mib = 16\n")
+        ),
+    );
+    let store = tempfile::tempdir().expect("registry dir");
+    let location = store.path().to_str().expect("utf-8").to_string();
+    let registry = Registry::open(&location).expect("registry");
+    registry
+        .deploy(&alloc_churn("1.0.0", Some(48)), Target::Stable, "test")
+        .await
+        .expect("deploy asking for 48 MiB");
+    let index = registry.index().await.expect("index");
+    assert_eq!(
+        index.components["alloc-churn"].versions[&Version::new(1, 0, 0)]
+            .resources
+            .memory_mib,
+        Some(48)
+    );
+    let running = start(&site, Registry::open(&location).expect("registry"))
+        .await
+        .expect("renderer starts");
+    let page = running.get("/").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.slot("asked").starts_with("<p>held 24 MiB"),
+        "{}",
+        page.body
+    );
+    assert_eq!(page.slot("pinned"), "<p>pinned fallback</p>");
+
+    registry
+        .deploy(&alloc_churn("2.0.0", Some(512)), Target::Stable, "test")
+        .await
+        .expect("the registry takes it: the ceiling is each site's");
+    let err = running
+        .renderer
+        .reload_if_changed()
+        .await
+        .expect_err("a version above the ceiling is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "component \"alloc-churn\" 2.0.0 was deployed asking for 512 MiB per instance, above this site's ceiling of 256 MiB"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("pages/hold.toml:"), "{text}");
+    let page = running.get("/").await;
+    assert!(
+        page.slot("asked").starts_with("<p>held 24 MiB"),
+        "{}",
+        page.body
+    );
 }

@@ -5,6 +5,8 @@
 //!   the instance ended with (memory is reused, so a few, not hundreds).
 //! - `big`: one 8 MiB buffer, written and read back.
 //! - `oom`: keeps 1 MiB blocks until allocation fails (a trap).
+//! - `hold` with `mib`: keeps that many 1 MiB blocks, each written, and says so (a trap
+//!   where its instance's memory cap is smaller).
 //! - `panic`: panics, which on this target is a trap with no WASI to print to.
 
 use std::collections::BTreeMap;
@@ -31,6 +33,12 @@ impl Component for AllocChurn {
                     block[0] = 1;
                     kept.push(block);
                 }
+            }
+            "hold" => {
+                let mib = props.i64("mib").unwrap_or(1).clamp(0, 4096) as usize;
+                let kept: Vec<Vec<u8>> = (0..mib).map(|i| vec![i as u8 | 1; 1 << 20]).collect();
+                let sum: usize = kept.iter().map(|b| b[b.len() - 1] as usize).sum();
+                Ok(Fragment::html(format!("<p>held {mib} MiB ({sum})</p>")))
             }
             "panic" => panic!("alloc-churn asked to panic"),
             other => Err(format!("unknown mode {other}")),
