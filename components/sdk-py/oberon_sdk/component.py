@@ -5,12 +5,14 @@ Errors: an exception raised by ``render`` (any ``Exception``, e.g. a ``KeyError`
 from missing data or a :class:`~oberon_sdk.bus.BusError`) becomes the contract's
 ``err`` result, ``"<ExceptionType>: <message>"``: the slot shows its fallback, the
 host logs the message, and the rest of the page renders. An exception raised by
-``describe`` is not caught: the instance traps, so the component does not load and
-``oberon component deploy`` refuses it with the traceback's last line.
+``describe`` is logged (``describe failed: <ExceptionType>: <message>``, at error
+level, in the host's log) and raised on: the instance traps, so the component does
+not load and ``oberon component deploy`` refuses it.
 """
 
 from typing import Type, Union
 
+from . import log
 from .context import Context
 from .props import Props
 from .types import Fragment, HeadEntry, Metadata
@@ -21,7 +23,8 @@ class Component:
     the app module with ``WitWorld = export(MyComponent)``.
 
     The renderer gives every render a fresh instance, so nothing kept on ``self`` or
-    in a global outlives one request.
+    in a global outlives one request. Import modules at the top of the app module: at
+    render time there is no filesystem to import from.
     """
 
     def describe(self) -> Metadata:
@@ -92,18 +95,24 @@ def _is_head_entry(e) -> bool:
 def export(component_class: Type[Component]) -> type:
     """The class componentize-py looks for in the app module (``WitWorld``), serving
     ``component_class``: ``WitWorld = export(Greeting)``."""
+    # Imported now, while componentize-py pre-initialises the app: not at render time,
+    # when the component has no filesystem to import from (see `_host`).
+    from componentize_py_types import Err
+    from wit_world.imports import types
+
     component = component_class()
 
     class WitWorld:
         def describe(self):
-            from wit_world.imports import types
-
-            return to_wit_metadata(component.describe(), types)
+            try:
+                return to_wit_metadata(component.describe(), types)
+            except Exception as e:
+                # The trap that follows says only that the instance trapped: the host's
+                # log (and so `deploy`'s output) gets the reason.
+                log.error(f"describe failed: {type(e).__name__}: {e}")
+                raise
 
         def render(self, ctx, props):
-            from componentize_py_types import Err
-            from wit_world.imports import types
-
             try:
                 fragment = run_render(component, Context.from_wit(ctx), props)
                 return to_wit_fragment(fragment, types)

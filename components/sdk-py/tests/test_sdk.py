@@ -1,9 +1,10 @@
 """The SDK's plain-Python parts, with no wasm: ``python3 -m unittest`` in
 ``components/sdk-py`` (the oberon-cli tests run it too)."""
 
+import sys
 import unittest
 from enum import Enum
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 from oberon_sdk import (
     Cacheability,
@@ -16,6 +17,7 @@ from oberon_sdk import (
     User,
     _host,
     bus,
+    export,
     html,
     log,
 )
@@ -240,6 +242,66 @@ class HostTest(unittest.TestCase):
         self.assertEqual(
             [(level.name, message) for level, message in self.log.lines],
             [("DEBUG", "d"), ("INFO", "i"), ("WARN", "w"), ("ERROR", "3")],
+        )
+
+
+class Broken(Component):
+    def describe(self):
+        raise ValueError("no name yet")
+
+
+class ExportTest(unittest.TestCase):
+    """``export``'s ``WitWorld`` with the modules componentize-py generates faked."""
+
+    def setUp(self):
+        self.log = FakeLog()
+        _host.log = self.log
+        imports = ModuleType("wit_world.imports")
+        imports.types = WIT_TYPES
+        world = ModuleType("wit_world")
+        world.imports = imports
+        runtime = ModuleType("componentize_py_types")
+        runtime.Err = Err
+        self.saved = {name: sys.modules.get(name) for name in self.fakes()}
+        sys.modules.update(
+            {
+                "wit_world": world,
+                "wit_world.imports": imports,
+                "wit_world.imports.types": WIT_TYPES,
+                "componentize_py_types": runtime,
+            }
+        )
+
+    def tearDown(self):
+        _host.log = None
+        for name, module in self.saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+    @staticmethod
+    def fakes():
+        return ["wit_world", "wit_world.imports", "wit_world.imports.types", "componentize_py_types"]
+
+    def raw_context(self):
+        return SimpleNamespace(path="/", params=[], query=[], locale="en", user=None, request_id="r")
+
+    def test_describe_and_render_through_the_contract_types(self):
+        world = export(Greeter)()
+        self.assertEqual(world.describe().name, "greeter")
+        fragment = world.render(self.raw_context(), '{"who":"Ann"}')
+        self.assertEqual((fragment.kind, fragment.html), ("fragment", "<p>Hello, Ann!</p>"))
+        with self.assertRaises(Err) as caught:
+            world.render(self.raw_context(), '{"fail":true}')
+        self.assertEqual(caught.exception.value, "KeyError: 'price'")
+
+    def test_a_failing_describe_is_logged_and_raised(self):
+        with self.assertRaises(ValueError):
+            export(Broken)().describe()
+        self.assertEqual(
+            [(level.name, message) for level, message in self.log.lines],
+            [("ERROR", "describe failed: ValueError: no name yet")],
         )
 
 
