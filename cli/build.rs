@@ -167,9 +167,9 @@ fn resolved(name: &str, member: &toml::Value, workspace_deps: &toml::Value) -> t
 }
 
 /// Embeds what `oberon component new` writes beside a new component so that it builds
-/// on its own: the guest SDK (its manifest made standalone, with the versions of the
+/// on its own: for Rust, the guest SDK (its manifest made standalone, with the versions of the
 /// components workspace), the contract version the SDK is built against, the build
-/// settings and the lock file.
+/// settings and the lock file; for Python, the Python SDK and the same contract.
 fn component_template(components: &Path) {
     let read = |rel: &str| {
         let path = components.join(rel);
@@ -246,6 +246,35 @@ fn component_template(components: &Path) {
     out.push_str(&format!(
         "/// The `oberon:component` version the embedded SDK is built against.\npub const CONTRACT_VERSION: &str = {contract:?};\n"
     ));
+    // A Python project gets the Python SDK (`sdk-py/oberon_sdk`, its modules only) and
+    // the same contract.
+    let py_sdk = components.join("sdk-py/oberon_sdk");
+    println!("cargo::rerun-if-changed={}", py_sdk.display());
+    let mut py_sources: Vec<_> = std::fs::read_dir(&py_sdk)
+        .expect("components/sdk-py/oberon_sdk")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".py"))
+        .collect();
+    py_sources.sort();
+    let mut py_files: Vec<(String, String)> = files
+        .iter()
+        .filter(|(rel, _)| rel.starts_with("oberon/wit/"))
+        .cloned()
+        .collect();
+    for name in py_sources {
+        py_files.push((
+            format!("oberon/sdk/oberon_sdk/{name}"),
+            read(&format!("sdk-py/oberon_sdk/{name}")),
+        ));
+    }
+    out.push_str(
+        "/// What a new Python project gets beside its own code: path in it, contents.\npub const PYTHON_FILES: &[(&str, &str)] = &[\n",
+    );
+    for (rel, text) in &py_files {
+        out.push_str(&format!("    ({rel:?}, {text:?}),\n"));
+    }
+    out.push_str("];\n");
     let dest = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"))
         .join("component_template.rs");
     std::fs::write(dest, out).expect("write component_template.rs");

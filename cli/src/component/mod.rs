@@ -9,7 +9,11 @@ use anyhow::{Context, bail};
 use oberon_registry::{Channel, Registry, Resources, Target, Upload, Version, sha256_hex};
 
 pub mod build;
+pub mod lang;
 pub mod new;
+pub mod python;
+pub mod rust;
+pub mod tools;
 pub mod validate;
 
 #[derive(Debug, clap::Args)]
@@ -52,10 +56,11 @@ impl ActorArg {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ComponentCommand {
-    /// A new component crate, ready to build: `oberon component new NAME`.
+    /// A new component project, ready to build: `oberon component new NAME
+    /// [--lang rust|python]`.
     New(new::NewArgs),
-    /// Build a component crate (for wasm32-unknown-unknown, wrapped into a component) and
-    /// record its SHA-256 beside it.
+    /// Build a component project with its language's toolchain (found from its
+    /// `Cargo.toml` or `pyproject.toml`) and record the component's SHA-256 beside it.
     Build(build::BuildArgs),
     /// Validate a component and deploy it as a new version to stable or canary.
     Deploy(DeployArgs),
@@ -105,13 +110,13 @@ pub enum ComponentCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct DeployArgs {
-    /// A built component. Without it, the crate in `--dir` is built and deployed.
+    /// A built component. Without it, the project in `--dir` is built and deployed.
     #[arg(long)]
     pub wasm: Option<PathBuf>,
-    /// The component crate (for building, its version and its `assets/`).
+    /// The component project (for building, its version and its `assets/`).
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
-    /// The version to deploy (default: the crate's version). Versions are immutable.
+    /// The version to deploy (default: the project's version). Versions are immutable.
     #[arg(long)]
     pub version: Option<Version>,
     /// Where the declared client assets are (default: `assets/` in `--dir`).

@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod component;
+mod component_python;
 mod dev;
 mod new_bff;

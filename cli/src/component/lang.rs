@@ -1,0 +1,115 @@
+//! The languages a component is written in, and the one place that maps each to its
+//! toolchain module: a new language is a variant here, a module beside this one with
+//! `scaffold` and `build`, and an arm in each `match` below.
+//!
+//! `oberon component new --lang` picks one; `oberon component build` and `deploy`
+//! find it from the project's marker file, so a project never says it twice.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use oberon_registry::Version;
+
+use super::{python, rust};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// A cdylib crate with `oberon-sdk`, built with cargo for wasm32-unknown-unknown.
+    Rust,
+    /// An `app.py` with `oberon_sdk`, built with componentize-py (installed on demand).
+    Python,
+    /// Not yet supported (issue 24).
+    Javascript,
+}
+
+/// What a language's build made: the component, and the version its project declares.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub wasm: PathBuf,
+    pub version: Version,
+}
+
+impl Lang {
+    /// The file that marks a project as this language's, checked in this order.
+    const MARKERS: [(Lang, &'static str); 3] = [
+        (Lang::Rust, "Cargo.toml"),
+        (Lang::Python, "pyproject.toml"),
+        (Lang::Javascript, "package.json"),
+    ];
+
+    /// The language of the project in `dir`, from its marker file.
+    pub fn detect(dir: &Path) -> anyhow::Result<Lang> {
+        for (lang, marker) in Lang::MARKERS {
+            if dir.join(marker).is_file() {
+                return Ok(lang);
+            }
+        }
+        let markers: Vec<_> = Lang::MARKERS
+            .iter()
+            .map(|(lang, marker)| format!("{marker} ({})", lang.name()))
+            .collect();
+        bail!(
+            "no component project at {}: it has none of {}; create one with `oberon component new NAME --lang rust|python`",
+            dir.display(),
+            markers.join(", ")
+        )
+    }
+
+    /// The language's name, as `--lang` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::Python => "python",
+            Lang::Javascript => "javascript",
+        }
+    }
+
+    /// The files of a new project for the component `name`: path in it, contents.
+    pub fn scaffold(self, name: &str) -> anyhow::Result<Vec<(String, String)>> {
+        match self {
+            Lang::Rust => Ok(rust::scaffold(name)),
+            Lang::Python => Ok(python::scaffold(name)),
+            Lang::Javascript => not_yet(),
+        }
+    }
+
+    /// Builds the project in `dir` into a component.
+    pub fn build(self, dir: &Path) -> anyhow::Result<Compiled> {
+        match self {
+            Lang::Rust => rust::build(dir),
+            Lang::Python => python::build(dir),
+            Lang::Javascript => not_yet(),
+        }
+    }
+}
+
+fn not_yet<T>() -> anyhow::Result<T> {
+    bail!(
+        "JavaScript components are not supported yet (issue 24): use --lang rust or --lang python"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_the_language_from_the_marker_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = Lang::detect(tmp.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "none of Cargo.toml (rust), pyproject.toml (python), package.json (javascript)"
+            ),
+            "{err}"
+        );
+        std::fs::write(tmp.path().join("package.json"), "{}").unwrap();
+        assert_eq!(Lang::detect(tmp.path()).unwrap(), Lang::Javascript);
+        std::fs::write(tmp.path().join("pyproject.toml"), "").unwrap();
+        assert_eq!(Lang::detect(tmp.path()).unwrap(), Lang::Python);
+        std::fs::write(tmp.path().join("Cargo.toml"), "").unwrap();
+        assert_eq!(Lang::detect(tmp.path()).unwrap(), Lang::Rust);
+        let err = Lang::Javascript.build(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("not supported yet"), "{err}");
+    }
+}
