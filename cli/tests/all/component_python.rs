@@ -172,7 +172,13 @@ fn python_component_builds_deploys_and_uses_the_bus() {
         let deadline = || Instant::now() + Duration::from_secs(5);
 
         let r = engine
-            .render(&loaded, &ctx, r#"{"who":"Ann & Bo"}"#, &bus, deadline())
+            .render(
+                &loaded,
+                &ctx,
+                r#"{"who":"Ann & Bo"}"#,
+                &bus,
+                engine.budget(deadline()),
+            )
             .await;
         let fragment = r.outcome.unwrap();
         assert_eq!(
@@ -194,7 +200,7 @@ fn python_component_builds_deploys_and_uses_the_bus() {
                 &ctx,
                 "{}",
                 &Arc::new(BusSnapshot::default()),
-                deadline(),
+                engine.budget(deadline()),
             )
             .await;
         assert_eq!(r.outcome.unwrap().html, "<p>Nothing on.</p>");
@@ -206,7 +212,7 @@ fn python_component_builds_deploys_and_uses_the_bus() {
                 &ctx,
                 r#"{"who":"Cy","fail":true}"#,
                 &bus,
-                deadline(),
+                engine.budget(deadline()),
             )
             .await;
         match r.outcome {
