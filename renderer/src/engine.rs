@@ -122,6 +122,10 @@ pub(crate) struct HostState {
     pub(crate) component: Arc<str>,
     pub(crate) request_id: Arc<str>,
     deadline: Instant,
+    /// The last line the guest logged at error level: a trap says only that the guest
+    /// trapped, and a guest that dies on an exception it cannot return (Python's
+    /// `describe`) logs its reason first.
+    last_error: Option<String>,
 }
 
 impl WasiView for HostState {
@@ -360,7 +364,13 @@ impl ComponentEngine {
                 memory_bytes: self.limits.memory_ceiling_bytes,
             },
         );
-        let describe_failed = |e: wasmtime::Error| LoadError::Describe(format!("{e:#}"));
+        // The guest's own reason, when it logged one before it trapped, comes first.
+        let describe_failed = |e: wasmtime::Error, logged: Option<String>| {
+            LoadError::Describe(match logged {
+                Some(reason) => format!("{reason} (its last error log line); then {e:#}"),
+                None => format!("{e:#}"),
+            })
+        };
         // The generated bindings type-check every export of the component against
         // its contract's world, once, here.
         // The same steps for each version, through that version's typed bindings.
@@ -368,15 +378,14 @@ impl ComponentEngine {
             ($v:ident) => {{
                 let pre = bindings::$v::ComponentPre::new(pre.clone())
                     .map_err(|e| world(format!("{e:#}")))?;
-                let instance = pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(describe_failed)?;
-                instance
-                    .call_describe(&mut store)
-                    .await
-                    .map_err(describe_failed)?
-                    .into()
+                let instance = match pre.instantiate_async(&mut store).await {
+                    Ok(instance) => instance,
+                    Err(e) => return Err(describe_failed(e, store.data_mut().last_error.take())),
+                };
+                match instance.call_describe(&mut store).await {
+                    Ok(described) => described.into(),
+                    Err(e) => return Err(describe_failed(e, store.data_mut().last_error.take())),
+                }
             }};
         }
         let described: Described = match contract {
@@ -418,6 +427,7 @@ impl ComponentEngine {
             component,
             request_id,
             deadline: budget.deadline,
+            last_error: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -663,7 +673,10 @@ macro_rules! host_imports {
                     Level::Debug => tracing::debug!(component, request_id, "{message}"),
                     Level::Info => tracing::info!(component, request_id, "{message}"),
                     Level::Warn => tracing::warn!(component, request_id, "{message}"),
-                    Level::Error => tracing::error!(component, request_id, "{message}"),
+                    Level::Error => {
+                        tracing::error!(component, request_id, "{message}");
+                        self.last_error = Some(message);
+                    }
                 }
             }
         }
