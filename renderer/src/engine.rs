@@ -239,6 +239,15 @@ impl ComponentEngine {
             // one 64 KiB page: 1 MiB -> 32 KiB took 33 -> 15 µs, 32 -> 16 KiB halved
             // the reset again for components that use serde_json.
             // PAGEMAP_SCAN (reset only written pages) measured slower here; not used.
+            // For big guests it is the one pool setting that helps, and still not
+            // worth it: `bench --bench languages` (debug build, loaded 2-core
+            // machine), fresh instance + render, criterion --quick, baseline ->
+            // pagemap_scan on with 1 MiB kept: JS 792 -> 363 µs, JS greeting
+            // 985 -> 552 µs, Python 1.99 -> 1.72 ms, but Rust 38 -> 44 µs
+            // (event-details) and 33 -> 37 µs (misbehave); with 32 MiB kept, Rust
+            // +50 % and Python +12 %. Python's cost is mostly instantiation itself
+            // (perf: resolving funcrefs between its many core modules, then page
+            // faults), which no pool setting changes.
             //
             // What a freed slot keeps resident stays resident for the life of the
             // process, so it is bounded twice. Per slot: 1 MiB of memory, beyond our

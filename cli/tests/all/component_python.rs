@@ -14,7 +14,7 @@ use oberon_renderer::engine::{ComponentEngine, ComponentError, EngineLimits};
 
 /// The tool directory with componentize-py installed, as `tests/run` leaves it; a test
 /// that needs it fails, with the command to run, when it is not there.
-fn tools_dir() -> PathBuf {
+pub(crate) fn tools_dir() -> PathBuf {
     let source = include_str!("../../src/component/python.rs");
     let version = source
         .lines()
@@ -37,7 +37,7 @@ fn tools_dir() -> PathBuf {
     dir
 }
 
-fn oberon(tools: &Path, args: &[&str]) -> Output {
+pub(crate) fn oberon(tools: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_oberon"))
         .arg("component")
         .args(args)
@@ -48,7 +48,7 @@ fn oberon(tools: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(out: &Output) -> String {
+pub(crate) fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
         "failed: {}\n{}",

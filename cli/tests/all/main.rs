@@ -5,5 +5,6 @@
 
 mod component;
 mod component_python;
+mod containment;
 mod dev;
 mod new_bff;
