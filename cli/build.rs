@@ -169,7 +169,8 @@ fn resolved(name: &str, member: &toml::Value, workspace_deps: &toml::Value) -> t
 /// Embeds what `oberon component new` writes beside a new component so that it builds
 /// on its own: for Rust, the guest SDK (its manifest made standalone, with the versions of the
 /// components workspace), the contract version the SDK is built against, the build
-/// settings and the lock file; for Python, the Python SDK and the same contract.
+/// settings and the lock file; for Python, the Python SDK and the same contract; for
+/// JavaScript, the JavaScript SDK, its build entry and its toolchain's pins, and the same contract.
 fn component_template(components: &Path) {
     let read = |rel: &str| {
         let path = components.join(rel);
@@ -275,6 +276,52 @@ fn component_template(components: &Path) {
         out.push_str(&format!("    ({rel:?}, {text:?}),\n"));
     }
     out.push_str("];\n");
+    // A JavaScript project gets the JavaScript SDK (`sdk-js/src`, its modules) with the
+    // build entry and the pinned toolchain's manifest and lock beside it, in
+    // `oberon/sdk-js/`, and the same contract.
+    let js_sdk = components.join("sdk-js/src");
+    println!("cargo::rerun-if-changed={}", js_sdk.display());
+    let mut js_sources: Vec<_> = std::fs::read_dir(&js_sdk)
+        .expect("components/sdk-js/src")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".js"))
+        .collect();
+    js_sources.sort();
+    let js_sources = js_sources.into_iter().map(|n| format!("src/{n}"));
+    let js_toolchain = ["build.mjs", "package.json", "package-lock.json"].map(String::from);
+    let mut js_files: Vec<(String, String)> = files
+        .iter()
+        .filter(|(rel, _)| rel.starts_with("oberon/wit/"))
+        .cloned()
+        .collect();
+    for rel in js_sources.chain(js_toolchain) {
+        let name = rel.strip_prefix("src/").unwrap_or(&rel);
+        js_files.push((
+            format!("oberon/sdk-js/{name}"),
+            read(&format!("sdk-js/{rel}")),
+        ));
+    }
+    out.push_str(
+        "/// What a new JavaScript project gets beside its own code: path in it, contents.\npub const JS_FILES: &[(&str, &str)] = &[\n",
+    );
+    for (rel, text) in &js_files {
+        out.push_str(&format!("    ({rel:?}, {text:?}),\n"));
+    }
+    out.push_str("];\n");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&read("sdk-js/package.json")).expect("sdk-js/package.json parses");
+    let componentize_js = manifest["devDependencies"]["@bytecodealliance/componentize-js"]
+        .as_str()
+        .expect("sdk-js/package.json pins @bytecodealliance/componentize-js");
+    out.push_str(&format!(
+        "/// The `@bytecodealliance/componentize-js` that `components/sdk-js/package.json` pins.\npub const COMPONENTIZE_JS_VERSION: &str = {componentize_js:?};\n"
+    ));
+    out.push_str(&format!(
+        "/// `components/sdk-js/package.json`: the JavaScript toolchain's pins.\npub const JS_PACKAGE_JSON: &str = {:?};\n/// `components/sdk-js/package-lock.json`: the lock they are installed from.\npub const JS_PACKAGE_LOCK: &str = {:?};\n",
+        read("sdk-js/package.json"),
+        read("sdk-js/package-lock.json")
+    ));
     let dest = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"))
         .join("component_template.rs");
     std::fs::write(dest, out).expect("write component_template.rs");

@@ -12,7 +12,7 @@
 // left behind. Exit status 0 on success, 1 with the reason on stderr otherwise.
 //
 // How: the project is copied into a fresh staging folder (without node_modules,
-// .git, target and .wasm files); when it has no `oberon/sdk-js/` of its own (a
+// .git, target, .wasm files, and the top-level build and .oberon); when it has no `oberon/sdk-js/` of its own (a
 // scaffold vendors one), this package's `src/` is put there. ComponentizeJS runs
 // in that folder, so StarlingMonkey resolves the relative imports itself while it
 // pre-initialises (Wizer): no bundler. Bare specifiers (npm packages) are not
@@ -40,6 +40,8 @@ export const WORLD = 'component';
 export const SDK_PATH = join('oberon', 'sdk-js');
 
 const SKIP = new Set(['node_modules', '.git', 'target']);
+/** Not sources either, at the project's top: the CLI's build output and tool installs. */
+const SKIP_AT_TOP = new Set(['build', '.oberon']);
 const here = dirname(fileURLToPath(import.meta.url));
 
 /**
@@ -65,7 +67,8 @@ export async function buildComponent({ projectDir, witDir, out, entry = 'src/ind
   try {
     await cp(projectDir, staging, {
       recursive: true,
-      filter: (src) => !SKIP.has(basename(src)) && !src.endsWith('.wasm'),
+      filter: (src) =>
+        !SKIP.has(basename(src)) && !SKIP_AT_TOP.has(relative(projectDir, src)) && !src.endsWith('.wasm'),
     });
     if (!(await exists(join(projectDir, SDK_PATH)))) {
       await cp(sdkDir, join(staging, SDK_PATH), { recursive: true });

@@ -12,8 +12,8 @@ use super::lang::Lang;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BuildArgs {
-    /// The component project (a crate with `Cargo.toml`, or a Python project with
-    /// `pyproject.toml`).
+    /// The component project (a crate with `Cargo.toml`, a Python project with
+    /// `pyproject.toml`, or a JavaScript one with `package.json`).
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
 }

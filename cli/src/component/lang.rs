@@ -3,14 +3,17 @@
 //! `scaffold` and `build`, and an arm in each `match` below.
 //!
 //! `oberon component new --lang` picks one; `oberon component build` and `deploy`
-//! find it from the project's marker file, so a project never says it twice.
+//! find it from the project's marker file, so a project never says it twice. Rust
+//! builds with cargo; Python and JavaScript with a tool ([`super::tools`]) installed on
+//! first use from their registry, at the version this binary pins: componentize-py
+//! from PyPI, ComponentizeJS from npm (as `components/sdk-js/package.json` locks it).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use oberon_registry::Version;
 
-use super::{python, rust};
+use super::{javascript, python, rust};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
@@ -18,7 +21,8 @@ pub enum Lang {
     Rust,
     /// An `app.py` with `oberon_sdk`, built with componentize-py (installed on demand).
     Python,
-    /// Not yet supported (issue 24).
+    /// A `src/index.js` with the JavaScript SDK, built with ComponentizeJS (npm,
+    /// installed on demand; needs Node.js 20+).
     Javascript,
 }
 
@@ -49,7 +53,7 @@ impl Lang {
             .map(|(lang, marker)| format!("{marker} ({})", lang.name()))
             .collect();
         bail!(
-            "no component project at {}: it has none of {}; create one with `oberon component new NAME --lang rust|python`",
+            "no component project at {}: it has none of {}; create one with `oberon component new NAME --lang rust|python|javascript`",
             dir.display(),
             markers.join(", ")
         )
@@ -69,7 +73,7 @@ impl Lang {
         match self {
             Lang::Rust => Ok(rust::scaffold(name)),
             Lang::Python => Ok(python::scaffold(name)),
-            Lang::Javascript => not_yet(),
+            Lang::Javascript => Ok(javascript::scaffold(name)),
         }
     }
 
@@ -78,15 +82,9 @@ impl Lang {
         match self {
             Lang::Rust => rust::build(dir),
             Lang::Python => python::build(dir),
-            Lang::Javascript => not_yet(),
+            Lang::Javascript => javascript::build(dir),
         }
     }
-}
-
-fn not_yet<T>() -> anyhow::Result<T> {
-    bail!(
-        "JavaScript components are not supported yet (issue 24): use --lang rust or --lang python"
-    )
 }
 
 #[cfg(test)]
@@ -109,7 +107,5 @@ mod tests {
         assert_eq!(Lang::detect(tmp.path()).unwrap(), Lang::Python);
         std::fs::write(tmp.path().join("Cargo.toml"), "").unwrap();
         assert_eq!(Lang::detect(tmp.path()).unwrap(), Lang::Rust);
-        let err = Lang::Javascript.build(tmp.path()).unwrap_err().to_string();
-        assert!(err.contains("not supported yet"), "{err}");
     }
 }

@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use oberon_registry::{Channel, Registry, Resources, Target, Upload, Version, sha256_hex};
 
 pub mod build;
+pub mod javascript;
 pub mod lang;
 pub mod new;
 pub mod python;
@@ -57,10 +58,10 @@ impl ActorArg {
 #[derive(Debug, clap::Subcommand)]
 pub enum ComponentCommand {
     /// A new component project, ready to build: `oberon component new NAME
-    /// [--lang rust|python]`.
+    /// [--lang rust|python|javascript]`.
     New(new::NewArgs),
     /// Build a component project with its language's toolchain (found from its
-    /// `Cargo.toml` or `pyproject.toml`) and record the component's SHA-256 beside it.
+    /// `Cargo.toml`, `pyproject.toml` or `package.json`) and record the component's SHA-256 beside it.
     Build(build::BuildArgs),
     /// Validate a component and deploy it as a new version to stable or canary.
     Deploy(DeployArgs),

@@ -1,4 +1,4 @@
-//! `oberon component new NAME [--lang rust|python]`: a component project that builds on
+//! `oberon component new NAME [--lang rust|python|javascript]`: a component project that builds on
 //! its own, anywhere. What a language's project holds is its module's `scaffold`
 //! (see [`super::lang`]); this checks the name and the directory and writes it.
 
@@ -113,7 +113,25 @@ mod tests {
         let wit = std::fs::read_to_string(dir.join("oberon/wit/v0.2.0/component.wit")).unwrap();
         assert!(wit.contains("package oberon:component@0.2.0;"), "{wit}");
         assert!(dir.join("oberon/sdk/oberon_sdk/bus.py").is_file());
-        let err = new_component("js", Lang::Javascript, &tmp.path().join("j")).unwrap_err();
-        assert!(err.to_string().contains("not supported yet"), "{err}");
+    }
+
+    #[test]
+    fn scaffolds_a_javascript_project_that_names_its_language() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("j");
+        new_component("gift-card", Lang::Javascript, &dir).unwrap();
+        assert_eq!(Lang::detect(&dir).unwrap(), Lang::Javascript);
+        let wit = std::fs::read_to_string(dir.join("oberon/wit/v0.2.0/component.wit")).unwrap();
+        assert!(wit.contains("package oberon:component@0.2.0;"), "{wit}");
+        for file in [
+            "src/index.js",
+            "assets/gift-card.js",
+            "oberon/sdk-js/bus.js",
+            "oberon/sdk-js/build.mjs",
+        ] {
+            assert!(dir.join(file).is_file(), "{file}");
+        }
+        let ignored = std::fs::read_to_string(dir.join(".gitignore")).unwrap();
+        assert!(ignored.lines().any(|l| l == "node_modules"), "{ignored}");
     }
 }

@@ -5,9 +5,12 @@
 //!
 //! A PyPI tool is a virtualenv made with the system Python's `venv` (`OBERON_PYTHON`,
 //! else `python3`) and filled by its `pip`: nothing is downloaded from anywhere but the
-//! registry. The install is complete once `.complete` is written in it; one that was
-//! cut short is removed and made again, and a lock file beside it keeps two builds from
-//! installing at once. Once installed, builds are offline.
+//! registry. An npm tool is a folder with the pinned `package.json` and its
+//! `package-lock.json`, filled by `npm ci` (Node 20+ and npm on `PATH`) from the npm
+//! registry, without install scripts. Either install is complete once `.complete` is
+//! written in it; one that was cut short is removed and made again, and a lock file
+//! beside it keeps two builds from installing at once. Once installed, builds are
+//! offline.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -42,35 +45,18 @@ impl PypiTool {
     /// The tool's command, installed first if it is not.
     pub fn command(&self, tools: &Path) -> anyhow::Result<PathBuf> {
         let dir = self.dir(tools);
-        let command = dir.join("bin").join(self.package);
-        if dir.join(".complete").is_file() {
-            return Ok(command);
-        }
-        std::fs::create_dir_all(tools)
-            .with_context(|| format!("cannot create {}", tools.display()))?;
-        let lock_path = tools.join(format!("{}-{}.lock", self.package, self.version));
-        let lock = File::create(&lock_path)
-            .with_context(|| format!("cannot create {}", lock_path.display()))?;
-        lock.lock()
-            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-        // Another build may have installed it while this one waited.
-        if !dir.join(".complete").is_file() {
-            self.install(&dir)?;
-        }
-        Ok(command)
+        installed(tools, &dir, || self.install(&dir))?;
+        Ok(dir.join("bin").join(self.package))
     }
 
-    fn install(&self, dir: &Path) -> anyhow::Result<()> {
+    /// Installs it into `dir`, which does not exist; returns what `.complete` says.
+    fn install(&self, dir: &Path) -> anyhow::Result<String> {
         let step = Step::start(&format!(
             "installing {} {} from PyPI into {} (once; builds are offline after it)",
             self.package,
             self.version,
             dir.display()
         ));
-        if dir.exists() {
-            std::fs::remove_dir_all(dir)
-                .with_context(|| format!("cannot remove the unfinished {}", dir.display()))?;
-        }
         let python = std::env::var_os("OBERON_PYTHON").unwrap_or_else(|| "python3".into());
         let python_name = PathBuf::from(&python).display().to_string();
         let status = Command::new(&python)
@@ -99,9 +85,132 @@ impl PypiTool {
                 dir.display()
             );
         }
-        std::fs::write(dir.join(".complete"), format!("{pin}\n"))
-            .with_context(|| format!("cannot write {}", dir.join(".complete").display()))?;
         step.done("");
-        Ok(())
+        Ok(pin)
     }
+}
+
+/// A tool published on npm, pinned by a `package.json` and its `package-lock.json`
+/// (the whole tree: the tool, its dependencies, what else the manifest lists).
+#[derive(Debug, Clone, Copy)]
+pub struct NpmTool {
+    /// The tool's short name, which names its directory (`componentize-js`).
+    pub name: &'static str,
+    /// The npm package the build uses (`@bytecodealliance/componentize-js`).
+    pub package: &'static str,
+    /// Its version, as `package_json` pins it.
+    pub version: &'static str,
+    pub package_json: &'static str,
+    pub package_lock: &'static str,
+}
+
+impl NpmTool {
+    /// The tool's directory under `tools`: `<name>-<version>`.
+    pub fn dir(&self, tools: &Path) -> PathBuf {
+        tools.join(format!("{}-{}", self.name, self.version))
+    }
+
+    /// The tool's `node_modules`, installed first if it is not.
+    pub fn node_modules(&self, tools: &Path) -> anyhow::Result<PathBuf> {
+        let dir = self.dir(tools);
+        installed(tools, &dir, || self.install(&dir))?;
+        Ok(dir.join("node_modules"))
+    }
+
+    /// Installs it into `dir`, which does not exist; returns what `.complete` says.
+    fn install(&self, dir: &Path) -> anyhow::Result<String> {
+        node()?;
+        let step = Step::start(&format!(
+            "installing {} {} and its locked dependencies from the npm registry into {} (once; builds are offline after it)",
+            self.package,
+            self.version,
+            dir.display()
+        ));
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for (file, text) in [
+            ("package.json", self.package_json),
+            ("package-lock.json", self.package_lock),
+        ] {
+            std::fs::write(dir.join(file), text)
+                .with_context(|| format!("cannot write {}", dir.join(file).display()))?;
+        }
+        // No install scripts: nothing is fetched but the locked packages (the native
+        // parts of these tools come as packages of their own).
+        let status = Command::new("npm")
+            .args([
+                "ci",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+            ])
+            .current_dir(dir)
+            .stdout(std::io::stderr())
+            .status()
+            .with_context(|| format!("cannot run npm: {NODE_HELP}"))?;
+        if !status.success() {
+            bail!(
+                "`npm ci` of {} {} in {} failed (see npm's output above)",
+                self.package,
+                self.version,
+                dir.display()
+            );
+        }
+        step.done("");
+        Ok(format!("{}@{}", self.package, self.version))
+    }
+}
+
+/// How to get Node.js, for the errors that need it.
+const NODE_HELP: &str = "JavaScript components need Node.js 20 or newer with npm on PATH (Debian: apt-get install nodejs npm; else https://nodejs.org)";
+
+/// `node`, checked to be on `PATH` and at least version 20 (what ComponentizeJS needs).
+pub fn node() -> anyhow::Result<PathBuf> {
+    let node = PathBuf::from("node");
+    let out = Command::new(&node)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("cannot run node: {NODE_HELP}"))?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let major: Option<u32> = version
+        .strip_prefix('v')
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse().ok());
+    match major {
+        Some(major) if out.status.success() && major >= 20 => Ok(node),
+        _ => bail!("node --version says {version:?}: {NODE_HELP}"),
+    }
+}
+
+/// Makes sure the tool in `dir` (under `tools`) is complete: when it is not, takes the
+/// tool's lock, and, if no other build installed it meanwhile, removes what an
+/// unfinished install left and runs `install`, whose answer goes into `.complete`.
+fn installed(
+    tools: &Path,
+    dir: &Path,
+    install: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    let complete = dir.join(".complete");
+    if complete.is_file() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(tools).with_context(|| format!("cannot create {}", tools.display()))?;
+    let mut lock_name = dir.file_name().unwrap_or_default().to_os_string();
+    lock_name.push(".lock");
+    let lock_path = tools.join(lock_name);
+    let lock = File::create(&lock_path)
+        .with_context(|| format!("cannot create {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    // Another build may have installed it while this one waited.
+    if complete.is_file() {
+        return Ok(());
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("cannot remove the unfinished {}", dir.display()))?;
+    }
+    let done = install()?;
+    std::fs::write(&complete, format!("{done}\n"))
+        .with_context(|| format!("cannot write {}", complete.display()))
 }

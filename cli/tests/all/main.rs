@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod component;
+mod component_js;
 mod component_python;
 mod containment;
 mod dev;
