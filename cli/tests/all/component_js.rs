@@ -4,7 +4,7 @@
 //! renderer's engine.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,9 +12,11 @@ use oberon_renderer::bus::BusSnapshot;
 use oberon_renderer::component::RequestContext;
 use oberon_renderer::engine::{ComponentEngine, ComponentError, EngineLimits};
 
+use crate::component_python::{oberon, ok};
+
 /// The tool directory with ComponentizeJS installed, as `tests/run` leaves it; a test
 /// that needs it fails, with the command to run, when it is not there.
-fn tools_dir() -> PathBuf {
+pub(crate) fn tools_dir() -> PathBuf {
     let manifest: serde_json::Value =
         serde_json::from_str(include_str!("../../../components/sdk-js/package.json")).unwrap();
     let version = manifest["devDependencies"]["@bytecodealliance/componentize-js"]
@@ -34,27 +36,6 @@ fn tools_dir() -> PathBuf {
         complete.display()
     );
     dir
-}
-
-fn oberon(tools: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_oberon"))
-        .arg("component")
-        .args(args)
-        .env("OBERON_TOOLS_DIR", tools)
-        .env("OBERON_ACTOR", "ci")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `oberon component new NAME --lang javascript` in `parent`, its `src/index.js`

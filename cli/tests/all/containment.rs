@@ -5,13 +5,12 @@
 //!
 //! The misbehaving components are `components/testing-py/misbehave/app.py` (built as an
 //! author builds one: `oberon component new --lang python`, that `app.py`, `oberon
-//! component build`) and `components/testing-js/misbehave` (built with
-//! `components/sdk-js/build.mjs`), each built and compiled once, and put on one page
+//! component build`) and `components/testing-js/misbehave` (likewise, with `--lang
+//! javascript`), each built and compiled once, and put on one page
 //! through the real renderer beside Rust components.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,38 +45,19 @@ fn build_python_misbehave(parent: &Path) -> PathBuf {
     dir.join("build/misbehave-py.component.wasm")
 }
 
-/// `components/testing-js/misbehave` built into a component by the JS SDK's build
-/// (`node components/sdk-js/build.mjs`), which needs Node and `npm ci` done in
-/// `components/sdk-js`: the test fails, saying what to run, when either is missing.
+/// `components/testing-js/misbehave` built into a component as `build_python_misbehave`
+/// builds the Python one: scaffolded, its `src/index.js` put in, `oberon component build`.
 fn build_js_misbehave(parent: &Path) -> PathBuf {
-    let sdk = repo().join("components/sdk-js");
-    let node = std::env::var_os("OBERON_NODE").unwrap_or_else(|| "node".into());
-    let version = Command::new(&node).arg("--version").output();
-    assert!(
-        version.as_ref().is_ok_and(|o| o.status.success()),
-        "no Node.js to build the JavaScript test component with ({}): install Node 20+ and npm (Debian: `apt-get install -y nodejs npm`), or point OBERON_NODE at one",
-        PathBuf::from(&node).display()
-    );
-    let toolchain = sdk.join("node_modules/@bytecodealliance/componentize-js/package.json");
-    assert!(
-        toolchain.is_file(),
-        "the JavaScript SDK's toolchain is not installed ({} is missing): run `npm ci` in {}, then run the tests again",
-        toolchain.display(),
-        sdk.display()
-    );
-    let out = parent.join("misbehave-js.wasm");
-    let built = Command::new(&node)
-        .arg(sdk.join("build.mjs"))
-        .arg("--project")
-        .arg(repo().join("components/testing-js/misbehave"))
-        .arg("--wit")
-        .arg(repo().join("components/wit/v0.2.0"))
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    ok(&built);
-    out
+    let tools = crate::component_js::tools_dir();
+    let dir = parent.join("misbehave-js");
+    new_component("misbehave-js", Lang::Javascript, &dir).unwrap();
+    std::fs::copy(
+        repo().join("components/testing-js/misbehave/src/index.js"),
+        dir.join("src/index.js"),
+    )
+    .unwrap();
+    ok(&oberon(&tools, &["build", "--dir", dir.to_str().unwrap()]));
+    dir.join("build/misbehave-js.component.wasm")
 }
 
 /// How each misbehaving slot must end, as `Server-Timing` says it: the slot, the
