@@ -19,7 +19,7 @@ use anyhow::{Context, bail};
 use oberon_registry::Version;
 
 use super::Step;
-use super::lang::Compiled;
+use super::lang::{Compiled, asset_placeholder};
 use super::new::template;
 use super::tools::{NpmTool, node, tools_dir};
 
@@ -81,12 +81,7 @@ pub fn scaffold(name: &str) -> Vec<(String, String)> {
     let own = [
         ("package.json".to_string(), package_json(name)),
         ("src/index.js".into(), index_js(name)),
-        (
-            format!("assets/{name}.js"),
-            format!(
-                "// Client-side code for {name}, served with the page under a content-hashed URL.\nexport {{}};\n"
-            ),
-        ),
+        asset_placeholder(name),
         (
             ".gitignore".into(),
             "/build\n/.oberon\nnode_modules\n".into(),

@@ -87,6 +87,36 @@ impl Lang {
     }
 }
 
+/// A component name (`gift-card2`) as a type or class name (`GiftCard2`); one that
+/// would start with a digit gets a `C` (`2fa` → `C2fa`).
+pub fn type_name(name: &str) -> String {
+    let camel: String = name
+        .split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    if camel.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("C{camel}")
+    } else {
+        camel
+    }
+}
+
+/// Every scaffold's client-side file, `assets/NAME.js`, with what it is for.
+pub fn asset_placeholder(name: &str) -> (String, String) {
+    (
+        format!("assets/{name}.js"),
+        format!(
+            "// Client-side code for {name}, served with the page under a content-hashed URL.\nexport {{}};\n"
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

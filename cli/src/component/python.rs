@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use oberon_registry::Version;
 
 use super::Step;
-use super::lang::Compiled;
+use super::lang::{Compiled, asset_placeholder, type_name};
 use super::new::template;
 use super::tools::{PypiTool, tools_dir};
 
@@ -76,12 +76,7 @@ pub fn scaffold(name: &str) -> Vec<(String, String)> {
     let own = [
         ("pyproject.toml".to_string(), pyproject(name)),
         ("app.py".into(), app_py(name)),
-        (
-            format!("assets/{name}.js"),
-            format!(
-                "// Client-side code for {name}, served with the page under a content-hashed URL.\nexport {{}};\n"
-            ),
-        ),
+        asset_placeholder(name),
         (
             ".gitignore".into(),
             "/build\n/.oberon\n__pycache__/\n".into(),
@@ -171,22 +166,7 @@ wit = "oberon/wit/v{contract}"
 }
 
 fn app_py(name: &str) -> String {
-    let class: String = name
-        .split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect();
-    // A digit cannot start a class name (`2fa` → `C2fa`).
-    let class = if class.starts_with(|c: char| c.is_ascii_digit()) {
-        format!("C{class}")
-    } else {
-        class
-    };
+    let class = type_name(name);
     format!(
         r#""""`{name}`: an Oberon component. `describe` says what it reads, writes and ships;
 `render` turns a request and its props into HTML for its slot."""

@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use oberon_registry::Version;
 
 use super::Step;
-use super::lang::Compiled;
+use super::lang::{Compiled, asset_placeholder, type_name};
 use super::new::template;
 use crate::build::{TARGET, ensure_target};
 
@@ -25,12 +25,7 @@ pub fn scaffold(name: &str) -> Vec<(String, String)> {
     let own = [
         ("Cargo.toml".to_string(), manifest(name)),
         ("src/lib.rs".into(), lib_rs(name)),
-        (
-            format!("assets/{name}.js"),
-            format!(
-                "// Client-side code for {name}, served with the page under a content-hashed URL.\nexport {{}};\n"
-            ),
-        ),
+        asset_placeholder(name),
         (".gitignore".into(), "/target\n".into()),
         ("README.md".into(), readme(name)),
     ];
@@ -142,22 +137,7 @@ strip = true
 }
 
 fn lib_rs(name: &str) -> String {
-    let type_name: String = name
-        .split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            chars
-                .next()
-                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect();
-    // A digit cannot start a type name (`2fa` → `C2fa`).
-    let type_name = if type_name.starts_with(|c: char| c.is_ascii_digit()) {
-        format!("C{type_name}")
-    } else {
-        type_name
-    };
+    let type_name = type_name(name);
     format!(
         r#"//! `{name}`: an Oberon component. `describe` says what it reads, writes and ships;
 //! `render` turns a request and its props into HTML for its slot.

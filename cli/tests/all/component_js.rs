@@ -8,28 +8,19 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use oberon_cli::component::javascript::COMPONENTIZE_JS;
 use oberon_renderer::bus::BusSnapshot;
 use oberon_renderer::component::RequestContext;
 use oberon_renderer::engine::{ComponentEngine, ComponentError, EngineLimits};
 
-use crate::component_python::{oberon, ok};
+use crate::component_python::{oberon, ok, test_tools};
 
 /// The tool directory with ComponentizeJS installed, as `tests/run` leaves it; a test
 /// that needs it fails, with the command to run, when it is not there.
 pub(crate) fn tools_dir() -> PathBuf {
-    let manifest: serde_json::Value =
-        serde_json::from_str(include_str!("../../../components/sdk-js/package.json")).unwrap();
-    let version = manifest["devDependencies"]["@bytecodealliance/componentize-js"]
-        .as_str()
-        .expect("components/sdk-js/package.json pins componentize-js");
-    let dir = match std::env::var_os("OBERON_TOOLS_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .parent()
-            .expect("the target directory")
-            .join("test-tools"),
-    };
-    let complete = dir.join(format!("componentize-js-{version}/.complete"));
+    let dir = test_tools();
+    let version = COMPONENTIZE_JS.version;
+    let complete = COMPONENTIZE_JS.dir(&dir).join(".complete");
     assert!(
         complete.is_file(),
         "ComponentizeJS {version} is not installed for the tests ({} is missing): run `tests/run --setup-only`, which installs it into target/test-tools/, then run the tests again (tests/run does both)",

@@ -8,27 +8,29 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use oberon_cli::component::python::COMPONENTIZE_PY;
 use oberon_renderer::bus::BusSnapshot;
 use oberon_renderer::component::RequestContext;
 use oberon_renderer::engine::{ComponentEngine, ComponentError, EngineLimits};
 
-/// The tool directory with componentize-py installed, as `tests/run` leaves it; a test
-/// that needs it fails, with the command to run, when it is not there.
-pub(crate) fn tools_dir() -> PathBuf {
-    let source = include_str!("../../src/component/python.rs");
-    let version = source
-        .lines()
-        .find_map(|l| l.strip_prefix("pub const COMPONENTIZE_PY_VERSION: &str = \""))
-        .and_then(|rest| rest.strip_suffix("\";"))
-        .expect("python.rs pins COMPONENTIZE_PY_VERSION");
-    let dir = match std::env::var_os("OBERON_TOOLS_DIR") {
+/// Where `tests/run` installs the component toolchains: `OBERON_TOOLS_DIR`, else
+/// `target/test-tools`.
+pub(crate) fn test_tools() -> PathBuf {
+    match std::env::var_os("OBERON_TOOLS_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => Path::new(env!("CARGO_TARGET_TMPDIR"))
             .parent()
             .expect("the target directory")
             .join("test-tools"),
-    };
-    let complete = dir.join(format!("componentize-py-{version}/.complete"));
+    }
+}
+
+/// The tool directory with componentize-py installed, as `tests/run` leaves it; a test
+/// that needs it fails, with the command to run, when it is not there.
+pub(crate) fn tools_dir() -> PathBuf {
+    let dir = test_tools();
+    let version = COMPONENTIZE_PY.version;
+    let complete = COMPONENTIZE_PY.dir(&dir).join(".complete");
     assert!(
         complete.is_file(),
         "componentize-py {version} is not installed for the tests ({} is missing): run `tests/run --setup-only`, which installs it into target/test-tools/, then run the tests again (tests/run does both)",
