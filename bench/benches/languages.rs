@@ -1,36 +1,29 @@
 //! A fresh instance plus one render, per component language, side by side in one run,
-//! under the renderer's own [`ComponentEngine`] (its pooling allocator, default limits):
+//! under the renderer's own [`ComponentEngine`] (its pooling allocator, default limits),
+//! for the demo's event page components:
 //!
-//! - `instance_render_by_language/rust/<component>`: Rust components built by the
-//!   workspace (`event-details` from the demo, `misbehave` rendering `ok`);
-//! - `.../python/misbehave-py`: `components/testing-py/misbehave` (mode `ok`), built
-//!   with componentize-py (CPython pre-initialised in the component, ~18 MiB);
-//! - `.../javascript/<component>`: `components/testing-js/misbehave` (mode `ok`) and
-//!   `components/examples-js/greeting` (reads the bus, publishes, one head entry), built
-//!   with `components/sdk-js/build.mjs` (StarlingMonkey pre-initialised, ~11 MiB).
+//! - Rust: `event-details`, `ticket-picker` (publishes `ticket-selection`) and
+//!   `cart-summary` (reads it and `promotion`), built by `oberon-test-artifacts`;
+//! - Python: `delivery-options` (`components/examples-py`, reads `ticket-selection`),
+//!   CPython pre-initialised in the component (~18 MiB);
+//! - JavaScript: `promo-banner` (`components/examples-js`, reads `event`, publishes
+//!   `promotion`), StarlingMonkey pre-initialised (~11 MiB).
 //!
-//! Before criterion's own runs it prints a table of the same measurement (median, p90,
-//! min over fresh instances, one after another on one core), so the three languages
-//! can be read side by side at a glance. Targets on the 2-core development machine:
-//! Python at most 1.5 ms, JavaScript at most 1 ms, Rust as in `render`'s
-//! `instance_render` (under 20 µs).
+//! The Python and JavaScript ones are built from source as `oberon dev` builds them
+//! (`oberon_e2e_tests::demo::other_languages`: componentize-py and ComponentizeJS from
+//! `OBERON_TOOLS_DIR`, which `tests/run --setup-only` installs under `target/test-tools`).
+//! The bus holds the demo's `event`, `ticket-selection` and `promotion`, so every
+//! component renders its whole markup.
 //!
-//! Needs componentize-py where `tests/run` installs it (`target/test-tools/`, or
-//! `OBERON_TOOLS_DIR`) and `npm ci` done in `components/sdk-js`; it stops, saying what
-//! to run, when either is missing. Building the guests takes about a minute, compiling
-//! them with Cranelift about as long again.
+//! Before criterion's own runs it prints a table of the same measurement, every case
+//! in one run: each component `ROUNDS` times in a row, and all of them interleaved
+//! (one of each, round after round, as a page renders them); under the renderer's
+//! engine and under one without warm slots (`EngineLimits::warm_slots = 0`). Targets on the 2-core
+//! development machine: Python at most 1.5 ms, JavaScript at most 1 ms, Rust as in
+//! `render`'s `instance_render`.
 //!
 //! `cargo bench -p oberon-bench --bench languages` (add `-- --quick` for a shorter run).
-//!
-//! Measured so far only in a debug build of the workspace (dependencies, wasmtime
-//! among them, at opt-level 2: `cargo bench --profile dev`) on the loaded 2-core
-//! machine, criterion `--quick`: Rust event-details 38 µs, misbehave 33 µs; Python
-//! 1.99 ms; JavaScript misbehave-js 0.79 ms, greeting-js 0.98 ms. The table's
-//! interleaved figures are higher for all (each component's instance lands in a pool
-//! slot last used by another's, whose memory image must be mapped again).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +31,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use oberon_renderer::bus::BusSnapshot;
 use oberon_renderer::component::RequestContext;
 use oberon_renderer::engine::{ComponentEngine, EngineLimits, LoadedComponent};
+use oberon_test_artifacts::Artifact;
 
 /// The same allocator as the `oberon-renderer` and `oberon` binaries.
 #[global_allocator]
@@ -45,125 +39,47 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EVENT: &str = include_str!("../../demo/fixtures/event-42.json");
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the repository")
-        .to_path_buf()
-}
+/// What the demo's page publishes for event 42 by default (two Standard tickets, the
+/// promotion of its `promo` slot).
+const TICKET_SELECTION: &str = r#"{"event_id":"42","ticket_type":"standard","name":"Standard","quantity":2,"unit_price_cents":4500,"currency":"EUR"}"#;
+const PROMOTION: &str = r#"{"event_id":"42","code":"EARLYBIRD","percent_off":10}"#;
 
-/// componentize-py as `tests/run` installs it, at the version the CLI pins.
-fn componentize_py() -> PathBuf {
-    let source = include_str!("../../cli/src/component/python.rs");
-    let version = source
-        .lines()
-        .find_map(|l| l.strip_prefix("pub const COMPONENTIZE_PY_VERSION: &str = \""))
-        .and_then(|rest| rest.strip_suffix("\";"))
-        .expect("python.rs pins COMPONENTIZE_PY_VERSION");
-    let tools = match std::env::var_os("OBERON_TOOLS_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .parent()
-            .expect("the target directory")
-            .join("test-tools"),
-    };
-    let dir = tools.join(format!("componentize-py-{version}"));
-    assert!(
-        dir.join(".complete").is_file(),
-        "componentize-py {version} is not installed in {}: run `tests/run --setup-only` (or point OBERON_TOOLS_DIR at a directory that has it)",
-        dir.display()
-    );
-    dir.join("bin/componentize-py")
-}
-
-fn run(command: &mut Command) {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{command:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `components/testing-py/misbehave` with the Python SDK, as `oberon component build`
-/// builds a Python project.
-fn build_python(out_dir: &Path) -> PathBuf {
-    let out = out_dir.join("misbehave-py.wasm");
-    run(Command::new(componentize_py())
-        .arg("--quiet")
-        .arg("-d")
-        .arg(repo().join("components/wit/v0.2.0"))
-        .args(["-w", "component", "componentize", "-p"])
-        .arg(repo().join("components/testing-py/misbehave"))
-        .arg("-p")
-        .arg(repo().join("components/sdk-py"))
-        .arg("app")
-        .arg("-o")
-        .arg(&out));
-    out
-}
-
-/// A JavaScript project built by the JS SDK's `build.mjs`.
-fn build_js(out_dir: &Path, project: &str, name: &str) -> PathBuf {
-    let sdk = repo().join("components/sdk-js");
-    assert!(
-        sdk.join("node_modules/@bytecodealliance/componentize-js")
-            .is_dir(),
-        "the JavaScript SDK's toolchain is not installed: run `npm ci` in {}",
-        sdk.display()
-    );
-    let out = out_dir.join(format!("{name}.wasm"));
-    run(Command::new("node")
-        .arg(sdk.join("build.mjs"))
-        .arg("--project")
-        .arg(repo().join(project))
-        .arg("--wit")
-        .arg(repo().join("components/wit/v0.2.0"))
-        .arg("--out")
-        .arg(&out));
-    out
-}
-
-/// One benchmarked component: its language, name, wasm and props.
+/// One benchmarked component: its language, build and props.
 struct Case {
     language: &'static str,
-    name: &'static str,
-    wasm: PathBuf,
+    artifact: Artifact,
     props: &'static str,
 }
 
-fn cases(out_dir: &Path) -> Vec<Case> {
-    let rust = |name: &'static str, props| Case {
+fn cases() -> Vec<Case> {
+    let rust = |name: &str, props| Case {
         language: "rust",
-        name,
-        wasm: oberon_test_artifacts::artifact(name).wasm().to_path_buf(),
+        artifact: oberon_test_artifacts::artifact(name),
         props,
     };
-    vec![
+    let mut cases = vec![
         rust("event-details", "{}"),
-        rust("misbehave", r#"{"mode":"ok"}"#),
-        Case {
-            language: "python",
-            name: "misbehave-py",
-            wasm: build_python(out_dir),
-            props: r#"{"mode":"ok"}"#,
-        },
-        Case {
-            language: "javascript",
-            name: "misbehave-js",
-            wasm: build_js(out_dir, "components/testing-js/misbehave", "misbehave-js"),
-            props: r#"{"mode":"ok"}"#,
-        },
-        Case {
-            language: "javascript",
-            name: "greeting-js",
-            wasm: build_js(out_dir, "components/examples-js/greeting", "greeting-js"),
-            props: "{}",
-        },
-    ]
+        rust("ticket-picker", r#"{"default_quantity":2}"#),
+        rust("cart-summary", "{}"),
+    ];
+    for built in oberon_e2e_tests::demo::other_languages() {
+        let language = if built.project.join("pyproject.toml").is_file() {
+            "python"
+        } else {
+            "javascript"
+        };
+        let props = match built.name.as_str() {
+            "delivery-options" => r#"{"post_fee_cents":250}"#,
+            "promo-banner" => r#"{"code":"EARLYBIRD","percent_off":10}"#,
+            other => panic!("a new demo component, {other}: give it its props here"),
+        };
+        cases.push(Case {
+            language,
+            artifact: built.artifact(),
+            props,
+        });
+    }
+    cases
 }
 
 struct Setup {
@@ -174,15 +90,17 @@ struct Setup {
 }
 
 impl Setup {
-    fn new() -> Setup {
+    fn new(limits: EngineLimits) -> Setup {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        let engine = ComponentEngine::new(EngineLimits::default()).expect("engine");
-        let mut event = BusSnapshot::default();
+        let engine = ComponentEngine::new(limits).expect("engine");
+        let mut bus = BusSnapshot::default();
         let compact: serde_json::Value = serde_json::from_str(EVENT).expect("fixture");
-        event.insert(Arc::from("event"), Arc::from(compact.to_string()));
+        bus.insert(Arc::from("event"), Arc::from(compact.to_string()));
+        bus.insert(Arc::from("ticket-selection"), Arc::from(TICKET_SELECTION));
+        bus.insert(Arc::from("promotion"), Arc::from(PROMOTION));
         let ctx = RequestContext {
             path: "/events/42".into(),
             params: vec![("id".into(), "42".into())],
@@ -195,7 +113,7 @@ impl Setup {
             rt,
             engine,
             ctx,
-            bus: Arc::new(event),
+            bus: Arc::new(bus),
         }
     }
 
@@ -218,6 +136,48 @@ impl Setup {
         }
         elapsed
     }
+
+    /// Every case loaded into this setup's engine.
+    fn load<'a>(&self, cases: &'a [Case]) -> Vec<(&'a Case, LoadedComponent)> {
+        cases
+            .iter()
+            .map(|case| {
+                let wasm = std::fs::read(case.artifact.wasm()).expect("wasm");
+                let started = Instant::now();
+                let component = self.rt.block_on(self.engine.load(&wasm)).expect("load");
+                eprintln!(
+                    "{}/{}: {:.1} MiB, compiled and described in {:.1} s",
+                    case.language,
+                    case.artifact.name,
+                    wasm.len() as f64 / f64::from(1 << 20),
+                    started.elapsed().as_secs_f64()
+                );
+                (case, component)
+            })
+            .collect()
+    }
+
+    /// Each case `ROUNDS` times in a row, then all of them interleaved `ROUNDS` rounds,
+    /// as a page renders them one after another: the samples of each, per case.
+    fn table(&self, loaded: &[(&Case, LoadedComponent)]) -> Vec<(Vec<Duration>, Vec<Duration>)> {
+        self.rt.block_on(async {
+            let mut in_a_row = Vec::new();
+            for (case, component) in loaded {
+                let mut samples = Vec::with_capacity(ROUNDS);
+                for _ in 0..ROUNDS {
+                    samples.push(self.render(component, case.props).await);
+                }
+                in_a_row.push(samples);
+            }
+            let mut interleaved = vec![Vec::with_capacity(ROUNDS); loaded.len()];
+            for _ in 0..ROUNDS {
+                for ((case, component), samples) in loaded.iter().zip(&mut interleaved) {
+                    samples.push(self.render(component, case.props).await);
+                }
+            }
+            in_a_row.into_iter().zip(interleaved).collect()
+        })
+    }
 }
 
 /// Median, p90 and min of `samples` fresh instance + render, in µs.
@@ -227,54 +187,51 @@ fn summary(mut samples: Vec<Duration>) -> (f64, f64, f64) {
     (at(0.5), at(0.9), at(0.0))
 }
 
-fn instance_render_by_language(c: &mut Criterion) {
-    let out_dir = tempfile::tempdir().expect("tempdir");
-    let cases = cases(out_dir.path());
-    let setup = Setup::new();
-    let loaded: Vec<(&Case, LoadedComponent)> = cases
-        .iter()
-        .map(|case| {
-            let wasm = std::fs::read(&case.wasm).expect("wasm");
-            let started = Instant::now();
-            let component = setup.rt.block_on(setup.engine.load(&wasm)).expect("load");
-            eprintln!(
-                "{}/{}: {:.1} MiB, compiled and described in {:.1} s",
-                case.language,
-                case.name,
-                wasm.len() as f64 / f64::from(1 << 20),
-                started.elapsed().as_secs_f64()
-            );
-            (case, component)
-        })
-        .collect();
+/// Fresh instances per case and way, in the table.
+const ROUNDS: usize = 400;
 
-    // The table: every case in one run, interleaved so a busy moment on the machine
-    // falls on all of them alike.
-    const ROUNDS: usize = 400;
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(ROUNDS); loaded.len()];
-    setup.rt.block_on(async {
-        for _ in 0..ROUNDS {
-            for ((case, component), samples) in loaded.iter().zip(&mut samples) {
-                samples.push(setup.render(component, case.props).await);
-            }
-        }
+fn instance_render_by_language(c: &mut Criterion) {
+    let cases = cases();
+    // The renderer's engine, and one that keeps no freed slot for its module (the
+    // setting before warm slots), measured one after the other in this run.
+    let setup = Setup::new(EngineLimits::default());
+    let cold_slots = Setup::new(EngineLimits {
+        warm_slots: 0,
+        ..EngineLimits::default()
     });
-    println!("fresh instance + render, {ROUNDS} each, interleaved (µs):");
+    let loaded = setup.load(&cases);
+    let loaded_cold = cold_slots.load(&cases);
+    let warm = setup.table(&loaded);
+    let cold = cold_slots.table(&loaded_cold);
+
+    println!("fresh instance + render, {ROUNDS} each (µs): median / p90 / min");
     println!(
-        "  {:<28} {:>9} {:>9} {:>9}",
-        "language/component", "median", "p90", "min"
+        "  {:<28} {:>26} {:>26} {:>26} {:>26}",
+        "language/component",
+        "in a row",
+        "interleaved",
+        "in a row, no warm slots",
+        "interleaved, no warm slots"
     );
-    for ((case, _), samples) in loaded.iter().zip(samples) {
-        let (median, p90, min) = summary(samples);
+    let show = |samples: &Vec<Duration>| {
+        let (median, p90, min) = summary(samples.clone());
+        format!("{median:8.1} {p90:8.1} {min:8.1}")
+    };
+    for (((case, _), (row, mixed)), (cold_row, cold_mixed)) in loaded.iter().zip(&warm).zip(&cold) {
         println!(
-            "  {:<28} {median:>9.1} {p90:>9.1} {min:>9.1}",
-            format!("{}/{}", case.language, case.name)
+            "  {:<28} {:>26} {:>26} {:>26} {:>26}",
+            format!("{}/{}", case.language, case.artifact.name),
+            show(row),
+            show(mixed),
+            show(cold_row),
+            show(cold_mixed)
         );
     }
+    drop(loaded_cold);
 
     let mut group = c.benchmark_group("instance_render_by_language");
     for (case, component) in &loaded {
-        group.bench_function(format!("{}/{}", case.language, case.name), |b| {
+        group.bench_function(format!("{}/{}", case.language, case.artifact.name), |b| {
             b.to_async(&setup.rt)
                 .iter(|| setup.render(component, case.props))
         });

@@ -1,5 +1,7 @@
-//! Building guest components: the guest target check, the cargo call, and wrapping
-//! each built module into a component (`oberon-guest-build`).
+//! Building the demo's components: the Rust crates (the guest target check, the cargo
+//! call, and wrapping each built module into a component with `oberon-guest-build`),
+//! and the Python and JavaScript projects, each with its language's build
+//! ([`crate::component::lang`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,6 +9,8 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 pub use oberon_guest_build::TARGET;
+
+use crate::component::lang::Lang;
 
 /// A component crate in the components workspace.
 #[derive(Debug, Clone)]
@@ -100,6 +104,69 @@ pub fn install_all(workspace: &Path, crates: &[ComponentCrate], dest: &Path) -> 
         let wasm = c.wasm(workspace);
         oberon_renderer::component_set::install(dest, &c.name, &wasm, Some(&c.dir.join("assets")))
             .with_context(|| format!("installing {} from {}", c.name, wasm.display()))?;
+    }
+    Ok(())
+}
+
+/// A demo component in another language than Rust: a project under
+/// `<workspace>/examples-py` or `<workspace>/examples-js`, named by its directory.
+#[derive(Debug, Clone)]
+pub struct ComponentProject {
+    pub name: String,
+    pub dir: PathBuf,
+    pub lang: Lang,
+}
+
+/// Where the projects of each language other than Rust are, in the components workspace.
+pub const PROJECT_DIRS: [&str; 2] = ["examples-py", "examples-js"];
+
+/// The projects under `<workspace>/examples-py` and `<workspace>/examples-js`.
+pub fn example_projects(workspace: &Path) -> anyhow::Result<Vec<ComponentProject>> {
+    let mut projects = Vec::new();
+    for group in PROJECT_DIRS {
+        let dir = workspace.join(group);
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let lang = Lang::detect(&path)?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            projects.push(ComponentProject {
+                name,
+                dir: path,
+                lang,
+            });
+        }
+    }
+    projects.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(projects)
+}
+
+/// Build each project with its language's tool (from `tools`, installed there on first
+/// use) and install its component into `dest`.
+pub fn build_and_install_projects(
+    projects: &[ComponentProject],
+    tools: &Path,
+    dest: &Path,
+) -> anyhow::Result<()> {
+    for p in projects {
+        let compiled = p
+            .lang
+            .build(&p.dir, tools)
+            .with_context(|| format!("building {} ({})", p.name, p.lang.name()))?;
+        oberon_renderer::component_set::install(
+            dest,
+            &p.name,
+            &compiled.wasm,
+            Some(&p.dir.join("assets")),
+        )
+        .with_context(|| format!("installing {} from {}", p.name, compiled.wasm.display()))?;
     }
     Ok(())
 }

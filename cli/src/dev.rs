@@ -1,6 +1,8 @@
 //! `oberon dev`: the whole platform on one machine with the demo site.
 //!
-//! Builds the example components, installs them into `target/oberon-dev/components`,
+//! Builds the example components (Rust crates with cargo; the Python and JavaScript
+//! projects with componentize-py and ComponentizeJS, installed on first use into
+//! `target/oberon-dev/tools` or `$OBERON_TOOLS_DIR`), installs them into `target/oberon-dev/components`,
 //! and starts, each on its own loopback port and talking real HTTP (gRPC to the
 //! backends): the demo's backend services (fixtures), its two BFFs (events, checkout), a development identity
 //! provider, the renderer, and the gateway in front of them all on `--listen`. Then it
@@ -22,6 +24,7 @@ use oberon_gateway::{Gateway, GatewayOptions};
 use oberon_identity::Verifier;
 use oberon_renderer::{Renderer, RendererOptions, server};
 
+use crate::component::tools::tools_dir_or;
 use crate::{build, fixture_backend};
 
 /// Set once, on SIGINT or SIGTERM: every service `oberon dev` started stops.
@@ -74,18 +77,26 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let site_dir = root.join("demo");
     let installed = root.join("target/oberon-dev/components");
     // Without a build, the root needs only `demo/` and the installed components.
-    let crates = if args.no_build {
-        Vec::new()
+    let demo_build = if args.no_build {
+        None
     } else {
-        build::example_crates(&workspace)?
-    };
-
-    if !args.no_build {
+        let demo_build = DemoBuild {
+            crates: build::example_crates(&workspace)?,
+            projects: build::example_projects(&workspace)?,
+            tools: tools_dir_or(root.join("target/oberon-dev/tools")),
+            workspace,
+            installed: installed.clone(),
+        };
         build::ensure_target()?;
-        eprintln!("oberon: building {} components", crates.len());
-        build::build(&workspace, &crates)?;
-        build::install_all(&workspace, &crates, &installed)?;
-    }
+        eprintln!(
+            "oberon: building {} components in Rust, {} in Python and JavaScript",
+            demo_build.crates.len(),
+            demo_build.projects.len()
+        );
+        demo_build.rust()?;
+        demo_build.projects()?;
+        Some(demo_build)
+    };
 
     // Every service runs in this process and records to its one recorder: their
     // metrics are together on one ops port. Installed before any of them starts.
@@ -185,11 +196,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "oberon: cache mode: OBERON_ADMIN_TOKEN={admin_token} oberon mode --renderer {renderer_url} [normal|elevated|incident|auto]"
     );
 
-    if !args.no_build {
+    if let Some(demo_build) = demo_build {
         // A thread of its own, not the runtime's blocking pool, which the runtime waits
         // for at exit: a rebuild under way must not keep the process alive.
         let watching = stop.clone();
-        std::thread::spawn(move || watch_sources(&workspace, &crates, &installed, &watching));
+        std::thread::spawn(move || demo_build.watch(&watching));
     }
     tokio::spawn(async move {
         oberon_gateway::shutdown_signal().await;
@@ -297,50 +308,97 @@ async fn start_bff(
     Ok(url)
 }
 
-/// Rebuild and reinstall when a source under the components workspace changes.
-fn watch_sources(
-    workspace: &Path,
-    crates: &[build::ComponentCrate],
-    installed: &Path,
-    stop: &Stop,
-) {
-    let watched: Vec<PathBuf> = ["sdk", "examples", "wit"]
-        .iter()
-        .map(|d| workspace.join(d))
-        .collect();
-    let mut last = stamps(&watched);
-    while !stop.is_set() {
-        std::thread::sleep(Duration::from_millis(500));
-        let now = stamps(&watched);
-        if now == last {
-            continue;
-        }
-        last = now;
-        eprintln!("oberon: component sources changed; rebuilding");
-        match build::build(workspace, crates)
-            .and_then(|()| build::install_all(workspace, crates, installed))
-        {
-            Ok(()) => eprintln!(
-                "oberon: rebuilt; the renderer picks the new versions up on its next look"
+/// The demo's components, as `oberon dev` builds, installs and watches them.
+struct DemoBuild {
+    workspace: PathBuf,
+    crates: Vec<build::ComponentCrate>,
+    projects: Vec<build::ComponentProject>,
+    tools: PathBuf,
+    installed: PathBuf,
+}
+
+/// What each build reads, under the components workspace: a change to one rebuilds it.
+/// The Python and JavaScript projects build against the SDKs and contract embedded in
+/// this binary (`component::lang::sdk_home`): after changing those, restart `oberon dev`
+/// (`cargo run` rebuilds it with them).
+const RUST_SOURCES: [&str; 3] = ["sdk", "examples", "wit"];
+const PROJECT_SOURCES: [&str; 2] = ["examples-py", "examples-js"];
+
+impl DemoBuild {
+    /// The Rust crates, built with cargo and installed.
+    fn rust(&self) -> anyhow::Result<()> {
+        build::build(&self.workspace, &self.crates)?;
+        build::install_all(&self.workspace, &self.crates, &self.installed)
+    }
+
+    /// The Python and JavaScript projects, built with their tools and installed.
+    fn projects(&self) -> anyhow::Result<()> {
+        build::build_and_install_projects(&self.projects, &self.tools, &self.installed)
+    }
+
+    /// Rebuild and reinstall what a changed source belongs to, until `stop`.
+    fn watch(&self, stop: &Stop) {
+        let sources = |dirs: &[&str]| -> Vec<PathBuf> {
+            dirs.iter().map(|d| self.workspace.join(d)).collect()
+        };
+        type Rebuild = fn(&DemoBuild) -> anyhow::Result<()>;
+        let watched: [(&str, Vec<PathBuf>, Rebuild); 2] = [
+            ("Rust", sources(&RUST_SOURCES), Self::rust),
+            (
+                "Python and JavaScript",
+                sources(&PROJECT_SOURCES),
+                Self::projects,
             ),
-            Err(e) => eprintln!("oberon: {e:#}; still serving the previous versions"),
+        ];
+        let mut last: Vec<_> = watched.iter().map(|(_, dirs, _)| stamps(dirs)).collect();
+        while !stop.is_set() {
+            std::thread::sleep(Duration::from_millis(500));
+            for ((what, dirs, rebuild), last) in watched.iter().zip(&mut last) {
+                let now = stamps(dirs);
+                if now == *last {
+                    continue;
+                }
+                *last = now;
+                eprintln!("oberon: {what} component sources changed; rebuilding");
+                match rebuild(self) {
+                    Ok(()) => eprintln!(
+                        "oberon: rebuilt; the renderer picks the new versions up on its next look"
+                    ),
+                    Err(e) => eprintln!("oberon: {e:#}; still serving the previous versions"),
+                }
+            }
         }
     }
 }
 
-fn stamps(dirs: &[PathBuf]) -> BTreeMap<PathBuf, Option<SystemTime>> {
+/// Not sources: build outputs, installed tools, caches.
+const NOT_SOURCES: [&str; 4] = ["build", "node_modules", "__pycache__", ".oberon"];
+
+/// The modification time of every file under `paths` (each a directory or a file).
+fn stamps(paths: &[PathBuf]) -> BTreeMap<PathBuf, Option<SystemTime>> {
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let mut out = BTreeMap::new();
-    let mut stack: Vec<PathBuf> = dirs.to_vec();
+    let mut stack: Vec<PathBuf> = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            stack.push(path.clone());
+        } else {
+            out.insert(path.clone(), modified(path));
+        }
+    }
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
         for entry in entries.flatten() {
             let path = entry.path();
+            if NOT_SOURCES.iter().any(|n| entry.file_name() == *n) {
+                continue;
+            }
             if path.is_dir() {
                 stack.push(path);
             } else {
-                out.insert(path, entry.metadata().ok().and_then(|m| m.modified().ok()));
+                out.insert(path.clone(), modified(&path));
             }
         }
     }

@@ -2,7 +2,7 @@
 // Builds a JavaScript Oberon component: a project's ES modules -> one WebAssembly
 // component for the world `component` of the contract in `--wit`.
 //
-//   node build.mjs --project DIR --wit WIT_DIR --out FILE.wasm [--entry src/index.js]
+//   node build.mjs --project DIR --wit WIT_DIR --out FILE.wasm [--entry src/index.js] [--sdk SDK_DIR]
 //
 // Inputs: DIR, the project: its entry module (default `src/index.js`) exports
 // `describe` and `render` (`defineComponent` gives both) and imports the SDK as
@@ -13,7 +13,7 @@
 //
 // How: the project is copied into a fresh staging folder (without node_modules,
 // .git, target, .wasm files, and the top-level build and .oberon); when it has no `oberon/sdk-js/` of its own (a
-// scaffold vendors one), this package's `src/` is put there. ComponentizeJS runs
+// scaffold vendors one), SDK_DIR (default: this package's `src/`) is put there. ComponentizeJS runs
 // in that folder, so StarlingMonkey resolves the relative imports itself while it
 // pre-initialises (Wizer): no bundler. Bare specifiers (npm packages) are not
 // resolved: vendor such code into the project as relative modules.
@@ -112,10 +112,11 @@ async function main() {
       wit: { type: 'string' },
       out: { type: 'string' },
       entry: { type: 'string', default: 'src/index.js' },
+      sdk: { type: 'string' },
     },
   });
   if (!values.project || !values.wit || !values.out) {
-    console.error('usage: node build.mjs --project DIR --wit WIT_DIR --out FILE.wasm [--entry src/index.js]');
+    console.error('usage: node build.mjs --project DIR --wit WIT_DIR --out FILE.wasm [--entry src/index.js] [--sdk SDK_DIR]');
     process.exit(2);
   }
   const started = Date.now();
@@ -125,6 +126,7 @@ async function main() {
       witDir: values.wit,
       out: values.out,
       entry: values.entry,
+      ...(values.sdk ? { sdkDir: values.sdk } : {}),
     });
     console.log(`built ${values.out} (${(bytes / 1048576).toFixed(1)} MiB) in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   } catch (e) {

@@ -43,6 +43,10 @@ pub struct EngineLimits {
     /// Component instances that may be alive at once (across all requests). Past this,
     /// instantiation fails and the slot falls back rather than the process growing.
     pub max_instances: u32,
+    /// Freed instance slots kept for the module that used them, its memory image still
+    /// mapped, so that a page rendering different components one after another does not
+    /// map each one's image again (see the pool's settings in [`ComponentEngine::new`]).
+    pub warm_slots: u32,
 }
 
 impl Default for EngineLimits {
@@ -51,6 +55,7 @@ impl Default for EngineLimits {
             memory_bytes: 16 << 20,
             memory_ceiling_bytes: 256 << 20,
             max_instances: 256,
+            warm_slots: 32,
         }
     }
 }
@@ -249,17 +254,36 @@ impl ComponentEngine {
             // (perf: resolving funcrefs between its many core modules, then page
             // faults), which no pool setting changes.
             //
+            // Measured again with warm slots (release, `bench --bench languages`,
+            // medians in a row, pagemap_scan off -> on): promo-banner (JS) 869 -> 403 µs,
+            // delivery-options (Python) 1.71 -> 1.62 ms, the Rust ones +15 to +65 %.
+            // Still not used: Rust must not get slower. A second pool (engine) for
+            // the big guests alone would give them this.
+            //
             // What a freed slot keeps resident stays resident for the life of the
             // process, so it is bounded twice. Per slot: 1 MiB of memory, beyond our
             // components' one 64 KiB page and a few pages of heap growth (4 MiB let a
             // guest that grew to its cap keep 4 MiB per slot it ever used). And in
-            // slots: none is taken fresh while a freed one exists (a module's own
-            // freed slots still come first), so the slots ever used are the most
-            // instances alive at once. wasmtime's default, 100 unused "warm" slots
-            // before reuse, let every deploy's new modules take fresh slots: the
-            // renderer's RSS grew 27 % over a 30-minute soak (bench/soak), flat since.
+            // slots: past `warm_slots` unused ones, none is taken fresh while a freed
+            // one exists (a module's own freed slots always come first), so the slots
+            // ever used are the most instances alive at once plus `warm_slots`. wasmtime's
+            // default, 100, let every deploy's new modules take fresh slots: the
+            // renderer's RSS grew 27 % over a 30-minute soak (bench/soak). With none,
+            // RSS was flat, but a page renders different components one after
+            // another, and each instance then took a slot another module had used and
+            // mapped its own memory image into it again. `cargo bench --bench
+            // languages` (release) measures both in one run, fresh instance + render
+            // of the demo's components, medians of 400 interleaved, none -> 32 warm
+            // slots: event-details 144 -> 55 µs, ticket-picker 91 -> 48 µs,
+            // cart-summary 75 -> 36 µs, promo-banner (JS) 1.38 -> 1.20 ms,
+            // delivery-options (Python) 2.31 -> 2.16 ms; in a row, unchanged (9-14 µs,
+            // 0.9 and 1.8 ms). 32 is a slot per component of a large page, each
+            // keeping its module's image mapped: at most 32 × (1 MiB + 64 KiB + 512
+            // KiB) more resident, far less for Rust guests, which touch a few pages.
+            // wasmtime shares them out among its pool's shards, one per core (at most
+            // 16), each thread allocating from its own: 16 per worker here.
             .linear_memory_keep_resident(1 << 20)
-            .max_unused_warm_slots(0)
+            .max_unused_warm_slots(limits.warm_slots.min(limits.max_instances))
             .table_keep_resident(64 << 10)
             .async_stack_keep_resident(512 << 10);
         let mut config = Config::new();

@@ -143,6 +143,7 @@ impl Renderer {
             memory_bytes: limits.component_memory_mib << 20,
             memory_ceiling_bytes: limits.component_memory_ceiling_mib << 20,
             max_instances: limits.max_instances,
+            ..EngineLimits::default()
         })
         .map_err(StartError::Engine)?;
         let engine = match &options.code_cache {

@@ -9,6 +9,7 @@ use anyhow::Context;
 use oberon_registry::{Version, sha256_hex};
 
 use super::lang::Lang;
+use super::tools::tools_dir;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BuildArgs {
@@ -28,7 +29,11 @@ pub struct Built {
 
 pub fn run(args: BuildArgs) -> anyhow::Result<Built> {
     let lang = Lang::detect(&args.dir)?;
-    let compiled = lang.build(&args.dir)?;
+    let dir = args
+        .dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", args.dir.display()))?;
+    let compiled = lang.build(&dir, &tools_dir(&dir))?;
     let wasm = compiled.wasm;
     let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
     let sha256 = sha256_hex(&bytes);

@@ -19,9 +19,9 @@ use anyhow::{Context, bail};
 use oberon_registry::Version;
 
 use super::Step;
-use super::lang::{Compiled, asset_placeholder};
+use super::lang::{Compiled, asset_placeholder, sdk_home};
 use super::new::template;
-use super::tools::{NpmTool, node, tools_dir};
+use super::tools::{NpmTool, node};
 
 /// ComponentizeJS and the rest of `components/sdk-js`'s locked toolchain, from npm.
 pub const COMPONENTIZE_JS: NpmTool = NpmTool {
@@ -98,7 +98,7 @@ pub fn scaffold(name: &str) -> Vec<(String, String)> {
 }
 
 /// The vendored `build.mjs` over the project, into `build/<name>.component.wasm`.
-pub fn build(dir: &Path) -> anyhow::Result<Compiled> {
+pub fn build(dir: &Path, tools: &Path) -> anyhow::Result<Compiled> {
     let manifest = dir.join("package.json");
     let text = std::fs::read_to_string(&manifest).with_context(|| {
         format!(
@@ -110,7 +110,8 @@ pub fn build(dir: &Path) -> anyhow::Result<Compiled> {
     let dir = dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", dir.display()))?;
-    let build_mjs = dir.join("oberon/sdk-js/build.mjs");
+    let home = sdk_home(&dir, template::JS_FILES)?;
+    let build_mjs = home.join("oberon/sdk-js/build.mjs");
     if !build_mjs.is_file() {
         bail!(
             "{} is missing: a JavaScript project vendors the SDK in oberon/sdk-js (`oberon component new NAME --lang javascript` writes it)",
@@ -118,8 +119,8 @@ pub fn build(dir: &Path) -> anyhow::Result<Compiled> {
         );
     }
     let node = node()?;
-    let node_modules = COMPONENTIZE_JS.node_modules(&tools_dir(&dir))?;
-    link_node_modules(&dir.join("oberon/node_modules"), &node_modules)?;
+    let node_modules = COMPONENTIZE_JS.node_modules(tools)?;
+    link_node_modules(&home.join("oberon/node_modules"), &node_modules)?;
     let out_dir = dir.join("build");
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
@@ -133,8 +134,10 @@ pub fn build(dir: &Path) -> anyhow::Result<Compiled> {
         .arg(&build_mjs)
         .arg("--project")
         .arg(&dir)
+        .arg("--sdk")
+        .arg(home.join("oberon/sdk-js"))
         .arg("--wit")
-        .arg(dir.join(&project.wit))
+        .arg(home.join(&project.wit))
         .arg("--out")
         .arg(&wasm)
         .arg("--entry")
@@ -297,7 +300,9 @@ mod tests {
             "{index}"
         );
         assert!(index.contains("html.escape(who)"), "{index}");
-        assert!(get("oberon/sdk-js/index.js").contains("export { defineComponent }"));
+        assert!(
+            get("oberon/sdk-js/index.js").contains("export function defineComponent(definition)")
+        );
         assert!(get("oberon/sdk-js/component.js").contains("export function defineComponent"));
         assert!(get("oberon/sdk-js/build.mjs").contains("export async function buildComponent"));
         // The toolchain's pins, once: the tool installs from the same manifest and lock.

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use oberon_registry::Version;
 
 use super::{javascript, python, rust};
@@ -77,14 +77,42 @@ impl Lang {
         }
     }
 
-    /// Builds the project in `dir` into a component.
-    pub fn build(self, dir: &Path) -> anyhow::Result<Compiled> {
+    /// Builds the project in `dir` into a component, with the tools under `tools`
+    /// ([`super::tools::tools_dir`]; installed there first if they are not).
+    pub fn build(self, dir: &Path, tools: &Path) -> anyhow::Result<Compiled> {
         match self {
             Lang::Rust => rust::build(dir),
-            Lang::Python => python::build(dir),
-            Lang::Javascript => javascript::build(dir),
+            Lang::Python => python::build(dir, tools),
+            Lang::Javascript => javascript::build(dir, tools),
         }
     }
+}
+
+/// Where a project's `oberon/` (its SDK and contract) is: in the project, when it
+/// vendors them as a scaffold does; else in its `build/`, where this binary's own
+/// (`files`, as a scaffold would get them) are written first. That is how the
+/// repository's demo components, which vendor nothing, build against the SDK beside
+/// them.
+pub fn sdk_home(dir: &Path, files: &[(&str, &str)]) -> anyhow::Result<PathBuf> {
+    if dir.join("oberon").is_dir() {
+        return Ok(dir.to_path_buf());
+    }
+    let home = dir.join("build");
+    let vendored = home.join("oberon");
+    // Written whole every build: a file the SDK no longer has must not linger.
+    if vendored.exists() {
+        std::fs::remove_dir_all(&vendored)
+            .with_context(|| format!("cannot remove {}", vendored.display()))?;
+    }
+    for (rel, text) in files {
+        let path = home.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(home)
 }
 
 /// A component name (`gift-card2`) as a type or class name (`GiftCard2`); one that

@@ -14,9 +14,9 @@ use anyhow::{Context, bail};
 use oberon_registry::Version;
 
 use super::Step;
-use super::lang::{Compiled, asset_placeholder, type_name};
+use super::lang::{Compiled, asset_placeholder, sdk_home, type_name};
 use super::new::template;
-use super::tools::{PypiTool, tools_dir};
+use super::tools::PypiTool;
 
 /// The componentize-py version every Python component is built with. `tests/run` reads
 /// it from this line to install the same one for the tests.
@@ -93,7 +93,7 @@ pub fn scaffold(name: &str) -> Vec<(String, String)> {
 }
 
 /// componentize-py over the project, into `build/<name>.component.wasm`.
-pub fn build(dir: &Path) -> anyhow::Result<Compiled> {
+pub fn build(dir: &Path, tools: &Path) -> anyhow::Result<Compiled> {
     let pyproject = dir.join("pyproject.toml");
     let text = std::fs::read_to_string(&pyproject).with_context(|| {
         format!(
@@ -105,7 +105,8 @@ pub fn build(dir: &Path) -> anyhow::Result<Compiled> {
     let dir = dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", dir.display()))?;
-    let componentize_py = COMPONENTIZE_PY.command(&tools_dir(&dir))?;
+    let home = sdk_home(&dir, template::PYTHON_FILES)?;
+    let componentize_py = COMPONENTIZE_PY.command(tools)?;
     let out_dir = dir.join("build");
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
@@ -118,11 +119,11 @@ pub fn build(dir: &Path) -> anyhow::Result<Compiled> {
     let status = Command::new(&componentize_py)
         .arg("--quiet")
         .arg("-d")
-        .arg(dir.join(&project.wit))
+        .arg(home.join(&project.wit))
         .args(["-w", "component", "componentize", "-p"])
         .arg(&dir)
         .arg("-p")
-        .arg(dir.join("oberon/sdk"))
+        .arg(home.join("oberon/sdk"))
         .arg(&project.app)
         .arg("-o")
         .arg(&wasm)

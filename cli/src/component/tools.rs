@@ -22,9 +22,15 @@ use super::Step;
 
 /// Where tool directories are, for the project in `project`.
 pub fn tools_dir(project: &Path) -> PathBuf {
+    tools_dir_or(project.join(".oberon/tools"))
+}
+
+/// Where tool directories are: `$OBERON_TOOLS_DIR` when set, else `default` (`oberon
+/// dev` keeps one for all the demo's components).
+pub fn tools_dir_or(default: PathBuf) -> PathBuf {
     match std::env::var_os("OBERON_TOOLS_DIR").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir),
-        None => project.join(".oberon/tools"),
+        None => default,
     }
 }
 

@@ -201,25 +201,23 @@ fn js_component_builds_deploys_and_uses_the_bus() {
     });
 }
 
-/// A component whose `describe` throws does not load: `deploy` (which builds it from
-/// `--dir`) refuses it with the reason, and the registry stays empty.
+/// The demo's JavaScript component (`components/examples-js/promo-banner`), copied and
+/// broken so that its `describe` throws, does not load: `deploy` (which builds it from
+/// `--dir`, against this binary's SDK, as `oberon dev` does) refuses it with the reason,
+/// and the registry stays empty.
 #[test]
-fn deploy_refuses_a_js_component_whose_describe_throws() {
+fn deploy_refuses_the_demo_js_component_when_its_describe_throws() {
     let tools = tools_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let index = r#"
-import { defineComponent } from '../oberon/sdk-js/index.js';
-
-export const { describe, render } = defineComponent({
-  describe() {
-    throw new Error('no topics configured');
-  },
-  render() {
-    return '<p>never</p>';
-  },
-});
-"#;
-    let dir = js_component(tmp.path(), &tools, "js-broken", Some(index));
+    let dir = crate::demo_project(
+        "examples-js/promo-banner",
+        tmp.path(),
+        "src/index.js",
+        (
+            "    return new Metadata(",
+            "    throw new Error('no topics configured');\n    return new Metadata(",
+        ),
+    );
     let reg = tmp.path().join("registry");
     let out = oberon(
         &tools,
@@ -234,10 +232,16 @@ export const { describe, render } = defineComponent({
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("js-broken.component.wasm refused"),
+        stderr.contains("promo-banner.component.wasm refused"),
         "{stderr}"
     );
-    assert!(stderr.contains("describe() failed"), "{stderr}");
+    // The SDK logs what describe threw before the trap: the refusal gives that reason.
+    assert!(
+        stderr.contains(
+            "describe() failed: describe failed: Error: no topics configured (its last error log line); then"
+        ),
+        "{stderr}"
+    );
     let list = ok(&oberon(
         &tools,
         &["list", "--registry", reg.to_str().unwrap()],

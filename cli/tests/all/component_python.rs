@@ -227,27 +227,23 @@ fn python_component_builds_deploys_and_uses_the_bus() {
     });
 }
 
-/// A component whose `describe` raises does not load: `deploy` refuses it, and its
-/// output carries the exception.
+/// The demo's Python component (`components/examples-py/delivery-options`), copied and
+/// broken so that its `describe` raises, does not load: `deploy` (which builds it from
+/// `--dir`, against this binary's SDK, as `oberon dev` does) refuses it with the
+/// exception, and the registry stays empty.
 #[test]
-fn deploy_refuses_a_python_component_whose_describe_raises() {
+fn deploy_refuses_the_demo_python_component_when_its_describe_raises() {
     let tools = tools_dir();
     let tmp = tempfile::tempdir().unwrap();
-    let app = r#"
-from oberon_sdk import Component, Metadata, export
-
-
-class PyBroken(Component):
-    def describe(self):
-        raise ValueError("no topics configured")
-
-    def render(self, ctx, props):
-        return "<p>never</p>"
-
-
-WitWorld = export(PyBroken)
-"#;
-    let dir = python_component(tmp.path(), &tools, "py-broken", app);
+    let dir = crate::demo_project(
+        "examples-py/delivery-options",
+        tmp.path(),
+        "app.py",
+        (
+            "        return Metadata(",
+            "        raise ValueError(\"no topics configured\")\n        return Metadata(",
+        ),
+    );
     let reg = tmp.path().join("registry");
     let out = oberon(
         &tools,
@@ -262,7 +258,7 @@ WitWorld = export(PyBroken)
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("py-broken.component.wasm refused"),
+        stderr.contains("delivery-options.component.wasm refused"),
         "{stderr}"
     );
     // The SDK logs the exception before the trap: the refusal gives that reason.

@@ -21,20 +21,30 @@ import { errorText } from './bus.js';
  * ```js
  * export const { describe, render } = defineComponent({ describe() {...}, render(ctx, props) {...} });
  * ```
+ * What `describe` throws is logged with `logError` first (`describe failed: <name>:
+ * <message>`; the SDK's entry module passes the host's log), then thrown on: the
+ * component does not load, and the host's refusal gives that line as the reason.
  * @param {Definition} definition
+ * @param {{logError?: (message: string) => void}} [options]
  */
-export function defineComponent(definition) {
+export function defineComponent(definition, { logError } = {}) {
   if (typeof definition?.describe !== 'function' || typeof definition?.render !== 'function') {
     throw new TypeError('defineComponent takes {describe, render}, both functions');
   }
   return {
     /** @returns {import('oberon:component/types@0.2.0').Metadata} */
     describe() {
-      const metadata = definition.describe();
-      if (!(metadata instanceof Metadata)) {
-        throw new TypeError('describe must return a Metadata');
+      try {
+        const metadata = definition.describe();
+        if (!(metadata instanceof Metadata)) {
+          throw new TypeError('describe must return a Metadata');
+        }
+        return metadata.toRecord();
+      } catch (e) {
+        const name = e instanceof Error ? e.name : 'thrown';
+        logError?.(`describe failed: ${name}: ${errorText(e)}`);
+        throw e;
       }
-      return metadata.toRecord();
     },
 
     /**

@@ -14,10 +14,10 @@
 import { get, publish } from 'oberon:component/bus@0.2.0';
 import { log as rawLog } from 'oberon:component/log@0.2.0';
 import { jsonBus } from './bus.js';
+import { defineComponent as define } from './component.js';
 import { logger } from './log.js';
 import * as htmlModule from './html.js';
 
-export { defineComponent } from './component.js';
 export { Metadata, Cacheability } from './metadata.js';
 export { Fragment, HeadEntry } from './fragment.js';
 export { Context, User } from './context.js';
@@ -29,3 +29,12 @@ export const bus = jsonBus({ get, publish });
 export const log = logger(rawLog);
 /** `html.escape(text)`: escape every piece of data put into HTML. */
 export const html = htmlModule;
+
+/**
+ * A component's `describe` and `render` exports from its definition; what `describe`
+ * throws is logged (the reason `deploy` gives for refusing it) and thrown on.
+ * @param {import('./component.js').Definition} definition
+ */
+export function defineComponent(definition) {
+  return define(definition, { logError: log.error });
+}

@@ -209,6 +209,12 @@ test('defineComponent adapts describe and render to the contract', () => {
   assert.throws(() => render(witContext, '{"throwString":true}'), (e) => e === 'plain');
   assert.throws(() => render(witContext, '{'), (e) => typeof e === 'string' && e.startsWith('invalid props JSON'));
   assert.throws(() => defineComponent(/** @type {any} */ ({ render() {} })), /describe, render/);
-  const bad = defineComponent({ describe: () => /** @type {any} */ ({ name: 'x' }), render: () => '' });
+  const logged = [];
+  const bad = defineComponent(
+    { describe: () => /** @type {any} */ ({ name: 'x' }), render: () => '' },
+    { logError: (message) => logged.push(message) },
+  );
   assert.throws(() => bad.describe(), /must return a Metadata/);
+  // What describe throws is logged first: the host's refusal gives that line.
+  assert.deepEqual(logged, ['describe failed: TypeError: describe must return a Metadata']);
 });

@@ -18,6 +18,7 @@ use oberon_registry::{Channel, Registry, Target};
 use crate::registry_channels;
 use crate::support::{Got, Running, TestSite};
 
+/// The demo's Rust components.
 const DEMO_COMPONENTS: [&str; 7] = [
     "site-header",
     "site-footer",
@@ -107,20 +108,39 @@ fn demo_event(id: &str, name: &str) -> serde_json::Value {
     event
 }
 
-/// The demo site (its pages and layouts) with its components, over `bff`; the render
-/// cache at `max_mib`.
+/// The demo site (its pages and layouts) with its Rust components, over `bff`; the
+/// render cache at `max_mib`. The slots of its Python and JavaScript components are left
+/// out: their toolchains are the CLI's (`cli/tests/all/demo_components.rs` and the
+/// end-to-end tests build and serve them), and no Rust component needs what they publish.
 fn demo_site(bff: &str, max_mib: u64) -> TestSite {
     let site = TestSite::new(&[("events", bff.to_string()), ("checkout", bff.to_string())]);
     let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo");
-    for dir in ["pages", "layouts"] {
-        for entry in std::fs::read_dir(demo.join(dir)).expect("demo dir") {
-            let path = entry.expect("entry").path();
-            std::fs::copy(
-                &path,
-                site.path().join(dir).join(path.file_name().expect("name")),
-            )
-            .expect("copy");
+    for entry in std::fs::read_dir(demo.join("layouts")).expect("demo layouts") {
+        let path = entry.expect("entry").path();
+        let dest = site
+            .path()
+            .join("layouts")
+            .join(path.file_name().expect("name"));
+        std::fs::copy(&path, dest).expect("copy");
+    }
+    for entry in std::fs::read_dir(demo.join("pages")).expect("demo pages") {
+        let path = entry.expect("entry").path();
+        let mut page: toml::Table = std::fs::read_to_string(&path)
+            .expect("page")
+            .parse()
+            .expect("a demo page is TOML");
+        if let Some(toml::Value::Array(slots)) = page.get_mut("slots") {
+            slots.retain(|slot| {
+                slot.get("component")
+                    .and_then(toml::Value::as_str)
+                    .is_some_and(|c| DEMO_COMPONENTS.contains(&c))
+            });
         }
+        let dest = site
+            .path()
+            .join("pages")
+            .join(path.file_name().expect("name"));
+        std::fs::write(dest, toml::to_string(&page).expect("TOML")).expect("write page");
     }
     site.install(&DEMO_COMPONENTS);
     set_render_cache(&site, max_mib);

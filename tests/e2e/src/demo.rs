@@ -3,11 +3,13 @@
 //! fixture backends, development identity provider, renderer and gateway, on a free
 //! port. Its root is a copy in a temporary directory, so that a test may change a page
 //! (a component that fails, say); the example components are the ones
-//! `oberon-test-artifacts` built from source, installed where `oberon dev --no-build`
-//! serves them from.
+//! `oberon-test-artifacts` built from source (Rust) and [`other_languages`] built
+//! (Python, JavaScript), installed where `oberon dev --no-build` serves them from. Every
+//! run shares one code cache, so only the first compiles the big guests.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use tempfile::TempDir;
 
@@ -51,6 +53,16 @@ impl Demo {
         for example in oberon_test_artifacts::examples() {
             crate::origin::install(&components, example.name, example.name);
         }
+        for built in other_languages() {
+            copy(&built.dir, &components.join(&built.name));
+        }
+        let code_cache = target_dir().join("e2e-code-cache");
+        std::fs::create_dir_all(&code_cache).expect("mkdir code cache");
+        std::os::unix::fs::symlink(
+            &code_cache,
+            root.path().join("target/oberon-dev/code-cache"),
+        )
+        .expect("link the shared code cache");
         change(&demo);
 
         let addr = free_addr();
@@ -141,6 +153,66 @@ impl Demo {
             .unwrap_or_else(|| panic!("no session cookie:\n{}", self.log()))
             .to_string()
     }
+}
+
+/// A demo component in Python or JavaScript, built from its project and installed as
+/// `<dir>/component.wasm`.
+#[derive(Debug)]
+pub struct Built {
+    pub name: String,
+    /// Where it is installed: `component.wasm` and the project's `assets/`.
+    pub dir: PathBuf,
+    /// Its project (`components/examples-py/<name>` or `components/examples-js/<name>`).
+    pub project: PathBuf,
+    wasm: String,
+    project_text: String,
+}
+
+impl Built {
+    /// As the Rust components are given to tests and benches.
+    pub fn artifact(&'static self) -> oberon_test_artifacts::Artifact {
+        oberon_test_artifacts::Artifact {
+            name: &self.name,
+            wasm: &self.wasm,
+            crate_dir: &self.project_text,
+        }
+    }
+}
+
+/// The demo's Python and JavaScript components, built from their sources
+/// (`components/examples-py`, `components/examples-js`) once per process as `oberon dev`
+/// builds them. The tools are `OBERON_TOOLS_DIR`'s (`tests/run` installs them and sets
+/// it), else `target/test-tools`'s; the components go to `target/demo-components`.
+pub fn other_languages() -> &'static [Built] {
+    static BUILT: OnceLock<Vec<Built>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../components");
+        let projects =
+            oberon_cli::build::example_projects(&workspace).expect("the demo's projects");
+        let tools = oberon_cli::component::tools::tools_dir_or(target_dir().join("test-tools"));
+        let dir = target_dir().join("demo-components");
+        oberon_cli::build::build_and_install_projects(&projects, &tools, &dir).unwrap_or_else(
+            |e| panic!("building the demo's Python and JavaScript components: {e:#}"),
+        );
+        projects
+            .into_iter()
+            .map(|p| {
+                let installed = dir.join(&p.name);
+                Built {
+                    wasm: installed.join("component.wasm").display().to_string(),
+                    project_text: p.dir.display().to_string(),
+                    name: p.name,
+                    dir: installed,
+                    project: p.dir,
+                }
+            })
+            .collect()
+    })
+}
+
+/// The repository's `target/`, where `tests/run` installs the test tools.
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target")
 }
 
 fn header(response: &reqwest::Response, name: &str) -> String {

@@ -98,7 +98,9 @@ impl Process {
 
     async fn wait_until_ready(&mut self, (addr, path): (SocketAddr, &str)) {
         let url = format!("http://{addr}{path}");
-        let until = Instant::now() + Duration::from_secs(60);
+        // Generous: a first start compiles every component not in its code cache (the
+        // demo's Python and JavaScript ones take 15 s each on a busy 2-core machine).
+        let until = Instant::now() + Duration::from_secs(180);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("{} exited ({status}):\n{}", self.name, self.log());

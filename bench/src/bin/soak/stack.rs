@@ -334,11 +334,16 @@ fn fixtures(
     Ok((addr, server))
 }
 
-/// Deploy every demo component, `misbehave` and `hello` (its first build) as 1.0.0,
-/// through `oberon component deploy` (validation included), into a new registry
-/// directory.
+/// Deploy every demo component (Rust, Python and JavaScript), `misbehave` and `hello`
+/// (its first build) as 1.0.0, through `oberon component deploy` (validation included),
+/// into a new registry directory.
 async fn deploy_all(oberon: &Path, registry: &Path) -> anyhow::Result<()> {
     let mut artifacts: Vec<_> = oberon_test_artifacts::examples().collect();
+    artifacts.extend(
+        oberon_e2e_tests::demo::other_languages()
+            .iter()
+            .map(|built| built.artifact()),
+    );
     artifacts.push(oberon_test_artifacts::artifact("misbehave"));
     artifacts.push(oberon_test_artifacts::artifact(HELLO_STABLE));
     for artifact in artifacts {

@@ -5,6 +5,7 @@
 mod browser;
 mod http_caching;
 mod httplint;
+mod languages;
 mod metrics;
 mod pages;
 mod traces;

@@ -2,12 +2,15 @@
 //! (`/events/42`, 200, every component rendered), with the compiled-code cache cold,
 //! warm, and without one. Target with a warm cache: under 200 ms.
 //!
-//! `cargo bench -p oberon-renderer --bench startup` (`-- RUNS` for more warm starts).
-//! The components are the demo's, built from source; the events BFF is a loopback
-//! server answering the demo fixture.
+//! `cargo build --release -p oberon-renderer && cargo bench -p oberon-bench --bench
+//! startup` (`-- RUNS` for more warm starts). The renderer is the release binary beside
+//! this bench's. The components are the demo's, built from source: the Rust ones by
+//! `oberon-test-artifacts`, the Python and JavaScript ones as `oberon dev` builds them
+//! (their tools from `OBERON_TOOLS_DIR`, which `tests/run --setup-only` installs). The
+//! events BFF is a loopback server answering the demo fixture.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,7 +35,13 @@ fn main() {
     let bff = rt.block_on(start_bff());
 
     let components = tempfile::tempdir().expect("tempdir");
-    for artifact in oberon_test_artifacts::examples() {
+    let other_languages = oberon_e2e_tests::demo::other_languages()
+        .iter()
+        .map(|built| built.artifact());
+    let artifacts: Vec<_> = oberon_test_artifacts::examples()
+        .chain(other_languages)
+        .collect();
+    for artifact in &artifacts {
         oberon_renderer::component_set::install(
             components.path(),
             artifact.name,
@@ -52,7 +61,15 @@ fn main() {
     warm.sort();
 
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!("process start to first /events/42 (200), demo site, 7 components:");
+    println!(
+        "process start to first /events/42 (200), demo site, {} components ({}):",
+        artifacts.len(),
+        artifacts
+            .iter()
+            .map(|a| a.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!("  no code cache          {:8.1} ms", ms(uncached));
     println!(
         "  cold code cache        {:8.1} ms (compiles and writes)",
@@ -70,7 +87,7 @@ fn main() {
 async fn start_to_first_page(components: &Path, cache: Option<&Path>, bff: SocketAddr) -> Duration {
     let port = free_port();
     let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("../demo");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_oberon-renderer"));
+    let mut command = Command::new(renderer_binary());
     command
         .arg("--site")
         .arg(&site)
@@ -106,13 +123,32 @@ async fn start_to_first_page(components: &Path, cache: Option<&Path>, bff: Socke
             let elapsed = started.elapsed();
             let body = response.text().await.expect("body");
             assert!(
-                body.contains("The Midnight Orchestra") && !body.contains("unavailable right now"),
+                body.contains("The Midnight Orchestra")
+                    && body.contains(r#"class="delivery-for""#)
+                    && body.contains(r#"class="cart-discount""#)
+                    && !body.contains("unavailable right now"),
                 "the first page is the whole page"
             );
             return elapsed;
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+}
+
+/// The release `oberon-renderer`: `target/release/`, beside `deps/` where this runs.
+fn renderer_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let binary = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the bench runs from target/<profile>/deps")
+        .join("oberon-renderer");
+    assert!(
+        binary.is_file(),
+        "{} is not built: run `cargo build --release -p oberon-renderer` first",
+        binary.display()
+    );
+    binary
 }
 
 fn free_port() -> u16 {
