@@ -5,16 +5,23 @@
 # crate's assets/ as <dest>/<name>/assets/. The same layout as
 # oberon_renderer::registry::install, which `oberon dev` uses.
 #
+# Then the Python and JavaScript projects (components/examples-py/*,
+# components/examples-js/*), each built with `oberon component build` (componentize-py
+# and ComponentizeJS, installed on first use into $OBERON_TOOLS_DIR; needs python3 with
+# venv, and Node.js 20+ with npm) and installed the same way.
+#
 # Used by renderer.Dockerfile to bake the components into the image, and by the
 # infra check (infra/tests) to start the renderer the way the image does.
 #
 #   infra/docker/install-components.sh COMPONENTS_WORKSPACE DEST
 #
-# OBERON_COMPONENTIZE names the oberon-componentize binary (default: on PATH).
+# OBERON_COMPONENTIZE names the oberon-componentize binary, OBERON the oberon CLI
+# (default: each on PATH).
 set -eu
 workspace=$1
 dest=$2
 componentize=${OBERON_COMPONENTIZE:-oberon-componentize}
+oberon=${OBERON:-oberon}
 
 names=""
 for manifest in "$workspace"/examples/*/Cargo.toml; do
@@ -42,5 +49,19 @@ for manifest in "$workspace"/examples/*/Cargo.toml; do
     fi
     "$componentize" "$core" "$dest/$name/.component.wasm.tmp"
     mv "$dest/$name/.component.wasm.tmp" "$dest/$name/component.wasm"
+done
+for marker in "$workspace"/examples-py/*/pyproject.toml "$workspace"/examples-js/*/package.json; do
+    [ -f "$marker" ] || continue
+    project=$(dirname "$marker")
+    name=$(basename "$project")
+    "$oberon" component build --dir "$project" >/dev/null
+    mkdir -p "$dest/$name"
+    if [ -d "$project/assets" ]; then
+        rm -rf "$dest/$name/assets"
+        cp -R "$project/assets" "$dest/$name/assets"
+    fi
+    cp "$project/build/$name.component.wasm" "$dest/$name/.component.wasm.tmp"
+    mv "$dest/$name/.component.wasm.tmp" "$dest/$name/component.wasm"
+    names="$names $name"
 done
 echo "installed:$names -> $dest"

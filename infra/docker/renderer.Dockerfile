@@ -4,8 +4,9 @@
 # Build from the repository root:
 #   docker build -f infra/docker/renderer.Dockerfile -t oberon-renderer .
 #
-# Stage 1 builds the renderer and oberon-componentize; stage 2 builds the example
-# components for wasm32-unknown-unknown, wraps them into components and installs them
+# Stage 1 builds the renderer, oberon-componentize and the oberon CLI; stage 2 builds
+# the example components (Rust for wasm32-unknown-unknown; Python and JavaScript with
+# the CLI), wraps the Rust ones into components and installs them
 # as <name>/component.wasm + assets/ (the layout the renderer loads) with
 # infra/docker/install-components.sh; the last stage is
 # distroless, uid 65532. The renderer reads its site and components and writes
@@ -20,16 +21,30 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p oberon-renderer --bin oberon-renderer \
-       -p oberon-guest-build --bin oberon-componentize \
+       -p oberon-guest-build --bin oberon-componentize -p oberon-cli --bin oberon \
     && install -D -m 755 target/release/oberon-renderer /out/oberon-renderer \
-    && install -D -m 755 target/release/oberon-componentize /out/oberon-componentize
+    && install -D -m 755 target/release/oberon-componentize /out/oberon-componentize \
+    && install -D -m 755 target/release/oberon /out/oberon
+
+# Node.js 20+ for ComponentizeJS (Debian bookworm's is 18).
+FROM node:20-bookworm-slim AS node
 
 FROM rust:1.95-slim-bookworm AS components
 WORKDIR /src
-RUN rustup target add wasm32-unknown-unknown
+RUN rustup target add wasm32-unknown-unknown \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends python3-venv \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=node /usr/local/bin/node /usr/local/bin/node
+COPY --from=node /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/npm
+RUN ln -s /usr/local/lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
 COPY components components
 COPY infra/docker/install-components.sh /usr/local/bin/install-components
 COPY --from=build /out/oberon-componentize /usr/local/bin/oberon-componentize
+COPY --from=build /out/oberon /usr/local/bin/oberon
+# The Python and JavaScript components' tools (componentize-py, ComponentizeJS),
+# installed from PyPI and npm at the versions the oberon binary pins.
+ENV OBERON_TOOLS_DIR=/tools
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     install-components /src/components /out/components
 
