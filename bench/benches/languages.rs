@@ -63,18 +63,13 @@ fn cases() -> Vec<Case> {
         rust("cart-summary", "{}"),
     ];
     for built in oberon_e2e_tests::demo::other_languages() {
-        let language = if built.project.join("pyproject.toml").is_file() {
-            "python"
-        } else {
-            "javascript"
-        };
         let props = match built.name.as_str() {
             "delivery-options" => r#"{"post_fee_cents":250}"#,
             "promo-banner" => r#"{"code":"EARLYBIRD","percent_off":10}"#,
             other => panic!("a new demo component, {other}: give it its props here"),
         };
         cases.push(Case {
-            language,
+            language: built.lang.name(),
             artifact: built.artifact(),
             props,
         });

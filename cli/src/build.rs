@@ -117,6 +117,10 @@ pub struct ComponentProject {
     pub lang: Lang,
 }
 
+/// What a component project's folder holds that is not its source: build outputs,
+/// installed tools, caches. Neither watched nor copied.
+pub const NOT_SOURCES: [&str; 4] = ["build", "node_modules", "__pycache__", ".oberon"];
+
 /// Where the projects of each language other than Rust are, in the components workspace.
 pub const PROJECT_DIRS: [&str; 2] = ["examples-py", "examples-js"];
 

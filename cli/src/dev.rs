@@ -87,6 +87,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             workspace,
             installed: installed.clone(),
         };
+        demo_build.ready()?;
         build::ensure_target()?;
         eprintln!(
             "oberon: building {} components in Rust, {} in Python and JavaScript",
@@ -325,6 +326,21 @@ const RUST_SOURCES: [&str; 3] = ["sdk", "examples", "wit"];
 const PROJECT_SOURCES: [&str; 2] = ["examples-py", "examples-js"];
 
 impl DemoBuild {
+    /// Whether every project's toolchain is here: checked before the Rust build,
+    /// which takes minutes the first time.
+    fn ready(&self) -> anyhow::Result<()> {
+        for project in &self.projects {
+            project.lang.ready(&self.tools).with_context(|| {
+                format!(
+                    "the demo's {} component ({}) cannot be built here",
+                    project.name,
+                    project.lang.name()
+                )
+            })?;
+        }
+        Ok(())
+    }
+
     /// The Rust crates, built with cargo and installed.
     fn rust(&self) -> anyhow::Result<()> {
         build::build(&self.workspace, &self.crates)?;
@@ -371,9 +387,6 @@ impl DemoBuild {
     }
 }
 
-/// Not sources: build outputs, installed tools, caches.
-const NOT_SOURCES: [&str; 4] = ["build", "node_modules", "__pycache__", ".oberon"];
-
 /// The modification time of every file under `paths` (each a directory or a file).
 fn stamps(paths: &[PathBuf]) -> BTreeMap<PathBuf, Option<SystemTime>> {
     let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
@@ -392,7 +405,10 @@ fn stamps(paths: &[PathBuf]) -> BTreeMap<PathBuf, Option<SystemTime>> {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if NOT_SOURCES.iter().any(|n| entry.file_name() == *n) {
+            if crate::build::NOT_SOURCES
+                .iter()
+                .any(|n| entry.file_name() == *n)
+            {
                 continue;
             }
             if path.is_dir() {

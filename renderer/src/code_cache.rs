@@ -19,9 +19,30 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+/// The SHA-256 of a component's `.wasm`, taken once as it loads: its entry's key
+/// here, and (the first 16 hex digits) its version's hash in asset URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WasmDigest([u8; 32]);
+
+impl WasmDigest {
+    pub fn of(wasm: &[u8]) -> Self {
+        use sha2::{Digest as _, Sha256};
+        Self(Sha256::digest(wasm).into())
+    }
+
+    /// All 64 hex digits.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The first 16 hex digits: a version's hash.
+    pub fn short(&self) -> String {
+        hex::encode(&self.0[..8])
+    }
+}
 
 /// The first bytes of every entry (and its format's version).
 const MAGIC: &[u8; 8] = b"OBRNCC01";
@@ -110,26 +131,29 @@ impl CodeCache {
 
     /// The entry's path for `wasm`.
     pub fn entry_path(&self, wasm: &[u8]) -> PathBuf {
-        let digest = Sha256::digest(wasm);
-        let mut name = String::with_capacity(64 + 1 + 16 + SUFFIX.len());
-        for b in &digest[..] {
-            use std::fmt::Write as _;
-            let _ = write!(name, "{b:02x}");
-        }
+        self.entry_path_of(&WasmDigest::of(wasm))
+    }
+
+    /// The entry's path for the `.wasm` whose digest is `digest`.
+    fn entry_path_of(&self, digest: &WasmDigest) -> PathBuf {
+        let mut name = digest.hex();
+        name.reserve(1 + 16 + SUFFIX.len());
         name.push('-');
         name.push_str(&self.engine_key);
         name.push_str(SUFFIX);
         self.dir.join(name)
     }
 
-    /// The compiled `wasm`: from disk if a valid entry is there, otherwise compiled
-    /// (and stored). Fails only if the component does not compile.
+    /// The compiled `wasm` (whose digest is `digest`): from disk if a valid entry is
+    /// there, otherwise compiled (and stored). Fails only if the component does not
+    /// compile.
     pub fn load(
         &self,
         engine: &Engine,
         wasm: &[u8],
+        digest: &WasmDigest,
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
-        let path = self.entry_path(wasm);
+        let path = self.entry_path_of(digest);
         let mut outcome = CacheOutcome::Miss;
         match std::fs::read(&path) {
             Ok(bytes) => match Self::read_entry(engine, &bytes) {

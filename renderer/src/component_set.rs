@@ -243,7 +243,6 @@ async fn load_one(
     let bytes = tokio::fs::read(wasm_path)
         .await
         .map_err(|e| ConfigError::new(wasm_path, format!("cannot read: {e}")))?;
-    let hash = hex::encode(&Sha256::digest(&bytes)[..8]);
     let component = engine.load(&bytes).await.map_err(|e| {
         ConfigError::new(wasm_path, format!("component {name}: {e}")).help(format!(
             "rebuild it against components/wit/v{} (`oberon component build`)",
@@ -274,8 +273,8 @@ async fn load_one(
         assets.insert(path.clone(), Arc::new(Asset::new(path, bytes.into())));
     }
     Ok(ComponentVersion {
+        hash: component.digest().short(),
         component,
-        hash,
         assets,
         version: None,
         memory_mib: None,
@@ -380,7 +379,6 @@ pub async fn load_artifact(
     wasm: &[u8],
     files: &BTreeMap<String, bytes::Bytes>,
 ) -> Result<ComponentVersion, ArtifactError> {
-    let hash = hex::encode(&Sha256::digest(wasm)[..8]);
     let component = engine
         .load(wasm)
         .await
@@ -407,8 +405,8 @@ pub async fn load_artifact(
         assets.insert(path.clone(), Arc::new(Asset::new(path, bytes.clone())));
     }
     Ok(ComponentVersion {
+        hash: component.digest().short(),
         component,
-        hash,
         assets,
         version: Some(version.clone()),
         memory_mib: None,

@@ -23,7 +23,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{self, Contract, ContractError};
 use crate::bus::{BusSnapshot, ComponentBus};
-use crate::code_cache::CodeCache;
+use crate::code_cache::{CodeCache, WasmDigest};
 use crate::component::{ComponentMetadata, Described, Fragment, MetadataError, RequestContext};
 
 /// How often the engine's epoch advances. A running guest checks its deadline (and yields
@@ -361,9 +361,13 @@ impl ComponentEngine {
         // Compiling takes up to seconds of CPU: never on an async worker thread, where
         // it would hold up every request scheduled there.
         let (engine, cache, wasm) = (self.engine.clone(), self.code_cache.clone(), wasm.to_vec());
-        let component = tokio::task::spawn_blocking(move || match &cache {
-            Some(cache) => cache.load(&engine, &wasm).map(|(component, _)| component),
-            None => Component::new(&engine, &wasm),
+        let (component, digest) = tokio::task::spawn_blocking(move || {
+            let digest = WasmDigest::of(&wasm);
+            let component = match &cache {
+                Some(cache) => cache.load(&engine, &wasm, &digest).map(|(c, _)| c),
+                None => Component::new(&engine, &wasm),
+            };
+            component.map(|c| (c, digest))
         })
         .await
         .map_err(|e| LoadError::Compile(format!("the compilation did not finish: {e}")))?
@@ -432,6 +436,7 @@ impl ComponentEngine {
                 render_export,
                 contract,
                 metadata,
+                digest,
             }),
         })
     }
@@ -632,11 +637,18 @@ struct Loaded {
     /// The contract version it was built against, so the version it is called through.
     contract: Contract,
     metadata: ComponentMetadata,
+    /// Of the `.wasm` it was loaded from.
+    digest: WasmDigest,
 }
 
 impl LoadedComponent {
     pub fn metadata(&self) -> &ComponentMetadata {
         &self.inner.metadata
+    }
+
+    /// The digest of the `.wasm` it was loaded from.
+    pub fn digest(&self) -> &WasmDigest {
+        &self.inner.digest
     }
 
     /// The `oberon:component` version it was built against, e.g. `0.2.0`.

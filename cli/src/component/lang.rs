@@ -59,6 +59,19 @@ impl Lang {
         )
     }
 
+    /// Whether a project in this language can be built here: its toolchain is
+    /// there, or its tool is installed under `tools` or can be. Quick, and asks
+    /// nothing of the network: so a build that would fail for want of a toolchain
+    /// fails before anything else is built.
+    pub fn ready(self, tools: &Path) -> anyhow::Result<()> {
+        match self {
+            // cargo is there (it ran this); `build::ensure_target` adds the target.
+            Lang::Rust => Ok(()),
+            Lang::Python => python::COMPONENTIZE_PY.ready(tools),
+            Lang::Javascript => javascript::COMPONENTIZE_JS.ready(tools),
+        }
+    }
+
     /// The language's name, as `--lang` takes it.
     pub fn name(self) -> &'static str {
         match self {

@@ -55,6 +55,24 @@ impl PypiTool {
         Ok(dir.join("bin").join(self.package))
     }
 
+    /// Whether it is installed under `tools`, or can be: the system Python and its
+    /// `venv` (with `ensurepip`) are there. Asks nothing of the network.
+    pub fn ready(&self, tools: &Path) -> anyhow::Result<()> {
+        if self.dir(tools).join(".complete").is_file() {
+            return Ok(());
+        }
+        let (python, python_name) = python();
+        let status = Command::new(&python)
+            .args(["-c", "import venv, ensurepip"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .with_context(|| no_python(&python_name))?;
+        if !status.success() {
+            bail!("{python_name} has no venv module with ensurepip: {VENV_HELP}");
+        }
+        Ok(())
+    }
+
     /// Installs it into `dir`, which does not exist; returns what `.complete` says.
     fn install(&self, dir: &Path) -> anyhow::Result<String> {
         let step = Step::start(&format!(
@@ -63,19 +81,16 @@ impl PypiTool {
             self.version,
             dir.display()
         ));
-        let python = std::env::var_os("OBERON_PYTHON").unwrap_or_else(|| "python3".into());
-        let python_name = PathBuf::from(&python).display().to_string();
+        let (python, python_name) = python();
         let status = Command::new(&python)
             .args(["-m", "venv"])
             .arg(dir)
             .stdout(std::io::stderr())
             .status()
-            .with_context(|| {
-                format!("cannot run {python_name}: install Python 3 (with venv), or point OBERON_PYTHON at one")
-            })?;
+            .with_context(|| no_python(&python_name))?;
         if !status.success() {
             bail!(
-                "`{python_name} -m venv {}` failed: install Python's venv module (Debian: apt-get install python3-venv)",
+                "`{python_name} -m venv {}` failed: {VENV_HELP}",
                 dir.display()
             );
         }
@@ -123,6 +138,23 @@ impl NpmTool {
         Ok(dir.join("node_modules"))
     }
 
+    /// Whether it is installed under `tools`, or can be, and can run: Node.js 20+ is
+    /// there, and npm too when it is not yet installed. Asks nothing of the network.
+    pub fn ready(&self, tools: &Path) -> anyhow::Result<()> {
+        node()?;
+        if self.dir(tools).join(".complete").is_file() {
+            return Ok(());
+        }
+        let npm = Command::new("npm")
+            .arg("--version")
+            .output()
+            .with_context(|| format!("cannot run npm: {NODE_HELP}"))?;
+        if !npm.status.success() {
+            bail!("npm --version failed: {NODE_HELP}");
+        }
+        Ok(())
+    }
+
     /// Installs it into `dir`, which does not exist; returns what `.complete` says.
     fn install(&self, dir: &Path) -> anyhow::Result<String> {
         node()?;
@@ -166,6 +198,21 @@ impl NpmTool {
         Ok(format!("{}@{}", self.package, self.version))
     }
 }
+
+/// The Python that makes tool virtualenvs (`OBERON_PYTHON`, else `python3`), and its
+/// name for messages.
+fn python() -> (std::ffi::OsString, String) {
+    let python = std::env::var_os("OBERON_PYTHON").unwrap_or_else(|| "python3".into());
+    let name = PathBuf::from(&python).display().to_string();
+    (python, name)
+}
+
+fn no_python(name: &str) -> String {
+    format!("cannot run {name}: install Python 3 (with venv), or point OBERON_PYTHON at one")
+}
+
+/// How to get Python's `venv`, for the errors that need it.
+const VENV_HELP: &str = "install Python's venv module (Debian: apt-get install python3-venv)";
 
 /// How to get Node.js, for the errors that need it.
 const NODE_HELP: &str = "JavaScript components need Node.js 20 or newer with npm on PATH (Debian: apt-get install nodejs npm; else https://nodejs.org)";

@@ -23,8 +23,7 @@ pub(crate) fn demo_project(
         for entry in std::fs::read_dir(from).unwrap() {
             let entry = entry.unwrap();
             let name = entry.file_name();
-            if ["build", "node_modules", "__pycache__", ".oberon"].contains(&name.to_str().unwrap())
-            {
+            if oberon_cli::build::NOT_SOURCES.contains(&name.to_str().unwrap()) {
                 continue;
             }
             if entry.file_type().unwrap().is_dir() {

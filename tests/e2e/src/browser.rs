@@ -26,6 +26,9 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 pub const BACKSPACE: &str = "\u{E003}";
 pub const END: &str = "\u{E010}";
 
+/// The ticket picker's quantity field (the demo's and the test site's component).
+pub const TICKET_QUANTITY: &str = "[data-oberon-component=\"ticket-picker\"] input[name=\"qty\"]";
+
 /// A running `chromedriver` with one open session of headless `chromium`. Dropping it
 /// ends the session (which quits the browser) and kills chromedriver.
 pub struct Browser {
@@ -320,6 +323,15 @@ impl Browser {
         let path = self.session_path(&format!("/element/{}/value", element.id));
         self.command("POST", &path, Some(json!({ "text": text })))
             .await;
+    }
+
+    /// Edit the field `css` selects as a visitor does: click it, go to the end of its
+    /// text, delete `erase` characters and type `text`, key by key.
+    pub async fn retype(&self, css: &str, erase: usize, text: &str) {
+        let field = self.find(css).await;
+        self.click(&field).await;
+        let keys = format!("{END}{}{text}", BACKSPACE.repeat(erase));
+        self.send_keys(&field, &keys).await;
     }
 
     /// The browser's log since the last call: console messages, uncaught exceptions,

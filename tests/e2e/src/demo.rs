@@ -160,21 +160,23 @@ impl Demo {
 #[derive(Debug)]
 pub struct Built {
     pub name: String,
+    pub lang: oberon_cli::component::lang::Lang,
     /// Where it is installed: `component.wasm` and the project's `assets/`.
     pub dir: PathBuf,
+    /// `<dir>/component.wasm`.
+    pub wasm: PathBuf,
     /// Its project (`components/examples-py/<name>` or `components/examples-js/<name>`).
     pub project: PathBuf,
-    wasm: String,
-    project_text: String,
 }
 
 impl Built {
     /// As the Rust components are given to tests and benches.
     pub fn artifact(&'static self) -> oberon_test_artifacts::Artifact {
+        let utf8 = |path: &'static Path| path.to_str().expect("the repository's path is UTF-8");
         oberon_test_artifacts::Artifact {
             name: &self.name,
-            wasm: &self.wasm,
-            crate_dir: &self.project_text,
+            wasm: utf8(&self.wasm),
+            crate_dir: utf8(&self.project),
         }
     }
 }
@@ -199,9 +201,9 @@ pub fn other_languages() -> &'static [Built] {
             .map(|p| {
                 let installed = dir.join(&p.name);
                 Built {
-                    wasm: installed.join("component.wasm").display().to_string(),
-                    project_text: p.dir.display().to_string(),
+                    wasm: installed.join("component.wasm"),
                     name: p.name,
+                    lang: p.lang,
                     dir: installed,
                     project: p.dir,
                 }

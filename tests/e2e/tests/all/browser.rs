@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use oberon_e2e_tests::browser::{BACKSPACE, Browser, END};
+use oberon_e2e_tests::browser::{Browser, TICKET_QUANTITY};
 use oberon_e2e_tests::exclusive;
 use oberon_e2e_tests::origin::{Origin, SiteSettings};
 use oberon_e2e_tests::varnish::{Varnish, reserve_port};
@@ -220,13 +220,7 @@ async fn the_bus_carries_the_selection_from_picker_to_cart_in_a_real_browser() {
     wait_for_cart(&browser, &cart(other, 2)).await;
 
     // The quantity as a visitor edits it: to the end of the field, delete the 2, type 3.
-    let quantity = browser
-        .find("[data-oberon-component=\"ticket-picker\"] input[name=\"qty\"]")
-        .await;
-    browser.click(&quantity).await;
-    browser
-        .send_keys(&quantity, &format!("{END}{BACKSPACE}3"))
-        .await;
+    browser.retype(TICKET_QUANTITY, 1, "3").await;
     wait_for_cart(&browser, &cart(other, 3)).await;
 
     // "Update" submits the form: with the bus, that publishes instead of navigating.

@@ -6,7 +6,7 @@
 //! page as served, and in a real browser, where `cart-summary.js` applies the promotion
 //! to the visitor's next selection.
 
-use oberon_e2e_tests::browser::{BACKSPACE, Browser, END};
+use oberon_e2e_tests::browser::{Browser, TICKET_QUANTITY};
 use oberon_e2e_tests::demo::Demo;
 use oberon_e2e_tests::exclusive;
 use serde_json::{Value, json};
@@ -119,13 +119,7 @@ async fn the_demo_components_exchange_bus_data_across_languages() {
     browser
         .wait_for_value("the promoted cart", CART, json!([]), &promoted_cart(2))
         .await;
-    let quantity = browser
-        .find("[data-oberon-component=\"ticket-picker\"] input[name=\"qty\"]")
-        .await;
-    browser.click(&quantity).await;
-    browser
-        .send_keys(&quantity, &format!("{END}{BACKSPACE}3"))
-        .await;
+    browser.retype(TICKET_QUANTITY, 1, "3").await;
     browser
         .wait_for_value(
             "the promoted cart for three",

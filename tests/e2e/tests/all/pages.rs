@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use oberon_e2e_tests::audit::{self, Lighthouse};
-use oberon_e2e_tests::browser::{BACKSPACE, Browser, END};
+use oberon_e2e_tests::browser::{Browser, TICKET_QUANTITY};
 use oberon_e2e_tests::demo::Demo;
 use oberon_e2e_tests::exclusive;
 use serde_json::json;
@@ -218,13 +218,7 @@ async fn the_demo_pages_are_green_in_lighthouse_accessible_and_still() {
 
     // After choosing tickets: the cart, redrawn by its script, is as accessible.
     browser.goto(&format!("{}/events/42", demo.url)).await;
-    let quantity = browser
-        .find("[data-oberon-component=\"ticket-picker\"] input[name=\"qty\"]")
-        .await;
-    browser.click(&quantity).await;
-    browser
-        .send_keys(&quantity, &format!("{END}{BACKSPACE}3"))
-        .await;
+    browser.retype(TICKET_QUANTITY, 1, "3").await;
     browser
         .wait_for(
             "the cart to show 3 tickets",
