@@ -472,7 +472,8 @@ impl Inner {
         };
         // In a sampled trace, its log lines are events of the fetch that started it.
         let task = if oberon_service::trace::enabled() {
-            tokio::spawn(fetch.instrument(tracing::Span::current()))
+            let fetch = fetch.instrument(tracing::Span::current());
+            tokio::spawn(oberon_service::trace::Part::carry(fetch))
         } else {
             tokio::spawn(fetch)
         };

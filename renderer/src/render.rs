@@ -221,7 +221,8 @@ impl Renderer {
             begun,
         );
         let critical = run.phase("critical");
-        run.until_critical().instrument(critical).await;
+        run.until_critical().await;
+        drop(critical);
         if let Some((slot, reason)) = run.critical_failure() {
             let page = run.target.page();
             tracing::error!(route = %page.route, team = %page.team, side = %reason.side(), "critical component failed: slot {slot}: {reason}");
@@ -231,9 +232,9 @@ impl Renderer {
         }
         if run.data_settled() {
             let settle = run.phase("settle");
-            run.until_end().instrument(settle).await;
-            let compose = run.phase("compose");
-            let _composing = compose.enter();
+            run.until_end().await;
+            drop(settle);
+            let _composing = run.phase("compose");
             return self.whole(run, credentials, request);
         }
         // The body goes on after this returns: it takes the request's span along.

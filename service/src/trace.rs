@@ -13,14 +13,26 @@
 //! trace, the ones that declare `otel.name`, and only those reach the OpenTelemetry
 //! layer ([`Exported`]): an unsampled request costs what it costs with traces off,
 //! and passes its trace on, flagged unsampled ([`Onward`]).
+//!
+//! A request's own span is a `tracing` span: its log lines carry it. The parts of a
+//! sampled request that are many (a page's phases, fetches and renders) are
+//! [`Part`]s instead, OpenTelemetry spans made directly under it: a `tracing` span
+//! costs every layer of the subscriber when it is made, at each poll of what it wraps
+//! and when it closes, and a part needs none of that. The log lines of a part's work
+//! become its events all the same ([`Exported`]).
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+pub use opentelemetry::Context as TraceContext;
+pub use opentelemetry::KeyValue;
 use opentelemetry::propagation::TextMapPropagator;
+pub use opentelemetry::trace::SpanKind;
 use opentelemetry::trace::{
-    SamplingDecision, SpanContext, SpanId, SpanKind, TraceContextExt, TraceId, TracerProvider as _,
+    FutureExt as _, SamplingDecision, SpanContext, SpanId, Status, TraceContextExt, TraceId,
+    Tracer as _, TracerProvider as _,
 };
 use opentelemetry_http::HeaderExtractor;
 use opentelemetry_otlp::WithExportConfig;
@@ -36,6 +48,9 @@ static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// The sampler [`Sampling::decide`] asks: set with [`ENABLED`].
 static SAMPLER: RwLock<Option<Sampler>> = RwLock::new(None);
+
+/// The tracer [`Part`]s are made with: set with [`ENABLED`].
+static TRACER: RwLock<Option<opentelemetry_sdk::trace::SdkTracer>> = RwLock::new(None);
 
 const TRACEPARENT: &str = "traceparent";
 const TRACESTATE: &str = "tracestate";
@@ -255,6 +270,7 @@ impl Tracing {
             .with_resource(resource)
             .build();
         *SAMPLER.write().unwrap_or_else(PoisonError::into_inner) = Some(settings.sampler.sampler());
+        *TRACER.write().unwrap_or_else(PoisonError::into_inner) = Some(provider.tracer("oberon"));
         ENABLED.store(true, Ordering::Relaxed);
         Ok(Tracing { provider })
     }
@@ -285,6 +301,7 @@ impl Drop for Tracing {
     fn drop(&mut self) {
         ENABLED.store(false, Ordering::Relaxed);
         *SAMPLER.write().unwrap_or_else(PoisonError::into_inner) = None;
+        *TRACER.write().unwrap_or_else(PoisonError::into_inner) = None;
         if let Err(e) = self.provider.shutdown() {
             tracing::warn!("traces: the last spans were not sent: {e}");
         }
@@ -462,6 +479,9 @@ where
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, cx: tracing_subscriber::layer::Context<'_, S>) {
+        if opentelemetry::Context::map_current(|current| Part::record(current, event)) {
+            return;
+        }
         let span = match event.parent() {
             Some(id) => cx.span(id),
             None if event.is_contextual() => cx.lookup_current(),
@@ -472,15 +492,10 @@ where
         }
     }
 
-    // No `on_enter`: the layer [`Tracing::layer`] makes neither attaches an
-    // OpenTelemetry context on entering a span nor tracks its idle time, so it has
-    // nothing to do there, and a span is entered on every poll of what it wraps.
-
-    fn on_exit(&self, id: &tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
-        if Self::shown(id, &cx) {
-            self.0.on_exit(id, cx);
-        }
-    }
+    // No `on_enter` or `on_exit`: a span is entered and left on every poll of what it
+    // wraps. The layer [`Tracing::layer`] makes neither attaches an OpenTelemetry
+    // context on entering a span nor tracks its idle time; on leaving one it would
+    // only note the time, and a span then ends when it closes.
 
     fn on_close(&self, id: tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
         if Self::shown(&id, &cx) {
@@ -509,6 +524,110 @@ where
         }
         // SAFETY: as the wrapped layer guarantees.
         unsafe { self.0.downcast_raw(id) }
+    }
+}
+
+/// A part of a sampled request (a page's phase, fetch or render): an OpenTelemetry
+/// span made directly, under the request's span ([`Part::parent`]). Ended when dropped.
+/// While a future it wraps ([`Part::wrap`]) is polled, the events logged there are
+/// its events.
+#[derive(Debug)]
+pub struct Part(opentelemetry::Context);
+
+impl Part {
+    /// What parts of the request whose span is `span` (one made for a trace) are made
+    /// under.
+    pub fn parent(span: &tracing::Span) -> opentelemetry::Context {
+        span.context()
+    }
+
+    /// A part under `parent`, started now: `None` when traces are off.
+    pub fn start(
+        parent: &opentelemetry::Context,
+        name: impl Into<Cow<'static, str>>,
+        kind: SpanKind,
+        attributes: Vec<KeyValue>,
+    ) -> Option<Self> {
+        let tracer = TRACER.read().unwrap_or_else(PoisonError::into_inner);
+        let tracer = tracer.as_ref()?;
+        let span = tracer
+            .span_builder(name)
+            .with_kind(kind)
+            .with_attributes(attributes)
+            .start_with_context(tracer, parent);
+        Some(Part(parent.with_span(span)))
+    }
+
+    /// Sets the attribute `key`.
+    pub fn set(&self, key: &'static str, value: impl Into<opentelemetry::Value>) {
+        self.0.span().set_attribute(KeyValue::new(key, value));
+    }
+
+    /// Marks it failed (`otel.status_code = "ERROR"` on a `tracing` span).
+    pub fn fail(&self) {
+        self.0.span().set_status(Status::error(""));
+    }
+
+    /// The trace the work it stands for sends on: it becomes the next service's parent.
+    pub fn onward(&self) -> Onward {
+        let own = self.0.span().span_context().clone();
+        Onward::through(own.trace_id(), own.span_id(), Some(&own), own.is_sampled())
+    }
+
+    /// `future`, whose logged events become this part's.
+    pub fn wrap<F: std::future::Future>(&self, future: F) -> opentelemetry::trace::WithContext<F> {
+        future.with_context(self.0.clone())
+    }
+
+    /// `future`, to be spawned from a part's work: its logged events stay that part's
+    /// (the part current here, if any).
+    pub fn carry<F: std::future::Future>(future: F) -> opentelemetry::trace::WithContext<F> {
+        future.with_current_context()
+    }
+
+    /// `event` as an event of the part the current thread runs in (`current`'s span),
+    /// if there is one: whether it was.
+    fn record(current: &opentelemetry::Context, event: &tracing::Event<'_>) -> bool {
+        if !current.has_active_span() {
+            return false;
+        }
+        let mut fields = EventFields::default();
+        event.record(&mut fields);
+        let mut attributes = fields.attributes;
+        attributes.push(KeyValue::new("level", event.metadata().level().as_str()));
+        current.span().add_event(fields.message, attributes);
+        true
+    }
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        self.0.span().end();
+    }
+}
+
+/// An event's message, and its other fields as attributes.
+#[derive(Default)]
+struct EventFields {
+    message: String,
+    attributes: Vec<KeyValue>,
+}
+
+impl tracing::field::Visit for EventFields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "message" => self.message = value.to_string(),
+            name => self.attributes.push(KeyValue::new(name, value.to_string())),
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => self.message = format!("{value:?}"),
+            name => self
+                .attributes
+                .push(KeyValue::new(name, format!("{value:?}"))),
+        }
     }
 }
 

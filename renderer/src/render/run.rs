@@ -14,8 +14,8 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use oberon_service::error_chain;
-use oberon_service::trace::Onward;
-use tracing::{Instrument, Span, field::Empty};
+use oberon_service::trace::{KeyValue, Part, SpanKind, TraceContext};
+use tracing::Span;
 
 use super::{Begun, Delegable, Target, seeded_bus};
 use crate::bus::BusSnapshot;
@@ -81,35 +81,27 @@ pub(crate) struct PageRun {
     components_done: Option<Duration>,
     /// Per slot: how long its render took and how it ended, once settled.
     slot_timings: Vec<Option<(Duration, SlotOutcome)>>,
-    /// Only for a page in a sampled trace: its spans.
+    /// Only for a page in a sampled trace: its parts' spans.
     traced: Option<Traced>,
 }
 
-/// A sampled page's spans: the page's, and one per data source and per slot (made as
-/// each starts), each ended when it settles.
+/// A sampled page's parts ([`Part`]s, under the page's span): one per data source and
+/// per slot, made as each starts and ended when it settles.
 struct Traced {
-    page: Span,
-    sources: Vec<Span>,
-    slots: Vec<Span>,
+    page: TraceContext,
+    sources: Vec<Option<Part>>,
+    slots: Vec<Option<Part>>,
 }
 
 impl Traced {
-    /// Room for the spans of a page of `sources` and `slots`, under the current span
+    /// Room for the parts of a page of `sources` and `slots`, under the current span
     /// (the page's).
     fn of_current_page(sources: usize, slots: usize) -> Self {
         Traced {
-            page: Span::current(),
-            sources: vec![Span::none(); sources],
-            slots: vec![Span::none(); slots],
+            page: Part::parent(&Span::current()),
+            sources: (0..sources).map(|_| None).collect(),
+            slots: (0..slots).map(|_| None).collect(),
         }
-    }
-}
-
-/// `future`, in `span` when the page is traced: boxed either way.
-fn in_span(future: BoxFuture<'static, Event>, span: Option<&Span>) -> BoxFuture<'static, Event> {
-    match span {
-        Some(span) => Box::pin(future.instrument(span.clone())),
-        None => future,
     }
 }
 
@@ -187,17 +179,17 @@ impl PageRun {
                         .deadline
                         .min(deadline.saturating_duration_since(Instant::now()));
                     let renderer = renderer.clone();
-                    let span = traced.as_mut().map(|t| {
+                    let part = traced.as_mut().and_then(|t| {
                         let url = expanded.as_deref().ok();
-                        t.sources[i] = fetch_span(&t.page, &source.topic, url);
-                        &t.sources[i]
+                        t.sources[i] = fetch_part(&t.page, &source.topic, url);
+                        t.sources[i].as_ref()
                     });
                     let caller = Caller {
                         request_id: ctx.request_id.clone(),
                         identity: identity.as_ref().and_then(|d| d.for_source(source)),
-                        trace: span.map_or_else(|| onward.clone(), Onward::of),
+                        trace: part.map_or_else(|| onward.clone(), Part::onward),
                     };
-                    let fetch = Box::pin(async move {
+                    let fetch: BoxFuture<'static, Event> = Box::pin(async move {
                         let fetch_started = Instant::now();
                         let (url, result) = match expanded {
                             Ok(url) => {
@@ -214,7 +206,11 @@ impl PageRun {
                             elapsed: fetch_started.elapsed(),
                         }
                     });
-                    running.push(in_span(fetch, span));
+                    // A traced fetch's log lines are its part's events.
+                    running.push(match part {
+                        Some(part) => Box::pin(part.wrap(fetch)),
+                        None => fetch,
+                    });
                 }
                 vec![false; sources]
             }
@@ -289,11 +285,11 @@ impl PageRun {
                     Arc::new(only)
                 }
             };
-            let span = self.traced.as_mut().map(|t| {
-                t.slots[i] = slot_span(&t.page, &slot.name, slot.component.name());
-                &t.slots[i]
+            let part = self.traced.as_mut().and_then(|t| {
+                t.slots[i] = slot_part(&t.page, &slot.name, slot.component.name());
+                t.slots[i].as_ref()
             });
-            let render = Box::pin(async move {
+            let render = async move {
                 let slot = &site.pages[page].variants[variant].slots[i];
                 let rendered = renderer
                     .render_cache
@@ -312,8 +308,12 @@ impl PageRun {
                     result: rendered.result,
                     reused: rendered.reused,
                 }
+            };
+            // A traced render's log lines are its part's events.
+            self.running.push(match part {
+                Some(part) => Box::pin(part.wrap(render)),
+                None => Box::pin(render),
             });
-            self.running.push(in_span(render, span));
         }
     }
 
@@ -341,13 +341,12 @@ impl PageRun {
                 elapsed,
             } => {
                 let outcome = FetchOutcome::of(&result);
-                if let Some(t) = &mut self.traced {
-                    let span = std::mem::replace(&mut t.sources[source], Span::none());
+                if let Some(part) = self.traced.as_mut().and_then(|t| t.sources[source].take()) {
                     let (ended, cache) = outcome.labels();
-                    span.record("oberon.outcome", ended);
-                    span.record("oberon.cache", cache);
+                    part.set("oberon.outcome", ended);
+                    part.set("oberon.cache", cache);
                     if ended != "ok" {
-                        span.record("otel.status_code", "ERROR");
+                        part.fail();
                     }
                 }
                 self.settle_data(source, &url, result, outcome, elapsed);
@@ -359,11 +358,10 @@ impl PageRun {
             } => {
                 self.reused += usize::from(reused);
                 let outcome = SlotOutcome::of(result.outcome.as_ref().map(|_| ()), reused);
-                if let Some(t) = &mut self.traced {
-                    let span = std::mem::replace(&mut t.slots[slot], Span::none());
-                    span.record("oberon.outcome", outcome.as_str());
+                if let Some(part) = self.traced.as_mut().and_then(|t| t.slots[slot].take()) {
+                    part.set("oberon.outcome", outcome.as_str());
                     if result.outcome.is_err() {
-                        span.record("otel.status_code", "ERROR");
+                        part.fail();
                     }
                 }
                 self.target.variant().slots[slot]
@@ -487,13 +485,10 @@ impl PageRun {
             })
     }
 
-    /// A span for one phase of the page, under the page's, if the page is traced.
-    pub(crate) fn phase(&self, name: &'static str) -> Span {
-        if let Some(t) = &self.traced {
-            tracing::info_span!(parent: &t.page, "phase", otel.name = name)
-        } else {
-            Span::none()
-        }
+    /// A part for one phase of the page, if the page is traced: it ends when dropped.
+    pub(crate) fn phase(&self, name: &'static str) -> Option<Part> {
+        let t = self.traced.as_ref()?;
+        Part::start(&t.page, name, SpanKind::Internal, Vec::new())
     }
 
     /// Whether every data source has settled.
@@ -593,32 +588,29 @@ impl PageRun {
 }
 
 /// A data source's fetch, a client span under the page's: its outcome and cache
-/// status are recorded when it settles. The fetch sends its context on to the BFF.
-fn fetch_span(page: &Span, topic: &str, url: Option<&str>) -> Span {
-    tracing::info_span!(
-        parent: page,
-        "fetch",
-        otel.name = %format_args!("fetch {topic}"),
-        otel.kind = "client",
-        otel.status_code = Empty,
-        http.request.method = "GET",
-        url.full = url,
-        oberon.source = topic,
-        oberon.outcome = Empty,
-        oberon.cache = Empty,
-    )
+/// status are set when it settles. The fetch sends its context on to the BFF.
+fn fetch_part(page: &TraceContext, topic: &str, url: Option<&str>) -> Option<Part> {
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", "GET"),
+        KeyValue::new("oberon.source", topic.to_string()),
+    ];
+    if let Some(url) = url {
+        attributes.push(KeyValue::new("url.full", url.to_string()));
+    }
+    Part::start(page, format!("fetch {topic}"), SpanKind::Client, attributes)
 }
 
 /// A slot's render under the page's span: the component's log lines become its
-/// events, its outcome is recorded when it settles.
-fn slot_span(page: &Span, slot: &str, component: &str) -> Span {
-    tracing::info_span!(
-        parent: page,
-        "slot",
-        otel.name = %format_args!("render {slot}"),
-        otel.status_code = Empty,
-        oberon.slot = slot,
-        oberon.component = component,
-        oberon.outcome = Empty,
+/// events, its outcome is set when it settles.
+fn slot_part(page: &TraceContext, slot: &str, component: &str) -> Option<Part> {
+    let attributes = vec![
+        KeyValue::new("oberon.slot", slot.to_string()),
+        KeyValue::new("oberon.component", component.to_string()),
+    ];
+    Part::start(
+        page,
+        format!("render {slot}"),
+        SpanKind::Internal,
+        attributes,
     )
 }
