@@ -1103,6 +1103,103 @@ mod tests {
     }
 
     #[test]
+    fn a_part_is_a_child_span_whose_work_logs_its_events() {
+        use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
+        use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+        use std::future::Future as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        /// The spans ended, as the SDK hands them to an exporter.
+        #[derive(Debug, Clone, Default)]
+        struct Ended(std::sync::Arc<std::sync::Mutex<Vec<SpanData>>>);
+        impl SpanExporter for Ended {
+            async fn export(
+                &self,
+                batch: Vec<SpanData>,
+            ) -> opentelemetry_sdk::error::OTelSdkResult {
+                self.0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(batch);
+                Ok(())
+            }
+        }
+        /// How many events reached the layer behind `Exported`.
+        #[derive(Clone, Default)]
+        struct Events(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Events {
+            fn on_event(
+                &self,
+                _: &tracing::Event<'_>,
+                _: tracing_subscriber::layer::Context<'_, S>,
+            ) {
+                self.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let ended = Ended::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(ended.clone())
+            .build();
+        let tracer = provider.tracer("test");
+        let page = opentelemetry::Context::new().with_span(tracer.start("GET /p/{id}"));
+        let page_id = page.span().span_context().span_id();
+        let slot = Part(page.with_span(tracer.start_with_context("render header", &page)));
+        let onward = slot.onward();
+        let events = Events::default();
+        let subscriber = tracing_subscriber::registry().with(Exported(events.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            // In the page's span (one made for a trace), its slot's work runs.
+            tracing::info_span!("page", otel.name = "GET /p/{id}").in_scope(|| {
+                let logged = slot.wrap(async {
+                    tracing::warn!(component = "header", "no events today");
+                });
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                assert!(std::pin::pin!(logged).poll(&mut cx).is_ready());
+                tracing::info!("the page's own event");
+            });
+        });
+        slot.set("oberon.outcome", "ok");
+        drop(slot);
+
+        let ended = ended.0.lock().unwrap();
+        let [span] = &ended[..] else {
+            panic!("one span ends with its part: {ended:?}")
+        };
+        assert_eq!(span.name, "render header");
+        assert_eq!(span.parent_span_id, page_id);
+        assert!(
+            span.attributes
+                .contains(&KeyValue::new("oberon.outcome", "ok"))
+        );
+        let event = span
+            .events
+            .iter()
+            .next()
+            .expect("the logged line is its event");
+        assert_eq!(event.name, "no events today");
+        assert!(
+            event
+                .attributes
+                .contains(&KeyValue::new("component", "header"))
+        );
+        assert!(event.attributes.contains(&KeyValue::new("level", "WARN")));
+        assert_eq!(span.events.len(), 1);
+        // The line logged in the part's work went to it alone; the page's, to the layer.
+        assert_eq!(events.0.load(Ordering::Relaxed), 1);
+        // What the part's work sends on: the part is the next service's parent.
+        let mut headers = HeaderMap::new();
+        onward.write(&mut headers);
+        let sent = headers[TRACEPARENT].to_str().unwrap().to_string();
+        assert_eq!(
+            sent,
+            format!(
+                "00-{}-{}-01",
+                span.span_context.trace_id(),
+                span.span_context.span_id()
+            )
+        );
+    }
+
+    #[test]
     fn nothing_is_decided_or_sent_when_traces_are_off() {
         assert!(Sampling::decide(&from_caller("01", None)).is_none());
         assert!(Onward::of(&tracing::info_span!("page", otel.name = "GET")).is_empty());
