@@ -22,12 +22,13 @@ use std::time::SystemTime;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// The SHA-256 of a component's `.wasm`, taken once as it loads: its entry's key
-/// here, and (the first 16 hex digits) its version's hash in asset URLs.
+/// The SHA-256 of some content: of a component's `.wasm`, taken once as it loads, its
+/// entry's key here; its first 16 hex digits ([`ContentDigest::short`]) are the
+/// hash a version's or an asset's URL carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WasmDigest([u8; 32]);
+pub struct ContentDigest([u8; 32]);
 
-impl WasmDigest {
+impl ContentDigest {
     pub fn of(wasm: &[u8]) -> Self {
         use sha2::{Digest as _, Sha256};
         Self(Sha256::digest(wasm).into())
@@ -38,7 +39,7 @@ impl WasmDigest {
         hex::encode(self.0)
     }
 
-    /// The first 16 hex digits: a version's hash.
+    /// The first 16 hex digits: a version's or an asset's hash.
     pub fn short(&self) -> String {
         hex::encode(&self.0[..8])
     }
@@ -131,11 +132,11 @@ impl CodeCache {
 
     /// The entry's path for `wasm`.
     pub fn entry_path(&self, wasm: &[u8]) -> PathBuf {
-        self.entry_path_of(&WasmDigest::of(wasm))
+        self.entry_path_of(&ContentDigest::of(wasm))
     }
 
     /// The entry's path for the `.wasm` whose digest is `digest`.
-    fn entry_path_of(&self, digest: &WasmDigest) -> PathBuf {
+    fn entry_path_of(&self, digest: &ContentDigest) -> PathBuf {
         let mut name = digest.hex();
         name.reserve(1 + 16 + SUFFIX.len());
         name.push('-');
@@ -151,7 +152,7 @@ impl CodeCache {
         &self,
         engine: &Engine,
         wasm: &[u8],
-        digest: &WasmDigest,
+        digest: &ContentDigest,
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let path = self.entry_path_of(digest);
         let mut outcome = CacheOutcome::Miss;

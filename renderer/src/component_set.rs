@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures::StreamExt;
-use sha2::{Digest, Sha256};
 
 use crate::config::ConfigError;
 use crate::engine::{ComponentEngine, LoadError, LoadedComponent};
@@ -41,7 +40,7 @@ pub struct Asset {
 
 impl Asset {
     pub fn new(path: &str, bytes: bytes::Bytes) -> Self {
-        let hash = hex::encode(&Sha256::digest(&bytes)[..8]);
+        let hash = crate::code_cache::ContentDigest::of(&bytes).short();
         let content_type = content_type(path);
         let gzip = compressible(content_type)
             .then(|| gzip(&bytes))

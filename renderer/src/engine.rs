@@ -23,7 +23,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::{self, Contract, ContractError};
 use crate::bus::{BusSnapshot, ComponentBus};
-use crate::code_cache::{CodeCache, WasmDigest};
+use crate::code_cache::{CodeCache, ContentDigest};
 use crate::component::{ComponentMetadata, Described, Fragment, MetadataError, RequestContext};
 
 /// How often the engine's epoch advances. A running guest checks its deadline (and yields
@@ -362,7 +362,7 @@ impl ComponentEngine {
         // it would hold up every request scheduled there.
         let (engine, cache, wasm) = (self.engine.clone(), self.code_cache.clone(), wasm.to_vec());
         let (component, digest) = tokio::task::spawn_blocking(move || {
-            let digest = WasmDigest::of(&wasm);
+            let digest = ContentDigest::of(&wasm);
             let component = match &cache {
                 Some(cache) => cache.load(&engine, &wasm, &digest).map(|(c, _)| c),
                 None => Component::new(&engine, &wasm),
@@ -638,7 +638,7 @@ struct Loaded {
     contract: Contract,
     metadata: ComponentMetadata,
     /// Of the `.wasm` it was loaded from.
-    digest: WasmDigest,
+    digest: ContentDigest,
 }
 
 impl LoadedComponent {
@@ -647,7 +647,7 @@ impl LoadedComponent {
     }
 
     /// The digest of the `.wasm` it was loaded from.
-    pub fn digest(&self) -> &WasmDigest {
+    pub fn digest(&self) -> &ContentDigest {
         &self.inner.digest
     }
 
